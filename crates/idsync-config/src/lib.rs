@@ -1,0 +1,1 @@
+//! Project loading: parse → validate → typed `Config`.
