@@ -1,0 +1,122 @@
+//! The connector contract: what every connected system (and the managed-object store) offers
+//! to the engine and the REST API.
+
+use async_trait::async_trait;
+use idsync_core::{ErrorCode, HasErrorCode, QueryPage, QueryRequest};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A failure of a connector operation, classified so that callers can decide what to do:
+/// queued sync retries `Unavailable`, recon reports `InvalidData` on the object, REST maps each
+/// to one status.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The target system refused the values; carries the server's message.
+    #[error("invalid data: {0}")]
+    InvalidData(String),
+    /// The object changed since it was read (`_rev` mismatch).
+    #[error("revision mismatch: {0}")]
+    RevisionMismatch(String),
+    /// The request cannot be served by this connector (an extended filter operator it cannot
+    /// translate, an unknown object type, a bad cookie).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The system cannot be reached: connection refused, timeout, server down. Retryable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A request was sent but no answer came: its effect is unknown.
+    #[error("indeterminate: {0}")]
+    Indeterminate(String),
+    /// The connector's configuration cannot work (bad URL, missing property).
+    #[error("connector configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HasErrorCode for ConnectorError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            ConnectorError::NotFound(_) => ErrorCode::NotFound,
+            ConnectorError::AlreadyExists(_) => ErrorCode::Conflict,
+            ConnectorError::InvalidData(_) => ErrorCode::InvalidData,
+            ConnectorError::RevisionMismatch(_) => ErrorCode::PreconditionFailed,
+            ConnectorError::BadRequest(_) => ErrorCode::BadRequest,
+            ConnectorError::Unavailable(_) => ErrorCode::Unavailable,
+            ConnectorError::Indeterminate(_) => ErrorCode::Indeterminate,
+            ConnectorError::Config(_) => ErrorCode::Config,
+            ConnectorError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+pub type ConnectorResult<T> = Result<T, ConnectorError>;
+
+/// A connected system: one configured connector instance (`system/<name>`).
+#[async_trait]
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// The instance name (`system/<name>/...`).
+    fn name(&self) -> &str;
+
+    /// Checks connectivity (bind, open the file, a trivial query).
+    async fn test(&self) -> ConnectorResult<()>;
+
+    /// The schema as configured in `objectTypes` (what `?_action=schema` returns).
+    fn schema(&self) -> Value;
+
+    /// The object set of one object type (`system/<name>/<type>`).
+    fn object_set(&self, object_type: &str) -> ConnectorResult<Arc<dyn ObjectSet>>;
+}
+
+/// One collection of objects with `_id`s: `system/<name>/<type>` or `managed/<type>`.
+///
+/// Objects are JSON objects with idsync property names (the `objectTypes` mapping to native
+/// names is the connector's business) and a string `_id`; `_rev` where the system has one.
+#[async_trait]
+pub trait ObjectSet: Send + Sync + std::fmt::Debug {
+    /// Reads one object; `Ok(None)` when it does not exist.
+    async fn get(&self, id: &str) -> ConnectorResult<Option<Value>>;
+
+    /// Runs a query. The filter is translated to the native query language; a filter the
+    /// connector cannot translate is a `BadRequest`, never "fetch all and filter".
+    async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage>;
+
+    /// The number of objects, when the system can count cheaply (SQL, CSV, repository);
+    /// `None` otherwise (LDAP).
+    async fn count(&self) -> ConnectorResult<Option<u64>>;
+
+    /// Creates an object. `id` is the client-assigned `_id`, if any (it may also be in
+    /// `object._id`). Returns the created object as stored, with its `_id`.
+    async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value>;
+
+    /// Replaces an object. `rev` is a precondition when the system has revisions.
+    /// Returns the object as stored.
+    async fn update(&self, id: &str, rev: Option<&str>, object: Value) -> ConnectorResult<Value>;
+
+    /// Deletes an object. Returns the deleted object when the system can say.
+    async fn delete(&self, id: &str, rev: Option<&str>) -> ConnectorResult<Option<Value>>;
+
+    /// Changes after `token` for liveSync: `None` asks for the current token only.
+    async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
+        let _ = token;
+        Err(ConnectorError::BadRequest("this object set does not support liveSync".into()))
+    }
+}
+
+/// One change seen by liveSync.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    CreateOrUpdate { id: String, object: Value },
+    Delete { id: String },
+}
+
+/// The changes after a token and the token that covers them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChangeBatch {
+    pub changes: Vec<Change>,
+    pub token: Option<Value>,
+}
