@@ -1,1 +1,22 @@
-fn main() {}
+//! The `idsync` binary: the command line over the engine (SPEC §12, §15).
+//!
+//! Exit codes: 0 success; 1 a run that ended FAILED or CANCELED; 2 a usage or configuration
+//! error. Progress goes to stderr, results to stdout, so `--json` output can be piped.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    commands::init_logging(cli.verbose);
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
