@@ -1,9 +1,15 @@
 //! The CREST query-filter language (reference §7.1): an AST, a parser with precise errors,
 //! a printer that produces the canonical string, and the in-memory evaluator (§7.3).
+//!
+//! This module is pure: no I/O, no backend translation (the repository and connectors translate
+//! the AST into their own query languages, using [`Filter::referenced_fields`] and
+//! [`Filter::extended_operators`] to refuse what they cannot express).
 
+mod eval;
 mod parse;
+mod print;
 
-pub use parse::{ParseError, parse};
+pub use parse::{MAX_DEPTH, ParseError, parse};
 
 use crate::pointer::JsonPointer;
 use serde_json::Value;
@@ -21,8 +27,15 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
-    pub const ALL: [CompareOp; 7] =
-        [CompareOp::Eq, CompareOp::Co, CompareOp::Sw, CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge];
+    pub const ALL: [CompareOp; 7] = [
+        CompareOp::Eq,
+        CompareOp::Co,
+        CompareOp::Sw,
+        CompareOp::Lt,
+        CompareOp::Le,
+        CompareOp::Gt,
+        CompareOp::Ge,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,10 +67,43 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
-    /// `field op value` with a core operator. `value` is a string, number or boolean.
-    Compare { field: JsonPointer, op: CompareOp, value: Value },
+    /// `field op value` with a core operator. `value` is a string, number or boolean
+    /// (the parser rejects `null`).
+    Compare {
+        field: JsonPointer,
+        op: CompareOp,
+        value: Value,
+    },
     /// `field pr`
-    Present { field: JsonPointer },
+    Present {
+        field: JsonPointer,
+    },
     /// `field op value` with an extended operator name such as `ew`, `ca` or `ne`.
-    Extended { field: JsonPointer, op: String, value: Value },
+    Extended {
+        field: JsonPointer,
+        op: String,
+        value: Value,
+    },
+}
+
+impl std::str::FromStr for Filter {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s)
+    }
+}
+
+/// Filters travel as their canonical string (config conditions, REST, stored plans).
+impl serde::Serialize for Filter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Filter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
 }
