@@ -8,6 +8,8 @@
 //! - A *word* (pointer, operator name, unquoted value) is a run of characters other than
 //!   white space, `(`, `)`, `"` and `'`. So `a eq"x"` and `(a pr)` need no extra spaces.
 //! - `!` is a token only where an expression starts; inside a word it is an ordinary character.
+//! - A bare `and` or `or` where an expression starts is a misplaced keyword, not a field: a field
+//!   of that name is written `/and` (the printer always writes the leading `/`).
 //! - Keywords (`and`, `or`, `pr`, `true`, `false` and the core operators) are case-sensitive,
 //!   as in CREST: `a EQ "x"` is the extended operator `EQ`, which evaluates to false in memory.
 //! - Pointers are RFC 6901 with an optional leading `/`; a `~` must be followed by `0` or `1`.
@@ -231,6 +233,9 @@ impl<'a> Parser<'a> {
                 match w {
                     "true" => Ok(Filter::True),
                     "false" => Ok(Filter::False),
+                    // A field named `and` or `or` is written `/and`; treating the bare word as a
+                    // pointer would turn a misplaced keyword into a confusing operator error.
+                    "and" | "or" => Err(self.error_at(at, format!("{}, found {w:?}", expected()))),
                     _ => self.comparison(at, w),
                 }
             }
