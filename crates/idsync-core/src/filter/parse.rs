@@ -488,11 +488,20 @@ fn number(w: &str) -> Option<Number> {
     if i != b.len() {
         return None;
     }
-    // serde_json rejects out-of-range values such as 1e400; those are "invalid number".
-    match serde_json::from_str::<Value>(w) {
-        Ok(Value::Number(n)) => Some(n),
-        _ => None,
+    // Integers keep serde_json's representation (u64, else i64, else f64). Floats go through
+    // the standard library, which rounds correctly: serde_json's default float parser can be
+    // one ulp off, which would break parse(print(f)) == f. Out-of-range values (1e400) are
+    // invalid rather than infinite.
+    let is_integer = !w.contains(['.', 'e', 'E']);
+    if is_integer {
+        if let Ok(u) = w.parse::<u64>() {
+            return Some(Number::from(u));
+        }
+        if let Ok(n) = w.parse::<i64>() {
+            return Some(Number::from(n));
+        }
     }
+    w.parse::<f64>().ok().and_then(Number::from_f64)
 }
 
 fn looks_numeric(w: &str) -> bool {
