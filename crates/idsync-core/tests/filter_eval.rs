@@ -73,7 +73,7 @@ fn operands_of_different_json_types_never_match() {
 
 #[test]
 fn strings_compare_case_insensitively() {
-    let obj = json!({"name": "Jensen", "city": "apple"});
+    let obj = json!({"name": "Jensen", "city": "apple", "school": "École"});
     check(
         &[
             (r#"name eq "jensen""#, true),
@@ -91,6 +91,12 @@ fn strings_compare_case_insensitively() {
             (r#"city gt "APPLE""#, false),
             (r#"city gt "Aardvark""#, true),
             (r#"city lt "APPLE""#, false),
+            (r#"school eq "ÉCOLE""#, true),
+            (r#"school eq "école""#, true),
+            (r#"school sw "éC""#, true),
+            (r#"school sw "écolex""#, false),
+            (r#"school co "COL""#, true),
+            (r#"school gt "ECOLE""#, true),
         ],
         &obj,
     );

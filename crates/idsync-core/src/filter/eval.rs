@@ -84,14 +84,16 @@ impl Filter {
 /// One field value against the operand. Different JSON types never match.
 fn compare(actual: &Value, op: CompareOp, operand: &Value) -> bool {
     let ordering = match (actual, operand) {
-        (Value::String(a), Value::String(b)) => {
-            let (a, b) = (a.to_lowercase(), b.to_lowercase());
-            match op {
-                CompareOp::Co => return a.contains(&b),
-                CompareOp::Sw => return a.starts_with(&b),
-                _ => a.cmp(&b),
+        (Value::String(a), Value::String(b)) => match op {
+            // Conditions run once per object in a recon: compare lower-cased characters
+            // lazily instead of allocating two lower-cased copies, except for `co`.
+            CompareOp::Co => return a.to_lowercase().contains(&b.to_lowercase()),
+            CompareOp::Sw => {
+                let mut rest = lower(a);
+                return lower(b).all(|c| rest.next() == Some(c));
             }
-        }
+            _ => lower(a).cmp(lower(b)),
+        },
         (Value::Number(a), Value::Number(b)) => {
             match a
                 .as_f64()
@@ -114,4 +116,8 @@ fn compare(actual: &Value, op: CompareOp, operand: &Value) -> bool {
         // Containment and prefix are string operations.
         CompareOp::Co | CompareOp::Sw => false,
     }
+}
+
+fn lower(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().flat_map(char::to_lowercase)
 }
