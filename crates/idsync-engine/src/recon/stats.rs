@@ -86,7 +86,14 @@ impl StatsDelta {
     pub fn record(&mut self, o: &OpOutcome) {
         self.add(keys::situation(o.situation), 1);
         self.add(keys::action(o.action), 1);
-        self.add(if o.failed { keys::STATUS_FAILURE } else { keys::STATUS_SUCCESS }, 1);
+        self.add(
+            if o.failed {
+                keys::STATUS_FAILURE
+            } else {
+                keys::STATUS_SUCCESS
+            },
+            1,
+        );
         if o.had_source {
             self.add(keys::SOURCE_PROCESSED, 1);
         }
@@ -206,7 +213,11 @@ impl RunCounters {
             .by_node
             .values()
             .flat_map(|c| c.keys())
-            .filter_map(|k| k.strip_prefix("duration.")?.strip_suffix(".count").map(str::to_string))
+            .filter_map(|k| {
+                k.strip_prefix("duration.")?
+                    .strip_suffix(".count")
+                    .map(str::to_string)
+            })
             .collect();
         names.sort();
         names.dedup();

@@ -38,7 +38,10 @@ pub fn build_summary(h: &SummaryHead<'_>, c: &RunCounters, now: DateTime<Utc>) -
     for s in Situation::ALL {
         situations.insert(s.as_str().into(), json!(c.total(&keys::situation(s))));
     }
-    let links_total = if c.by_node.values().any(|n| n.contains_key(keys::LINKS_TOTAL))
+    let links_total = if c
+        .by_node
+        .values()
+        .any(|n| n.contains_key(keys::LINKS_TOTAL))
         && c.total(keys::LINKS_TOTAL) > 0
     {
         total(c, keys::LINKS_TOTAL)
@@ -82,9 +85,15 @@ pub fn build_summary(h: &SummaryHead<'_>, c: &RunCounters, now: DateTime<Utc>) -
         "statusSummary".into(),
         json!({"SUCCESS": c.total(keys::STATUS_SUCCESS), "FAILURE": c.total(keys::STATUS_FAILURE)}),
     );
-    out.insert("durationSummary".into(), Value::Object(c.duration_summary()));
+    out.insert(
+        "durationSummary".into(),
+        Value::Object(c.duration_summary()),
+    );
     out.insert("parameters".into(), h.parameters.clone());
-    out.insert("started".into(), json!(h.started.map(iso).unwrap_or_default()));
+    out.insert(
+        "started".into(),
+        json!(h.started.map(iso).unwrap_or_default()),
+    );
     out.insert("ended".into(), json!(h.ended.map(iso).unwrap_or_default()));
     out.insert("duration".into(), json!(duration));
     out.insert(
@@ -133,7 +142,9 @@ mod tests {
         node.insert(keys::TARGET_PROCESSED.to_string(), 2);
         node.insert(keys::TARGET_UPDATED.to_string(), 2);
         node.insert(keys::STATUS_SUCCESS.to_string(), 3);
-        let c = RunCounters { by_node: BTreeMap::from([("node1".to_string(), node)]) };
+        let c = RunCounters {
+            by_node: BTreeMap::from([("node1".to_string(), node)]),
+        };
         let params = json!({"sourceQuery": {}});
         let t0 = Utc::now();
         let h = SummaryHead {
