@@ -1,0 +1,422 @@
+//! The typed project model produced by loading and validating a project folder. Pure data:
+//! this module must not read files, look at the environment or run scripts.
+
+use idsync_core::{Action, Filter, JsonPointer, ResourcePath, Situation};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A whole validated project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The absolute project folder.
+    pub dir: PathBuf,
+    /// In sync.json order, or mapping-*.json ordered by `syncAfter`.
+    pub mappings: Vec<Mapping>,
+    pub connectors: BTreeMap<String, ConnectorConfig>,
+    pub managed: Vec<ManagedType>,
+    pub schedules: BTreeMap<String, Schedule>,
+    pub auth: AuthConfig,
+    pub settings: Settings,
+    /// SPEC §10 / reference §3.7: recovery of dead recon/sync work after a node failure.
+    pub queue_recovery: QueueRecovery,
+    /// SPEC §10: balancing of clustered recon pages between nodes.
+    pub queue_balancing: QueueBalancing,
+}
+
+impl Project {
+    /// The mapping called `name`.
+    pub fn mapping(&self, name: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.name == name)
+    }
+
+    /// The connector called `name`.
+    pub fn connector(&self, name: &str) -> Option<&ConnectorConfig> {
+        self.connectors.get(name)
+    }
+
+    /// The managed object type called `name`.
+    pub fn managed_type(&self, name: &str) -> Option<&ManagedType> {
+        self.managed.iter().find(|m| m.name == name)
+    }
+}
+
+/// A script kept as data: the JS engine compiles it later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptSpec {
+    /// The inline source, or the file's contents read at load.
+    pub source: String,
+    /// The file as written in the config (relative to the project), when it came from a file.
+    pub file: Option<String>,
+    /// Extra variables bound when the script runs.
+    pub globals: Map<String, Value>,
+    /// Where the script was declared, for error messages, e.g.
+    /// `conf/sync.json /mappings/0/properties/2/transform` or `script/x.js`.
+    pub origin: String,
+}
+
+/// A condition: a CREST filter (kept with its original text) or a script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Filter(Filter, String),
+    Script(ScriptSpec),
+}
+
+/// Where a mapping's links live (reference §1.1 `links`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinksRef {
+    /// The mapping whose name is the link type.
+    pub mapping: String,
+    /// True when this mapping's source is the link-defining mapping's target.
+    pub reversed: bool,
+}
+
+/// One correlation query entry (reference §1.1 `correlationQuery`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrelationQuery {
+    pub link_qualifier: Option<String>,
+    pub script: ScriptSpec,
+}
+
+/// How a mapping correlates unlinked sources with targets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Correlation {
+    Queries(Vec<CorrelationQuery>),
+    Script(ScriptSpec),
+}
+
+/// The link qualifiers of a mapping: a fixed list or a script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkQualifiers {
+    List(Vec<String>),
+    Script(ScriptSpec),
+}
+
+impl Default for LinkQualifiers {
+    fn default() -> Self {
+        Self::List(vec!["default".to_string()])
+    }
+}
+
+/// One property mapping (reference §1.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyMapping {
+    pub target: JsonPointer,
+    /// `None` when no source is given; `Some(root)` for `""` (the whole source object).
+    pub source: Option<JsonPointer>,
+    pub transform: Option<ScriptSpec>,
+    pub condition: Option<Condition>,
+    pub default: Option<Value>,
+}
+
+/// The action of a policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionSpec {
+    Name(Action),
+    Script(ScriptSpec),
+}
+
+/// One situation policy (reference §1.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub situation: Situation,
+    pub action: ActionSpec,
+    pub condition: Option<Condition>,
+    pub post_action: Option<ScriptSpec>,
+}
+
+/// A safety limit: an absolute count or a percentage of the population.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Count(u64),
+    Percent(f64),
+}
+
+/// Mass-change guards of a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Safety {
+    pub max_deletes: Option<Limit>,
+    pub max_unlinks: Option<Limit>,
+    pub min_source_size: Option<u64>,
+}
+
+/// What to do after the last queued-sync retry failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostRetryAction {
+    LoggedIgnore,
+    DeadLetterQueue,
+    Script(ScriptSpec),
+}
+
+/// Queued implicit sync (SPEC §7, §16), with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedSync {
+    pub enabled: bool,
+    pub page_size: u64,
+    pub polling_interval_ms: u64,
+    pub max_queue_size: u64,
+    /// `None` = retry forever (omitted or negative in the config).
+    pub max_retries: Option<u64>,
+    pub retry_delay_ms: u64,
+    pub post_retry_action: PostRetryAction,
+    pub workers: u64,
+}
+
+impl Default for QueuedSync {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            page_size: 100,
+            polling_interval_ms: 1000,
+            max_queue_size: 20000,
+            max_retries: None,
+            retry_delay_ms: 1000,
+            post_retry_action: PostRetryAction::LoggedIgnore,
+            workers: 1,
+        }
+    }
+}
+
+/// One mapping with every property of reference §1.1 and its default applied.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub name: String,
+    pub source: ResourcePath,
+    pub source_str: String,
+    pub target: ResourcePath,
+    pub target_str: String,
+    pub links: Option<LinksRef>,
+    pub enable_sync: bool,
+    pub enable_linking: bool,
+    pub source_ids_case_sensitive: bool,
+    pub target_ids_case_sensitive: bool,
+    pub valid_source: Option<ScriptSpec>,
+    pub valid_target: Option<ScriptSpec>,
+    pub source_condition: Option<Condition>,
+    pub correlation: Option<Correlation>,
+    pub link_qualifiers: LinkQualifiers,
+    pub properties: Vec<PropertyMapping>,
+    pub policies: Vec<Policy>,
+    pub on_create: Option<ScriptSpec>,
+    pub on_update: Option<ScriptSpec>,
+    pub on_delete: Option<ScriptSpec>,
+    pub on_link: Option<ScriptSpec>,
+    pub on_unlink: Option<ScriptSpec>,
+    pub result: Option<ScriptSpec>,
+    pub task_threads: u64,
+    pub feed_size: u64,
+    pub prefetch_links: bool,
+    pub correlate_empty_target_set: bool,
+    pub source_query: Option<Map<String, Value>>,
+    pub target_query: Option<Map<String, Value>>,
+    pub source_query_full_entry: Option<bool>,
+    pub target_query_full_entry: Option<bool>,
+    pub allow_empty_source_set: bool,
+    /// Default true for recon, false for reconById: the caller decides.
+    pub run_target_phase: Option<bool>,
+    pub recon_source_query_paging: bool,
+    /// Default 1000 when paging, 10000 when clustered: the caller decides.
+    pub recon_source_query_page_size: Option<u64>,
+    pub recon_target_query_paging: bool,
+    pub recon_target_query_page_size: Option<u64>,
+    pub clustered_source_recon_enabled: bool,
+    pub queued_sync: Option<QueuedSync>,
+    pub trigger_sync_properties: Option<Vec<JsonPointer>>,
+    pub safety: Option<Safety>,
+    pub recon_association: Option<Value>,
+    pub sync_after: Vec<String>,
+    /// The mapping as written (after substitution), for `GET config/sync`.
+    pub raw: Value,
+}
+
+/// The connector implementations idsync ships (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectorKind {
+    Csv,
+    DatabaseTable,
+    Ldap,
+}
+
+/// One property of a connector object type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyDef {
+    pub native_name: String,
+    pub r#type: String,
+    pub native_type: Option<String>,
+    pub items: Option<Value>,
+    pub required: bool,
+    pub flags: Vec<String>,
+    pub raw: Value,
+}
+
+/// One object type of a connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectType {
+    pub native_type: Option<String>,
+    pub properties: BTreeMap<String, PropertyDef>,
+    pub raw: Value,
+}
+
+/// What to do when a liveSync change fails (reference §6.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncFailureHandler {
+    /// `None` = retry forever.
+    pub max_retries: Option<u64>,
+    pub post_retry_action: PostRetryAction,
+}
+
+/// One `provisioner.openicf-*.json`.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub name: String,
+    pub kind: ConnectorKind,
+    pub enabled: bool,
+    /// After substitution.
+    pub configuration_properties: Map<String, Value>,
+    pub object_types: BTreeMap<String, ObjectType>,
+    pub sync_failure_handler: Option<SyncFailureHandler>,
+    /// The file as written (after substitution).
+    pub raw: Value,
+    /// Where the file came from, relative to the project.
+    pub file: String,
+}
+
+/// One managed object type from managed.json.
+#[derive(Debug, Clone)]
+pub struct ManagedType {
+    pub name: String,
+    pub schema: Value,
+    pub indexed: Vec<String>,
+    pub on_create: Option<ScriptSpec>,
+    pub on_update: Option<ScriptSpec>,
+    pub on_delete: Option<ScriptSpec>,
+    pub on_sync: Option<ScriptSpec>,
+    pub raw: Value,
+}
+
+/// Schedule trigger kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleType {
+    Cron,
+    Simple,
+}
+
+/// What a schedule invokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvokeService {
+    Sync,
+    Provisioner,
+    Script,
+}
+
+/// One `schedule-*.json` (SPEC §8); the cron syntax is checked by the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub name: String,
+    pub enabled: bool,
+    pub r#type: ScheduleType,
+    pub schedule: Option<String>,
+    pub repeat_interval_ms: Option<u64>,
+    pub repeat_count: Option<i64>,
+    pub persisted: bool,
+    pub concurrent_execution: bool,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub timezone: Option<String>,
+    pub invoke_service: InvokeService,
+    pub invoke_context: Value,
+    pub raw: Value,
+}
+
+/// API roles (SPEC §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Admin,
+    Reader,
+}
+
+/// A bearer token: only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDef {
+    pub name: String,
+    pub roles: Vec<Role>,
+    /// Lower-case hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+/// A basic-auth user with a PHC password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDef {
+    pub username: String,
+    pub roles: Vec<Role>,
+    pub password: String,
+}
+
+/// authentication.json.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenDef>,
+    pub users: Vec<UserDef>,
+}
+
+/// Recovery of work left by a dead node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRecovery {
+    pub enabled: bool,
+    pub recovery_timeout_ms: u64,
+}
+
+impl Default for QueueRecovery {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            recovery_timeout_ms: 300_000,
+        }
+    }
+}
+
+/// Balancing of clustered recon work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueBalancing {
+    pub enabled: bool,
+    pub interval_ms: u64,
+}
+
+impl Default for QueueBalancing {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 5_000,
+        }
+    }
+}
+
+/// conf/idsync.json, after `IDSYNC_*` environment overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub repo_url: Option<String>,
+    pub node_id: Option<String>,
+    pub bind: String,
+    pub heartbeat_interval_ms: u64,
+    pub node_timeout_ms: u64,
+    pub lease_ms: u64,
+    pub audit_retention_days: Option<u64>,
+    /// Every key of the file as given (after substitution and overrides), including the ones not
+    /// typed above; also the first source of `&{NAME}` substitution.
+    pub raw: Map<String, Value>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            repo_url: None,
+            node_id: None,
+            bind: "127.0.0.1:8080".to_string(),
+            heartbeat_interval_ms: 2000,
+            node_timeout_ms: 10000,
+            lease_ms: 10000,
+            audit_retention_days: None,
+            raw: Map::new(),
+        }
+    }
+}
