@@ -81,6 +81,19 @@ pub trait ObjectSet: Send + Sync + std::fmt::Debug {
     /// Reads one object; `Ok(None)` when it does not exist.
     async fn get(&self, id: &str) -> ConnectorResult<Option<Value>>;
 
+    /// Reads several objects at once; the result holds only those that exist, in no particular
+    /// order. Recon reads the linked targets of a whole page with one call; connectors that can
+    /// do it in one round trip (SQL `IN`, an LDAP `|` filter, one CSV scan) override this.
+    async fn get_many(&self, ids: &[String]) -> ConnectorResult<Vec<Value>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = self.get(id).await? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs a query. The filter is translated to the native query language; a filter the
     /// connector cannot translate is a `BadRequest`, never "fetch all and filter".
     async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage>;
