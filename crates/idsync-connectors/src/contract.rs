@@ -116,7 +116,9 @@ pub trait ObjectSet: Send + Sync + std::fmt::Debug {
     /// Changes after `token` for liveSync: `None` asks for the current token only.
     async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
         let _ = token;
-        Err(ConnectorError::BadRequest("this object set does not support liveSync".into()))
+        Err(ConnectorError::BadRequest(
+            "this object set does not support liveSync".into(),
+        ))
     }
 }
 

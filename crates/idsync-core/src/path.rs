@@ -6,9 +6,18 @@ use std::fmt;
 /// A parsed resource path. A leading `/` and a leading `openidm/` are tolerated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ResourcePath {
-    Managed { object_type: String, id: Option<String> },
-    System { connector: String, object_type: String, id: Option<String> },
-    Link { id: Option<String> },
+    Managed {
+        object_type: String,
+        id: Option<String>,
+    },
+    System {
+        connector: String,
+        object_type: String,
+        id: Option<String>,
+    },
+    Link {
+        id: Option<String>,
+    },
 }
 
 /// Why a string is not a resource path.
@@ -30,33 +39,44 @@ impl ResourcePath {
             return Err(PathError::Empty);
         }
         let parts: Vec<&str> = trimmed.split('/').collect();
-        let malformed = |problem| PathError::Malformed { path: s.to_string(), problem };
+        let malformed = |problem| PathError::Malformed {
+            path: s.to_string(),
+            problem,
+        };
         if parts.iter().any(|p| p.is_empty()) {
             return Err(malformed("has an empty segment"));
         }
         match parts.as_slice() {
             ["managed"] => Err(malformed("needs an object type: managed/<type>")),
-            ["managed", t] => Ok(Self::Managed { object_type: (*t).into(), id: None }),
-            ["managed", t, id] => {
-                Ok(Self::Managed { object_type: (*t).into(), id: Some((*id).into()) })
-            }
+            ["managed", t] => Ok(Self::Managed {
+                object_type: (*t).into(),
+                id: None,
+            }),
+            ["managed", t, id] => Ok(Self::Managed {
+                object_type: (*t).into(),
+                id: Some((*id).into()),
+            }),
             ["managed", ..] => Err(malformed("has too many segments for managed/<type>/<id>")),
-            ["system"] | ["system", _] => {
-                Err(malformed("needs a connector and an object type: system/<name>/<type>"))
-            }
-            ["system", c, t] => {
-                Ok(Self::System { connector: (*c).into(), object_type: (*t).into(), id: None })
-            }
+            ["system"] | ["system", _] => Err(malformed(
+                "needs a connector and an object type: system/<name>/<type>",
+            )),
+            ["system", c, t] => Ok(Self::System {
+                connector: (*c).into(),
+                object_type: (*t).into(),
+                id: None,
+            }),
             ["system", c, t, id] => Ok(Self::System {
                 connector: (*c).into(),
                 object_type: (*t).into(),
                 id: Some((*id).into()),
             }),
-            ["system", ..] => {
-                Err(malformed("has too many segments for system/<name>/<type>/<id>"))
-            }
+            ["system", ..] => Err(malformed(
+                "has too many segments for system/<name>/<type>/<id>",
+            )),
             ["repo", "link"] => Ok(Self::Link { id: None }),
-            ["repo", "link", id] => Ok(Self::Link { id: Some((*id).into()) }),
+            ["repo", "link", id] => Ok(Self::Link {
+                id: Some((*id).into()),
+            }),
             ["repo", ..] => Err(malformed("only repo/link is addressable")),
             _ => Err(PathError::UnknownRoot(s.to_string())),
         }
@@ -71,10 +91,15 @@ impl ResourcePath {
     /// The collection this path belongs to (the path without its id).
     pub fn collection(&self) -> ResourcePath {
         match self {
-            Self::Managed { object_type, .. } => {
-                Self::Managed { object_type: object_type.clone(), id: None }
-            }
-            Self::System { connector, object_type, .. } => Self::System {
+            Self::Managed { object_type, .. } => Self::Managed {
+                object_type: object_type.clone(),
+                id: None,
+            },
+            Self::System {
+                connector,
+                object_type,
+                ..
+            } => Self::System {
                 connector: connector.clone(),
                 object_type: object_type.clone(),
                 id: None,
@@ -88,9 +113,15 @@ impl ResourcePath {
         let id = Some(id.into());
         match self.collection() {
             Self::Managed { object_type, .. } => Self::Managed { object_type, id },
-            Self::System { connector, object_type, .. } => {
-                Self::System { connector, object_type, id }
-            }
+            Self::System {
+                connector,
+                object_type,
+                ..
+            } => Self::System {
+                connector,
+                object_type,
+                id,
+            },
             Self::Link { .. } => Self::Link { id },
         }
     }
@@ -100,9 +131,11 @@ impl fmt::Display for ResourcePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Managed { object_type, .. } => write!(f, "managed/{object_type}")?,
-            Self::System { connector, object_type, .. } => {
-                write!(f, "system/{connector}/{object_type}")?
-            }
+            Self::System {
+                connector,
+                object_type,
+                ..
+            } => write!(f, "system/{connector}/{object_type}")?,
             Self::Link { .. } => f.write_str("repo/link")?,
         }
         if let Some(id) = self.id() {
@@ -127,7 +160,10 @@ mod tests {
     fn parses_every_kind() {
         assert_eq!(
             ResourcePath::parse("managed/user").unwrap(),
-            ResourcePath::Managed { object_type: "user".into(), id: None }
+            ResourcePath::Managed {
+                object_type: "user".into(),
+                id: None
+            }
         );
         assert_eq!(
             ResourcePath::parse("/openidm/system/ldap/account/42").unwrap(),
@@ -137,12 +173,21 @@ mod tests {
                 id: Some("42".into())
             }
         );
-        assert_eq!(ResourcePath::parse("repo/link").unwrap(), ResourcePath::Link { id: None });
+        assert_eq!(
+            ResourcePath::parse("repo/link").unwrap(),
+            ResourcePath::Link { id: None }
+        );
     }
 
     #[test]
     fn display_round_trips() {
-        for s in ["managed/user", "managed/user/1", "system/hr/account", "system/hr/account/x", "repo/link"] {
+        for s in [
+            "managed/user",
+            "managed/user/1",
+            "system/hr/account",
+            "system/hr/account/x",
+            "repo/link",
+        ] {
             assert_eq!(ResourcePath::parse(s).unwrap().to_string(), s);
         }
     }
@@ -150,7 +195,10 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         assert_eq!(ResourcePath::parse(""), Err(PathError::Empty));
-        assert!(matches!(ResourcePath::parse("foo/bar"), Err(PathError::UnknownRoot(_))));
+        assert!(matches!(
+            ResourcePath::parse("foo/bar"),
+            Err(PathError::UnknownRoot(_))
+        ));
         let e = ResourcePath::parse("system/hr").unwrap_err().to_string();
         assert!(e.contains("system/<name>/<type>"), "{e}");
         let e = ResourcePath::parse("managed//x").unwrap_err().to_string();

@@ -31,12 +31,17 @@ impl JsonPointer {
         if body.is_empty() {
             return Self::root();
         }
-        let tokens = body.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+        let tokens = body
+            .split('/')
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect();
         Self { tokens }
     }
 
     pub fn from_tokens<I: IntoIterator<Item = S>, S: Into<String>>(tokens: I) -> Self {
-        Self { tokens: tokens.into_iter().map(Into::into).collect() }
+        Self {
+            tokens: tokens.into_iter().map(Into::into).collect(),
+        }
     }
 
     pub fn tokens(&self) -> &[String] {
@@ -79,9 +84,9 @@ impl JsonPointer {
                 *cur = Value::Object(Map::new());
             }
             cur = match cur {
-                Value::Object(m) => {
-                    m.entry(t.clone()).or_insert_with(|| Value::Object(Map::new()))
-                }
+                Value::Object(m) => m
+                    .entry(t.clone())
+                    .or_insert_with(|| Value::Object(Map::new())),
                 Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
                     Some(v) => v,
                     None => return Err(self.not_object(i)),
@@ -196,15 +201,22 @@ mod tests {
     #[test]
     fn set_creates_intermediate_objects_and_writes_nulls() {
         let mut v = json!({});
-        JsonPointer::parse("/name/given").set(&mut v, json!("Ann")).unwrap();
-        JsonPointer::parse("/phone").set(&mut v, Value::Null).unwrap();
+        JsonPointer::parse("/name/given")
+            .set(&mut v, json!("Ann"))
+            .unwrap();
+        JsonPointer::parse("/phone")
+            .set(&mut v, Value::Null)
+            .unwrap();
         assert_eq!(v, json!({"name": {"given": "Ann"}, "phone": null}));
     }
 
     #[test]
     fn set_refuses_root_and_scalars() {
         let mut v = json!({"a": 1});
-        assert_eq!(JsonPointer::root().set(&mut v, json!(1)), Err(PointerError::Root));
+        assert_eq!(
+            JsonPointer::root().set(&mut v, json!(1)),
+            Err(PointerError::Root)
+        );
         assert!(JsonPointer::parse("/a/b").set(&mut v, json!(1)).is_err());
     }
 

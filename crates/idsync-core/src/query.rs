@@ -18,7 +18,10 @@ impl SortKey {
     pub fn parse(s: &str) -> Self {
         let s = s.trim();
         match s.strip_prefix('-') {
-            Some(rest) => Self { field: JsonPointer::parse(rest), ascending: false },
+            Some(rest) => Self {
+                field: JsonPointer::parse(rest),
+                ascending: false,
+            },
             None => Self {
                 field: JsonPointer::parse(s.strip_prefix('+').unwrap_or(s)),
                 ascending: true,
@@ -28,7 +31,10 @@ impl SortKey {
 
     /// Parses a comma-separated `_sortKeys` parameter.
     pub fn parse_list(s: &str) -> Vec<Self> {
-        s.split(',').filter(|p| !p.trim().is_empty()).map(Self::parse).collect()
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(Self::parse)
+            .collect()
     }
 }
 
@@ -76,11 +82,17 @@ impl QueryRequest {
 
     /// Only ids: `_fields=_id`.
     pub fn all_ids() -> Self {
-        Self { fields: Some(vec![JsonPointer::parse("_id")]), ..Self::default() }
+        Self {
+            fields: Some(vec![JsonPointer::parse("_id")]),
+            ..Self::default()
+        }
     }
 
     pub fn with_filter(filter: Filter) -> Self {
-        Self { filter: Some(filter), ..Self::default() }
+        Self {
+            filter: Some(filter),
+            ..Self::default()
+        }
     }
 }
 

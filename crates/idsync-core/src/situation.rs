@@ -96,11 +96,14 @@ pub struct UnknownName {
 impl FromStr for Situation {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Situation::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| UnknownName {
-            kind: "situation",
-            name: s.to_string(),
-            known: Situation::ALL.map(Situation::as_str).join(", "),
-        })
+        Situation::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "situation",
+                name: s.to_string(),
+                known: Situation::ALL.map(Situation::as_str).join(", "),
+            })
     }
 }
 
@@ -189,10 +192,13 @@ impl fmt::Display for Action {
 impl FromStr for Action {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Action::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| UnknownName {
-            kind: "action",
-            name: s.to_string(),
-            known: Action::ALL.map(Action::as_str).join(", "),
-        })
+        Action::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "action",
+                name: s.to_string(),
+                known: Action::ALL.map(Action::as_str).join(", "),
+            })
     }
 }
