@@ -8,9 +8,11 @@
 //! so adding a situation or action fails to compile until every table is updated.
 
 pub mod assess;
+pub mod diff;
 
 pub use assess::{
     Assessment, CorrelationOutcome, DeleteFacts, LinkedSource, OldValueFacts, SourceFacts,
     SourceLink, TargetFacts, TargetState, assess_delete, assess_source, assess_target,
     correlation_skipped,
 };
+pub use diff::{DiffEntry, DiffOperation, diff};
