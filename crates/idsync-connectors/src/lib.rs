@@ -5,5 +5,6 @@
 //! Drivers (csv, sqlx, ldap3) stay inside this crate; nothing here knows about recon or sync.
 
 pub mod contract;
+pub mod ldap;
 
 pub use contract::{Change, ChangeBatch, Connector, ConnectorError, ConnectorResult, ObjectSet};

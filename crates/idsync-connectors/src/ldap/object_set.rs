@@ -1,0 +1,504 @@
+//! One LDAP object type as an `ObjectSet`: get, query (paged or whole), create, update
+//! (changed attributes only, modDN when the DN changes), delete.
+
+use super::config::ObjectTypeDef;
+use super::entry::{self, NativeAttributes};
+use super::error::{classify, classify_result};
+use super::filter::{self, AttributeResolver};
+use super::paging::{Cursor, fetch_page};
+use super::{Shared, dn};
+use crate::contract::{ConnectorError, ConnectorResult, ObjectSet};
+use async_trait::async_trait;
+use idsync_core::{QueryPage, QueryRequest};
+use ldap3::controls::{ControlType, PostRead, PostReadResp};
+use ldap3::{Ldap, Mod, Scope, SearchEntry};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct LdapObjectSet {
+    shared: Arc<Shared>,
+    ty: Arc<ObjectTypeDef>,
+    /// `(&(objectClass=..)..(accountSearchFilter))`: what makes an entry part of this type.
+    type_filter: String,
+}
+
+impl LdapObjectSet {
+    pub(super) fn new(shared: Arc<Shared>, ty: Arc<ObjectTypeDef>) -> ConnectorResult<Self> {
+        let cfg = shared.pool.config();
+        let mut f = String::from("(&");
+        let (classes, extra) = if ty.is_group() {
+            (cfg.group_object_classes.clone(), None)
+        } else if ty.native_type == "__ACCOUNT__" || ty.name == "account" {
+            (
+                cfg.account_object_classes.clone(),
+                cfg.account_search_filter.clone(),
+            )
+        } else {
+            (vec![ty.native_type.clone()], None)
+        };
+        for class in &classes {
+            f.push_str("(objectClass=");
+            f.push_str(&filter::escape_value(class));
+            f.push(')');
+        }
+        if let Some(extra) = extra {
+            let extra = extra.trim();
+            if extra.starts_with('(') {
+                f.push_str(extra);
+            } else {
+                f.push('(');
+                f.push_str(extra);
+                f.push(')');
+            }
+        }
+        f.push(')');
+        Ok(Self {
+            shared,
+            ty,
+            type_filter: f,
+        })
+    }
+
+    fn uid_attr(&self) -> &str {
+        &self.shared.pool.config().uid_attribute
+    }
+
+    fn resolver(&self) -> AttributeResolver<'_> {
+        AttributeResolver {
+            object_type: &self.ty,
+            uid_attribute: self.uid_attr(),
+        }
+    }
+
+    fn combined(&self, user: &str) -> String {
+        format!("(&{}{user})", self.type_filter)
+    }
+
+    fn all_attributes(&self) -> Vec<String> {
+        entry::requested_attributes(&self.ty, self.uid_attr(), None)
+    }
+
+    fn to_object(&self, e: &SearchEntry, fields: Option<&[String]>) -> Value {
+        entry::entry_to_object(e, &self.ty, self.uid_attr(), fields)
+    }
+
+    /// Finds the entry with this `_id` under any base context.
+    async fn find(
+        &self,
+        ldap: &mut Ldap,
+        id: &str,
+        attrs: &[String],
+    ) -> ConnectorResult<Option<SearchEntry>> {
+        let cfg = self.shared.pool.config();
+        let uid = self.uid_attr();
+        let f = if uid.eq_ignore_ascii_case("dn") {
+            self.type_filter.clone()
+        } else {
+            self.combined(&format!("({uid}={})", filter::escape_value(id)))
+        };
+        for base in &cfg.base_contexts {
+            let (search_base, scope) = if uid.eq_ignore_ascii_case("dn") {
+                if !dn::is_under(id, base) {
+                    continue;
+                }
+                (id, Scope::Base)
+            } else {
+                (base.as_str(), Scope::Subtree)
+            };
+            let res = ldap
+                .with_timeout(cfg.operation_timeout)
+                .search(search_base, scope, &f, attrs)
+                .await
+                .map_err(|e| classify(e, id))?;
+            match res.success() {
+                Ok((entries, _)) => {
+                    if let Some(e) = entries.into_iter().next() {
+                        return Ok(Some(SearchEntry::construct(e)));
+                    }
+                }
+                Err(e) if super::error::result_code(&e) == Some(32) => {}
+                Err(e) => return Err(classify(e, id)),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn read_by_dn(&self, ldap: &mut Ldap, dn: &str) -> ConnectorResult<SearchEntry> {
+        let cfg = self.shared.pool.config();
+        let res = ldap
+            .with_timeout(cfg.operation_timeout)
+            .search(dn, Scope::Base, "(objectClass=*)", self.all_attributes())
+            .await
+            .map_err(|e| classify(e, dn))?;
+        let (entries, _) = res.success().map_err(|e| classify(e, dn))?;
+        entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .ok_or_else(|| ConnectorError::NotFound(dn.to_owned()))
+    }
+
+    fn fields_of(request: &QueryRequest) -> Option<Vec<String>> {
+        request.fields.as_ref().map(|f| {
+            f.iter()
+                .filter_map(|p| p.first().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+    }
+
+    /// A query without `_pageSize`: the whole result, read in `blockSize` pages on one
+    /// pooled connection, then sorted and offset in memory (LDAP cannot sort without the
+    /// server-side sort control).
+    async fn query_all(
+        &self,
+        request: &QueryRequest,
+        ldap_filter: &str,
+    ) -> ConnectorResult<QueryPage> {
+        let fields = Self::fields_of(request);
+        let attrs = entry::requested_attributes(&self.ty, self.uid_attr(), fields.as_deref());
+        let mut conn = self.shared.pool.get().await?;
+        let cfg = self.shared.pool.config();
+        let mut results = Vec::new();
+        let outcome: ConnectorResult<()> = async {
+            for base in &cfg.base_contexts {
+                let mut cookie = Vec::new();
+                loop {
+                    let page = if cfg.use_paged_result_control {
+                        fetch_page(
+                            &mut conn,
+                            base,
+                            ldap_filter,
+                            &attrs,
+                            cfg.block_size,
+                            cookie,
+                            cfg.operation_timeout,
+                        )
+                        .await?
+                    } else {
+                        let res = conn
+                            .with_timeout(cfg.operation_timeout)
+                            .search(base, Scope::Subtree, ldap_filter, &attrs)
+                            .await
+                            .map_err(|e| classify(e, base))?;
+                        let (entries, _) = res.success().map_err(|e| classify(e, base))?;
+                        super::paging::Page {
+                            entries: entries.into_iter().map(SearchEntry::construct).collect(),
+                            next: Vec::new(),
+                        }
+                    };
+                    results.extend(
+                        page.entries
+                            .iter()
+                            .map(|e| self.to_object(e, fields.as_deref())),
+                    );
+                    if page.next.is_empty() {
+                        break;
+                    }
+                    cookie = page.next;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            if super::error::breaks_connection(&e) {
+                conn.discard();
+            }
+            return Err(e);
+        }
+        drop(conn);
+        if !request.sort_keys.is_empty() {
+            results.sort_by(|a, b| super::sort::compare(a, b, &request.sort_keys));
+        }
+        if let Some(offset) = request.offset {
+            results.drain(..offset.min(results.len()));
+        }
+        let total = Some(results.len() as u64);
+        Ok(QueryPage {
+            results,
+            cookie: None,
+            total,
+        })
+    }
+
+    /// One page of a paged query, continuing the cursor the cookie names.
+    async fn query_page(
+        &self,
+        request: &QueryRequest,
+        ldap_filter: &str,
+        size: usize,
+    ) -> ConnectorResult<QueryPage> {
+        if !request.sort_keys.is_empty() {
+            return Err(ConnectorError::BadRequest(
+                "the LDAP connector cannot sort paged results (no server-side sort)".into(),
+            ));
+        }
+        let cfg = self.shared.pool.config();
+        let fields = Self::fields_of(request);
+        let attrs = entry::requested_attributes(&self.ty, self.uid_attr(), fields.as_deref());
+        let fingerprint = format!("{}|{ldap_filter}|{}", self.ty.name, attrs.join(","));
+        let registry = &self.shared.cursors;
+        let (id, mut cursor) = match &request.cookie {
+            Some(cookie) if !cookie.is_empty() => registry.take(cookie, &fingerprint)?,
+            _ => {
+                let ldap = super::pool::connect(cfg).await?;
+                (registry.new_id(), Cursor::new(ldap, fingerprint))
+            }
+        };
+        let size = i32::try_from(size).unwrap_or(i32::MAX);
+        let mut skip = if request.cookie.is_none() {
+            request.offset.unwrap_or(0)
+        } else {
+            0
+        };
+        let mut results = Vec::new();
+        loop {
+            let Some(base) = cfg.base_contexts.get(cursor.base_index) else {
+                // All bases read: the cursor (and its connection) ends here.
+                return Ok(QueryPage {
+                    results,
+                    cookie: None,
+                    total: None,
+                });
+            };
+            let want = if skip > 0 {
+                i32::try_from(skip)
+                    .unwrap_or(i32::MAX)
+                    .min(cfg.block_size.max(size))
+            } else {
+                size - results.len() as i32
+            };
+            let cookie = std::mem::take(&mut cursor.server_cookie);
+            let page = fetch_page(
+                &mut cursor.ldap,
+                base,
+                ldap_filter,
+                &attrs,
+                want,
+                cookie,
+                cfg.operation_timeout,
+            )
+            .await?;
+            for e in &page.entries {
+                if skip > 0 {
+                    skip -= 1;
+                } else {
+                    results.push(self.to_object(e, fields.as_deref()));
+                }
+            }
+            if page.next.is_empty() {
+                cursor.base_index += 1;
+            } else {
+                cursor.server_cookie = page.next;
+            }
+            let more = cursor.base_index < cfg.base_contexts.len();
+            if results.len() >= size as usize && skip == 0 {
+                let cookie = more.then(|| registry.park(id, cursor));
+                return Ok(QueryPage {
+                    results,
+                    cookie,
+                    total: None,
+                });
+            }
+        }
+    }
+
+    fn with_object_classes(&self, native: &mut NativeAttributes) {
+        if native
+            .attrs
+            .iter()
+            .any(|(a, _)| a.eq_ignore_ascii_case("objectClass"))
+        {
+            return;
+        }
+        let cfg = self.shared.pool.config();
+        let classes = if self.ty.is_group() {
+            cfg.group_object_classes.clone()
+        } else if self.ty.native_type == "__ACCOUNT__" || self.ty.name == "account" {
+            cfg.account_object_classes.clone()
+        } else {
+            vec![self.ty.native_type.clone()]
+        };
+        native.attrs.push((
+            "objectClass".into(),
+            classes.into_iter().map(String::into_bytes).collect(),
+        ));
+    }
+}
+
+fn as_set(values: &[Vec<u8>]) -> HashSet<Vec<u8>> {
+    values.iter().cloned().collect()
+}
+
+#[async_trait]
+impl ObjectSet for LdapObjectSet {
+    async fn get(&self, id: &str) -> ConnectorResult<Option<Value>> {
+        let attrs = self.all_attributes();
+        self.shared
+            .pool
+            .run(|mut ldap| async move {
+                let found = self.find(&mut ldap, id, &attrs).await?;
+                Ok(found.map(|e| self.to_object(&e, None)))
+            })
+            .await
+    }
+
+    async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
+        let user = filter::to_ldap(request.filter.as_ref(), &self.resolver())?;
+        let ldap_filter = self.combined(&user);
+        match request.page_size {
+            Some(size) if size > 0 => self.query_page(request, &ldap_filter, size).await,
+            _ => self.query_all(request, &ldap_filter).await,
+        }
+    }
+
+    async fn count(&self) -> ConnectorResult<Option<u64>> {
+        Ok(None)
+    }
+
+    async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value> {
+        let uid = self.uid_attr().to_owned();
+        let mut native = entry::object_to_native(&object, &self.ty, &uid)?;
+        let dn = native.dn.clone().ok_or_else(|| {
+            ConnectorError::InvalidData(
+                "an LDAP entry needs a DN (the __NAME__ property, e.g. dn)".into(),
+            )
+        })?;
+        // A client-assigned id lands in the uid attribute when that attribute is writable.
+        let client_id = id
+            .map(str::to_owned)
+            .or_else(|| object.get("_id").and_then(Value::as_str).map(str::to_owned));
+        if let Some(cid) = client_id
+            && !uid.eq_ignore_ascii_case("entryUUID")
+            && !uid.eq_ignore_ascii_case("dn")
+        {
+            native.attrs.push((uid.clone(), vec![cid.into_bytes()]));
+        }
+        self.with_object_classes(&mut native);
+        let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = native
+            .attrs
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(a, v)| (a.into_bytes(), v.into_iter().collect()))
+            .collect();
+        let read_back = self.all_attributes();
+        self.shared
+            .pool
+            .run(|mut ldap| async move {
+                let res = ldap
+                    .with_controls(PostRead::new(read_back.clone()))
+                    .add(&dn, attrs)
+                    .await
+                    .map_err(|e| classify(e, &dn))?;
+                if res.rc != 0 {
+                    return Err(classify_result(&res, &dn));
+                }
+                // The post-read control (RFC 4527) returns the entry as stored, entryUUID
+                // included, in the same round trip; fall back to a read if it is missing.
+                let post = res
+                    .ctrls
+                    .iter()
+                    .find(|c| matches!(c.0, Some(ControlType::PostReadResp)) && c.1.val.is_some());
+                let entry = match post {
+                    Some(c) => {
+                        let r: PostReadResp = c.1.parse();
+                        SearchEntry {
+                            dn: dn.clone(),
+                            attrs: r.attrs,
+                            bin_attrs: r.bin_attrs,
+                        }
+                    }
+                    None => self.read_by_dn(&mut ldap, &dn).await?,
+                };
+                Ok(self.to_object(&entry, None))
+            })
+            .await
+    }
+
+    async fn update(&self, id: &str, _rev: Option<&str>, object: Value) -> ConnectorResult<Value> {
+        let uid = self.uid_attr().to_owned();
+        let native = entry::object_to_native(&object, &self.ty, &uid)?;
+        let attrs = self.all_attributes();
+        self.shared
+            .pool
+            .run(|mut ldap| async move {
+                let timeout = self.shared.pool.config().operation_timeout;
+                let current = self
+                    .find(&mut ldap, id, &attrs)
+                    .await?
+                    .ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
+                let mut current_dn = current.dn.clone();
+                if let Some(new_dn) = native.dn.as_deref()
+                    && !dn::equal(new_dn, &current_dn)
+                {
+                    let (rdn, parent) = dn::split(new_dn).ok_or_else(|| {
+                        ConnectorError::InvalidData(format!("{new_dn:?} is not a DN"))
+                    })?;
+                    let (_, old_parent) = dn::split(&current_dn).unwrap_or(("", ""));
+                    let new_sup = (!dn::equal(parent, old_parent)).then_some(parent);
+                    let res = ldap
+                        .with_timeout(timeout)
+                        .modifydn(&current_dn, rdn, true, new_sup)
+                        .await
+                        .map_err(|e| classify(e, new_dn))?;
+                    if res.rc != 0 {
+                        return Err(classify_result(&res, new_dn));
+                    }
+                    current_dn = new_dn.to_owned();
+                }
+                let mut mods: Vec<Mod<Vec<u8>>> = Vec::new();
+                for (attr, values) in native.attrs {
+                    let now = entry::current_values(&current, &attr);
+                    let wanted = as_set(&values);
+                    if as_set(&now) == wanted {
+                        continue;
+                    }
+                    if wanted.is_empty() {
+                        mods.push(Mod::Delete(attr.into_bytes(), HashSet::new()));
+                    } else {
+                        mods.push(Mod::Replace(attr.into_bytes(), wanted));
+                    }
+                }
+                // A rename already replaced the naming attribute's old value; a replace of it
+                // that the server now sees as unchanged is harmless, so no special case.
+                if !mods.is_empty() {
+                    let res = ldap
+                        .with_timeout(timeout)
+                        .modify(&current_dn, mods)
+                        .await
+                        .map_err(|e| classify(e, &current_dn))?;
+                    if res.rc != 0 {
+                        return Err(classify_result(&res, &current_dn));
+                    }
+                }
+                let stored = self.read_by_dn(&mut ldap, &current_dn).await?;
+                Ok(self.to_object(&stored, None))
+            })
+            .await
+    }
+
+    async fn delete(&self, id: &str, _rev: Option<&str>) -> ConnectorResult<Option<Value>> {
+        let attrs = self.all_attributes();
+        self.shared
+            .pool
+            .run(|mut ldap| async move {
+                let timeout = self.shared.pool.config().operation_timeout;
+                let current = self
+                    .find(&mut ldap, id, &attrs)
+                    .await?
+                    .ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
+                let res = ldap
+                    .with_timeout(timeout)
+                    .delete(&current.dn)
+                    .await
+                    .map_err(|e| classify(e, id))?;
+                if res.rc != 0 {
+                    return Err(classify_result(&res, id));
+                }
+                Ok(Some(self.to_object(&current, None)))
+            })
+            .await
+    }
+}
