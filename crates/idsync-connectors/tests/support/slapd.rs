@@ -69,7 +69,10 @@ impl Slapd {
             Path::new(SLAPD).exists(),
             "{SLAPD} is missing: install the Debian packages slapd and ldap-utils"
         );
-        let dir = tempfile::Builder::new().prefix("idsync-slapd-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("idsync-slapd-")
+            .tempdir()
+            .expect("temp dir");
         let db = dir.path().join("db");
         std::fs::create_dir(&db).expect("db dir");
         let conf = dir.path().join("slapd.conf");
@@ -88,7 +91,11 @@ impl Slapd {
             .arg(&ldif_path)
             .output()
             .expect("run slapadd");
-        assert!(out.status.success(), "slapadd failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         // A free port can be taken between our probe and slapd's bind: retry a few times.
         let mut last_err = String::new();
@@ -118,12 +125,18 @@ impl Slapd {
                     break;
                 }
                 if TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok() {
-                    return Slapd { dir, port, child: Some(child) };
+                    return Slapd {
+                        dir,
+                        port,
+                        child: Some(child),
+                    };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("slapd did not accept connections on port {port} within {START_DEADLINE:?}");
+                    panic!(
+                        "slapd did not accept connections on port {port} within {START_DEADLINE:?}"
+                    );
                 }
                 std::thread::yield_now();
                 std::thread::sleep(Duration::from_millis(5));
@@ -164,8 +177,13 @@ impl Slapd {
 
     /// Stops the server (SIGTERM, then SIGKILL past a deadline) and waits for it to exit.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match child.try_wait() {
