@@ -1,0 +1,516 @@
+//! One QuickJS runtime and context per OS thread, and the per-thread cache of compiled scripts.
+//! QuickJS runtimes are not `Send` (machine-facts), so a `Script` is plain data shared across
+//! threads and each thread compiles it once, on first use, into a JavaScript function whose
+//! parameters are the call's variables. Must not hold any JavaScript value across threads.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use rquickjs::function::{Args, Rest};
+use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value as JsValue};
+use serde_json::Value;
+
+use crate::bindings::Bindings;
+use crate::convert::{self, FromJsError};
+use crate::error::ScriptError;
+use crate::limits::default_limits;
+use crate::origin::ScriptOrigin;
+use crate::script::ScriptInner;
+use crate::{names, usage};
+
+/// The variable that holds a multi-statement script's text inside its compiled wrapper.
+pub(crate) const SOURCE_VAR: &str = "__idsync_src";
+
+thread_local! {
+    static ENGINE: RefCell<Option<ThreadEngine>> = const { RefCell::new(None) };
+}
+
+/// What the interrupt handler and `console` need while a script runs.
+struct CallState {
+    deadline: Cell<Option<Instant>>,
+    timed_out: Cell<bool>,
+}
+
+/// One compiled form of a script for one list of variable names.
+struct Variant {
+    params: Vec<Box<str>>,
+    captures: Vec<Box<str>>,
+    /// Per parameter: the only keys the script can read, when it reads nothing else of it.
+    plans: Vec<Option<Box<[Box<str>]>>>,
+    function: Persistent<Function<'static>>,
+}
+
+struct CachedScript {
+    owner: Weak<ScriptInner>,
+    variants: Vec<Variant>,
+}
+
+/// Field order is drop order: compiled functions must be freed before their runtime.
+struct ThreadEngine {
+    cache: HashMap<u64, CachedScript>,
+    purge_at: usize,
+    state: Rc<CallState>,
+    memory_limit: usize,
+    context: Context,
+    _runtime: Runtime,
+}
+
+/// What one evaluation returns: the script's value and the values of the captured variables.
+pub(crate) struct Outcome {
+    pub value: Value,
+    pub captured: Vec<Value>,
+}
+
+/// Runs `f` with this thread's engine, creating it on first use.
+fn with_engine<R>(
+    origin: &ScriptOrigin,
+    f: impl FnOnce(&mut ThreadEngine) -> Result<R, ScriptError>,
+) -> Result<R, ScriptError> {
+    ENGINE.with(|cell| {
+        // A script cannot call back into Rust code that evaluates another script, so a busy
+        // engine here means a caller evaluated from inside `console` output: report, not panic.
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return Err(engine_error(origin, "script evaluation re-entered on the same thread"));
+        };
+        if slot.is_none() {
+            *slot = Some(ThreadEngine::new().map_err(|e| engine_error(origin, e))?);
+        }
+        match slot.as_mut() {
+            Some(engine) => f(engine),
+            None => Err(engine_error(origin, "no JavaScript engine on this thread")),
+        }
+    })
+}
+
+fn engine_error(origin: &ScriptOrigin, message: impl ToString) -> ScriptError {
+    ScriptError::Engine { origin: origin.clone(), message: message.to_string() }
+}
+
+/// Checks that `source` is valid script code, as it will run (direct-eval code in a function).
+pub(crate) fn check_syntax(source: &str, origin: &ScriptOrigin) -> Result<(), ScriptError> {
+    with_engine(origin, |engine| engine.check_syntax(source, origin))
+}
+
+/// Whether `expression` compiles as a single expression (the fast path of transforms).
+pub(crate) fn is_expression(expression: &str, origin: &ScriptOrigin) -> Result<bool, ScriptError> {
+    with_engine(origin, |engine| {
+        engine.context.with(|ctx| {
+            let text = format!("(function(){{return({expression}\n)}})");
+            match ctx.eval::<JsValue, _>(text) {
+                Ok(_) => Ok(true),
+                Err(rquickjs::Error::Exception) => {
+                    let _ = ctx.catch();
+                    Ok(false)
+                }
+                Err(e) => Err(engine_error(origin, e)),
+            }
+        })
+    })
+}
+
+/// Evaluates a script on this thread's engine.
+pub(crate) fn evaluate(
+    script: &std::sync::Arc<ScriptInner>,
+    bindings: &Bindings<'_>,
+    captures: &[&str],
+    timeout: Duration,
+) -> Result<Outcome, ScriptError> {
+    with_engine(&script.origin, |engine| engine.evaluate(script, bindings, captures, timeout))
+}
+
+impl ThreadEngine {
+    fn new() -> rquickjs::Result<Self> {
+        let limits = default_limits();
+        let runtime = Runtime::new()?;
+        runtime.set_memory_limit(limits.memory_limit);
+        runtime.set_max_stack_size(limits.max_stack_size);
+        let state = Rc::new(CallState { deadline: Cell::new(None), timed_out: Cell::new(false) });
+        let handler_state = Rc::clone(&state);
+        runtime.set_interrupt_handler(Some(Box::new(move || {
+            match handler_state.deadline.get() {
+                Some(deadline) if Instant::now() >= deadline => {
+                    handler_state.timed_out.set(true);
+                    true
+                }
+                _ => false,
+            }
+        })));
+        let context = Context::full(&runtime)?;
+        context.with(|ctx| install_console(&ctx))?;
+        Ok(Self {
+            cache: HashMap::new(),
+            purge_at: 64,
+            state,
+            memory_limit: limits.memory_limit,
+            context,
+            _runtime: runtime,
+        })
+    }
+
+    fn check_syntax(&mut self, source: &str, origin: &ScriptOrigin) -> Result<(), ScriptError> {
+        self.context.with(|ctx| {
+            // The checker throws a private sentinel before the first statement runs: the whole
+            // text is parsed first, so a syntax error surfaces and no user code executes.
+            let checker: Function = ctx
+                .eval(
+                    "(function(){var sentinel={};return function(src){\
+                     try{eval('throw sentinel;'+src)}catch(e){if(e===sentinel)return null;\
+                     return e}return null}})()",
+                )
+                .map_err(|e| engine_error(origin, e))?;
+            let found: JsValue = checker.call((source,)).map_err(|e| engine_error(origin, e))?;
+            if found.is_null() {
+                return Ok(());
+            }
+            let (message, line) = describe_thrown(&found);
+            Err(ScriptError::Syntax { origin: origin.clone(), message, line })
+        })
+    }
+
+    fn evaluate(
+        &mut self,
+        script: &std::sync::Arc<ScriptInner>,
+        bindings: &Bindings<'_>,
+        captures: &[&str],
+        timeout: Duration,
+    ) -> Result<Outcome, ScriptError> {
+        let origin = &script.origin;
+        let index = self.variant_index(script, bindings, captures)?;
+        let state = Rc::clone(&self.state);
+        let memory_limit = self.memory_limit;
+        let Some(variant) = self.cache.get(&script.id).and_then(|c| c.variants.get(index)) else {
+            return Err(engine_error(origin, "compiled script vanished from the cache"));
+        };
+        let outcome: Result<Outcome, Failure> = self.context.with(|ctx| {
+            let prepared = prepare_call(&ctx, variant, script, bindings);
+            let (function, args) = prepared.map_err(|e| describe_failure(&ctx, e))?;
+            state.timed_out.set(false);
+            // The deadline also covers the JSON conversion, which may run a script's `toJSON`.
+            state.deadline.set(Some(Instant::now() + timeout));
+            let called = function
+                .call_arg::<JsValue>(args)
+                .map_err(|e| describe_failure(&ctx, e))
+                .and_then(|value| collect(&ctx, &value, captures.len()));
+            state.deadline.set(None);
+            called
+        });
+        outcome.map_err(|failure| {
+            let timed_out = state.timed_out.replace(false);
+            let error = failure.into_error(origin, timed_out, timeout, memory_limit);
+            if matches!(error, ScriptError::OutOfMemory { .. }) {
+                // Give the heap back now rather than at the next allocation threshold.
+                self.context.runtime().run_gc();
+            }
+            error
+        })
+    }
+
+    /// Finds or compiles the variant of `script` for these variable names.
+    fn variant_index(
+        &mut self,
+        script: &std::sync::Arc<ScriptInner>,
+        bindings: &Bindings<'_>,
+        captures: &[&str],
+    ) -> Result<usize, ScriptError> {
+        if let Some(cached) = self.cache.get(&script.id) {
+            if let Some(i) = cached.variants.iter().position(|v| matches(v, script, bindings, captures)) {
+                return Ok(i);
+            }
+        }
+        let variant = self.compile_variant(script, bindings, captures)?;
+        if self.cache.len() >= self.purge_at {
+            // Scripts of a replaced configuration are dropped by their owners; forget them here.
+            self.cache.retain(|_, c| c.owner.strong_count() > 0);
+            self.purge_at = (self.cache.len() * 2).max(64);
+        }
+        let entry = self
+            .cache
+            .entry(script.id)
+            .or_insert_with(|| CachedScript { owner: std::sync::Arc::downgrade(script), variants: Vec::new() });
+        entry.variants.push(variant);
+        Ok(entry.variants.len() - 1)
+    }
+
+    fn compile_variant(
+        &mut self,
+        script: &std::sync::Arc<ScriptInner>,
+        bindings: &Bindings<'_>,
+        captures: &[&str],
+    ) -> Result<Variant, ScriptError> {
+        let origin = &script.origin;
+        let params: Vec<Box<str>> = param_names(script, bindings).map(Box::from).collect();
+        for name in &params {
+            names::check_variable(name).map_err(|reason| ScriptError::InvalidName {
+                origin: origin.clone(),
+                name: name.to_string(),
+                reason,
+            })?;
+        }
+        for name in captures {
+            names::check_variable(name).map_err(|reason| ScriptError::InvalidName {
+                origin: origin.clone(),
+                name: (*name).to_owned(),
+                reason,
+            })?;
+        }
+        let plans = params
+            .iter()
+            .map(|p| {
+                if captures.contains(&p.as_ref()) {
+                    None
+                } else {
+                    usage::member_keys(&script.source, p)
+                }
+            })
+            .collect();
+        let param_list = params.join(",");
+        let result = match captures.len() {
+            0 => "".to_owned(),
+            _ => format!(",{}", captures.join(",")),
+        };
+        let function = self.context.with(|ctx| {
+            let function: Function = match &script.expression {
+                Some(expression) if captures.is_empty() => {
+                    ctx.eval(format!("(function({param_list}){{return({expression}\n)}})"))?
+                }
+                Some(expression) => {
+                    ctx.eval(format!("(function({param_list}){{return[({expression}\n){result}]}})"))?
+                }
+                None => {
+                    let body = if captures.is_empty() {
+                        format!("return eval({SOURCE_VAR})")
+                    } else {
+                        format!("return[eval({SOURCE_VAR}){result}]")
+                    };
+                    let factory: Function = ctx.eval(format!(
+                        "(function({SOURCE_VAR}){{return function({param_list}){{{body}}}}})"
+                    ))?;
+                    factory.call((script.source.as_str(),))?
+                }
+            };
+            Ok::<_, rquickjs::Error>(Persistent::save(&ctx, function))
+        });
+        let function = function.map_err(|e| {
+            let detail = self.context.with(|ctx| describe_failure(&ctx, e));
+            engine_error(origin, format!("cannot compile the script wrapper: {}", detail.message()))
+        })?;
+        Ok(Variant {
+            params,
+            captures: captures.iter().map(|c| Box::from(*c)).collect(),
+            plans,
+            function,
+        })
+    }
+}
+
+/// Globals not shadowed by a binding, then the bindings: the parameter order of a variant.
+fn param_names<'s>(
+    script: &'s ScriptInner,
+    bindings: &'s Bindings<'_>,
+) -> impl Iterator<Item = &'s str> {
+    script
+        .globals
+        .keys()
+        .filter(|name| bindings.get(name).is_none())
+        .map(String::as_str)
+        .chain(bindings.iter().map(|(name, _)| name))
+}
+
+fn matches(variant: &Variant, script: &ScriptInner, bindings: &Bindings<'_>, captures: &[&str]) -> bool {
+    variant.captures.len() == captures.len()
+        && variant.captures.iter().zip(captures).all(|(a, b)| a.as_ref() == *b)
+        && {
+            let mut expected = variant.params.iter();
+            param_names(script, bindings).all(|name| expected.next().is_some_and(|p| p.as_ref() == name))
+                && expected.next().is_none()
+        }
+}
+
+/// A failed call, described while the context is still at hand.
+enum Failure {
+    /// A JavaScript exception: message and line.
+    Thrown(String, Option<u32>),
+    /// The result could not become JSON.
+    NotJson(String),
+    /// An engine-level error without a JavaScript exception.
+    Plain(String),
+}
+
+impl Failure {
+    fn message(&self) -> &str {
+        match self {
+            Failure::Thrown(m, _) | Failure::NotJson(m) | Failure::Plain(m) => m,
+        }
+    }
+
+    fn into_error(
+        self,
+        origin: &ScriptOrigin,
+        timed_out: bool,
+        budget: Duration,
+        memory_limit: usize,
+    ) -> ScriptError {
+        let origin = origin.clone();
+        if timed_out {
+            return ScriptError::Timeout { origin, budget };
+        }
+        match self {
+            Failure::Thrown(message, _) | Failure::Plain(message)
+                if message.contains("out of memory") =>
+            {
+                ScriptError::OutOfMemory { origin, limit_bytes: memory_limit }
+            }
+            Failure::Thrown(message, line) => ScriptError::Thrown { origin, message, line },
+            Failure::NotJson(message) => ScriptError::NotJson { origin, message },
+            Failure::Plain(message) => ScriptError::Engine { origin, message },
+        }
+    }
+}
+
+fn describe_failure(ctx: &Ctx<'_>, error: rquickjs::Error) -> Failure {
+    match error {
+        rquickjs::Error::Exception => {
+            let thrown = ctx.catch();
+            let (message, line) = describe_thrown(&thrown);
+            Failure::Thrown(message, line)
+        }
+        rquickjs::Error::Allocation => Failure::Plain("out of memory".to_owned()),
+        other => Failure::Plain(other.to_string()),
+    }
+}
+
+/// The message of a thrown value: `TypeError: x is undefined` for errors, the text of a thrown
+/// string, the JSON of anything else; and the script line from the error's stack, if any.
+fn describe_thrown(thrown: &JsValue<'_>) -> (String, Option<u32>) {
+    if let Some(exception) = thrown.as_exception() {
+        let name: Option<String> = exception.get("name").ok();
+        let message = exception.message().unwrap_or_default();
+        let text = match name {
+            Some(name) if !name.is_empty() && !message.is_empty() => format!("{name}: {message}"),
+            Some(name) if !name.is_empty() => name,
+            _ => message,
+        };
+        let line = exception.stack().as_deref().and_then(stack_line);
+        return (text, line);
+    }
+    if let Some(s) = thrown.as_string() {
+        return (s.to_string().unwrap_or_default(), None);
+    }
+    match convert::from_js(thrown) {
+        Ok(Value::String(s)) => (s, None),
+        Ok(value) => (value.to_string(), None),
+        Err(_) => (format!("a thrown {}", thrown.type_name()), None),
+    }
+}
+
+/// The line of the innermost frame that is the script's own code. The wrapper keeps the
+/// script's first line on the wrapper's first line, so the numbers are the script's.
+fn stack_line(stack: &str) -> Option<u32> {
+    stack.lines().find_map(|frame| {
+        let frame = frame.trim().trim_end_matches(')');
+        let mut parts = frame.rsplitn(3, ':');
+        let _column = parts.next()?.parse::<u32>().ok()?;
+        let line = parts.next()?.parse::<u32>().ok()?;
+        let file = parts.next()?;
+        (file.ends_with("eval_script") || file.ends_with("<input>")).then_some(line)
+    })
+}
+
+/// Turns the call's JS result into JSON, splitting off captured variables.
+fn collect(ctx: &Ctx<'_>, value: &JsValue<'_>, capture_count: usize) -> Result<Outcome, Failure> {
+    let to_json = |v: &JsValue<'_>| match convert::from_js(v) {
+        Ok(json) => Ok(json),
+        Err(FromJsError::NotJson(message)) => Err(Failure::NotJson(message)),
+        Err(FromJsError::Js(e)) => Err(describe_failure(ctx, e)),
+    };
+    if capture_count == 0 {
+        return Ok(Outcome { value: to_json(value)?, captured: Vec::new() });
+    }
+    let Some(array) = value.as_array() else {
+        return Err(Failure::Plain("the capture wrapper did not return an array".to_owned()));
+    };
+    let mut items = array.iter::<JsValue>();
+    let mut next = || -> Result<Value, Failure> {
+        match items.next() {
+            Some(Ok(v)) => to_json(&v),
+            Some(Err(e)) => Err(describe_failure(ctx, e)),
+            None => Ok(Value::Null),
+        }
+    };
+    let value = next()?;
+    let mut captured = Vec::with_capacity(capture_count);
+    for _ in 0..capture_count {
+        captured.push(next()?);
+    }
+    Ok(Outcome { value, captured })
+}
+
+/// Restores the compiled function and converts the call's variables into its arguments.
+fn prepare_call<'js>(
+    ctx: &Ctx<'js>,
+    variant: &Variant,
+    script: &ScriptInner,
+    bindings: &Bindings<'_>,
+) -> rquickjs::Result<(Function<'js>, Args<'js>)> {
+    let function = variant.function.clone().restore(ctx)?;
+    let mut args = Args::new(ctx.clone(), variant.params.len());
+    let mut plans = variant.plans.iter();
+    for (name, value) in script.globals.iter() {
+        if bindings.get(name).is_none() {
+            args.push_arg(convert::to_js(ctx, value)?)?;
+            plans.next();
+        }
+    }
+    for ((_, value), plan) in bindings.iter().zip(plans) {
+        let js = match (value, plan) {
+            (Value::Object(map), Some(keys)) => convert::object_to_js(ctx, map, Some(keys))?.into_value(),
+            _ => convert::to_js(ctx, value)?,
+        };
+        args.push_arg(js)?;
+    }
+    Ok((function, args))
+}
+
+/// `console.log` and friends write to `tracing` under the `idsync::script` target.
+fn install_console(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    let console = Object::new(ctx.clone())?;
+    console.set("log", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Info, &args))?)?;
+    console.set("info", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Info, &args))?)?;
+    console.set("debug", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Debug, &args))?)?;
+    console.set("warn", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Warn, &args))?)?;
+    console.set("error", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Error, &args))?)?;
+    ctx.globals().set("console", console)?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+fn log_line(level: Level, args: &Rest<JsValue<'_>>) {
+    let text = args
+        .0
+        .iter()
+        .map(|arg| match arg.as_string() {
+            Some(s) => s.to_string().unwrap_or_default(),
+            None => match convert::from_js(arg) {
+                Ok(v) => v.to_string(),
+                Err(_) => format!("[{}]", arg.type_name()),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    match level {
+        Level::Debug => tracing::debug!(target: "idsync::script", "{text}"),
+        Level::Info => tracing::info!(target: "idsync::script", "{text}"),
+        Level::Warn => tracing::warn!(target: "idsync::script", "{text}"),
+        Level::Error => tracing::error!(target: "idsync::script", "{text}"),
+    }
+}

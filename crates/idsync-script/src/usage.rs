@@ -1,0 +1,93 @@
+//! Static, conservative analysis of which keys of an object variable a script can read. When a
+//! script only ever writes `source.givenName`, `source.sn`, ... the engine converts just those
+//! keys to JavaScript instead of the whole object: conversion is most of a transform's cost.
+//! The analysis must never under-approximate: any use it cannot prove harmless means "all keys".
+
+/// Text that can reach a variable without naming it (`eval("sou"+"rce")`, `arguments[0]`,
+/// `f.caller`), or name it in disguise (`sourc\u0065`): any of it turns the analysis off.
+const ESCAPES: &[&str] = &["eval", "arguments", "caller", "\\u"];
+
+/// The keys of variable `name` that `source` can read, when every occurrence of the identifier
+/// is a plain member read `name.key` (not a call `name.key(...)`); `None` means "convert all".
+pub(crate) fn member_keys(source: &str, name: &str) -> Option<Box<[Box<str>]>> {
+    if ESCAPES.iter().any(|e| source.contains(e)) {
+        return None;
+    }
+    let bytes = source.as_bytes();
+    let mut keys: Vec<Box<str>> = Vec::new();
+    let mut from = 0;
+    while let Some(found) = source[from..].find(name) {
+        let start = from + found;
+        let end = start + name.len();
+        from = end;
+        // Only ASCII identifier characters can make this a longer identifier; anything else
+        // (including non-ASCII, which may be whitespace) counts as a use, to stay conservative.
+        if start > 0 && is_ident_byte(bytes[start - 1]) {
+            continue;
+        }
+        if bytes.get(end).is_some_and(|b| is_ident_byte(*b)) {
+            continue;
+        }
+        if bytes.get(end) != Some(&b'.') {
+            return None;
+        }
+        let key_start = end + 1;
+        let key_len = bytes[key_start..].iter().take_while(|b| is_ident_byte(**b)).count();
+        if key_len == 0 || bytes[key_start].is_ascii_digit() {
+            return None;
+        }
+        let key_end = key_start + key_len;
+        let after = bytes[key_end..].iter().find(|b| !b.is_ascii_whitespace());
+        // A call or tagged template on the member could be a prototype method that looks at
+        // every key (hasOwnProperty, toString): convert everything then.
+        if matches!(after, Some(b'(' | b'`')) || bytes.get(key_end).is_some_and(|b| !b.is_ascii()) {
+            return None;
+        }
+        let key = &source[key_start..key_end];
+        if !keys.iter().any(|k| k.as_ref() == key) {
+            keys.push(Box::from(key));
+        }
+        from = key_end;
+    }
+    Some(keys.into_boxed_slice())
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::member_keys;
+
+    fn keys(source: &str) -> Option<Vec<String>> {
+        member_keys(source, "source").map(|k| k.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn plain_member_reads_are_the_only_keys_needed() {
+        assert_eq!(keys("source.givenName + ' ' + source.sn"), Some(vec!["givenName".into(), "sn".into()]));
+        assert_eq!(keys("source.mail.toLowerCase()"), Some(vec!["mail".into()]));
+        assert_eq!(keys("resource.x + sources"), Some(vec![]));
+    }
+
+    #[test]
+    fn any_other_use_needs_every_key() {
+        for script in [
+            "JSON.stringify(source)",
+            "source['mail']",
+            "source .mail",
+            "source?.mail",
+            "source.hasOwnProperty('mail')",
+            "source.toString ()",
+            "Object.keys(source).length",
+            "eval('sour' + 'ce')",
+            "arguments[0].mail",
+            "sourc\\u0065.mail",
+            "'source'",
+            "source.1",
+        ] {
+            assert_eq!(keys(script), None, "{script}");
+        }
+    }
+}
