@@ -45,7 +45,10 @@ impl<'a> Bindings<'a> {
 
     /// The value bound to `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_ref())
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The variables in binding order.

@@ -10,6 +10,7 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use rquickjs::function::{Args, Rest};
+use rquickjs::object::Property;
 use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value as JsValue};
 use serde_json::Value;
 
@@ -51,6 +52,7 @@ struct CachedScript {
 /// Field order is drop order: compiled functions must be freed before their runtime.
 struct ThreadEngine {
     cache: HashMap<u64, CachedScript>,
+    sweeper: Persistent<Function<'static>>,
     purge_at: usize,
     state: Rc<CallState>,
     memory_limit: usize,
@@ -73,7 +75,10 @@ fn with_engine<R>(
         // A script cannot call back into Rust code that evaluates another script, so a busy
         // engine here means a caller evaluated from inside `console` output: report, not panic.
         let Ok(mut slot) = cell.try_borrow_mut() else {
-            return Err(engine_error(origin, "script evaluation re-entered on the same thread"));
+            return Err(engine_error(
+                origin,
+                "script evaluation re-entered on the same thread",
+            ));
         };
         if slot.is_none() {
             *slot = Some(ThreadEngine::new().map_err(|e| engine_error(origin, e))?);
@@ -86,7 +91,10 @@ fn with_engine<R>(
 }
 
 fn engine_error(origin: &ScriptOrigin, message: impl ToString) -> ScriptError {
-    ScriptError::Engine { origin: origin.clone(), message: message.to_string() }
+    ScriptError::Engine {
+        origin: origin.clone(),
+        message: message.to_string(),
+    }
 }
 
 /// Checks that `source` is valid script code, as it will run (direct-eval code in a function).
@@ -118,7 +126,9 @@ pub(crate) fn evaluate(
     captures: &[&str],
     timeout: Duration,
 ) -> Result<Outcome, ScriptError> {
-    with_engine(&script.origin, |engine| engine.evaluate(script, bindings, captures, timeout))
+    with_engine(&script.origin, |engine| {
+        engine.evaluate(script, bindings, captures, timeout)
+    })
 }
 
 impl ThreadEngine {
@@ -127,21 +137,32 @@ impl ThreadEngine {
         let runtime = Runtime::new()?;
         runtime.set_memory_limit(limits.memory_limit);
         runtime.set_max_stack_size(limits.max_stack_size);
-        let state = Rc::new(CallState { deadline: Cell::new(None), timed_out: Cell::new(false) });
+        let state = Rc::new(CallState {
+            deadline: Cell::new(None),
+            timed_out: Cell::new(false),
+        });
         let handler_state = Rc::clone(&state);
-        runtime.set_interrupt_handler(Some(Box::new(move || {
-            match handler_state.deadline.get() {
-                Some(deadline) if Instant::now() >= deadline => {
-                    handler_state.timed_out.set(true);
-                    true
-                }
-                _ => false,
+        runtime.set_interrupt_handler(Some(Box::new(move || match handler_state.deadline.get() {
+            Some(deadline) if Instant::now() >= deadline => {
+                handler_state.timed_out.set(true);
+                true
             }
+            _ => false,
         })));
         let context = Context::full(&runtime)?;
-        context.with(|ctx| install_console(&ctx))?;
+        let sweeper = context.with(|ctx| {
+            install_console(&ctx)?;
+            // Built-ins and `console` are not enumerable, so every enumerable own property of the
+            // global object was made by a script assigning an undeclared variable (`i = 0`).
+            // Deleting them after each call keeps one call's variables out of the next.
+            let sweeper: Function = ctx.eval(
+                "(function(){var g=globalThis;return function(){for(var k in g){delete g[k]}}})()",
+            )?;
+            Ok::<_, rquickjs::Error>(Persistent::save(&ctx, sweeper))
+        })?;
         Ok(Self {
             cache: HashMap::new(),
+            sweeper,
             purge_at: 64,
             state,
             memory_limit: limits.memory_limit,
@@ -161,12 +182,18 @@ impl ThreadEngine {
                      return e}return null}})()",
                 )
                 .map_err(|e| engine_error(origin, e))?;
-            let found: JsValue = checker.call((source,)).map_err(|e| engine_error(origin, e))?;
+            let found: JsValue = checker
+                .call((source,))
+                .map_err(|e| engine_error(origin, e))?;
             if found.is_null() {
                 return Ok(());
             }
             let (message, line) = describe_thrown(&found);
-            Err(ScriptError::Syntax { origin: origin.clone(), message, line })
+            Err(ScriptError::Syntax {
+                origin: origin.clone(),
+                message,
+                line,
+            })
         })
     }
 
@@ -180,9 +207,17 @@ impl ThreadEngine {
         let origin = &script.origin;
         let index = self.variant_index(script, bindings, captures)?;
         let state = Rc::clone(&self.state);
+        let sweeper = &self.sweeper;
         let memory_limit = self.memory_limit;
-        let Some(variant) = self.cache.get(&script.id).and_then(|c| c.variants.get(index)) else {
-            return Err(engine_error(origin, "compiled script vanished from the cache"));
+        let Some(variant) = self
+            .cache
+            .get(&script.id)
+            .and_then(|c| c.variants.get(index))
+        else {
+            return Err(engine_error(
+                origin,
+                "compiled script vanished from the cache",
+            ));
         };
         let outcome: Result<Outcome, Failure> = self.context.with(|ctx| {
             let prepared = prepare_call(&ctx, variant, script, bindings);
@@ -195,7 +230,15 @@ impl ThreadEngine {
                 .map_err(|e| describe_failure(&ctx, e))
                 .and_then(|value| collect(&ctx, &value, captures.len()));
             state.deadline.set(None);
-            called
+            if !script.needs_sweep {
+                return called;
+            }
+            let swept = sweeper
+                .clone()
+                .restore(&ctx)
+                .and_then(|f| f.call::<_, ()>(()))
+                .map_err(|e| describe_failure(&ctx, e));
+            called.and_then(|outcome| swept.map(|()| outcome))
         });
         outcome.map_err(|failure| {
             let timed_out = state.timed_out.replace(false);
@@ -216,7 +259,11 @@ impl ThreadEngine {
         captures: &[&str],
     ) -> Result<usize, ScriptError> {
         if let Some(cached) = self.cache.get(&script.id) {
-            if let Some(i) = cached.variants.iter().position(|v| matches(v, script, bindings, captures)) {
+            if let Some(i) = cached
+                .variants
+                .iter()
+                .position(|v| matches(v, script, bindings, captures))
+            {
                 return Ok(i);
             }
         }
@@ -226,10 +273,10 @@ impl ThreadEngine {
             self.cache.retain(|_, c| c.owner.strong_count() > 0);
             self.purge_at = (self.cache.len() * 2).max(64);
         }
-        let entry = self
-            .cache
-            .entry(script.id)
-            .or_insert_with(|| CachedScript { owner: std::sync::Arc::downgrade(script), variants: Vec::new() });
+        let entry = self.cache.entry(script.id).or_insert_with(|| CachedScript {
+            owner: std::sync::Arc::downgrade(script),
+            variants: Vec::new(),
+        });
         entry.variants.push(variant);
         Ok(entry.variants.len() - 1)
     }
@@ -273,12 +320,12 @@ impl ThreadEngine {
         };
         let function = self.context.with(|ctx| {
             let function: Function = match &script.expression {
-                Some(expression) if captures.is_empty() => {
-                    ctx.eval(format!("(function({param_list}){{return({expression}\n)}})"))?
-                }
-                Some(expression) => {
-                    ctx.eval(format!("(function({param_list}){{return[({expression}\n){result}]}})"))?
-                }
+                Some(expression) if captures.is_empty() => ctx.eval(format!(
+                    "(function({param_list}){{return({expression}\n)}})"
+                ))?,
+                Some(expression) => ctx.eval(format!(
+                    "(function({param_list}){{return[({expression}\n){result}]}})"
+                ))?,
                 None => {
                     let body = if captures.is_empty() {
                         format!("return eval({SOURCE_VAR})")
@@ -295,7 +342,10 @@ impl ThreadEngine {
         });
         let function = function.map_err(|e| {
             let detail = self.context.with(|ctx| describe_failure(&ctx, e));
-            engine_error(origin, format!("cannot compile the script wrapper: {}", detail.message()))
+            engine_error(
+                origin,
+                format!("cannot compile the script wrapper: {}", detail.message()),
+            )
         })?;
         Ok(Variant {
             params,
@@ -319,12 +369,22 @@ fn param_names<'s>(
         .chain(bindings.iter().map(|(name, _)| name))
 }
 
-fn matches(variant: &Variant, script: &ScriptInner, bindings: &Bindings<'_>, captures: &[&str]) -> bool {
+fn matches(
+    variant: &Variant,
+    script: &ScriptInner,
+    bindings: &Bindings<'_>,
+    captures: &[&str],
+) -> bool {
     variant.captures.len() == captures.len()
-        && variant.captures.iter().zip(captures).all(|(a, b)| a.as_ref() == *b)
+        && variant
+            .captures
+            .iter()
+            .zip(captures)
+            .all(|(a, b)| a.as_ref() == *b)
         && {
             let mut expected = variant.params.iter();
-            param_names(script, bindings).all(|name| expected.next().is_some_and(|p| p.as_ref() == name))
+            param_names(script, bindings)
+                .all(|name| expected.next().is_some_and(|p| p.as_ref() == name))
                 && expected.next().is_none()
         }
 }
@@ -361,9 +421,16 @@ impl Failure {
             Failure::Thrown(message, _) | Failure::Plain(message)
                 if message.contains("out of memory") =>
             {
-                ScriptError::OutOfMemory { origin, limit_bytes: memory_limit }
+                ScriptError::OutOfMemory {
+                    origin,
+                    limit_bytes: memory_limit,
+                }
             }
-            Failure::Thrown(message, line) => ScriptError::Thrown { origin, message, line },
+            Failure::Thrown(message, line) => ScriptError::Thrown {
+                origin,
+                message,
+                line,
+            },
             Failure::NotJson(message) => ScriptError::NotJson { origin, message },
             Failure::Plain(message) => ScriptError::Engine { origin, message },
         }
@@ -396,6 +463,22 @@ fn describe_thrown(thrown: &JsValue<'_>) -> (String, Option<u32>) {
         let line = exception.stack().as_deref().and_then(stack_line);
         return (text, line);
     }
+    if thrown.is_null() || thrown.is_undefined() {
+        // QuickJS throws a bare null when it runs out of memory before it can even create its
+        // "out of memory" error, which looks exactly like a script's own `throw null`.
+        return (
+            format!(
+                "the script threw {} (QuickJS also ends a script this way when it exhausts its \
+                 memory limit)",
+                if thrown.is_null() {
+                    "null"
+                } else {
+                    "undefined"
+                }
+            ),
+            None,
+        );
+    }
     if let Some(s) = thrown.as_string() {
         return (s.to_string().unwrap_or_default(), None);
     }
@@ -427,10 +510,15 @@ fn collect(ctx: &Ctx<'_>, value: &JsValue<'_>, capture_count: usize) -> Result<O
         Err(FromJsError::Js(e)) => Err(describe_failure(ctx, e)),
     };
     if capture_count == 0 {
-        return Ok(Outcome { value: to_json(value)?, captured: Vec::new() });
+        return Ok(Outcome {
+            value: to_json(value)?,
+            captured: Vec::new(),
+        });
     }
     let Some(array) = value.as_array() else {
-        return Err(Failure::Plain("the capture wrapper did not return an array".to_owned()));
+        return Err(Failure::Plain(
+            "the capture wrapper did not return an array".to_owned(),
+        ));
     };
     let mut items = array.iter::<JsValue>();
     let mut next = || -> Result<Value, Failure> {
@@ -466,7 +554,9 @@ fn prepare_call<'js>(
     }
     for ((_, value), plan) in bindings.iter().zip(plans) {
         let js = match (value, plan) {
-            (Value::Object(map), Some(keys)) => convert::object_to_js(ctx, map, Some(keys))?.into_value(),
+            (Value::Object(map), Some(keys)) => {
+                convert::object_to_js(ctx, map, Some(keys))?.into_value()
+            }
             _ => convert::to_js(ctx, value)?,
         };
         args.push_arg(js)?;
@@ -477,12 +567,39 @@ fn prepare_call<'js>(
 /// `console.log` and friends write to `tracing` under the `idsync::script` target.
 fn install_console(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     let console = Object::new(ctx.clone())?;
-    console.set("log", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Info, &args))?)?;
-    console.set("info", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Info, &args))?)?;
-    console.set("debug", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Debug, &args))?)?;
-    console.set("warn", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Warn, &args))?)?;
-    console.set("error", Function::new(ctx.clone(), |args: Rest<JsValue>| log_line(Level::Error, &args))?)?;
-    ctx.globals().set("console", console)?;
+    console.set(
+        "log",
+        Function::new(ctx.clone(), |args: Rest<JsValue>| {
+            log_line(Level::Info, &args)
+        })?,
+    )?;
+    console.set(
+        "info",
+        Function::new(ctx.clone(), |args: Rest<JsValue>| {
+            log_line(Level::Info, &args)
+        })?,
+    )?;
+    console.set(
+        "debug",
+        Function::new(ctx.clone(), |args: Rest<JsValue>| {
+            log_line(Level::Debug, &args)
+        })?,
+    )?;
+    console.set(
+        "warn",
+        Function::new(ctx.clone(), |args: Rest<JsValue>| {
+            log_line(Level::Warn, &args)
+        })?,
+    )?;
+    console.set(
+        "error",
+        Function::new(ctx.clone(), |args: Rest<JsValue>| {
+            log_line(Level::Error, &args)
+        })?,
+    )?;
+    // Not enumerable, so the sweep after each call leaves it alone.
+    ctx.globals()
+        .prop("console", Property::from(console).writable().configurable())?;
     Ok(())
 }
 

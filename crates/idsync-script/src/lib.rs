@@ -34,6 +34,6 @@ mod usage;
 
 pub use bindings::Bindings;
 pub use error::ScriptError;
-pub use limits::{default_limits, set_default_limits, ScriptLimits};
+pub use limits::{ScriptLimits, default_limits, set_default_limits};
 pub use origin::ScriptOrigin;
 pub use script::Script;

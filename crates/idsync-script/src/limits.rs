@@ -33,12 +33,16 @@ static LIMITS: RwLock<Option<ScriptLimits>> = RwLock::new(None);
 /// and stack limits apply to runtimes created afterwards, so call this at startup, before the
 /// first script is compiled.
 pub fn set_default_limits(limits: ScriptLimits) {
-    let mut slot = LIMITS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = LIMITS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     *slot = Some(limits);
 }
 
 /// The current process-wide limits.
 pub fn default_limits() -> ScriptLimits {
-    let slot = LIMITS.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let slot = LIMITS
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     slot.unwrap_or_default()
 }

@@ -16,18 +16,27 @@ impl ScriptOrigin {
     /// An inline script (`"source": "..."`), named by where the configuration uses it,
     /// e.g. `mapping hr_user onCreate`.
     pub fn inline(usage: impl Into<String>) -> Self {
-        Self { file: None, usage: Some(Arc::from(usage.into())) }
+        Self {
+            file: None,
+            usage: Some(Arc::from(usage.into())),
+        }
     }
 
     /// A script file, by its path relative to the project, e.g. `script/onCreate.js`.
     pub fn file(path: impl Into<String>) -> Self {
-        Self { file: Some(Arc::from(path.into())), usage: None }
+        Self {
+            file: Some(Arc::from(path.into())),
+            usage: None,
+        }
     }
 
     /// A script file and the place that uses it: errors read
     /// `script/onCreate.js (mapping hr_user onCreate)`.
     pub fn file_used_by(path: impl Into<String>, usage: impl Into<String>) -> Self {
-        Self { file: Some(Arc::from(path.into())), usage: Some(Arc::from(usage.into())) }
+        Self {
+            file: Some(Arc::from(path.into())),
+            usage: Some(Arc::from(usage.into())),
+        }
     }
 
     /// The script file's path relative to the project, if the script came from a file.

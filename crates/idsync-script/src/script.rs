@@ -4,8 +4,8 @@
 //! configuration files: callers pass the source text and its origin.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -14,7 +14,7 @@ use crate::bindings::Bindings;
 use crate::error::ScriptError;
 use crate::limits::default_limits;
 use crate::origin::ScriptOrigin;
-use crate::{engine, names};
+use crate::{engine, names, usage};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -34,6 +34,8 @@ pub(crate) struct ScriptInner {
     /// The script as a single expression, when it is one: the fast path.
     pub(crate) expression: Option<String>,
     pub(crate) globals: Map<String, Value>,
+    /// Whether a call may leave properties on the global object that must be swept after it.
+    pub(crate) needs_sweep: bool,
 }
 
 impl Script {
@@ -65,8 +67,12 @@ impl Script {
             source: source.to_owned(),
             expression,
             globals,
+            needs_sweep: usage::may_create_globals(source),
         };
-        Ok(Script { inner: Arc::new(inner), timeout: default_limits().timeout })
+        Ok(Script {
+            inner: Arc::new(inner),
+            timeout: default_limits().timeout,
+        })
     }
 
     /// Where the script came from.
@@ -133,7 +139,10 @@ impl fmt::Debug for Script {
 fn describe(value: &Value) -> String {
     let text = value.to_string();
     if text.len() > 80 {
-        let cut = (0..=80).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=80)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("{}…", &text[..cut])
     } else {
         text
@@ -150,9 +159,14 @@ fn expression_candidate(source: &str) -> Option<&str> {
     if first.starts_with('{') {
         return None;
     }
-    let word: String =
-        first.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '$').collect();
-    if matches!(word.as_str(), "function" | "class" | "async" | "let" | "const" | "var") {
+    let word: String = first
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '$')
+        .collect();
+    if matches!(
+        word.as_str(),
+        "function" | "class" | "async" | "let" | "const" | "var"
+    ) {
         return None;
     }
     Some(body)

@@ -32,7 +32,10 @@ pub(crate) fn member_keys(source: &str, name: &str) -> Option<Box<[Box<str>]>> {
             return None;
         }
         let key_start = end + 1;
-        let key_len = bytes[key_start..].iter().take_while(|b| is_ident_byte(**b)).count();
+        let key_len = bytes[key_start..]
+            .iter()
+            .take_while(|b| is_ident_byte(**b))
+            .count();
         if key_len == 0 || bytes[key_start].is_ascii_digit() {
             return None;
         }
@@ -52,13 +55,72 @@ pub(crate) fn member_keys(source: &str, name: &str) -> Option<Box<[Box<str>]>> {
     Some(keys.into_boxed_slice())
 }
 
+/// Words through which a script can reach the global object or bind a name without `=`
+/// (`this`, `for (k in o)`, `Function('x=1')`, escapes that hide an `=` in a string).
+const GLOBAL_REACH: &[&str] = &[
+    "this",
+    "globalThis",
+    "constructor",
+    "eval",
+    "Function",
+    "for",
+    "\\",
+    "Reflect",
+    "Object",
+    "with",
+    "import",
+    "arguments",
+    "caller",
+];
+
+/// Whether running `source` may leave a property on the global object, so the engine must sweep
+/// it after the call. Only a plain `=` assignment to an undeclared name, a `for-in/of` over one,
+/// or code that reaches the global object creates one (`++` and compound assignments to an
+/// undeclared name throw instead). Conservative: `false` only when none of these can occur.
+pub(crate) fn may_create_globals(source: &str) -> bool {
+    if GLOBAL_REACH.iter().any(|w| source.contains(w)) {
+        return true;
+    }
+    let bytes = source.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'='
+            && !(i > 0 && b"=!<>+-*/%&|^?".contains(&bytes[i - 1]))
+            && !matches!(bytes.get(i + 1), Some(b'=' | b'>'))
+    })
+}
+
 fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$'
 }
 
 #[cfg(test)]
 mod tests {
-    use super::member_keys;
+    use super::{may_create_globals, member_keys};
+
+    #[test]
+    fn only_assignment_free_scripts_skip_the_global_sweep() {
+        for script in [
+            "source.givenName + ' ' + source.sn",
+            "object.active === true && object.dept != 'x' && object.n <= 3",
+            "source.list.map(x => x + 1)",
+        ] {
+            assert!(!may_create_globals(script), "{script}");
+        }
+        for script in [
+            "i = 0",
+            "a = b == c",
+            "for (k in source) k",
+            "this.x = 1",
+            "Function('x' + String.fromCharCode(61) + '1')()",
+            "globalThis['x'] ",
+            "[].constructor.constructor('return 1')()",
+            "'\\x3d'",
+            "Object.assign(globalThis, {a: 1})",
+            "[a] = [1]",
+        ] {
+            assert!(may_create_globals(script), "{script}");
+        }
+    }
 
     fn keys(source: &str) -> Option<Vec<String>> {
         member_keys(source, "source").map(|k| k.iter().map(|s| s.to_string()).collect())
@@ -66,7 +128,10 @@ mod tests {
 
     #[test]
     fn plain_member_reads_are_the_only_keys_needed() {
-        assert_eq!(keys("source.givenName + ' ' + source.sn"), Some(vec!["givenName".into(), "sn".into()]));
+        assert_eq!(
+            keys("source.givenName + ' ' + source.sn"),
+            Some(vec!["givenName".into(), "sn".into()])
+        );
         assert_eq!(keys("source.mail.toLowerCase()"), Some(vec!["mail".into()]));
         assert_eq!(keys("resource.x + sources"), Some(vec![]));
     }
