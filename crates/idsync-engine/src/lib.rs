@@ -7,4 +7,15 @@
 //! `idsync-connectors`'. Every run is rows in the repository, claimed as jobs with leases and
 //! fencing tokens, so one node and a cluster run the same code.
 
+mod engine;
+pub mod error;
+pub mod links;
+pub mod managed_set;
 pub mod recon;
+pub mod resources;
+pub mod worker;
+
+pub use engine::Engine;
+pub use error::{EngineError, EngineResult};
+pub use recon::effective::ReconOptions;
+pub use resources::Resources;

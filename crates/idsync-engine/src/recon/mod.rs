@@ -1,4 +1,145 @@
-//! Reconciliation: runs of one mapping, as page jobs in the repository.
+//! Reconciliation: runs of one mapping as page jobs in the repository (reference §3, §4;
+//! SPEC §6). `Engine::start_recon` creates the run and its first page job; any node's worker
+//! (crate::worker) then claims the jobs; summaries are assembled from committed counters, so
+//! every node shows the same progress for every run.
 
+pub mod effective;
+pub mod guard;
+pub mod jobs;
+pub mod object;
+pub mod page;
+pub mod run_ctx;
 pub mod stats;
 pub mod summary;
+
+use crate::Engine;
+use crate::error::{EngineError, EngineResult};
+use crate::managed_set::new_id;
+use chrono::Utc;
+use effective::{EffectiveRecon, ReconOptions};
+use idsync_core::{ReconStage, ReconState};
+use idsync_repo::{AuditEntry, AuditKind, ChangeSet, ConflictKind, Op, RepoError, RunRecord, RunUpdate};
+use serde_json::{Value, json};
+use stats::RunCounters;
+use summary::{SummaryHead, build_summary};
+
+impl Engine {
+    /// Starts a run of `mapping` and returns its id. A second active run of the mapping is
+    /// refused (`EngineError::ActiveRun`, SPEC §6.1).
+    pub async fn start_recon(&self, mapping: &str, opts: ReconOptions) -> EngineResult<String> {
+        let (config, _) = self.mapping(mapping)?;
+        let eff = EffectiveRecon::new(&config, &opts)?;
+        let source_set = self.resources.object_set(&eff.source.resource)?;
+        let target_set = self.resources.object_set(&eff.target.resource)?;
+        let run_id = new_id();
+        let now = Utc::now();
+        // Populations at the start, for percentage safety limits (SPEC §16).
+        let mut totals = json!({"options": run_ctx::options_to_json(&opts)});
+        if config.safety.is_some() {
+            totals["targetsAtStart"] = json!(target_set.count().await?);
+            let links = crate::links::LinkView::of(&self.project, &config);
+            totals["linksAtStart"] = json!(self.repo.count_links(&links.link_type).await?);
+        }
+        let _ = source_set;
+        let run = RunRecord {
+            id: run_id.clone(),
+            mapping: mapping.to_string(),
+            analyze: opts.analyze,
+            state: ReconState::Active,
+            stage: ReconStage::ActiveInitialized,
+            started: now,
+            ended: None,
+            cancel_requested: false,
+            message: None,
+            parameters: eff.parameters(&opts),
+            summary: Value::Null,
+            totals,
+            node_id: self.node_id.clone(),
+        };
+        match self.repo.create_run(&run).await {
+            Ok(()) => {}
+            Err(RepoError::Conflict(ConflictKind::ActiveRun { mapping, active_run_id })) => {
+                return Err(EngineError::ActiveRun { mapping, run_id: active_run_id });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let start = AuditEntry {
+            id: new_id(),
+            kind: AuditKind::Recon,
+            timestamp: now,
+            recon_id: Some(run_id.clone()),
+            mapping: Some(mapping.to_string()),
+            entry_type: Some("start".into()),
+            entry: json!({
+                "entryType": "start",
+                "reconId": run_id,
+                "mapping": mapping,
+                "message": format!("Reconciliation initiated by node {}", self.node_id),
+                "status": "SUCCESS",
+            }),
+        };
+        let mut cs = ChangeSet::new().with(Op::AppendAudit(start));
+        cs.ops.extend(jobs::schedule_page_ops(&run_id, &self.node_id, 1, None));
+        self.repo.commit(cs).await?;
+        self.wake_workers();
+        tracing::info!(run = %run_id, mapping, analyze = opts.analyze, "reconciliation started");
+        Ok(run_id)
+    }
+
+    /// Requests the cancel of a run from any node (SPEC §6.4). `NotFound` for an unknown id;
+    /// a run that already ended is left as it is.
+    pub async fn cancel_recon(&self, run_id: &str) -> EngineResult<()> {
+        let Some(run) = self.repo.get_run(run_id).await? else {
+            return Err(EngineError::NotFound(format!("no reconciliation {run_id}")));
+        };
+        if run.stage.is_completed() {
+            return Ok(());
+        }
+        if self.repo.request_cancel(run_id).await? {
+            let stage = run.stage.transition(ReconStage::ActiveCanceling, true);
+            self.repo
+                .update_run(run_id, &RunUpdate { stage: Some(stage), ..Default::default() })
+                .await?;
+            jobs::schedule(self, None, jobs::finish_job(run_id)).await?;
+        }
+        Ok(())
+    }
+
+    /// A run's summary: the stored one when it ended, else assembled from the live counters.
+    pub async fn recon_summary(&self, run_id: &str) -> EngineResult<Value> {
+        let Some(run) = self.repo.get_run(run_id).await? else {
+            return Err(EngineError::NotFound(format!("no reconciliation {run_id}")));
+        };
+        self.summary_of(&run).await
+    }
+
+    pub async fn summary_of(&self, run: &RunRecord) -> EngineResult<Value> {
+        if run.stage.is_completed() && run.summary.is_object() {
+            return Ok(run.summary.clone());
+        }
+        let c = self.repo.run_counters(&run.id).await?;
+        let counters = RunCounters { by_node: c.by_node };
+        let head = SummaryHead {
+            id: &run.id,
+            mapping: &run.mapping,
+            stage: run.stage,
+            analyze: run.analyze,
+            started: Some(run.started),
+            ended: run.ended,
+            parameters: &run.parameters,
+            message: run.message.as_deref(),
+        };
+        Ok(build_summary(&head, &counters, Utc::now()))
+    }
+
+    /// Every stored run's summary, oldest first (`GET recon`).
+    pub async fn recon_list(&self) -> EngineResult<Vec<Value>> {
+        let mut runs = self.repo.list_runs(None).await?;
+        runs.reverse();
+        let mut out = Vec::with_capacity(runs.len());
+        for r in &runs {
+            out.push(self.summary_of(r).await?);
+        }
+        Ok(out)
+    }
+}

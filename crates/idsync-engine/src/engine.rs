@@ -1,0 +1,100 @@
+//! The engine of one node: the project, the repository, the resolved resources, the compiled
+//! mappings, and the per-run caches of the runs this node works on.
+
+use crate::error::{EngineError, EngineResult};
+use crate::recon::run_ctx::RunCtx;
+use crate::resources::Resources;
+use idsync_config::{Mapping, Project};
+use idsync_mapping::CompiledMapping;
+use idsync_repo::{Repository, RunRecord};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+#[derive(Debug)]
+pub struct Engine {
+    pub project: Arc<Project>,
+    pub repo: Arc<dyn Repository>,
+    pub resources: Resources,
+    pub node_id: String,
+    /// How long a claimed job stays this node's without a renewal.
+    pub lease: Duration,
+    mappings: BTreeMap<String, Arc<CompiledMapping>>,
+    runs: Mutex<HashMap<String, Arc<RunCtx>>>,
+    /// Rings when this node scheduled work, so its workers claim it at once.
+    pub(crate) work: Notify,
+}
+
+impl Engine {
+    /// Compiles every mapping's scripts (a syntax error is reported now, naming the mapping).
+    pub fn new(
+        project: Arc<Project>,
+        repo: Arc<dyn Repository>,
+        resources: Resources,
+        node_id: impl Into<String>,
+    ) -> EngineResult<Arc<Engine>> {
+        let mut mappings = BTreeMap::new();
+        for m in &project.mappings {
+            mappings.insert(m.name.clone(), Arc::new(CompiledMapping::build(m)?));
+        }
+        let lease = Duration::from_millis(project.settings.lease_ms.max(1000));
+        Ok(Arc::new(Engine {
+            project,
+            repo,
+            resources,
+            node_id: node_id.into(),
+            lease,
+            mappings,
+            runs: Mutex::new(HashMap::new()),
+            work: Notify::new(),
+        }))
+    }
+
+    /// A mapping's configuration and its compiled form.
+    pub fn mapping(&self, name: &str) -> EngineResult<(Mapping, Arc<CompiledMapping>)> {
+        let compiled = self.mappings.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.mappings.keys().map(String::as_str).collect();
+            EngineError::BadRequest(format!(
+                "unknown mapping \"{name}\" (known: {})",
+                known.join(", ")
+            ))
+        })?;
+        Ok((compiled.config().clone(), compiled.clone()))
+    }
+
+    pub(crate) async fn run_ctx(&self, run: &RunRecord) -> EngineResult<Arc<RunCtx>> {
+        if let Some(c) = self.lock_runs()?.get(&run.id) {
+            return Ok(c.clone());
+        }
+        let ctx = Arc::new(RunCtx::build(self, run).await?);
+        let mut runs = self.lock_runs()?;
+        Ok(runs.entry(run.id.clone()).or_insert(ctx).clone())
+    }
+
+    pub(crate) fn forget_run(&self, run_id: &str) {
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.remove(run_id);
+        }
+    }
+
+    /// Drops the caches of runs that ended (possibly finished by another node).
+    pub async fn evict_finished_runs(&self) -> EngineResult<()> {
+        let ids: Vec<String> = self.lock_runs()?.keys().cloned().collect();
+        for id in ids {
+            let done = self.repo.get_run(&id).await?.is_none_or(|r| r.stage.is_completed());
+            if done {
+                self.forget_run(&id);
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_runs(&self) -> EngineResult<std::sync::MutexGuard<'_, HashMap<String, Arc<RunCtx>>>> {
+        self.runs.lock().map_err(|_| EngineError::Internal("run cache lock poisoned".into()))
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.work.notify_waiters();
+    }
+}

@@ -1,0 +1,40 @@
+//! The engine's errors, each mapped to one `ErrorCode`.
+
+use idsync_core::{ErrorCode, HasErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Another run of the mapping is active (SPEC §6.1).
+    #[error("mapping {mapping} already has an active reconciliation: {run_id}")]
+    ActiveRun { mapping: String, run_id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Repo(#[from] idsync_repo::RepoError),
+    #[error(transparent)]
+    Connector(#[from] idsync_connectors::ConnectorError),
+    #[error(transparent)]
+    Mapping(#[from] idsync_mapping::MappingError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HasErrorCode for EngineError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            EngineError::BadRequest(_) => ErrorCode::BadRequest,
+            EngineError::NotFound(_) => ErrorCode::NotFound,
+            EngineError::ActiveRun { .. } | EngineError::Conflict(_) => ErrorCode::Conflict,
+            EngineError::Repo(e) => e.error_code(),
+            EngineError::Connector(e) => e.error_code(),
+            EngineError::Mapping(e) => e.error_code(),
+            EngineError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;

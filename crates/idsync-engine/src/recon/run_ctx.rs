@@ -1,0 +1,204 @@
+//! What one node knows about one run while it works on the run's jobs: the effective
+//! configuration (rebuilt from the run record, so every node uses the same), the object sets,
+//! and the run-wide caches IDM keeps — the target-id set of the target query and the prefetched
+//! links. Built once per node per run, on the first job of the run the node claims.
+
+use super::effective::{EffectiveRecon, ReconOptions, looks_full};
+use super::guard::SafetyGuard;
+use super::stats::NodeExtremes;
+use crate::error::{EngineError, EngineResult};
+use crate::links::LinkView;
+use crate::resources::managed_type;
+use crate::Engine;
+use idsync_config::Mapping;
+use idsync_connectors::ObjectSet;
+use idsync_mapping::CompiledMapping;
+use idsync_repo::{Link, RunRecord};
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The target set as the target query saw it at the start of the run (non-clustered runs
+/// with a target phase, reference §3.3 step 3).
+#[derive(Debug, Default)]
+pub struct TargetSnapshot {
+    /// Normalised target ids.
+    pub ids: HashSet<String>,
+    /// Full entries by normalised id, when the target query returned full objects.
+    pub values: Option<HashMap<String, Value>>,
+}
+
+#[derive(Debug)]
+pub struct RunCtx {
+    pub run_id: String,
+    pub mapping_name: String,
+    pub config: Mapping,
+    pub mapping: Arc<CompiledMapping>,
+    pub eff: EffectiveRecon,
+    pub opts: ReconOptions,
+    pub source_set: Arc<dyn ObjectSet>,
+    pub target_set: Arc<dyn ObjectSet>,
+    /// `Some(type)` when the target is `managed/<type>`: its writes join the page's commit.
+    pub target_managed_type: Option<String>,
+    pub links: LinkView,
+    pub all_qualifiers: Vec<String>,
+    pub target_snapshot: Option<TargetSnapshot>,
+    /// Prefetched links by (qualifier, normalised source id).
+    pub prefetched: Option<HashMap<(String, String), Link>>,
+    pub guard: SafetyGuard,
+    pub extremes: std::sync::Mutex<NodeExtremes>,
+    canceled: AtomicBool,
+    last_cancel_check: std::sync::Mutex<Instant>,
+    pub node_id: String,
+}
+
+/// How the run's options are stored in the run record, so any node can rebuild them.
+pub fn options_to_json(opts: &ReconOptions) -> Value {
+    json!({
+        "analyze": opts.analyze,
+        "sourceId": opts.source_id,
+        "overrides": Value::Object(opts.overrides.clone()),
+    })
+}
+
+pub fn options_from_json(v: &Value) -> ReconOptions {
+    ReconOptions {
+        analyze: v.get("analyze").and_then(Value::as_bool).unwrap_or(false),
+        source_id: v.get("sourceId").and_then(Value::as_str).map(str::to_string),
+        overrides: v.get("overrides").and_then(Value::as_object).cloned().unwrap_or_else(Map::new),
+    }
+}
+
+impl RunCtx {
+    pub async fn build(engine: &Engine, run: &RunRecord) -> EngineResult<RunCtx> {
+        let (config, mapping) = engine.mapping(&run.mapping)?;
+        let opts = options_from_json(&run.totals["options"]);
+        let eff = EffectiveRecon::new(&config, &opts)?;
+        let source_set = engine.resources.object_set(&eff.source.resource)?;
+        let target_set = engine.resources.object_set(&eff.target.resource)?;
+        let target_managed_type = managed_type(&eff.target.resource).map(str::to_string);
+        let links = LinkView::of(&engine.project, &config);
+        let all_qualifiers = mapping.link_qualifiers(None, None, true)?;
+        let mut ctx = RunCtx {
+            run_id: run.id.clone(),
+            mapping_name: run.mapping.clone(),
+            config,
+            mapping,
+            eff,
+            opts,
+            source_set,
+            target_set,
+            target_managed_type,
+            links,
+            all_qualifiers,
+            target_snapshot: None,
+            prefetched: None,
+            guard: SafetyGuard::default(),
+            extremes: std::sync::Mutex::new(NodeExtremes::default()),
+            canceled: AtomicBool::new(run.cancel_requested),
+            last_cancel_check: std::sync::Mutex::new(Instant::now()),
+            node_id: engine.node_id.clone(),
+        };
+        // IDM's clustered pages neither prefetch links nor pre-query target ids (reference §4);
+        // they look both up per page. Single-node runs do both once, up front.
+        if ctx.eff.run_target_phase && !ctx.eff.clustered {
+            ctx.target_snapshot = Some(ctx.load_target_snapshot().await?);
+        }
+        if ctx.eff.prefetch_links && !ctx.eff.clustered && ctx.config.enable_linking {
+            ctx.prefetched = Some(ctx.load_links(engine).await?);
+        }
+        ctx.guard = SafetyGuard::new(
+            ctx.config.safety.as_ref(),
+            &run.totals,
+            &engine.repo,
+            &run.id,
+        )
+        .await?;
+        Ok(ctx)
+    }
+
+    async fn load_target_snapshot(&self) -> EngineResult<TargetSnapshot> {
+        let mut snap = TargetSnapshot::default();
+        let mut req = self.eff.target.request.clone();
+        req.page_size = self.eff.target_page_size;
+        let mut full = self.eff.target_full_entry;
+        loop {
+            let page = self.target_set.query(&req).await?;
+            for entry in page.results {
+                let Some(id) = entry.get("_id").and_then(Value::as_str) else {
+                    continue;
+                };
+                let id = self.links.norm_target(id);
+                let keep = *full.get_or_insert_with(|| looks_full(&entry));
+                if keep {
+                    snap.values.get_or_insert_with(HashMap::new).insert(id.clone(), entry);
+                }
+                snap.ids.insert(id);
+            }
+            match (page.cookie, self.eff.target_page_size) {
+                (Some(c), Some(_)) => req.cookie = Some(c),
+                _ => break,
+            }
+        }
+        Ok(snap)
+    }
+
+    async fn load_links(&self, engine: &Engine) -> EngineResult<HashMap<(String, String), Link>> {
+        let mut map = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let batch = engine
+                .repo
+                .load_links(&self.links.link_type, None, after.as_deref(), 10_000)
+                .await?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = Some(last.id.clone());
+            for l in batch {
+                let key = (l.link_qualifier.clone(), self.links.source_id(&l).to_string());
+                map.insert(key, l);
+            }
+        }
+        Ok(map)
+    }
+
+    /// The number of target ids the target query returned, when it ran.
+    pub fn target_count(&self) -> Option<usize> {
+        self.target_snapshot.as_ref().map(|s| s.ids.len())
+    }
+
+    pub fn is_canceled(&self) -> bool {
+        self.canceled.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_canceled(&self) {
+        self.canceled.store(true, Ordering::Relaxed);
+    }
+
+    /// Checks the run's cancel flag in the repository at most every 200 ms, so that a cancel
+    /// from any node is seen quickly without a query per object.
+    pub async fn refresh_cancel(&self, engine: &Engine) -> EngineResult<bool> {
+        if self.is_canceled() {
+            return Ok(true);
+        }
+        {
+            let mut last = self
+                .last_cancel_check
+                .lock()
+                .map_err(|_| EngineError::Internal("cancel-check lock poisoned".into()))?;
+            if last.elapsed() < Duration::from_millis(200) {
+                return Ok(false);
+            }
+            *last = Instant::now();
+        }
+        let run = engine.repo.get_run(&self.run_id).await?;
+        let canceled = run.is_none_or(|r| r.cancel_requested || r.stage.is_completed());
+        if canceled {
+            self.mark_canceled();
+        }
+        Ok(canceled)
+    }
+}
