@@ -15,7 +15,11 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if let Some(c) = e.downcast_ref::<commands::setup::ConfigInvalid>() {
+                eprintln!("{c}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::from(2)
         }
     }

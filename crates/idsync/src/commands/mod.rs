@@ -1,39 +1,42 @@
 //! One module per subcommand.
 
+mod connector;
 pub mod generate;
+mod recon;
+pub mod setup;
+mod summary_table;
+mod validate;
 
-use crate::cli::{Cli, Command, GenerateCommand};
+use crate::cli::{Cli, Command, ConfigCommand, ConnectorCommand, GenerateCommand};
 use anyhow::Result;
 use std::process::ExitCode;
 
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
-        1 => "info,idsync=info",
+        1 => "info",
         2 => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Generate(GenerateCommand::Hr {
-            rows,
-            out,
-            start,
-            seed,
-        }) => {
+        Command::Generate(GenerateCommand::Hr { rows, out, start, seed }) => {
             generate::write_hr_csv(&out, rows, start, seed)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Recon(_) | Command::Config(_) | Command::Connector(_) => {
-            anyhow::bail!("not available in this build yet")
+        Command::Config(ConfigCommand::Validate(p)) => validate::run(&p.project),
+        Command::Recon(args) => runtime()?.block_on(recon::run(args)),
+        Command::Connector(ConnectorCommand::Test { project, name }) => {
+            runtime()?.block_on(connector::test(&project.project, &name))
         }
     }
 }

@@ -1,0 +1,136 @@
+//! `idsync recon`: one reconciliation in-process, with a progress bar on stderr and the summary
+//! on stdout (SPEC §12, §15). Exit 0 on SUCCESS, 1 on FAILED or CANCELED, 2 on a usage or
+//! configuration error. Ctrl-C cancels the run (in-flight objects finish) and still prints it.
+
+use super::setup;
+use super::summary_table;
+use crate::cli::ReconArgs;
+use anyhow::{Result, bail};
+use idsync_engine::{Engine, EngineError, ReconOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(args: ReconArgs) -> Result<ExitCode> {
+    let project = setup::load(&args.project.project)?;
+    if project.mapping(&args.mapping).is_none() {
+        let known: Vec<&str> = project.mappings.iter().map(|m| m.name.as_str()).collect();
+        return Err(setup::ConfigInvalid(format!(
+            "unknown mapping \"{}\" (known: {})",
+            args.mapping,
+            known.join(", ")
+        ))
+        .into());
+    }
+    let repo = setup::open_repo(&project, args.repo.as_deref()).await?;
+    let node_id = args
+        .node_id
+        .clone()
+        .or_else(|| project.settings.node_id.clone())
+        .unwrap_or_else(setup::host_name);
+    // Leases this node held in an earlier life are released at once (SPEC §16).
+    repo.release_jobs_of_node(&node_id).await?;
+    let engine = setup::engine(project.clone(), repo, node_id).await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(idsync_engine::worker::run_worker(
+        engine.clone(),
+        idsync_engine::worker::DEFAULT_CONCURRENCY,
+        stop_rx,
+    ));
+    let opts = ReconOptions { analyze: args.analyze, source_id: args.id.clone(), ..Default::default() };
+    let run_id = loop {
+        match engine.start_recon(&args.mapping, opts.clone()).await {
+            Ok(id) => break id,
+            Err(EngineError::ActiveRun { run_id, .. }) => {
+                let run = engine.repo.get_run(&run_id).await?;
+                if run.as_ref().is_some_and(|r| r.node_id == engine.node_id) {
+                    eprintln!("finishing run {run_id} of mapping {} left by an earlier run on this node", args.mapping);
+                    wait(&engine, &run_id, None).await?;
+                    continue;
+                }
+                bail!("mapping {} already has an active reconciliation {run_id} (cancel it with the REST API or wait for it)", args.mapping);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let bar = (!args.json).then(progress_bar);
+    let summary = wait(&engine, &run_id, bar.as_ref()).await?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let _ = stop_tx.send(true);
+    worker.await??;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary_table::render(&summary));
+    }
+    Ok(match summary["state"].as_str() {
+        Some("SUCCESS") => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Waits for a run to end, updating the bar; Ctrl-C requests a cancel.
+async fn wait(engine: &Arc<Engine>, run_id: &str, bar: Option<&ProgressBar>) -> Result<Value> {
+    let mut cancel_sent = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let summary = engine.recon_summary(run_id).await?;
+        if let Some(b) = bar {
+            update_bar(b, &summary);
+        }
+        if summary["state"] != "ACTIVE" {
+            return Ok(summary);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = &mut ctrl_c, if !cancel_sent => {
+                cancel_sent = true;
+                eprintln!("canceling run {run_id}: in-flight objects finish first");
+                engine.cancel_recon(run_id).await?;
+            }
+        }
+    }
+}
+
+fn update_bar(bar: &ProgressBar, s: &Value) {
+    let src = &s["progress"]["source"]["existing"];
+    let done = src["processed"].as_u64().unwrap_or(0);
+    let total = src["total"].as_str().and_then(|t| t.parse::<u64>().ok());
+    let stage = s["stageDescription"].as_str().unwrap_or("");
+    match total {
+        Some(t) if t > 0 => {
+            if bar.length() != Some(t) {
+                bar.set_length(t);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+            }
+            bar.set_position(done.min(t));
+        }
+        _ => {
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {pos} objects ({per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_position(done);
+        }
+    }
+    bar.set_message(stage.to_string());
+}

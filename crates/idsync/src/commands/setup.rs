@@ -1,0 +1,108 @@
+//! Opening a project for a command: load and validate the config, open the repository, build
+//! the connectors, compile the mappings.
+
+use anyhow::{Context, Result, anyhow};
+use idsync_config::Project;
+use idsync_connectors::Connector;
+use idsync_engine::{Engine, Resources};
+use idsync_repo::Repository;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A configuration problem: exit code 2 with the diagnostics on stderr.
+#[derive(Debug)]
+pub struct ConfigInvalid(pub String);
+
+impl std::fmt::Display for ConfigInvalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.trim_end())
+    }
+}
+
+impl std::error::Error for ConfigInvalid {}
+
+/// Loads the project, printing warnings on stderr.
+pub fn load(dir: &Path) -> Result<Arc<Project>> {
+    match idsync_config::load_project_from_env(dir) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(Arc::new(loaded.project))
+        }
+        Err(diags) => Err(ConfigInvalid(diags.to_string()).into()),
+    }
+}
+
+/// This machine's host name: the default node id (SPEC §15).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The repository URL: the flag or environment, then `idsync.json`, then the embedded default.
+pub fn repo_url(project: &Project, flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| project.settings.repo_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", project.dir.join(".idsync/repo.db").display()))
+}
+
+pub async fn open_repo(project: &Project, flag: Option<&str>) -> Result<Arc<dyn Repository>> {
+    let url = repo_url(project, flag);
+    let repo = idsync_repo::open(&url).await.with_context(|| format!("opening the repository {}", redact(&url)))?;
+    for m in &project.managed {
+        if !m.indexed.is_empty() {
+            let props: Vec<String> = m
+                .indexed
+                .iter()
+                .map(|p| if p.starts_with('/') { p.clone() } else { format!("/{p}") })
+                .collect();
+            repo.ensure_indexes(&m.name, &props).await?;
+        }
+    }
+    Ok(repo)
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:********{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Builds every enabled connector of the project.
+pub async fn connectors(project: &Project) -> Result<BTreeMap<String, Arc<dyn Connector>>> {
+    let mut out = BTreeMap::new();
+    for (name, cfg) in &project.connectors {
+        if !cfg.enabled {
+            continue;
+        }
+        let c = idsync_connectors::build_connector(cfg, &project.dir)
+            .await
+            .map_err(|e| anyhow!("connector {name}: {e}"))?;
+        out.insert(name.clone(), c);
+    }
+    Ok(out)
+}
+
+pub async fn engine(
+    project: Arc<Project>,
+    repo: Arc<dyn Repository>,
+    node_id: String,
+) -> Result<Arc<Engine>> {
+    let conns = connectors(&project).await?;
+    let resources = Resources::new(&project, repo.clone(), conns);
+    Ok(Engine::new(project, repo, resources, node_id)?)
+}

@@ -1,0 +1,110 @@
+//! The human-readable run summary that `idsync recon` prints on stdout.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+/// Renders a run summary (SPEC §6.3 shape) as an aligned text table.
+pub fn render(s: &Value) -> String {
+    let mut out = String::new();
+    let str_of = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let _ = writeln!(out, "Reconciliation {}  mapping {}", str_of(&s["_id"]), str_of(&s["mapping"]));
+    let _ = writeln!(
+        out,
+        "State     {} ({}: {})",
+        str_of(&s["state"]),
+        str_of(&s["stage"]),
+        str_of(&s["stageDescription"])
+    );
+    if let Some(m) = s.get("message").and_then(Value::as_str) {
+        let _ = writeln!(out, "Message   {m}");
+    }
+    let _ = writeln!(out, "Duration  {} ms", str_of(&s["duration"]));
+    let p = &s["progress"];
+    let _ = writeln!(
+        out,
+        "Source    {} processed of {}",
+        str_of(&p["source"]["existing"]["processed"]),
+        str_of(&p["source"]["existing"]["total"])
+    );
+    let _ = writeln!(
+        out,
+        "Target    {} existing processed of {}; created {}, updated {}, unchanged {}, deleted {}",
+        str_of(&p["target"]["existing"]["processed"]),
+        str_of(&p["target"]["existing"]["total"]),
+        str_of(&p["target"]["created"]),
+        str_of(&p["target"]["updated"]),
+        str_of(&p["target"]["unchanged"]),
+        str_of(&p["target"]["deleted"])
+    );
+    let _ = writeln!(
+        out,
+        "Links     {} existing processed of {}; created {}",
+        str_of(&p["links"]["existing"]["processed"]),
+        str_of(&p["links"]["existing"]["total"]),
+        str_of(&p["links"]["created"])
+    );
+    let _ = writeln!(
+        out,
+        "Status    SUCCESS {}  FAILURE {}",
+        str_of(&s["statusSummary"]["SUCCESS"]),
+        str_of(&s["statusSummary"]["FAILURE"])
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:<22} {:>10}", "SITUATION", "COUNT");
+    if let Some(sit) = s["situationSummary"].as_object() {
+        for (k, v) in sit {
+            if v.as_i64().unwrap_or(0) > 0 {
+                let _ = writeln!(out, "{k:<22} {:>10}", str_of(v));
+            }
+        }
+    }
+    if let Some(actions) = s.get("actionSummary").and_then(Value::as_object) {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<22} {:>10}", "ACTION (dry run)", "COUNT");
+        for (k, v) in actions {
+            if v.as_i64().unwrap_or(0) > 0 {
+                let _ = writeln!(out, "{k:<22} {:>10}", str_of(v));
+            }
+        }
+    }
+    if let Some(nodes) = s.get("sourceProcessedByNode").and_then(Value::as_object) {
+        if nodes.len() > 1 {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{:<22} {:>10}", "NODE", "SOURCE");
+            for (k, v) in nodes {
+                let _ = writeln!(out, "{k:<22} {:>10}", str_of(v));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shows_state_counts_and_nonzero_situations() {
+        let s = json!({
+            "_id": "r1", "mapping": "m", "state": "SUCCESS", "stage": "COMPLETED_SUCCESS",
+            "stageDescription": "reconciliation completed.", "duration": 12,
+            "progress": {"source": {"existing": {"processed": 3, "total": "3"}},
+                         "target": {"existing": {"processed": 2, "total": "2"}, "created": 1,
+                                    "updated": 2, "unchanged": 0, "deleted": 0},
+                         "links": {"existing": {"processed": 0, "total": "?"}, "created": 3}},
+            "situationSummary": {"ABSENT": 1, "FOUND": 2, "CONFIRMED": 0},
+            "statusSummary": {"SUCCESS": 3, "FAILURE": 0},
+            "sourceProcessedByNode": {"n1": 3}
+        });
+        let t = render(&s);
+        assert!(t.contains("State     SUCCESS"), "{t}");
+        assert!(t.contains("ABSENT"), "{t}");
+        assert!(!t.contains("CONFIRMED"), "zero rows are left out: {t}");
+        assert!(t.contains("created 1, updated 2"), "{t}");
+    }
+}
