@@ -66,10 +66,8 @@ fn define<'js>(object: &Object<'js>, key: &str, value: JsValue<'js>) -> rquickjs
 }
 
 fn number_to_js<'js>(ctx: &Ctx<'js>, n: &Number) -> JsValue<'js> {
-    if let Some(i) = n.as_i64() {
-        if let Ok(small) = i32::try_from(i) {
-            return JsValue::new_int(ctx.clone(), small);
-        }
+    if let Some(small) = n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+        return JsValue::new_int(ctx.clone(), small);
     }
     // JavaScript numbers are doubles: larger integers lose precision exactly as in any JS engine.
     JsValue::new_float(ctx.clone(), n.as_f64().unwrap_or(f64::NAN))

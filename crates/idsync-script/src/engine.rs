@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use rquickjs::context::EvalOptions;
 use rquickjs::function::{Args, Rest};
 use rquickjs::object::Property;
 use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value as JsValue};
@@ -24,6 +25,9 @@ use crate::{names, usage};
 
 /// The variable that holds a multi-statement script's text inside its compiled wrapper.
 pub(crate) const SOURCE_VAR: &str = "__idsync_src";
+
+/// The file name of compiled wrappers in stack traces; multi-statement code shows as `<input>`.
+const WRAPPER_FILE: &str = "idsync-script";
 
 thread_local! {
     static ENGINE: RefCell<Option<ThreadEngine>> = const { RefCell::new(None) };
@@ -107,7 +111,7 @@ pub(crate) fn is_expression(expression: &str, origin: &ScriptOrigin) -> Result<b
     with_engine(origin, |engine| {
         engine.context.with(|ctx| {
             let text = format!("(function(){{return({expression}\n)}})");
-            match ctx.eval::<JsValue, _>(text) {
+            match sloppy_eval::<JsValue>(&ctx, text) {
                 Ok(_) => Ok(true),
                 Err(rquickjs::Error::Exception) => {
                     let _ = ctx.catch();
@@ -155,7 +159,8 @@ impl ThreadEngine {
             // Built-ins and `console` are not enumerable, so every enumerable own property of the
             // global object was made by a script assigning an undeclared variable (`i = 0`).
             // Deleting them after each call keeps one call's variables out of the next.
-            let sweeper: Function = ctx.eval(
+            let sweeper: Function = sloppy_eval(
+                &ctx,
                 "(function(){var g=globalThis;return function(){for(var k in g){delete g[k]}}})()",
             )?;
             Ok::<_, rquickjs::Error>(Persistent::save(&ctx, sweeper))
@@ -175,13 +180,13 @@ impl ThreadEngine {
         self.context.with(|ctx| {
             // The checker throws a private sentinel before the first statement runs: the whole
             // text is parsed first, so a syntax error surfaces and no user code executes.
-            let checker: Function = ctx
-                .eval(
-                    "(function(){var sentinel={};return function(src){\
+            let checker: Function = sloppy_eval(
+                &ctx,
+                "(function(){var sentinel={};return function(src){\
                      try{eval('throw sentinel;'+src)}catch(e){if(e===sentinel)return null;\
                      return e}return null}})()",
-                )
-                .map_err(|e| engine_error(origin, e))?;
+            )
+            .map_err(|e| engine_error(origin, e))?;
             let found: JsValue = checker
                 .call((source,))
                 .map_err(|e| engine_error(origin, e))?;
@@ -258,14 +263,14 @@ impl ThreadEngine {
         bindings: &Bindings<'_>,
         captures: &[&str],
     ) -> Result<usize, ScriptError> {
-        if let Some(cached) = self.cache.get(&script.id) {
-            if let Some(i) = cached
+        let found = self.cache.get(&script.id).and_then(|cached| {
+            cached
                 .variants
                 .iter()
                 .position(|v| matches(v, script, bindings, captures))
-            {
-                return Ok(i);
-            }
+        });
+        if let Some(i) = found {
+            return Ok(i);
         }
         let variant = self.compile_variant(script, bindings, captures)?;
         if self.cache.len() >= self.purge_at {
@@ -320,21 +325,26 @@ impl ThreadEngine {
         };
         let function = self.context.with(|ctx| {
             let function: Function = match &script.expression {
-                Some(expression) if captures.is_empty() => ctx.eval(format!(
-                    "(function({param_list}){{return({expression}\n)}})"
-                ))?,
-                Some(expression) => ctx.eval(format!(
-                    "(function({param_list}){{return[({expression}\n){result}]}})"
-                ))?,
+                Some(expression) if captures.is_empty() => sloppy_eval(
+                    &ctx,
+                    format!("(function({param_list}){{return({expression}\n)}})"),
+                )?,
+                Some(expression) => sloppy_eval(
+                    &ctx,
+                    format!("(function({param_list}){{return[({expression}\n){result}]}})"),
+                )?,
                 None => {
                     let body = if captures.is_empty() {
                         format!("return eval({SOURCE_VAR})")
                     } else {
                         format!("return[eval({SOURCE_VAR}){result}]")
                     };
-                    let factory: Function = ctx.eval(format!(
-                        "(function({SOURCE_VAR}){{return function({param_list}){{{body}}}}})"
-                    ))?;
+                    let factory: Function = sloppy_eval(
+                        &ctx,
+                        format!(
+                            "(function({SOURCE_VAR}){{return function({param_list}){{{body}}}}})"
+                        ),
+                    )?;
                     factory.call((script.source.as_str(),))?
                 }
             };
@@ -354,6 +364,18 @@ impl ThreadEngine {
             function,
         })
     }
+}
+
+/// Evaluates engine-made wrapper code in sloppy mode, as IDM's engine runs scripts: old IDM
+/// scripts assign undeclared loop variables (`for (i = 0; ...)`), an error in strict mode.
+fn sloppy_eval<'js, V: rquickjs::FromJs<'js>>(
+    ctx: &Ctx<'js>,
+    text: impl Into<Vec<u8>>,
+) -> rquickjs::Result<V> {
+    let mut options = EvalOptions::default();
+    options.strict = false;
+    options.filename = Some(WRAPPER_FILE.to_owned());
+    ctx.eval_with_options(text, options)
 }
 
 /// Globals not shadowed by a binding, then the bindings: the parameter order of a variant.
@@ -498,7 +520,7 @@ fn stack_line(stack: &str) -> Option<u32> {
         let _column = parts.next()?.parse::<u32>().ok()?;
         let line = parts.next()?.parse::<u32>().ok()?;
         let file = parts.next()?;
-        (file.ends_with("eval_script") || file.ends_with("<input>")).then_some(line)
+        (file.ends_with(WRAPPER_FILE) || file.ends_with("<input>")).then_some(line)
     })
 }
 
