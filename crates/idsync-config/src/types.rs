@@ -18,9 +18,9 @@ pub struct Project {
     pub schedules: BTreeMap<String, Schedule>,
     pub auth: AuthConfig,
     pub settings: Settings,
-    /// SPEC §10 / reference §3.7: recovery of dead recon/sync work after a node failure.
+    /// sync.json `queueRecovery` (SPEC §7, §9).
     pub queue_recovery: QueueRecovery,
-    /// SPEC §10: balancing of clustered recon pages between nodes.
+    /// sync.json `queueBalancing` (SPEC §7, §9).
     pub queue_balancing: QueueBalancing,
 }
 
@@ -148,7 +148,8 @@ pub enum PostRetryAction {
     Script(ScriptSpec),
 }
 
-/// Queued implicit sync (SPEC §7, §16), with defaults applied.
+/// Queued implicit sync (SPEC §7, §16), with defaults applied. `enabled` defaults to false as in
+/// IDM: use [`Mapping::queued`] to get it only when it is on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedSync {
     pub enabled: bool,
@@ -165,7 +166,7 @@ pub struct QueuedSync {
 impl Default for QueuedSync {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             page_size: 100,
             polling_interval_ms: 1000,
             max_queue_size: 20000,
@@ -359,34 +360,37 @@ pub struct AuthConfig {
     pub users: Vec<UserDef>,
 }
 
-/// Recovery of work left by a dead node.
+/// Queued-sync recovery monitor (sync.json `queueRecovery`, reference §5): how often locks of
+/// down nodes are freed and their ACQUIRED events returned to PENDING.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueRecovery {
     pub enabled: bool,
-    pub recovery_timeout_ms: u64,
+    /// `recoveryInterval` is written in seconds (default 300).
+    pub recovery_interval_ms: u64,
 }
 
 impl Default for QueueRecovery {
     fn default() -> Self {
         Self {
             enabled: true,
-            recovery_timeout_ms: 300_000,
+            recovery_interval_ms: 300_000,
         }
     }
 }
 
-/// Balancing of clustered recon work.
+/// Queued-sync lock balancing between running nodes (sync.json `queueBalancing`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueBalancing {
     pub enabled: bool,
-    pub interval_ms: u64,
+    /// `balanceInterval` is written in seconds (default 5).
+    pub balance_interval_ms: u64,
 }
 
 impl Default for QueueBalancing {
     fn default() -> Self {
         Self {
             enabled: true,
-            interval_ms: 5_000,
+            balance_interval_ms: 5_000,
         }
     }
 }

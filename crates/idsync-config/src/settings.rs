@@ -1,0 +1,108 @@
+//! `conf/idsync.json` read into [`Settings`] with the `IDSYNC_<UPPER_SNAKE>` environment
+//! overrides of SPEC §16. It owns only the file and the environment rule; CLI flags are applied
+//! by the binary on top.
+
+use crate::cx::Cx;
+use crate::types::Settings;
+use serde_json::{Map, Number, Value};
+
+/// The typed keys and whether each is a number (environment values are converted accordingly).
+const KEYS: [(&str, bool); 7] = [
+    ("repo", false),
+    ("nodeId", false),
+    ("bind", false),
+    ("heartbeatIntervalMs", true),
+    ("nodeTimeoutMs", true),
+    ("leaseMs", true),
+    ("auditRetentionDays", true),
+];
+
+/// `heartbeatIntervalMs` → `IDSYNC_HEARTBEAT_INTERVAL_MS`.
+pub fn env_var_for(key: &str) -> String {
+    let mut out = String::from("IDSYNC_");
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        match c {
+            '.' | '-' => out.push('_'),
+            c => out.push(c.to_ascii_uppercase()),
+        }
+    }
+    out
+}
+
+/// Applies the environment overrides to the raw file: every typed key, and every key the file has.
+pub(crate) fn apply_env(
+    cx: &mut Cx<'_>,
+    raw: &mut Map<String, Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) {
+    let mut keys: Vec<(String, bool)> = KEYS.iter().map(|(k, n)| ((*k).to_string(), *n)).collect();
+    for k in raw.keys() {
+        if !keys.iter().any(|(x, _)| x == k) {
+            keys.push((k.clone(), raw.get(k).is_some_and(Value::is_number)));
+        }
+    }
+    for (key, numeric) in keys {
+        let var = env_var_for(&key);
+        let Some(val) = env(&var) else { continue };
+        let v = if numeric {
+            match val.trim().parse::<u64>() {
+                Ok(n) => Value::Number(Number::from(n)),
+                Err(_) => {
+                    cx.error(
+                        &format!("/{key}"),
+                        format!(
+                            "environment variable {var}=\"{val}\" is not a non-negative integer"
+                        ),
+                    );
+                    continue;
+                }
+            }
+        } else {
+            Value::String(val)
+        };
+        raw.insert(key, v);
+    }
+}
+
+/// Reads the settings. `used_names` are the `&{NAME}` references of the other files: a key used
+/// as a substitution source is not an unknown key.
+pub(crate) fn settings(
+    cx: &mut Cx<'_>,
+    raw: &Map<String, Value>,
+    used_names: &[String],
+) -> Settings {
+    let d = Settings::default();
+    let v = Value::Object(raw.clone());
+    let Some(mut o) = cx.object("", &v) else {
+        return d;
+    };
+    let s = Settings {
+        repo_url: o.opt_str(cx, "repo"),
+        node_id: o.opt_str(cx, "nodeId"),
+        bind: o.opt_str(cx, "bind").unwrap_or(d.bind),
+        heartbeat_interval_ms: o
+            .opt_at_least(cx, "heartbeatIntervalMs", 1)
+            .unwrap_or(d.heartbeat_interval_ms),
+        node_timeout_ms: o
+            .opt_at_least(cx, "nodeTimeoutMs", 1)
+            .unwrap_or(d.node_timeout_ms),
+        lease_ms: o.opt_at_least(cx, "leaseMs", 1).unwrap_or(d.lease_ms),
+        audit_retention_days: o.opt_at_least(cx, "auditRetentionDays", 1),
+        raw: raw.clone(),
+    };
+    if s.node_timeout_ms <= s.heartbeat_interval_ms {
+        cx.error(
+            &o.at("nodeTimeoutMs"),
+            format!(
+                "must be greater than heartbeatIntervalMs ({} <= {}), or every node looks down between two heartbeats",
+                s.node_timeout_ms, s.heartbeat_interval_ms
+            ),
+        );
+    }
+    o.accept(&used_names.iter().map(String::as_str).collect::<Vec<_>>());
+    o.finish(cx);
+    s
+}
