@@ -1,0 +1,47 @@
+//! `GET audit/recon` and `GET audit/sync` (SPEC §13): CREST queries over the audit topics.
+//! Read-only; entries are written by the engine with the work they describe.
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::object_response;
+use crate::managed::run_query;
+use crate::params::{Params, envelope};
+use crate::state::ApiState;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use idsync_repo::AuditKind;
+
+/// The routes of this resource.
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/openidm/audit/{topic}", get(query))
+}
+
+async fn query(
+    State(state): State<ApiState>,
+    Path(topic): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let kind = match topic.as_str() {
+        "recon" => AuditKind::Recon,
+        "sync" => AuditKind::Sync,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "audit/{other} not found (available: recon, sync)"
+            )));
+        }
+    };
+    if !params.is_query() {
+        return Err(ApiError::BadRequest(format!(
+            "reading audit/{topic} needs _queryFilter or _queryId"
+        )));
+    }
+    let req = params.query_request(state.limits.max_page_size)?;
+    let repo = state.repo.clone();
+    let page = run_query(&state, &req, |q| async move {
+        Ok(repo.query_audit(kind, &q).await?)
+    })
+    .await?;
+    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+}

@@ -1,0 +1,136 @@
+//! idsync's REST API (SPEC §10, §11, §15): axum routers under `/openidm`, CREST query
+//! parameters and envelopes, CREST error bodies, authentication and roles.
+//!
+//! This crate owns HTTP only: it must not contain sync or recon logic (it calls the engine, the
+//! repository and the connectors), and it is the only crate that depends on axum.
+//!
+//! Layout: one module per resource (`managed`, `system`, `links`, `config`, `audit`, `cluster`),
+//! each exposing `routes()`; `http` holds the shared extractors and middleware, `params` the
+//! CREST query parameters and envelope, `auth` the credentials, `error` the one error enum.
+//! The integrator adds recon and sync routes with [`router_with`], so they share the same
+//! authentication, limits and error shapes.
+
+pub mod audit;
+pub mod auth;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod links;
+pub mod managed;
+pub mod params;
+pub mod patch;
+pub mod state;
+pub mod system;
+
+pub use auth::{
+    AdminTokenFile, AuthState, Principal, ensure_admin_token_file, hash_password, new_token,
+    sha256_hex, verify_password,
+};
+pub use error::{ApiError, ApiResult};
+pub use http::{JsonBody, OptionalJsonBody, Precondition, object_response};
+pub use params::{Params, envelope};
+pub use state::{ApiContext, ApiState, Limits, ManagedChange, ManagedHooks};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use std::future::Future;
+
+/// The whole REST API for `state`.
+pub fn router(state: ApiState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The REST API plus `extra` routes (e.g. `/openidm/recon`, `/openidm/sync`), which get the
+/// same authentication, roles, limits, `_prettyPrint` and CREST fallbacks.
+pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
+    let protected = Router::new()
+        .merge(managed::routes())
+        .merge(system::routes())
+        .merge(links::routes())
+        .merge(config::routes())
+        .merge(audit::routes())
+        .merge(cluster::routes())
+        .merge(extra)
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_supported)
+        .layer(from_fn_with_state(state.clone(), require_auth));
+    Router::new()
+        .route("/openidm/info/ping", get(ping))
+        .merge(protected)
+        .layer(from_fn_with_state(state.clone(), http::timeout_layer))
+        .layer(from_fn(http::pretty_print_layer))
+        .layer(from_fn(log_request))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish (axum's graceful shutdown).
+pub async fn serve(
+    state: ApiState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Like [`serve`] with extra routes (see [`router_with`]).
+pub async fn serve_with(
+    state: ApiState,
+    extra: Router<ApiState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with(state, extra))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `GET info/ping`: liveness, no authentication (SPEC §15).
+async fn ping() -> Response {
+    axum::Json(json!({"_id": "", "state": "ACTIVE_READY", "shortDesc": "OpenIDM ready"}))
+        .into_response()
+}
+
+/// Authenticates every protected request and enforces roles: 401 without or with wrong
+/// credentials, 403 for a role that may not use the method. The principal is put in the
+/// request's extensions for handlers that want it.
+async fn require_auth(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    match state.auth.authenticate(req.headers()).await {
+        Ok(Some(principal)) => {
+            if !principal.may(req.method()) {
+                return ApiError::Forbidden(format!(
+                    "{} may not {} {}",
+                    principal.name,
+                    req.method(),
+                    req.uri().path()
+                ))
+                .into_response();
+            }
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Ok(None) => ApiError::Unauthorized(
+            "authentication required: Authorization: Bearer <token> or X-OpenIDM-Username/X-OpenIDM-Password"
+                .into(),
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// One debug line per request: method, path and status. Never the query string or headers
+/// (they may carry filters with personal data or credentials).
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    resp
+}

@@ -1,0 +1,388 @@
+//! `managed/<type>[/<id>]` (SPEC §11): reads and queries through the repository, writes as
+//! [`ChangeSet`]s so that the engine's hooks (implicit and queued sync) commit with them.
+//! CREST preconditions: `If-Match` (412 on a revision mismatch), `If-None-Match: *` on PUT
+//! (create only). This module must not decide sync actions: it calls [`ManagedHooks`].
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{JsonBody, Precondition, object_response};
+use crate::params::{Params, envelope, project_fields};
+use crate::state::{ApiState, ManagedChange};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use idsync_core::{QueryPage, QueryRequest, ResourcePath};
+use idsync_repo::{ChangeSet, Op, RepoError};
+use serde_json::Value;
+
+/// The routes of this resource.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/openidm/managed/{object_type}",
+            get(query).post(create_action),
+        )
+        .route(
+            "/openidm/managed/{object_type}/{id}",
+            get(read)
+                .put(put)
+                .patch(patch)
+                .delete(delete)
+                .post(object_action),
+        )
+}
+
+/// Known managed types: those in managed.json and those a mapping reads or writes.
+fn check_type(state: &ApiState, object_type: &str) -> ApiResult<()> {
+    let p = &state.project;
+    let in_mappings = p.mappings.iter().any(|m| {
+        [&m.source, &m.target]
+            .iter()
+            .any(|r| matches!(r, ResourcePath::Managed { object_type: t, .. } if t == object_type))
+    });
+    if p.managed_type(object_type).is_some() || in_mappings {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "managed object type {object_type} is not defined"
+        )))
+    }
+}
+
+async fn get_existing(state: &ApiState, object_type: &str, id: &str) -> ApiResult<Value> {
+    state
+        .repo
+        .get_object(object_type, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("managed/{object_type}/{id} not found")))
+}
+
+async fn query(
+    State(state): State<ApiState>,
+    Path(object_type): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    check_type(&state, &object_type)?;
+    if !params.is_query() {
+        return Err(ApiError::BadRequest(
+            "reading a collection needs _queryFilter or _queryId".into(),
+        ));
+    }
+    let req = params.query_request(state.limits.max_page_size)?;
+    let page = run_query(&state, &req, |q| {
+        let state = state.clone();
+        let object_type = object_type.clone();
+        async move { Ok(state.repo.query_objects(&object_type, &q).await?) }
+    })
+    .await?;
+    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+}
+
+/// Runs a query; an unpaged one is bounded by `max_unpaged_results` (one more is fetched to
+/// tell "exactly the limit" from "too many", and "too many" asks the client to page).
+pub(crate) async fn run_query<F, Fut>(
+    state: &ApiState,
+    req: &QueryRequest,
+    run: F,
+) -> ApiResult<QueryPage>
+where
+    F: FnOnce(QueryRequest) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<QueryPage>>,
+{
+    if req.page_size.is_some() {
+        return run(req.clone()).await;
+    }
+    let cap = state.limits.max_unpaged_results;
+    let mut bounded = req.clone();
+    bounded.page_size = Some(cap + 1);
+    let mut page = run(bounded).await?;
+    if page.results.len() > cap {
+        return Err(ApiError::BadRequest(format!(
+            "the query matches more than {cap} objects: page it with _pageSize"
+        )));
+    }
+    page.cookie = None;
+    Ok(page)
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    Path((object_type, id)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Response> {
+    check_type(&state, &object_type)?;
+    let obj = get_existing(&state, &object_type, &id).await?;
+    let fields = params.fields()?;
+    Ok(object_response(
+        StatusCode::OK,
+        project_fields(obj, fields.as_deref()),
+    ))
+}
+
+async fn create_action(
+    State(state): State<ApiState>,
+    Path(object_type): Path<String>,
+    params: Params,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    check_type(&state, &object_type)?;
+    match params.action()? {
+        None | Some("create") => {}
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown action \"{other}\" on managed/{object_type} (supported: create)"
+            )));
+        }
+    }
+    let mut object = body.into_object()?;
+    let id = match object.get("_id") {
+        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
+        Some(Value::String(s)) if !s.is_empty() && !s.contains('/') => s.clone(),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "_id must be a non-empty string without '/'".into(),
+            ));
+        }
+    };
+    strip_meta(&mut object);
+    let (created, extra) = create_object(&state, &object_type, &id, object).await?;
+    Ok(object_response(StatusCode::CREATED, merge(created, extra)))
+}
+
+async fn object_action(
+    Path((object_type, id)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Response> {
+    let action = params.action()?.unwrap_or("");
+    Err(ApiError::BadRequest(format!(
+        "unknown action \"{action}\" on managed/{object_type}/{id}"
+    )))
+}
+
+async fn put(
+    State(state): State<ApiState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    check_type(&state, &object_type)?;
+    let pre = Precondition::from_headers(&headers)?;
+    let mut object = body.into_object()?;
+    match object.get("_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if *s == id => {}
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "the body's _id does not match the path's id {id}"
+            )));
+        }
+    }
+    strip_meta(&mut object);
+    let existing = state.repo.get_object(&object_type, &id).await?;
+    match (pre, existing) {
+        (Precondition::Absent, Some(_)) => Err(ApiError::PreconditionFailed(format!(
+            "managed/{object_type}/{id} already exists (If-None-Match: *)"
+        ))),
+        (Precondition::Absent | Precondition::None, None) => {
+            let (created, extra) = create_object(&state, &object_type, &id, object).await?;
+            Ok(object_response(StatusCode::CREATED, merge(created, extra)))
+        }
+        (Precondition::Exists | Precondition::Rev(_), None) => Err(ApiError::NotFound(format!(
+            "managed/{object_type}/{id} not found"
+        ))),
+        (pre, Some(before)) => {
+            let (after, extra) =
+                update_object(&state, &object_type, &id, before, object, pre.rev()).await?;
+            Ok(object_response(StatusCode::OK, merge(after, extra)))
+        }
+    }
+}
+
+async fn patch(
+    State(state): State<ApiState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    check_type(&state, &object_type)?;
+    let pre = Precondition::from_headers(&headers)?;
+    if pre == Precondition::Absent {
+        return Err(ApiError::BadRequest(
+            "If-None-Match cannot be used with PATCH".into(),
+        ));
+    }
+    // Without If-Match the patch applies to whatever is current: a concurrent write between
+    // our read and our write is retried on the fresh object, as CREST does.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let before = get_existing(&state, &object_type, &id).await?;
+        let mut after = before.clone();
+        crate::patch::apply_patch(&mut after, &body.0)?;
+        strip_meta(&mut after);
+        let expected = match pre.rev() {
+            Some(r) => Some(r.to_string()),
+            None => before
+                .get("_rev")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        match update_object(
+            &state,
+            &object_type,
+            &id,
+            before,
+            after,
+            expected.as_deref(),
+        )
+        .await
+        {
+            Err(ApiError::Repo(RepoError::RevisionMismatch { .. }))
+                if pre.rev().is_none() && attempts < 5 =>
+            {
+                continue;
+            }
+            Err(ApiError::Repo(RepoError::NotFound(_))) => {
+                return Err(ApiError::NotFound(format!(
+                    "managed/{object_type}/{id} not found"
+                )));
+            }
+            Err(e) => return Err(e),
+            Ok((after, extra)) => return Ok(object_response(StatusCode::OK, merge(after, extra))),
+        }
+    }
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    check_type(&state, &object_type)?;
+    let pre = Precondition::from_headers(&headers)?;
+    let before = get_existing(&state, &object_type, &id).await?;
+    let expected = pre.rev().map(str::to_string).or_else(|| {
+        before
+            .get("_rev")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let change = ManagedChange {
+        object_type: object_type.clone(),
+        id: id.clone(),
+        before: Some(before.clone()),
+        after: None,
+    };
+    let mut changes = ChangeSet::new().with(Op::DeleteObject {
+        object_type: object_type.clone(),
+        id: id.clone(),
+        expected_rev: expected,
+    });
+    commit(&state, &change, &mut changes).await?;
+    let extra = after_commit(&state, &change).await?;
+    Ok(object_response(StatusCode::OK, merge(before, extra)))
+}
+
+/// `_id` comes from the path and `_rev` from the repository: a body's copies are dropped.
+fn strip_meta(object: &mut Value) {
+    if let Value::Object(m) = object {
+        m.shift_remove("_id");
+        m.shift_remove("_rev");
+    }
+}
+
+async fn create_object(
+    state: &ApiState,
+    object_type: &str,
+    id: &str,
+    object: Value,
+) -> ApiResult<(Value, Option<Value>)> {
+    let mut change = ManagedChange {
+        object_type: object_type.to_string(),
+        id: id.to_string(),
+        before: None,
+        after: Some(with_id(object.clone(), id)),
+    };
+    let mut changes = ChangeSet::new().with(Op::CreateObject {
+        object_type: object_type.to_string(),
+        id: id.to_string(),
+        value: object,
+    });
+    commit(state, &change, &mut changes)
+        .await
+        .map_err(|e| match e {
+            ApiError::Repo(RepoError::Conflict(_)) => {
+                ApiError::PreconditionFailed(format!("managed/{object_type}/{id} already exists"))
+            }
+            other => other,
+        })?;
+    let stored = get_existing(state, object_type, id).await?;
+    change.after = Some(stored.clone());
+    let extra = after_commit(state, &change).await?;
+    Ok((stored, extra))
+}
+
+async fn update_object(
+    state: &ApiState,
+    object_type: &str,
+    id: &str,
+    before: Value,
+    object: Value,
+    expected_rev: Option<&str>,
+) -> ApiResult<(Value, Option<Value>)> {
+    let mut change = ManagedChange {
+        object_type: object_type.to_string(),
+        id: id.to_string(),
+        before: Some(before),
+        after: Some(with_id(object.clone(), id)),
+    };
+    let mut changes = ChangeSet::new().with(Op::UpdateObject {
+        object_type: object_type.to_string(),
+        id: id.to_string(),
+        expected_rev: expected_rev.map(str::to_string),
+        value: object,
+    });
+    commit(state, &change, &mut changes).await?;
+    let stored = get_existing(state, object_type, id).await?;
+    change.after = Some(stored.clone());
+    let extra = after_commit(state, &change).await?;
+    Ok((stored, extra))
+}
+
+fn with_id(mut object: Value, id: &str) -> Value {
+    if let Value::Object(m) = &mut object {
+        m.insert("_id".into(), Value::String(id.to_string()));
+    }
+    object
+}
+
+async fn commit(
+    state: &ApiState,
+    change: &ManagedChange,
+    changes: &mut ChangeSet,
+) -> ApiResult<()> {
+    if let Some(hooks) = &state.hooks {
+        hooks.before_commit(change, changes).await?;
+    }
+    let taken = std::mem::take(changes);
+    state.repo.commit(taken).await?;
+    Ok(())
+}
+
+async fn after_commit(state: &ApiState, change: &ManagedChange) -> ApiResult<Option<Value>> {
+    match &state.hooks {
+        Some(h) => h.after_commit(change).await,
+        None => Ok(None),
+    }
+}
+
+/// Adds the hook's response fields to the object answered.
+fn merge(mut object: Value, extra: Option<Value>) -> Value {
+    if let (Value::Object(m), Some(Value::Object(x))) = (&mut object, extra) {
+        for (k, v) in x {
+            m.insert(k, v);
+        }
+    }
+    object
+}

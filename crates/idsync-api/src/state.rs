@@ -1,0 +1,145 @@
+//! The state every handler shares: the loaded project, the repository, the built connectors,
+//! this node's id, the accepted credentials, the request limits and the hooks the engine plugs
+//! into managed-object writes (implicit sync). Cheap to clone (one `Arc`).
+
+use crate::auth::AuthState;
+use crate::error::ApiResult;
+use async_trait::async_trait;
+use idsync_config::Project;
+use idsync_connectors::Connector;
+use idsync_repo::{ChangeSet, Repository};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Request limits (issue 6: every request is bounded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Largest `_pageSize` a client may ask for.
+    pub max_page_size: usize,
+    /// Most results an unpaged query may return; past it the client is told to page.
+    pub max_unpaged_results: usize,
+    /// Time after which a request is answered 504 (its effect unknown).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_page_size: 10_000,
+            max_unpaged_results: 10_000,
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One managed-object write, as the hooks see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedChange {
+    /// `managed/<type>` without the id, e.g. `user`.
+    pub object_type: String,
+    pub id: String,
+    /// The object before the write (`None` for a create).
+    pub before: Option<Value>,
+    /// The object after the write as committed (`None` for a delete). Before the commit its
+    /// `_rev` is the old one.
+    pub after: Option<Value>,
+}
+
+/// What the engine does around managed-object writes (implicit and queued sync, reference
+/// §6.1). The API calls `before_commit` so that queue events commit with the write
+/// (ARCHITECTURE principle 8), then `after_commit` to run inline mappings; an `after_commit`
+/// value is merged into the response under its keys (IDM's sync response details).
+#[async_trait]
+pub trait ManagedHooks: Send + Sync + std::fmt::Debug {
+    async fn before_commit(
+        &self,
+        change: &ManagedChange,
+        changes: &mut ChangeSet,
+    ) -> ApiResult<()> {
+        let _ = (change, changes);
+        Ok(())
+    }
+
+    async fn after_commit(&self, change: &ManagedChange) -> ApiResult<Option<Value>> {
+        let _ = change;
+        Ok(None)
+    }
+}
+
+/// Everything the handlers share. Use [`ApiState`], which derefs to this.
+#[derive(Debug)]
+pub struct ApiContext {
+    pub project: Arc<Project>,
+    pub repo: Arc<dyn Repository>,
+    /// Enabled connectors by instance name (`system/<name>`).
+    pub connectors: BTreeMap<String, Arc<dyn Connector>>,
+    pub node_id: String,
+    pub auth: AuthState,
+    pub limits: Limits,
+    pub hooks: Option<Arc<dyn ManagedHooks>>,
+}
+
+/// The shared state of the router.
+#[derive(Debug, Clone)]
+pub struct ApiState(Arc<ApiContext>);
+
+impl Deref for ApiState {
+    type Target = ApiContext;
+    fn deref(&self) -> &ApiContext {
+        &self.0
+    }
+}
+
+impl ApiState {
+    /// State with default [`Limits`] and no hooks.
+    pub fn new(
+        project: Arc<Project>,
+        repo: Arc<dyn Repository>,
+        connectors: BTreeMap<String, Arc<dyn Connector>>,
+        node_id: impl Into<String>,
+        auth: AuthState,
+    ) -> Self {
+        Self(Arc::new(ApiContext {
+            project,
+            repo,
+            connectors,
+            node_id: node_id.into(),
+            auth,
+            limits: Limits::default(),
+            hooks: None,
+        }))
+    }
+
+    /// The same state with other limits (call before building the router).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        self.map(|c| c.limits = limits)
+    }
+
+    /// The same state with managed-write hooks (implicit sync).
+    pub fn with_hooks(self, hooks: Arc<dyn ManagedHooks>) -> Self {
+        self.map(|c| c.hooks = Some(hooks))
+    }
+
+    fn map(self, f: impl FnOnce(&mut ApiContext)) -> Self {
+        let mut ctx = match Arc::try_unwrap(self.0) {
+            Ok(ctx) => ctx,
+            Err(shared) => ApiContext {
+                project: shared.project.clone(),
+                repo: shared.repo.clone(),
+                connectors: shared.connectors.clone(),
+                node_id: shared.node_id.clone(),
+                auth: shared.auth.clone(),
+                limits: shared.limits.clone(),
+                hooks: shared.hooks.clone(),
+            },
+        };
+        f(&mut ctx);
+        Self(Arc::new(ctx))
+    }
+}
