@@ -6,7 +6,10 @@
 
 pub mod contract;
 pub mod csv;
+pub mod ldap;
 pub mod paging;
 pub mod schema;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 
 pub use contract::{Change, ChangeBatch, Connector, ConnectorError, ConnectorResult, ObjectSet};
