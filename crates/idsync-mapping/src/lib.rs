@@ -8,11 +8,23 @@
 //! so adding a situation or action fails to compile until every table is updated.
 
 pub mod assess;
+mod compiled;
 pub mod diff;
+pub mod error;
+mod hooks;
+mod policy;
+mod properties;
+mod qualify;
 
 pub use assess::{
     Assessment, CorrelationOutcome, DeleteFacts, LinkedSource, OldValueFacts, SourceFacts,
     SourceLink, TargetFacts, TargetState, assess_delete, assess_source, assess_target,
     correlation_skipped,
 };
+pub use compiled::{CompiledMapping, DEFAULT_QUALIFIER};
 pub use diff::{DiffEntry, DiffOperation, diff};
+pub use error::{MappingError, Result};
+pub use hooks::{HookContext, UpdatePlan};
+pub use policy::{Decision, DecisionContext};
+pub use properties::PropertyContext;
+pub use qualify::{Correlation, is_full_object};
