@@ -327,7 +327,9 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
             }
         }
         let extra_now = std::mem::take(&mut extra);
+        let objects = out.stats.get(keys::SOURCE_PROCESSED);
         commit_chunk(engine, job, &ctx, out, extra_now, tail).await?;
+        tracing::info!(run = run_id, page = page_no, objects, "page committed");
         if let Some(msg) = abort {
             return fail_run(engine, run_id, &msg).await;
         }

@@ -1,0 +1,9 @@
+//! End-to-end tests of the `idsync` binary: they copy a project to a temp dir, run the real
+//! binary and look at what a user sees (exit codes, summary JSON, files, stored objects).
+
+mod support;
+
+mod config_validate;
+mod recon_getting_started;
+mod recon_managed;
+mod recon_situations;

@@ -1,0 +1,125 @@
+//! CSV → `managed/user` through the binary: IDM's sample1 flow (ABSENT, then CONFIRMED plus the
+//! new ABSENT), a dry run that writes nothing, and cancel with Ctrl-C mid-run.
+
+use crate::support::{Project, idsync};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const MAPPING: &str = "systemHrAccounts_managedUser";
+
+fn generate(p: &Project, rows: u64, start: u64, out: &str) {
+    let status = idsync()
+        .args(["generate", "hr", "--rows", &rows.to_string(), "--start", &start.to_string(), "--out"])
+        .arg(p.file(out))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn first_load_creates_then_second_run_confirms_and_adds_the_new_one() {
+    let p = Project::copy_of("samples/hr-to-managed");
+    let (code, s) = p.recon_json(MAPPING, &[]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["situationSummary"]["ABSENT"], 10, "{s:#}");
+    assert_eq!(s["progress"]["target"]["created"], 10);
+    assert_eq!(s["progress"]["links"]["created"], 10);
+    assert_eq!(s["sourceProcessedByNode"].as_object().unwrap().len(), 1);
+
+    // One more person in the export.
+    generate(&p, 11, 0, "data/hr.csv");
+    let (code, s) = p.recon_json(MAPPING, &[]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["situationSummary"]["CONFIRMED"], 10, "{s:#}");
+    assert_eq!(s["situationSummary"]["ABSENT"], 1, "{s:#}");
+    assert_eq!(s["progress"]["target"]["unchanged"], 10);
+    assert_eq!(s["progress"]["target"]["existing"]["total"], "10");
+    assert_eq!(s["progress"]["links"]["existing"]["total"], "10");
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_reports_what_it_would_do() {
+    let p = Project::copy_of("samples/getting-started");
+    let before = p.read("data/engineering.csv");
+    let (code, s) = p.recon_json("HumanResources_Engineering", &["--analyze"]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["analyze"], true);
+    assert_eq!(s["actionSummary"]["UPDATE"], 2, "{s:#}");
+    assert_eq!(s["actionSummary"]["CREATE"], 1, "{s:#}");
+    assert_eq!(p.read("data/engineering.csv"), before, "a dry run writes nothing");
+    // Nothing was linked either: the real run sees the same situations.
+    let (code, s) = p.recon_json("HumanResources_Engineering", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(s["situationSummary"]["FOUND"], 2, "{s:#}");
+    assert_eq!(s["situationSummary"]["ABSENT"], 1, "{s:#}");
+}
+
+#[test]
+fn a_guarded_run_stops_at_its_limit_and_fails() {
+    let p = Project::copy_of("samples/getting-started");
+    let (code, _) = p.recon_json("HumanResources_Engineering", &[]);
+    assert_eq!(code, 0);
+    // Allow one delete, then make the HR export lose two people.
+    let sync = p.read("conf/sync.json").replacen(
+        "\"policies\"",
+        "\"safety\": {\"maxDeletes\": 1},\n            \"policies\"",
+        1,
+    );
+    p.write("conf/sync.json", &sync);
+    let hr: String = p
+        .read("data/hr.csv")
+        .lines()
+        .filter(|l| !l.contains("BJENSEN") && !l.contains("SCARTER"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    p.write("data/hr.csv", &hr);
+    let (code, s) = p.recon_json("HumanResources_Engineering", &[]);
+    assert_eq!(code, 1, "{s:#}");
+    assert_eq!(s["state"], "FAILED");
+    assert_eq!(s["stage"], "COMPLETED_FAILED");
+    let msg = s["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("maxDeletes"), "{msg}");
+    assert_eq!(s["progress"]["target"]["deleted"], 1, "exactly the limit executes: {s:#}");
+    let rows = crate::support::csv_rows(&p.read("data/engineering.csv"));
+    assert_eq!(rows.len(), 2, "one of the two deletes ran: {rows:?}");
+}
+
+#[test]
+fn ctrl_c_cancels_a_run_mid_way_and_it_ends_canceled_with_its_counts() {
+    let p = Project::copy_of("samples/hr-to-managed");
+    generate(&p, 200_000, 0, "data/hr.csv");
+    let sync = p.read("conf/sync.json").replace("\"reconSourceQueryPageSize\": 10000", "\"reconSourceQueryPageSize\": 1000");
+    p.write("conf/sync.json", &sync);
+    let mut child = idsync()
+        .args(["-v", "recon", "--json", "--project"])
+        .arg(p.path())
+        .args(["--mapping", MAPPING])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first committed page, then press Ctrl-C.
+    let stderr = child.stderr.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        assert!(Instant::now() < deadline, "no page was committed in time");
+        let line = lines.next().expect("stderr closed before a page committed").unwrap();
+        if line.contains("page committed") {
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    std::thread::spawn(move || for _ in lines {});
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a canceled run exits 1");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["state"], "CANCELED", "{s:#}");
+    assert_eq!(s["stage"], "COMPLETED_CANCELED");
+    assert_eq!(s["stageDescription"], "reconciliation aborted.");
+    let processed = s["progress"]["source"]["existing"]["processed"].as_i64().unwrap();
+    assert!(processed >= 1000 && processed < 200_000, "{processed}");
+    assert_eq!(s["progress"]["target"]["created"].as_i64().unwrap(), processed, "{s:#}");
+}
