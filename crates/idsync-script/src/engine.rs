@@ -10,14 +10,15 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
-use rquickjs::function::{Args, Rest};
-use rquickjs::object::Property;
-use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value as JsValue};
+use rquickjs::function::Args;
+use rquickjs::{Context, Ctx, Function, Persistent, Runtime, Value as JsValue};
 use serde_json::Value;
 
 use crate::bindings::Bindings;
+use crate::console::install_console;
 use crate::convert::{self, FromJsError};
 use crate::error::ScriptError;
+use crate::failure::{Failure, WRAPPER_FILE, describe_failure, describe_thrown};
 use crate::limits::default_limits;
 use crate::origin::ScriptOrigin;
 use crate::script::ScriptInner;
@@ -25,9 +26,6 @@ use crate::{names, usage};
 
 /// The variable that holds a multi-statement script's text inside its compiled wrapper.
 pub(crate) const SOURCE_VAR: &str = "__idsync_src";
-
-/// The file name of compiled wrappers in stack traces; multi-statement code shows as `<input>`.
-const WRAPPER_FILE: &str = "idsync-script";
 
 thread_local! {
     static ENGINE: RefCell<Option<ThreadEngine>> = const { RefCell::new(None) };
@@ -411,119 +409,6 @@ fn matches(
         }
 }
 
-/// A failed call, described while the context is still at hand.
-enum Failure {
-    /// A JavaScript exception: message and line.
-    Thrown(String, Option<u32>),
-    /// The result could not become JSON.
-    NotJson(String),
-    /// An engine-level error without a JavaScript exception.
-    Plain(String),
-}
-
-impl Failure {
-    fn message(&self) -> &str {
-        match self {
-            Failure::Thrown(m, _) | Failure::NotJson(m) | Failure::Plain(m) => m,
-        }
-    }
-
-    fn into_error(
-        self,
-        origin: &ScriptOrigin,
-        timed_out: bool,
-        budget: Duration,
-        memory_limit: usize,
-    ) -> ScriptError {
-        let origin = origin.clone();
-        if timed_out {
-            return ScriptError::Timeout { origin, budget };
-        }
-        match self {
-            Failure::Thrown(message, _) | Failure::Plain(message)
-                if message.contains("out of memory") =>
-            {
-                ScriptError::OutOfMemory {
-                    origin,
-                    limit_bytes: memory_limit,
-                }
-            }
-            Failure::Thrown(message, line) => ScriptError::Thrown {
-                origin,
-                message,
-                line,
-            },
-            Failure::NotJson(message) => ScriptError::NotJson { origin, message },
-            Failure::Plain(message) => ScriptError::Engine { origin, message },
-        }
-    }
-}
-
-fn describe_failure(ctx: &Ctx<'_>, error: rquickjs::Error) -> Failure {
-    match error {
-        rquickjs::Error::Exception => {
-            let thrown = ctx.catch();
-            let (message, line) = describe_thrown(&thrown);
-            Failure::Thrown(message, line)
-        }
-        rquickjs::Error::Allocation => Failure::Plain("out of memory".to_owned()),
-        other => Failure::Plain(other.to_string()),
-    }
-}
-
-/// The message of a thrown value: `TypeError: x is undefined` for errors, the text of a thrown
-/// string, the JSON of anything else; and the script line from the error's stack, if any.
-fn describe_thrown(thrown: &JsValue<'_>) -> (String, Option<u32>) {
-    if let Some(exception) = thrown.as_exception() {
-        let name: Option<String> = exception.get("name").ok();
-        let message = exception.message().unwrap_or_default();
-        let text = match name {
-            Some(name) if !name.is_empty() && !message.is_empty() => format!("{name}: {message}"),
-            Some(name) if !name.is_empty() => name,
-            _ => message,
-        };
-        let line = exception.stack().as_deref().and_then(stack_line);
-        return (text, line);
-    }
-    if thrown.is_null() || thrown.is_undefined() {
-        // QuickJS throws a bare null when it runs out of memory before it can even create its
-        // "out of memory" error, which looks exactly like a script's own `throw null`.
-        return (
-            format!(
-                "the script threw {} (QuickJS also ends a script this way when it exhausts its \
-                 memory limit)",
-                if thrown.is_null() {
-                    "null"
-                } else {
-                    "undefined"
-                }
-            ),
-            None,
-        );
-    }
-    if let Some(s) = thrown.as_string() {
-        return (s.to_string().unwrap_or_default(), None);
-    }
-    match convert::from_js(thrown) {
-        Ok(Value::String(s)) => (s, None),
-        Ok(value) => (value.to_string(), None),
-        Err(_) => (format!("a thrown {}", thrown.type_name()), None),
-    }
-}
-
-/// The line of the innermost frame that is the script's own code. The wrapper keeps the
-/// script's first line on the wrapper's first line, so the numbers are the script's.
-fn stack_line(stack: &str) -> Option<u32> {
-    stack.lines().find_map(|frame| {
-        let frame = frame.trim().trim_end_matches(')');
-        let mut parts = frame.rsplitn(3, ':');
-        let _column = parts.next()?.parse::<u32>().ok()?;
-        let line = parts.next()?.parse::<u32>().ok()?;
-        let file = parts.next()?;
-        (file.ends_with(WRAPPER_FILE) || file.ends_with("<input>")).then_some(line)
-    })
-}
-
 /// Turns the call's JS result into JSON, splitting off captured variables.
 fn collect(ctx: &Ctx<'_>, value: &JsValue<'_>, capture_count: usize) -> Result<Outcome, Failure> {
     let to_json = |v: &JsValue<'_>| match convert::from_js(v) {
@@ -584,72 +469,4 @@ fn prepare_call<'js>(
         args.push_arg(js)?;
     }
     Ok((function, args))
-}
-
-/// `console.log` and friends write to `tracing` under the `idsync::script` target.
-fn install_console(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
-    let console = Object::new(ctx.clone())?;
-    console.set(
-        "log",
-        Function::new(ctx.clone(), |args: Rest<JsValue>| {
-            log_line(Level::Info, &args)
-        })?,
-    )?;
-    console.set(
-        "info",
-        Function::new(ctx.clone(), |args: Rest<JsValue>| {
-            log_line(Level::Info, &args)
-        })?,
-    )?;
-    console.set(
-        "debug",
-        Function::new(ctx.clone(), |args: Rest<JsValue>| {
-            log_line(Level::Debug, &args)
-        })?,
-    )?;
-    console.set(
-        "warn",
-        Function::new(ctx.clone(), |args: Rest<JsValue>| {
-            log_line(Level::Warn, &args)
-        })?,
-    )?;
-    console.set(
-        "error",
-        Function::new(ctx.clone(), |args: Rest<JsValue>| {
-            log_line(Level::Error, &args)
-        })?,
-    )?;
-    // Not enumerable, so the sweep after each call leaves it alone.
-    ctx.globals()
-        .prop("console", Property::from(console).writable().configurable())?;
-    Ok(())
-}
-
-#[derive(Clone, Copy)]
-enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-fn log_line(level: Level, args: &Rest<JsValue<'_>>) {
-    let text = args
-        .0
-        .iter()
-        .map(|arg| match arg.as_string() {
-            Some(s) => s.to_string().unwrap_or_default(),
-            None => match convert::from_js(arg) {
-                Ok(v) => v.to_string(),
-                Err(_) => format!("[{}]", arg.type_name()),
-            },
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    match level {
-        Level::Debug => tracing::debug!(target: "idsync::script", "{text}"),
-        Level::Info => tracing::info!(target: "idsync::script", "{text}"),
-        Level::Warn => tracing::warn!(target: "idsync::script", "{text}"),
-        Level::Error => tracing::error!(target: "idsync::script", "{text}"),
-    }
 }

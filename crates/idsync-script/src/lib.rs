@@ -23,9 +23,11 @@
 //! blocks its thread for at most the script's time budget.
 
 mod bindings;
+mod console;
 mod convert;
 mod engine;
 mod error;
+mod failure;
 mod limits;
 mod names;
 mod origin;
