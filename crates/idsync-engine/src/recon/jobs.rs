@@ -211,12 +211,9 @@ fn chunk_ops(ctx: &RunCtx, out: ChunkOutput, extra: StatsDelta) -> EngineResult<
     if !out.plan.is_empty() {
         ops.push(Op::AddPlanEntries(out.plan));
     }
-    if ctx.eff.run_target_phase && !out.claimed.is_empty() && !ctx.opts.analyze {
-        let ids: HashSet<String> = out.claimed.iter().map(|i| ctx.links.norm_target(i)).collect();
-        ops.push(Op::RegisterTargetIds { run_id: ctx.run_id.clone(), ids: ids.into_iter().collect() });
-    } else if ctx.eff.run_target_phase && !out.claimed.is_empty() {
-        // A dry run writes nothing but still needs to know which targets the source phase
-        // claimed, so that its target phase plans the right objects.
+    // Claimed target ids feed the target phase; a dry run registers them too (the registry is
+    // bookkeeping, not a write to any system), so its target phase plans the right objects.
+    if ctx.eff.run_target_phase && !out.claimed.is_empty() {
         let ids: HashSet<String> = out.claimed.iter().map(|i| ctx.links.norm_target(i)).collect();
         ops.push(Op::RegisterTargetIds { run_id: ctx.run_id.clone(), ids: ids.into_iter().collect() });
     }

@@ -5,5 +5,6 @@ mod support;
 
 mod config_validate;
 mod recon_getting_started;
+mod recon_hooks;
 mod recon_managed;
 mod recon_situations;
