@@ -30,6 +30,8 @@ CREATE TABLE links (
 );
 CREATE UNIQUE INDEX links_by_first  ON links (link_type, link_qualifier, first_id);
 CREATE UNIQUE INDEX links_by_second ON links (link_type, link_qualifier, second_id);
+-- Prefetch reads a mapping's links in id order, in keyset batches.
+CREATE INDEX links_by_type_id ON links (link_type, id);
 
 -- Reconciliation runs. One ACTIVE run per mapping, enforced here so that it holds cluster-wide.
 CREATE TABLE runs (
@@ -53,7 +55,7 @@ CREATE INDEX runs_by_mapping ON runs (mapping, seq);
 
 -- Page statistics are deltas: upserts add to `value`, never overwrite.
 CREATE TABLE run_counters (
-    run_id  text COLLATE "C" NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    run_id  text COLLATE "C" NOT NULL,
     node_id text COLLATE "C" NOT NULL,
     key     text COLLATE "C" NOT NULL,
     value   bigint NOT NULL,
@@ -87,7 +89,8 @@ CREATE TABLE jobs (
     owner_node     text COLLATE "C",
     lease_until_ns bigint,
     token          bigint NOT NULL DEFAULT 0,
-    not_before_ns  bigint
+    not_before_ns  bigint,
+    created_ns     bigint NOT NULL
 );
 CREATE INDEX jobs_claimable ON jobs (kind, seq) WHERE state <> 'DONE';
 CREATE INDEX jobs_by_run ON jobs (run_id);
@@ -134,12 +137,14 @@ CREATE INDEX syncqueue_by_mapping_state ON syncqueue (mapping, state, create_dat
 CREATE INDEX syncqueue_by_resource ON syncqueue (mapping, resource_id);
 CREATE INDEX syncqueue_acquired_by_node ON syncqueue (node_id) WHERE state = 'ACQUIRED';
 
--- Dead letters (SPEC §16): the REST entry plus the event needed for a replay.
+-- Dead letters (SPEC §16): the REST entry (what queries filter) plus the whole record needed
+-- for a replay.
 CREATE TABLE deadletters (
     id      text COLLATE "C" PRIMARY KEY,
     seq     bigint GENERATED ALWAYS AS IDENTITY,
     mapping text COLLATE "C" NOT NULL,
-    entry   jsonb NOT NULL
+    entry   jsonb NOT NULL,
+    letter  jsonb NOT NULL
 );
 CREATE INDEX deadletters_by_mapping ON deadletters (mapping, seq);
 
@@ -158,6 +163,8 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_recon ON audit (kind, recon_id);
 CREATE INDEX audit_by_mapping ON audit (kind, mapping);
 CREATE INDEX audit_by_time ON audit (kind, timestamp_ns);
+-- `GET audit/recon?_queryFilter=reconId eq "..."` goes through the jsonb translator.
+CREATE INDEX audit_by_recon_ci ON audit (kind, (lower(entry ->> 'reconId') COLLATE "C"));
 
 -- LiveSync tokens per source (SPEC §8), advanced in the same transaction as their work.
 CREATE TABLE livesync_tokens (

@@ -60,6 +60,8 @@ pub(crate) fn quote_ident(s: &str) -> String {
 pub(crate) enum FieldSource<'a> {
     /// The whole record is one jsonb column, e.g. `obj`.
     Document(&'a str),
+    /// A jsonb column whose `_id` lives in a text column instead (audit entries).
+    DocumentWithId { column: &'a str, id_column: &'a str },
     /// Top-level JSON names → jsonb SQL expressions; deeper pointer tokens navigate inside the
     /// expression. Unknown names do not exist (NULL).
     Columns(&'a [(&'a str, &'a str)]),
@@ -70,6 +72,10 @@ impl FieldSource<'_> {
     pub(crate) fn jsonb(&self, ptr: &JsonPointer) -> String {
         match self {
             FieldSource::Document(col) => navigate(col, ptr.tokens(), false),
+            FieldSource::DocumentWithId { id_column, .. } if ptr.tokens() == ["_id"] => {
+                format!("to_jsonb({id_column})")
+            }
+            FieldSource::DocumentWithId { column, .. } => navigate(column, ptr.tokens(), false),
             FieldSource::Columns(cols) => match ptr.tokens().split_first() {
                 None => {
                     let pairs: Vec<String> = cols
@@ -91,6 +97,10 @@ impl FieldSource<'_> {
     pub(crate) fn text(&self, ptr: &JsonPointer) -> String {
         match self {
             FieldSource::Document(col) => navigate(col, ptr.tokens(), true),
+            FieldSource::DocumentWithId { id_column, .. } if ptr.tokens() == ["_id"] => {
+                format!("({id_column})::text")
+            }
+            FieldSource::DocumentWithId { column, .. } => navigate(column, ptr.tokens(), true),
             FieldSource::Columns(_) => format!("({} #>> '{{}}')", self.jsonb(ptr)),
         }
     }

@@ -1,0 +1,106 @@
+//! Audit entries, dry-run plan entries, the clustered-recon target-id registry and liveSync
+//! tokens: the append-mostly records of runs and sync.
+
+use super::PgRepository;
+use super::convert::{as_u64, pg_err, to_ns};
+use super::filter::{FieldSource, SqlParams};
+use super::query::{self, QuerySpec};
+use crate::error::{RepoError, RepoResult};
+use crate::model::{AuditEntry, AuditKind};
+use chrono::{DateTime, Utc};
+use idsync_core::{QueryPage, QueryRequest};
+use serde_json::Value;
+
+impl PgRepository {
+    pub(crate) async fn pg_append_audit(&self, entries: &[AuditEntry]) -> RepoResult<()> {
+        let client = self.client().await?;
+        let refs: Vec<&AuditEntry> = entries.iter().collect();
+        super::commit::append_audit(&client, &refs).await
+    }
+
+    pub(crate) async fn pg_query_audit(&self, kind: AuditKind, q: &QueryRequest) -> RepoResult<QueryPage> {
+        let client = self.client().await?;
+        let mut params = SqlParams::new();
+        let kind_param = params.push(kind.as_str().to_string());
+        let spec = QuerySpec {
+            from: "audit",
+            base_where: vec![format!("kind = {kind_param}::text")],
+            fields: FieldSource::DocumentWithId { column: "entry", id_column: "id" },
+            id_col: "id",
+            select: "id, entry",
+        };
+        query::run(&client, spec, params, q, |row| {
+            let id: String = row.try_get(0).map_err(RepoError::internal)?;
+            let mut entry: Value = row.try_get(1).map_err(RepoError::internal)?;
+            if let Value::Object(map) = &mut entry {
+                map.entry("_id").or_insert(Value::String(id));
+            }
+            Ok(super::objects::present(entry))
+        })
+        .await
+    }
+
+    pub(crate) async fn pg_prune_audit(&self, kind: AuditKind, before: DateTime<Utc>) -> RepoResult<u64> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM audit WHERE kind = $1 AND timestamp_ns < $2", &[&kind.as_str(), &to_ns(&before)?])
+            .await
+            .map_err(pg_err)
+    }
+
+    pub(crate) async fn pg_query_plan(&self, run_id: &str, q: &QueryRequest) -> RepoResult<QueryPage> {
+        let client = self.client().await?;
+        let mut params = SqlParams::new();
+        let run_param = params.push(run_id.to_string());
+        let spec = QuerySpec {
+            from: "plan_entries",
+            base_where: vec![format!("run_id = {run_param}::text")],
+            fields: FieldSource::DocumentWithId { column: "entry", id_column: "id" },
+            id_col: "id",
+            select: "id, entry",
+        };
+        query::run(&client, spec, params, q, |row| {
+            let id: String = row.try_get(0).map_err(RepoError::internal)?;
+            let mut entry: Value = row.try_get(1).map_err(RepoError::internal)?;
+            if let Value::Object(map) = &mut entry {
+                map.entry("_id").or_insert(Value::String(id));
+            }
+            Ok(super::objects::present(entry))
+        })
+        .await
+    }
+
+    pub(crate) async fn pg_registry_among(&self, run_id: &str, ids: &[String], claimed: bool) -> RepoResult<Vec<String>> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT w.id FROM unnest($2::text[]) WITH ORDINALITY AS w(id, n) WHERE {} EXISTS \
+             (SELECT 1 FROM target_ids t WHERE t.run_id = $1 AND t.target_id = w.id) ORDER BY w.n",
+            if claimed { "" } else { "NOT" }
+        );
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+        let rows = client.query(&stmt, &[&run_id, &ids]).await.map_err(pg_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub(crate) async fn pg_count_registered(&self, run_id: &str) -> RepoResult<u64> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT count(*) FROM target_ids WHERE run_id = $1", &[&run_id]).await.map_err(pg_err)?;
+        Ok(as_u64(row.get(0)))
+    }
+
+    pub(crate) async fn pg_delete_registry(&self, run_id: &str) -> RepoResult<u64> {
+        let client = self.client().await?;
+        client.execute("DELETE FROM target_ids WHERE run_id = $1", &[&run_id]).await.map_err(pg_err)
+    }
+
+    pub(crate) async fn pg_get_sync_token(&self, source: &str) -> RepoResult<Option<Value>> {
+        let client = self.client().await?;
+        let row = client.query_opt("SELECT token FROM livesync_tokens WHERE source = $1", &[&source]).await.map_err(pg_err)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub(crate) async fn pg_set_sync_token(&self, source: &str, token: &Value) -> RepoResult<()> {
+        let client = self.client().await?;
+        super::commit::set_sync_token(&client, source, token).await
+    }
+}

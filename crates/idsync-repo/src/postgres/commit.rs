@@ -1,0 +1,381 @@
+//! `commit`: a ChangeSet in one transaction. The fence is checked first with the job row locked
+//! (`FOR UPDATE`), so a claim by another node cannot slip in between the check and the writes.
+//! Runs of consecutive creates (objects, links, audit entries) are written with one `unnest`
+//! INSERT each, so a 10,000-object page is a handful of statements.
+
+use super::PgRepository;
+use super::convert::{now_ns, opt_ns, parse_rev, pg_err, rev_str, to_ns};
+use crate::changes::{ChangeSet, CommitOutcome, Op};
+use crate::error::{RepoError, RepoResult};
+use crate::model::{AuditEntry, Job, Link, PlanEntry, SyncEvent};
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+
+impl PgRepository {
+    pub(crate) async fn pg_commit(&self, changes: ChangeSet) -> RepoResult<CommitOutcome> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        if let Some(fence) = &changes.fence {
+            let row = tx
+                .query_opt("SELECT token FROM jobs WHERE id = $1 FOR UPDATE", &[&fence.job_id])
+                .await
+                .map_err(pg_err)?;
+            if row.map(|r| r.get::<_, i64>(0)) != Some(fence.token) {
+                return Err(RepoError::StaleToken { job_id: fence.job_id.clone() });
+            }
+        }
+        let mut out = CommitOutcome::default();
+        let ops = &changes.ops;
+        let mut i = 0;
+        while i < ops.len() {
+            let same_kind = |op: &Op| std::mem::discriminant(op) == std::mem::discriminant(&ops[i]);
+            let end = i + ops[i..].iter().take_while(|op| same_kind(op)).count();
+            match &ops[i] {
+                Op::CreateObject { .. } => create_objects(&tx, &ops[i..end], &mut out).await?,
+                Op::CreateLink(_) => {
+                    let links: Vec<&Link> = ops[i..end]
+                        .iter()
+                        .filter_map(|op| if let Op::CreateLink(l) = op { Some(l) } else { None })
+                        .collect();
+                    create_links(&tx, &links, &mut out).await?;
+                }
+                Op::AppendAudit(_) => {
+                    let entries: Vec<&AuditEntry> = ops[i..end]
+                        .iter()
+                        .filter_map(|op| if let Op::AppendAudit(e) = op { Some(e) } else { None })
+                        .collect();
+                    append_audit(&tx, &entries).await?;
+                }
+                _ => {
+                    for op in &ops[i..end] {
+                        apply_one(&tx, op, &mut out).await?;
+                    }
+                }
+            }
+            i = end;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(out)
+    }
+}
+
+async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutcome) -> RepoResult<()> {
+    match op {
+        Op::CreateObject { .. } => create_objects(c, std::slice::from_ref(op), out).await,
+        Op::UpdateObject { object_type, id, expected_rev, value } => {
+            let value = with_identity(value, id, None)?;
+            let expected = expected_rev.as_deref().map(parse_rev);
+            let stmt = c
+                .prepare_cached(
+                    "UPDATE objects SET rev = rev + 1, \
+                     obj = $3::jsonb || jsonb_build_object('_id', id, '_rev', (rev + 1)::text) \
+                     WHERE object_type = $1 AND id = $2 AND ($4::bigint IS NULL OR rev = $4) RETURNING rev",
+                )
+                .await
+                .map_err(pg_err)?;
+            match c.query_opt(&stmt, &[object_type, id, &value, &expected]).await.map_err(pg_err)? {
+                Some(row) => {
+                    out.object_revs.push((object_type.clone(), id.clone(), rev_str(row.get(0))));
+                    Ok(())
+                }
+                None => Err(missing_or_mismatch(c, "objects WHERE object_type = $1 AND id = $2", &[object_type, id], id, expected_rev).await),
+            }
+        }
+        Op::DeleteObject { object_type, id, expected_rev } => {
+            let expected = expected_rev.as_deref().map(parse_rev);
+            let stmt = c
+                .prepare_cached(
+                    "DELETE FROM objects WHERE object_type = $1 AND id = $2 \
+                     AND ($3::bigint IS NULL OR rev = $3) RETURNING rev",
+                )
+                .await
+                .map_err(pg_err)?;
+            match c.query_opt(&stmt, &[object_type, id, &expected]).await.map_err(pg_err)? {
+                Some(_) => Ok(()),
+                None => Err(missing_or_mismatch(c, "objects WHERE object_type = $1 AND id = $2", &[object_type, id], id, expected_rev).await),
+            }
+        }
+        Op::CreateLink(link) => create_links(c, &[link], out).await,
+        Op::UpdateLink { link, expected_rev } => {
+            let expected = expected_rev.as_deref().map(parse_rev);
+            let stmt = c
+                .prepare_cached(
+                    "UPDATE links SET rev = rev + 1, link_type = $2, link_qualifier = $3, \
+                     first_id = $4, second_id = $5 WHERE id = $1 AND ($6::bigint IS NULL OR rev = $6) \
+                     RETURNING rev",
+                )
+                .await
+                .map_err(pg_err)?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+                &link.id, &link.link_type, &link.link_qualifier, &link.first_id, &link.second_id, &expected,
+            ];
+            match c.query_opt(&stmt, &params).await.map_err(pg_err)? {
+                Some(row) => {
+                    out.link_revs.push((link.id.clone(), rev_str(row.get(0))));
+                    Ok(())
+                }
+                None => Err(missing_or_mismatch(c, "links WHERE id = $1", &[&link.id], &link.id, expected_rev).await),
+            }
+        }
+        Op::DeleteLink { id, expected_rev } => {
+            let expected = expected_rev.as_deref().map(parse_rev);
+            let stmt = c
+                .prepare_cached("DELETE FROM links WHERE id = $1 AND ($2::bigint IS NULL OR rev = $2) RETURNING rev")
+                .await
+                .map_err(pg_err)?;
+            match c.query_opt(&stmt, &[id, &expected]).await.map_err(pg_err)? {
+                Some(_) => Ok(()),
+                None => Err(missing_or_mismatch(c, "links WHERE id = $1", &[id], id, expected_rev).await),
+            }
+        }
+        Op::AppendAudit(entry) => append_audit(c, &[entry]).await,
+        Op::AddRunCounters { run_id, node_id, counters } => add_counters(c, run_id, node_id, counters).await,
+        Op::AddPlanEntries(entries) => add_plan_entries(c, entries).await,
+        Op::RegisterTargetIds { run_id, ids } => {
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO target_ids (run_id, target_id) SELECT $1, t FROM unnest($2::text[]) AS t \
+                     ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(pg_err)?;
+            c.execute(&stmt, &[run_id, ids]).await.map_err(pg_err)?;
+            Ok(())
+        }
+        Op::EnqueueSyncEvent(event) => enqueue_event(c, event).await,
+        Op::CompleteJob { job_id } => {
+            let stmt = c.prepare_cached("DELETE FROM jobs WHERE id = $1").await.map_err(pg_err)?;
+            match c.execute(&stmt, &[job_id]).await.map_err(pg_err)? {
+                0 => Err(RepoError::NotFound(format!("job {job_id}"))),
+                _ => Ok(()),
+            }
+        }
+        Op::EnqueueJob(job) => enqueue_job(c, job).await,
+        Op::SetSyncToken { source, token } => set_sync_token(c, source, token).await,
+    }
+}
+
+/// `value` as stored: a JSON object carrying `_id` (and `_rev` when known).
+fn with_identity(value: &Value, id: &str, rev: Option<i64>) -> RepoResult<Value> {
+    let Value::Object(map) = value else {
+        return Err(RepoError::BadQuery(format!("managed object {id} must be a JSON object")));
+    };
+    let mut map = map.clone();
+    map.insert("_id".into(), Value::String(id.to_string()));
+    match rev {
+        Some(r) => map.insert("_rev".into(), Value::String(rev_str(r))),
+        None => map.shift_remove("_rev"),
+    };
+    Ok(Value::Object(map))
+}
+
+/// After a conditional write matched nothing: NotFound, or the revision that did not match.
+async fn missing_or_mismatch<C: GenericClient + Sync>(
+    c: &C,
+    from_where: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    id: &str,
+    expected: &Option<String>,
+) -> RepoError {
+    let sql = format!("SELECT rev FROM {from_where}");
+    match c.query_opt(&sql, params).await {
+        Err(e) => pg_err(e),
+        Ok(None) => RepoError::NotFound(id.to_string()),
+        Ok(Some(row)) => RepoError::RevisionMismatch {
+            id: id.to_string(),
+            expected: expected.clone().unwrap_or_default(),
+            actual: rev_str(row.get(0)),
+        },
+    }
+}
+
+async fn create_objects<C: GenericClient + Sync>(c: &C, ops: &[Op], out: &mut CommitOutcome) -> RepoResult<()> {
+    let mut types = Vec::with_capacity(ops.len());
+    let mut ids = Vec::with_capacity(ops.len());
+    let mut values = Vec::with_capacity(ops.len());
+    let mut seen = HashSet::with_capacity(ops.len());
+    for op in ops {
+        if let Op::CreateObject { object_type, id, value } = op {
+            if !seen.insert((object_type.as_str(), id.as_str())) {
+                return Err(RepoError::already_exists(format!("managed/{object_type}"), id.clone()));
+            }
+            types.push(object_type.as_str());
+            ids.push(id.as_str());
+            values.push(with_identity(value, id, Some(1))?);
+        }
+    }
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO objects (object_type, id, rev, obj) \
+             SELECT t, i, 1, o FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS u(t, i, o) \
+             ON CONFLICT DO NOTHING RETURNING object_type, id",
+        )
+        .await
+        .map_err(pg_err)?;
+    let rows = c.query(&stmt, &[&types, &ids, &values]).await.map_err(pg_err)?;
+    if rows.len() != ids.len() {
+        let inserted: HashSet<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        for (t, i) in types.iter().zip(&ids) {
+            if !inserted.contains(&(t.to_string(), i.to_string())) {
+                return Err(RepoError::already_exists(format!("managed/{t}"), *i));
+            }
+        }
+    }
+    for (t, i) in types.iter().zip(&ids) {
+        out.object_revs.push((t.to_string(), i.to_string(), rev_str(1)));
+    }
+    Ok(())
+}
+
+async fn create_links<C: GenericClient + Sync>(c: &C, links: &[&Link], out: &mut CommitOutcome) -> RepoResult<()> {
+    let mut ids = HashSet::new();
+    let mut firsts = HashSet::new();
+    let mut seconds = HashSet::new();
+    for l in links {
+        let key = (l.link_type.as_str(), l.link_qualifier.as_str());
+        if !ids.insert(l.id.as_str()) || !firsts.insert((key, l.first_id.as_str())) || !seconds.insert((key, l.second_id.as_str())) {
+            return Err(RepoError::already_exists("link", l.id.clone()));
+        }
+    }
+    let col = |f: fn(&Link) -> &str| links.iter().map(|l| f(l)).collect::<Vec<&str>>();
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO links (id, rev, link_type, link_qualifier, first_id, second_id) \
+             SELECT i, 1, t, q, f, s FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+             AS u(i, t, q, f, s) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .await
+        .map_err(pg_err)?;
+    let rows = c
+        .query(
+            &stmt,
+            &[&col(|l| &l.id), &col(|l| &l.link_type), &col(|l| &l.link_qualifier), &col(|l| &l.first_id), &col(|l| &l.second_id)],
+        )
+        .await
+        .map_err(pg_err)?;
+    if rows.len() != links.len() {
+        let inserted: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        if let Some(l) = links.iter().find(|l| !inserted.contains(&l.id)) {
+            return Err(RepoError::already_exists("link", l.id.clone()));
+        }
+    }
+    out.link_revs.extend(links.iter().map(|l| (l.id.clone(), rev_str(1))));
+    Ok(())
+}
+
+pub(crate) async fn append_audit<C: GenericClient + Sync>(c: &C, entries: &[&AuditEntry]) -> RepoResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    let recon: Vec<Option<&str>> = entries.iter().map(|e| e.recon_id.as_deref()).collect();
+    let mapping: Vec<Option<&str>> = entries.iter().map(|e| e.mapping.as_deref()).collect();
+    let types: Vec<Option<&str>> = entries.iter().map(|e| e.entry_type.as_deref()).collect();
+    let ts = entries.iter().map(|e| to_ns(&e.timestamp)).collect::<RepoResult<Vec<i64>>>()?;
+    let docs: Vec<&Value> = entries.iter().map(|e| &e.entry).collect();
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO audit (kind, id, recon_id, mapping, entry_type, timestamp_ns, entry) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::jsonb[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?;
+    c.execute(&stmt, &[&kinds, &ids, &recon, &mapping, &types, &ts, &docs]).await.map_err(pg_err)?;
+    Ok(())
+}
+
+async fn add_counters<C: GenericClient + Sync>(c: &C, run_id: &str, node_id: &str, counters: &BTreeMap<String, i64>) -> RepoResult<()> {
+    let keys: Vec<&str> = counters.keys().map(String::as_str).collect();
+    let values: Vec<i64> = counters.values().copied().collect();
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO run_counters (run_id, node_id, key, value) \
+             SELECT $1, $2, k, v FROM unnest($3::text[], $4::bigint[]) AS u(k, v) \
+             ON CONFLICT (run_id, node_id, key) DO UPDATE SET value = run_counters.value + EXCLUDED.value",
+        )
+        .await
+        .map_err(pg_err)?;
+    c.execute(&stmt, &[&run_id, &node_id, &keys, &values]).await.map_err(pg_err)?;
+    Ok(())
+}
+
+async fn add_plan_entries<C: GenericClient + Sync>(c: &C, entries: &[PlanEntry]) -> RepoResult<()> {
+    let runs: Vec<&str> = entries.iter().map(|e| e.run_id.as_str()).collect();
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    let docs: Vec<&Value> = entries.iter().map(|e| &e.entry).collect();
+    // A reprocessed page (lease lost, page re-claimed) rewrites its entries: idempotent.
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO plan_entries (run_id, id, entry) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) \
+             ON CONFLICT (run_id, id) DO UPDATE SET entry = EXCLUDED.entry",
+        )
+        .await
+        .map_err(pg_err)?;
+    c.execute(&stmt, &[&runs, &ids, &docs]).await.map_err(pg_err)?;
+    Ok(())
+}
+
+pub(crate) async fn enqueue_event<C: GenericClient + Sync>(c: &C, e: &SyncEvent) -> RepoResult<()> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO syncqueue (id, rev, mapping, resource_id, resource_collection, sync_action, state, \
+             node_id, remaining_retries, create_date_ns, object_rev, old_object, new_object, context) \
+             VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?;
+    let n = c
+        .execute(
+            &stmt,
+            &[
+                &e.id, &e.mapping, &e.resource_id, &e.resource_collection, &e.sync_action.as_str(), &e.state.as_str(),
+                &e.node_id, &e.remaining_retries, &to_ns(&e.create_date)?, &e.object_rev, &e.old_object, &e.new_object,
+                &e.context,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    if n == 0 {
+        return Err(RepoError::already_exists("sync event", e.id.clone()));
+    }
+    Ok(())
+}
+
+pub(crate) async fn enqueue_job<C: GenericClient + Sync>(c: &C, job: &Job) -> RepoResult<()> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO jobs (id, kind, run_id, payload, state, owner_node, lease_until_ns, token, not_before_ns, created_ns) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?;
+    let n = c
+        .execute(
+            &stmt,
+            &[
+                &job.id, &job.kind, &job.run_id, &job.payload, &job.state.as_str(), &job.owner_node,
+                &opt_ns(&job.lease_until)?, &job.token, &opt_ns(&job.not_before)?, &to_ns(&job.created)?,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    if n == 0 {
+        return Err(RepoError::already_exists("job", job.id.clone()));
+    }
+    Ok(())
+}
+
+pub(crate) async fn set_sync_token<C: GenericClient + Sync>(c: &C, source: &str, token: &Value) -> RepoResult<()> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO livesync_tokens (source, token, updated_ns) VALUES ($1, $2, $3) \
+             ON CONFLICT (source) DO UPDATE SET token = EXCLUDED.token, updated_ns = EXCLUDED.updated_ns",
+        )
+        .await
+        .map_err(pg_err)?;
+    c.execute(&stmt, &[&source, token, &now_ns()]).await.map_err(pg_err)?;
+    Ok(())
+}

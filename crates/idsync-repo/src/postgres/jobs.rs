@@ -1,0 +1,112 @@
+//! Jobs and leases (SPEC §9): claims with `FOR UPDATE SKIP LOCKED` (two claimers never get the
+//! same row, and neither waits for the other), a token incremented on every claim, and lease
+//! renewal/release checked against that token.
+
+use super::PgRepository;
+use super::convert::{as_u64, from_ns, lease_end_ns, now_ns, parse_enum, pg_err};
+use crate::error::{RepoError, RepoResult};
+use crate::model::{ClaimedJob, Job};
+use std::time::Duration;
+use tokio_postgres::Row;
+
+const JOB_COLUMNS: &str =
+    "id, kind, run_id, payload, state, owner_node, lease_until_ns, token, not_before_ns, created_ns";
+
+fn job_from_row(row: &Row) -> RepoResult<Job> {
+    let err = RepoError::internal;
+    Ok(Job {
+        id: row.try_get(0).map_err(err)?,
+        kind: row.try_get(1).map_err(err)?,
+        run_id: row.try_get(2).map_err(err)?,
+        payload: row.try_get(3).map_err(err)?,
+        state: parse_enum(row.try_get(4).map_err(err)?)?,
+        owner_node: row.try_get(5).map_err(err)?,
+        lease_until: row.try_get::<_, Option<i64>>(6).map_err(err)?.map(from_ns),
+        token: row.try_get(7).map_err(err)?,
+        not_before: row.try_get::<_, Option<i64>>(8).map_err(err)?.map(from_ns),
+        created: from_ns(row.try_get(9).map_err(err)?),
+    })
+}
+
+impl PgRepository {
+    pub(crate) async fn pg_enqueue_job(&self, job: &Job) -> RepoResult<()> {
+        let client = self.client().await?;
+        super::commit::enqueue_job(&client, job).await
+    }
+
+    pub(crate) async fn pg_claim_next(&self, kinds: &[&str], node_id: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'CLAIMED', owner_node = $2, lease_until_ns = $3, token = token + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE kind = ANY($1) \
+                 AND (not_before_ns IS NULL OR not_before_ns <= $4) \
+                 AND (state = 'PENDING' OR (state = 'CLAIMED' AND lease_until_ns <= $4)) \
+                 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+        let row = client.query_opt(&stmt, &[&kinds, &node_id, &lease_end_ns(lease), &now_ns()]).await.map_err(pg_err)?;
+        match row {
+            Some(r) => {
+                let job = job_from_row(&r)?;
+                Ok(Some(ClaimedJob { token: job.token, job }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn pg_renew_lease(&self, job_id: &str, token: i64, lease: Duration) -> RepoResult<()> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE jobs SET lease_until_ns = $3 WHERE id = $1 AND token = $2 AND state = 'CLAIMED'",
+                &[&job_id, &token, &lease_end_ns(lease)],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n == 0 {
+            return Err(RepoError::StaleToken { job_id: job_id.to_string() });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn pg_release_job(&self, job_id: &str, token: i64) -> RepoResult<()> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE jobs SET state = 'PENDING', owner_node = NULL, lease_until_ns = NULL \
+                 WHERE id = $1 AND token = $2 AND state = 'CLAIMED'",
+                &[&job_id, &token],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n == 0 {
+            return Err(RepoError::StaleToken { job_id: job_id.to_string() });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn pg_get_job(&self, job_id: &str) -> RepoResult<Option<Job>> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        client.query_opt(&sql, &[&job_id]).await.map_err(pg_err)?.as_ref().map(job_from_row).transpose()
+    }
+
+    pub(crate) async fn pg_count_jobs(&self, run_id: &str) -> RepoResult<u64> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT count(*) FROM jobs WHERE run_id = $1", &[&run_id]).await.map_err(pg_err)?;
+        Ok(as_u64(row.get(0)))
+    }
+
+    pub(crate) async fn pg_release_jobs_of_node(&self, node_id: &str) -> RepoResult<u64> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE jobs SET state = 'PENDING', owner_node = NULL, lease_until_ns = NULL \
+                 WHERE owner_node = $1 AND state = 'CLAIMED'",
+                &[&node_id],
+            )
+            .await
+            .map_err(pg_err)
+    }
+}

@@ -1,0 +1,106 @@
+//! Links (reference §6.4): point lookups on the two unique keys, batch lookups for a page of
+//! ids, keyset batches for prefetch, and `GET repo/link` queries.
+
+use super::PgRepository;
+use super::convert::{as_i64, as_u64, pg_err, rev_str};
+use super::filter::{FieldSource, SqlParams};
+use super::query::{self, QuerySpec};
+use crate::error::{RepoError, RepoResult};
+use crate::model::Link;
+use idsync_core::{QueryPage, QueryRequest};
+use tokio_postgres::Row;
+
+pub(crate) const LINK_COLUMNS: &str = "id, rev, link_type, link_qualifier, first_id, second_id";
+
+const LINK_FIELDS: &[(&str, &str)] = &[
+    ("_id", "to_jsonb(id)"),
+    ("_rev", "to_jsonb(rev::text)"),
+    ("linkType", "to_jsonb(link_type)"),
+    ("linkQualifier", "to_jsonb(link_qualifier)"),
+    ("firstId", "to_jsonb(first_id)"),
+    ("secondId", "to_jsonb(second_id)"),
+];
+
+/// The distinct qualifiers of a link type by a loose index scan (one probe per qualifier), so
+/// that batch lookups by first or second id can use the (type, qualifier, id) unique indexes.
+const QUALIFIERS_CTE: &str = "WITH RECURSIVE q(q) AS ( \
+     SELECT min(link_qualifier) FROM links WHERE link_type = $1 \
+     UNION ALL \
+     SELECT (SELECT min(link_qualifier) FROM links WHERE link_type = $1 AND link_qualifier > q.q) \
+     FROM q WHERE q.q IS NOT NULL)";
+
+pub(crate) fn link_from_row(row: &Row) -> RepoResult<Link> {
+    let get = |i: usize| row.try_get::<_, String>(i).map_err(RepoError::internal);
+    Ok(Link {
+        id: get(0)?,
+        rev: rev_str(row.try_get::<_, i64>(1).map_err(RepoError::internal)?),
+        link_type: get(2)?,
+        link_qualifier: get(3)?,
+        first_id: get(4)?,
+        second_id: get(5)?,
+    })
+}
+
+impl PgRepository {
+    async fn links_where(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> RepoResult<Vec<Link>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+        let rows = client.query(&stmt, params).await.map_err(pg_err)?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    pub(crate) async fn pg_get_link(&self, id: &str) -> RepoResult<Option<Link>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE id = $1");
+        Ok(self.links_where(&sql, &[&id]).await?.into_iter().next())
+    }
+
+    pub(crate) async fn pg_link_by(&self, side: &str, link_type: &str, qualifier: &str, id: &str) -> RepoResult<Option<Link>> {
+        let sql = format!(
+            "SELECT {LINK_COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {side} = $3"
+        );
+        Ok(self.links_where(&sql, &[&link_type, &qualifier, &id]).await?.into_iter().next())
+    }
+
+    pub(crate) async fn pg_links_for(&self, side: &str, link_type: &str, ids: &[String]) -> RepoResult<Vec<Link>> {
+        let sql = format!(
+            "{QUALIFIERS_CTE} SELECT {} FROM q JOIN links l ON l.link_type = $1 \
+             AND l.link_qualifier = q.q AND l.{side} = ANY($2) WHERE q.q IS NOT NULL ORDER BY l.id",
+            LINK_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        self.links_where(&sql, &[&link_type, &ids]).await
+    }
+
+    pub(crate) async fn pg_load_links(
+        &self,
+        link_type: &str,
+        qualifier: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> RepoResult<Vec<Link>> {
+        let sql = format!(
+            "SELECT {LINK_COLUMNS} FROM links WHERE link_type = $1 \
+             AND ($2::text IS NULL OR link_qualifier = $2) AND ($3::text IS NULL OR id > $3) \
+             ORDER BY id LIMIT $4"
+        );
+        self.links_where(&sql, &[&link_type, &qualifier, &after, &as_i64(limit)]).await
+    }
+
+    pub(crate) async fn pg_count_links(&self, link_type: &str) -> RepoResult<u64> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT count(*) FROM links WHERE link_type = $1").await.map_err(pg_err)?;
+        let row = client.query_one(&stmt, &[&link_type]).await.map_err(pg_err)?;
+        Ok(as_u64(row.get(0)))
+    }
+
+    pub(crate) async fn pg_query_links(&self, q: &QueryRequest) -> RepoResult<QueryPage> {
+        let client = self.client().await?;
+        let spec = QuerySpec {
+            from: "links",
+            base_where: Vec::new(),
+            fields: FieldSource::Columns(LINK_FIELDS),
+            id_col: "id",
+            select: LINK_COLUMNS,
+        };
+        query::run(&client, spec, SqlParams::new(), q, |row| Ok(link_from_row(row)?.to_json())).await
+    }
+}
