@@ -9,6 +9,7 @@ pub mod csv;
 pub mod ldap;
 pub mod paging;
 pub mod schema;
+pub mod sql;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 

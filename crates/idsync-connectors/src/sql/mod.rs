@@ -1,0 +1,542 @@
+//! The database-table connector (ICF `org.identityconnectors.databasetable.
+//! DatabaseTableConnector`): one table of PostgreSQL, MySQL/MariaDB or SQLite through sqlx,
+//! filters translated to parameterised WHERE clauses, keyset paging, classified errors.
+//!
+//! It owns only the SQL side; it knows nothing of mappings or recon, and never filters in
+//! memory what the database can filter.
+
+mod builder;
+mod pool;
+pub mod settings;
+mod translate;
+
+pub use settings::{Dialect, SqlSettings};
+
+use crate::contract::{Change, ChangeBatch, Connector, ConnectorError, ConnectorResult, ObjectSet};
+use crate::paging::{decode_cookie, encode_cookie};
+use crate::schema::{self, ObjectTypeSchema, PropKind, PropSchema, project_fields};
+use async_trait::async_trait;
+use builder::{Param, SqlBuilder};
+use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
+use pool::SqlPool;
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::sync::Arc;
+use translate::{Column, ColumnResolver, OrderKey, after_position, order_by, param_for, where_clause};
+
+/// How many ids one `IN (...)` holds in `get_many`.
+const IN_CHUNK: usize = 500;
+/// How many changed rows one liveSync poll returns at most.
+const CHANGE_BATCH: usize = 1000;
+
+#[derive(Debug)]
+pub struct SqlConnector {
+    name: String,
+    settings: Arc<SqlSettings>,
+    pool: SqlPool,
+    types: Vec<Arc<ObjectTypeSchema>>,
+    schema: Value,
+}
+
+impl SqlConnector {
+    /// Builds the connector from `configurationProperties` and `objectTypes`. The pool is
+    /// created without connecting.
+    pub fn new(
+        name: &str,
+        properties: &Map<String, Value>,
+        object_types: Option<&Value>,
+        project_dir: &Path,
+    ) -> ConnectorResult<Self> {
+        let settings = Arc::new(SqlSettings::from_properties(properties, project_dir)?);
+        let pool = SqlPool::connect_lazy(&settings)?;
+        let mut types: Vec<Arc<ObjectTypeSchema>> =
+            ObjectTypeSchema::parse_all(object_types)?.into_iter().map(Arc::new).collect();
+        if types.is_empty() {
+            types.push(Arc::new(ObjectTypeSchema {
+                name: "account".into(),
+                native_type: Some("__ACCOUNT__".into()),
+                properties: Vec::new(),
+            }));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            settings,
+            pool,
+            types,
+            schema: object_types.cloned().unwrap_or(Value::Object(Map::new())),
+        })
+    }
+
+    pub fn settings(&self) -> &SqlSettings {
+        &self.settings
+    }
+}
+
+#[async_trait]
+impl Connector for SqlConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn test(&self) -> ConnectorResult<()> {
+        let mut b = SqlBuilder::new(self.settings.dialect);
+        b.push("SELECT COUNT(*) FROM ").ident(&self.settings.table).push(" WHERE 1=0");
+        self.pool.count(&b).await.map(|_| ())
+    }
+
+    fn schema(&self) -> Value {
+        self.schema.clone()
+    }
+
+    fn object_set(&self, object_type: &str) -> ConnectorResult<Arc<dyn ObjectSet>> {
+        let schema = self.types.iter().find(|t| t.name == object_type).ok_or_else(|| {
+            ConnectorError::BadRequest(format!(
+                "connector {} has no object type {object_type:?}",
+                self.name
+            ))
+        })?;
+        Ok(Arc::new(SqlObjectSet::new(
+            Arc::clone(&self.settings),
+            self.pool.clone(),
+            Arc::clone(schema),
+        )))
+    }
+}
+
+/// One object type of a database-table connector: the rows of its table.
+#[derive(Debug)]
+pub struct SqlObjectSet {
+    settings: Arc<SqlSettings>,
+    pool: SqlPool,
+    schema: Arc<ObjectTypeSchema>,
+    /// The properties read back, with their columns (the password is write-only).
+    readable: Vec<(PropSchema, String)>,
+    key: Column,
+}
+
+impl SqlObjectSet {
+    fn new(settings: Arc<SqlSettings>, pool: SqlPool, schema: Arc<ObjectTypeSchema>) -> Self {
+        let readable = schema
+            .properties
+            .iter()
+            .filter(|p| p.native_name != schema::PASSWORD)
+            .map(|p| (p.clone(), column_of(&settings, &p.native_name)))
+            .collect();
+        let key_kind = schema
+            .properties
+            .iter()
+            .find(|p| p.native_name == schema::UID)
+            .map_or(PropKind::String, |p| p.kind);
+        let key = Column { name: settings.key_column.clone(), kind: key_kind };
+        Self { settings, pool, schema, readable, key }
+    }
+
+    fn builder(&self) -> SqlBuilder {
+        SqlBuilder::new(self.settings.dialect)
+    }
+
+    /// `SELECT key, col1, ... FROM table`, every column as text.
+    fn select(&self) -> SqlBuilder {
+        let mut b = self.builder();
+        b.push("SELECT ").column_as_text(&self.key.name);
+        for (_, col) in &self.readable {
+            b.push(", ").column_as_text(col);
+        }
+        b.push(" FROM ").ident(&self.settings.table);
+        b
+    }
+
+    fn key_param(&self, id: &str) -> ConnectorResult<Param> {
+        param_for(&self.key, &Value::String(id.to_owned())).map_err(|_| {
+            ConnectorError::BadRequest(format!("{id:?} is not a valid id for this table"))
+        })
+    }
+
+    fn row_to_object(&self, row: &[Option<String>]) -> ConnectorResult<Value> {
+        let mut map = Map::with_capacity(row.len());
+        let id = row.first().cloned().flatten().unwrap_or_default();
+        map.insert("_id".into(), Value::String(id));
+        for ((prop, col), cell) in self.readable.iter().zip(row.iter().skip(1)) {
+            let Some(text) = cell else { continue };
+            match schema::value_from_text(prop, text, None) {
+                Ok(Some(v)) => {
+                    map.insert(prop.name.clone(), v);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ConnectorError::InvalidData(format!("column {col}: {e}"))),
+            }
+        }
+        Ok(Value::Object(map))
+    }
+
+    /// The columns and values a write sets. With `all`, every mapped column not in the object
+    /// is set to NULL (a replace); the password is only written when given.
+    fn assignments(&self, object: &Value) -> ConnectorResult<Vec<(String, Option<Param>)>> {
+        let obj = object
+            .as_object()
+            .ok_or_else(|| ConnectorError::InvalidData("an object must be a JSON object".into()))?;
+        if let Some(unknown) =
+            obj.keys().find(|k| !k.starts_with('_') && self.schema.property(k).is_none())
+        {
+            return Err(ConnectorError::InvalidData(format!(
+                "{unknown:?} is not a property of object type {}",
+                self.schema.name
+            )));
+        }
+        let mut out = Vec::new();
+        for prop in &self.schema.properties {
+            let col = column_of(&self.settings, &prop.native_name);
+            if col == self.key.name {
+                continue;
+            }
+            let value = obj.get(&prop.name).unwrap_or(&Value::Null);
+            if prop.native_name == schema::PASSWORD && value.is_null() {
+                continue;
+            }
+            let param = match value {
+                Value::Null => None,
+                Value::Array(items) if items.is_empty() => None,
+                Value::Array(items) if items.len() == 1 => Some(self.write_param(prop, &col, &items[0])?),
+                other => Some(self.write_param(prop, &col, other)?),
+            };
+            out.push((col, param));
+        }
+        Ok(out)
+    }
+
+    fn write_param(&self, prop: &PropSchema, col: &str, value: &Value) -> ConnectorResult<Param> {
+        param_for(&Column { name: col.to_owned(), kind: prop.kind }, value).map_err(|_| {
+            ConnectorError::InvalidData(format!("{}: {value} does not fit column {col}", prop.name))
+        })
+    }
+
+    fn resolver(&self) -> Resolver<'_> {
+        Resolver { set: self }
+    }
+
+    fn new_id(&self, id: Option<&str>, object: &Value) -> String {
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            return id.to_owned();
+        }
+        if let Some(id) = object.get("_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            return id.to_owned();
+        }
+        // ICF's database table connector names rows by the key column (`__UID__` = `__NAME__`).
+        let key_prop = self.schema.properties.iter().find(|p| {
+            p.native_name == schema::UID
+                || p.native_name == schema::NAME
+                || p.native_name == self.key.name
+        });
+        if let Some(v) = key_prop.and_then(|p| object.get(&p.name)) {
+            match v {
+                Value::String(s) if !s.is_empty() => return s.clone(),
+                Value::Number(n) => return n.to_string(),
+                _ => {}
+            }
+        }
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+/// The column of a native name: `__UID__`/`__NAME__` are the key column, `__PASSWORD__` the
+/// password column.
+fn column_of(settings: &SqlSettings, native: &str) -> String {
+    match native {
+        schema::UID | schema::NAME => settings.key_column.clone(),
+        schema::PASSWORD => settings.password_column.clone().unwrap_or_else(|| native.to_owned()),
+        other => other.to_owned(),
+    }
+}
+
+struct Resolver<'a> {
+    set: &'a SqlObjectSet,
+}
+
+impl ColumnResolver for Resolver<'_> {
+    fn column(&self, field: &str) -> Option<Column> {
+        if field == "_id" {
+            return Some(self.set.key.clone());
+        }
+        self.set
+            .readable
+            .iter()
+            .find(|(p, _)| p.name == field)
+            .map(|(p, col)| Column { name: col.clone(), kind: p.kind })
+    }
+}
+
+#[async_trait]
+impl ObjectSet for SqlObjectSet {
+    async fn get(&self, id: &str) -> ConnectorResult<Option<Value>> {
+        let mut b = self.select();
+        b.push(" WHERE ").ident(&self.key.name).push(" = ").param(self.key_param(id)?);
+        let rows = self.pool.fetch_text(&b).await?;
+        rows.first().map(|r| self.row_to_object(r)).transpose()
+    }
+
+    async fn get_many(&self, ids: &[String]) -> ConnectorResult<Vec<Value>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut b = self.select();
+            b.push(" WHERE ").ident(&self.key.name).push(" IN (");
+            let mut any = false;
+            for id in chunk {
+                let Ok(p) = self.key_param(id) else { continue };
+                if any {
+                    b.push(", ");
+                }
+                b.param(p);
+                any = true;
+            }
+            if !any {
+                continue;
+            }
+            b.push(")");
+            for row in self.pool.fetch_text(&b).await? {
+                out.push(self.row_to_object(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
+        let resolver = self.resolver();
+        let mut keys: Vec<OrderKey> = Vec::new();
+        let mut key_direction = true;
+        for k in &request.sort_keys {
+            let field = match k.field.tokens() {
+                [f] => f.as_str(),
+                _ => {
+                    return Err(ConnectorError::BadRequest(format!(
+                        "cannot sort on the nested field {}",
+                        k.field
+                    )));
+                }
+            };
+            if field == "_id" {
+                key_direction = k.ascending;
+                continue;
+            }
+            let column = resolver.column(field).ok_or_else(|| {
+                ConnectorError::BadRequest(format!("unknown sort field {field:?}"))
+            })?;
+            if column.name == self.key.name {
+                key_direction = k.ascending;
+                continue;
+            }
+            keys.push(OrderKey { column, ascending: k.ascending, nullable: true });
+        }
+        keys.push(OrderKey { column: self.key.clone(), ascending: key_direction, nullable: false });
+
+        let mut b = self.select();
+        b.push(" WHERE ");
+        match &request.filter {
+            Some(f) => where_clause(&mut b, f, &resolver)?,
+            None => {
+                b.push("1=1");
+            }
+        }
+        let mut count_query = None;
+        if request.total_policy != TotalPolicy::None {
+            let mut c = self.builder();
+            c.push("SELECT COUNT(*) FROM ").ident(&self.settings.table).push(" WHERE ");
+            match &request.filter {
+                Some(f) => where_clause(&mut c, f, &resolver)?,
+                None => {
+                    c.push("1=1");
+                }
+            }
+            count_query = Some(c);
+        }
+        if let Some(cookie) = &request.cookie {
+            let position = decode_cookie(cookie, keys.len())?;
+            b.push(" AND ");
+            after_position(&mut b, &keys, &position)?;
+        }
+        order_by(&mut b, &keys);
+        let page_size = request.page_size.filter(|n| *n > 0);
+        let offset = request.offset.unwrap_or(0);
+        match page_size {
+            Some(n) => b.push(&format!(" LIMIT {}", n + 1)),
+            None => b.push(" LIMIT 9223372036854775807"),
+        };
+        if offset > 0 {
+            b.push(&format!(" OFFSET {offset}"));
+        }
+        let mut rows = self.pool.fetch_text(&b).await?;
+        let more = page_size.is_some_and(|n| rows.len() > n);
+        if let Some(n) = page_size {
+            rows.truncate(n);
+        }
+        let cookie = match rows.last() {
+            Some(last) if more => Some(encode_cookie(&self.position_of(last, &keys)?)),
+            _ => None,
+        };
+        let fields = request.fields.as_deref();
+        let results = rows
+            .iter()
+            .map(|r| self.row_to_object(r).map(|o| project_fields(o, fields)))
+            .collect::<ConnectorResult<Vec<_>>>()?;
+        let total = match count_query {
+            Some(c) => Some(self.pool.count(&c).await?),
+            None => None,
+        };
+        Ok(QueryPage { results, cookie, total })
+    }
+
+    async fn count(&self) -> ConnectorResult<Option<u64>> {
+        let mut b = self.builder();
+        b.push("SELECT COUNT(*) FROM ").ident(&self.settings.table);
+        self.pool.count(&b).await.map(Some)
+    }
+
+    async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value> {
+        let id = self.new_id(id, &object);
+        let assignments = self.assignments(&object)?;
+        let mut b = self.builder();
+        b.push("INSERT INTO ").ident(&self.settings.table).push(" (").ident(&self.key.name);
+        for (col, _) in &assignments {
+            b.push(", ").ident(col);
+        }
+        b.push(") VALUES (").param(self.key_param(&id)?);
+        for (_, p) in assignments {
+            b.push(", ");
+            match p {
+                Some(p) => b.param(p),
+                None => b.push("NULL"),
+            };
+        }
+        b.push(")");
+        self.pool.execute(&b).await?;
+        self.get(&id)
+            .await?
+            .ok_or_else(|| ConnectorError::Internal(format!("{id} vanished right after create")))
+    }
+
+    async fn update(&self, id: &str, _rev: Option<&str>, object: Value) -> ConnectorResult<Value> {
+        let assignments = self.assignments(&object)?;
+        if !assignments.is_empty() {
+            let mut b = self.builder();
+            b.push("UPDATE ").ident(&self.settings.table).push(" SET ");
+            for (i, (col, p)) in assignments.into_iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.ident(&col).push(" = ");
+                match p {
+                    Some(p) => b.param(p),
+                    None => b.push("NULL"),
+                };
+            }
+            b.push(" WHERE ").ident(&self.key.name).push(" = ").param(self.key_param(id)?);
+            self.pool.execute(&b).await?;
+        }
+        // MySQL counts only changed rows, so existence is checked by reading back.
+        self.get(id).await?.ok_or_else(|| ConnectorError::NotFound(id.to_owned()))
+    }
+
+    async fn delete(&self, id: &str, _rev: Option<&str>) -> ConnectorResult<Option<Value>> {
+        let old = self.get(id).await?.ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
+        let mut b = self.builder();
+        b.push("DELETE FROM ")
+            .ident(&self.settings.table)
+            .push(" WHERE ")
+            .ident(&self.key.name)
+            .push(" = ")
+            .param(self.key_param(id)?);
+        if self.pool.execute(&b).await? == 0 {
+            return Err(ConnectorError::NotFound(id.to_owned()));
+        }
+        Ok(Some(old))
+    }
+
+    /// liveSync over `changeLogColumn` (a number that grows with each write): the token is the
+    /// highest value seen. Deletes are not visible in a table and are not reported.
+    async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
+        let Some(col) = self.settings.change_log_column.clone() else {
+            return Err(ConnectorError::BadRequest(
+                "liveSync needs changeLogColumn in the connector configuration".into(),
+            ));
+        };
+        let col_kind = Column { name: col.clone(), kind: PropKind::Number };
+        let Some(token) = token.filter(|t| !t.is_null()) else {
+            let mut b = self.builder();
+            b.push("SELECT ").push(&max_as_text(self.settings.dialect, &col)).push(" FROM ");
+            b.ident(&self.settings.table);
+            let rows = self.pool.fetch_text(&b).await?;
+            let max = rows.first().and_then(|r| r.first().cloned().flatten());
+            let token = match max {
+                Some(t) => number_token(&t)?,
+                None => Value::from(0),
+            };
+            return Ok(ChangeBatch { changes: Vec::new(), token: Some(token) });
+        };
+        // The change column is read last, after the object's columns.
+        let mut b2 = self.builder();
+        b2.push("SELECT ").column_as_text(&self.key.name);
+        for (_, c) in &self.readable {
+            b2.push(", ").column_as_text(c);
+        }
+        b2.push(", ").column_as_text(&col).push(" FROM ").ident(&self.settings.table);
+        b2.push(" WHERE ").ident(&col).push(" > ").param(param_for(&col_kind, token)?);
+        b2.push(" ORDER BY ").ident(&col).push(&format!(" LIMIT {CHANGE_BATCH}"));
+        let rows = self.pool.fetch_text(&b2).await?;
+        let mut next = token.clone();
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(Some(t)) = row.last() {
+                next = number_token(t)?;
+            }
+            let object = self.row_to_object(&row[..row.len().saturating_sub(1)])?;
+            let id = object.get("_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            changes.push(Change::CreateOrUpdate { id, object });
+        }
+        Ok(ChangeBatch { changes, token: Some(next) })
+    }
+}
+
+impl SqlObjectSet {
+    /// The keyset position of a row: the value of each order key, then the id.
+    fn position_of(&self, row: &[Option<String>], keys: &[OrderKey]) -> ConnectorResult<Vec<Value>> {
+        let mut pos = Vec::with_capacity(keys.len());
+        for k in keys {
+            if k.column.name == self.key.name {
+                pos.push(Value::String(row.first().cloned().flatten().unwrap_or_default()));
+                continue;
+            }
+            let idx = self.readable.iter().position(|(_, c)| *c == k.column.name);
+            let cell = idx.and_then(|i| row.get(i + 1)).cloned().flatten();
+            let value = match (cell, idx) {
+                (Some(text), Some(i)) => schema::value_from_text(&self.readable[i].0, &text, None)
+                    .map_err(ConnectorError::InvalidData)?
+                    .unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            pos.push(value);
+        }
+        Ok(pos)
+    }
+}
+
+fn max_as_text(dialect: Dialect, col: &str) -> String {
+    let q = builder::quote_ident(dialect, col);
+    match dialect {
+        Dialect::Postgres => format!("MAX({q})::text"),
+        Dialect::MySql => format!("CAST(MAX({q}) AS CHAR)"),
+        Dialect::Sqlite => format!("CAST(MAX({q}) AS TEXT)"),
+    }
+}
+
+fn number_token(text: &str) -> ConnectorResult<Value> {
+    if let Ok(i) = text.trim().parse::<i64>() {
+        return Ok(Value::from(i));
+    }
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
+        .ok_or_else(|| {
+            ConnectorError::Config(format!("changeLogColumn must hold numbers, found {text:?}"))
+        })
+}
