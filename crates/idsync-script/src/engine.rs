@@ -31,7 +31,7 @@ thread_local! {
     static ENGINE: RefCell<Option<ThreadEngine>> = const { RefCell::new(None) };
 }
 
-/// What the interrupt handler and `console` need while a script runs.
+/// What the interrupt handler shares with the call in progress.
 struct CallState {
     deadline: Cell<Option<Instant>>,
     timed_out: Cell<bool>,
@@ -73,7 +73,7 @@ fn with_engine<R>(
     origin: &ScriptOrigin,
     f: impl FnOnce(&mut ThreadEngine) -> Result<R, ScriptError>,
 ) -> Result<R, ScriptError> {
-    ENGINE.with(|cell| {
+    let evaluated = ENGINE.try_with(|cell| {
         // A script cannot call back into Rust code that evaluates another script, so a busy
         // engine here means a caller evaluated from inside `console` output: report, not panic.
         let Ok(mut slot) = cell.try_borrow_mut() else {
@@ -89,7 +89,9 @@ fn with_engine<R>(
             Some(engine) => f(engine),
             None => Err(engine_error(origin, "no JavaScript engine on this thread")),
         }
-    })
+    });
+    // Only fails while the thread is exiting and its engine is already destroyed.
+    evaluated.unwrap_or_else(|_| Err(engine_error(origin, "the thread is shutting down")))
 }
 
 fn engine_error(origin: &ScriptOrigin, message: impl ToString) -> ScriptError {
