@@ -11,8 +11,10 @@
 pub mod changes;
 pub mod error;
 pub mod model;
+pub mod paging;
 pub mod postgres;
 pub mod repository;
+pub mod sqlite;
 
 pub use changes::{ChangeSet, CommitOutcome, Fence, Op};
 pub use error::{ConflictKind, RepoError, RepoResult};
@@ -27,9 +29,7 @@ pub async fn open(url: &str) -> RepoResult<Arc<dyn Repository>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         postgres::open(url).await
     } else if url.starts_with("sqlite:") {
-        Err(RepoError::Unavailable(
-            "sqlite backend not built yet".to_string(),
-        ))
+        sqlite::open(url).await
     } else {
         Err(RepoError::Unavailable(format!(
             "unsupported repository URL (expected sqlite:// or postgres://): {url}"

@@ -1,0 +1,357 @@
+//! Applies a `ChangeSet` in one IMMEDIATE transaction: the fence is checked first, then every
+//! op in order; the first failure drops the transaction (rollback), so nothing is written.
+
+use super::query::map_err;
+use super::time::micros;
+use crate::changes::{ChangeSet, CommitOutcome, Op};
+use crate::error::{ConflictKind, RepoError, RepoResult};
+use crate::model::{AuditEntry, Job, Link, SyncEvent};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde_json::Value;
+
+pub fn commit(conn: &mut Connection, changes: ChangeSet) -> RepoResult<CommitOutcome> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_err)?;
+    if let Some(fence) = &changes.fence {
+        let token: Option<i64> = tx
+            .prepare_cached("SELECT token FROM jobs WHERE id = ?")
+            .map_err(map_err)?
+            .query_row([&fence.job_id], |r| r.get(0))
+            .optional()
+            .map_err(map_err)?;
+        if token != Some(fence.token) {
+            return Err(RepoError::StaleToken {
+                job_id: fence.job_id.clone(),
+            });
+        }
+    }
+    let mut outcome = CommitOutcome::default();
+    for op in changes.ops {
+        apply(&tx, op, &mut outcome)?;
+    }
+    tx.commit().map_err(map_err)?;
+    Ok(outcome)
+}
+
+fn with_meta(mut value: Value, id: &str, rev: i64) -> RepoResult<String> {
+    let Value::Object(map) = &mut value else {
+        return Err(RepoError::BadQuery(format!(
+            "object {id} must be a JSON object"
+        )));
+    };
+    map.insert("_id".into(), Value::String(id.to_string()));
+    map.insert("_rev".into(), Value::String(rev.to_string()));
+    serde_json::to_string(&value).map_err(RepoError::internal)
+}
+
+fn current_rev(tx: &Transaction<'_>, object_type: &str, id: &str) -> RepoResult<Option<i64>> {
+    tx.prepare_cached("SELECT rev FROM objects WHERE object_type = ? AND id = ?")
+        .map_err(map_err)?
+        .query_row([object_type, id], |r| r.get(0))
+        .optional()
+        .map_err(map_err)
+}
+
+fn check_rev(id: &str, expected: Option<&String>, actual: i64) -> RepoResult<()> {
+    match expected {
+        Some(e) if *e != actual.to_string() => Err(RepoError::RevisionMismatch {
+            id: id.to_string(),
+            expected: e.clone(),
+            actual: actual.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
+    match op {
+        Op::CreateObject {
+            object_type,
+            id,
+            value,
+        } => {
+            let text = with_meta(value, &id, 1)?;
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO objects (object_type, id, rev, obj) VALUES (?, ?, 1, ?) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(map_err)?
+                .execute(params![object_type, id, text])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(RepoError::already_exists(
+                    format!("managed/{object_type}"),
+                    id,
+                ));
+            }
+            out.object_revs.push((object_type, id, "1".into()));
+        }
+        Op::UpdateObject {
+            object_type,
+            id,
+            expected_rev,
+            value,
+        } => {
+            let rev = current_rev(tx, &object_type, &id)?
+                .ok_or_else(|| RepoError::NotFound(format!("managed/{object_type}/{id}")))?;
+            check_rev(&id, expected_rev.as_ref(), rev)?;
+            let text = with_meta(value, &id, rev + 1)?;
+            tx.prepare_cached("UPDATE objects SET rev = ?, obj = ? WHERE object_type = ? AND id = ?")
+                .map_err(map_err)?
+                .execute(params![rev + 1, text, object_type, id])
+                .map_err(map_err)?;
+            out.object_revs
+                .push((object_type, id, (rev + 1).to_string()));
+        }
+        Op::DeleteObject {
+            object_type,
+            id,
+            expected_rev,
+        } => {
+            let rev = current_rev(tx, &object_type, &id)?
+                .ok_or_else(|| RepoError::NotFound(format!("managed/{object_type}/{id}")))?;
+            check_rev(&id, expected_rev.as_ref(), rev)?;
+            tx.prepare_cached("DELETE FROM objects WHERE object_type = ? AND id = ?")
+                .map_err(map_err)?
+                .execute(params![object_type, id])
+                .map_err(map_err)?;
+        }
+        Op::CreateLink(link) => {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO links (id, rev, link_type, link_qualifier, first_id, second_id) \
+                     VALUES (?, 1, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .map_err(map_err)?
+                .execute(params![
+                    link.id,
+                    link.link_type,
+                    link.link_qualifier,
+                    link.first_id,
+                    link.second_id
+                ])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(link_conflict(tx, &link)?);
+            }
+            out.link_revs.push((link.id, "1".into()));
+        }
+        Op::UpdateLink { link, expected_rev } => {
+            let rev: i64 = tx
+                .prepare_cached("SELECT rev FROM links WHERE id = ?")
+                .map_err(map_err)?
+                .query_row([&link.id], |r| r.get(0))
+                .optional()
+                .map_err(map_err)?
+                .ok_or_else(|| RepoError::NotFound(format!("repo/link/{}", link.id)))?;
+            check_rev(&link.id, expected_rev.as_ref(), rev)?;
+            let r = tx
+                .prepare_cached(
+                    "UPDATE links SET rev = ?, link_type = ?, link_qualifier = ?, first_id = ?, \
+                     second_id = ? WHERE id = ?",
+                )
+                .map_err(map_err)?
+                .execute(params![
+                    rev + 1,
+                    link.link_type,
+                    link.link_qualifier,
+                    link.first_id,
+                    link.second_id,
+                    link.id
+                ]);
+            match r {
+                Ok(_) => out.link_revs.push((link.id, (rev + 1).to_string())),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(RepoError::Conflict(ConflictKind::Other(format!(
+                        "link {}/{}: first or second id already linked",
+                        link.link_type, link.link_qualifier
+                    ))));
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Op::DeleteLink { id, expected_rev } => {
+            let rev: i64 = tx
+                .prepare_cached("SELECT rev FROM links WHERE id = ?")
+                .map_err(map_err)?
+                .query_row([&id], |r| r.get(0))
+                .optional()
+                .map_err(map_err)?
+                .ok_or_else(|| RepoError::NotFound(format!("repo/link/{id}")))?;
+            check_rev(&id, expected_rev.as_ref(), rev)?;
+            tx.prepare_cached("DELETE FROM links WHERE id = ?")
+                .map_err(map_err)?
+                .execute([&id])
+                .map_err(map_err)?;
+        }
+        Op::AppendAudit(entry) => insert_audit(tx, &entry)?,
+        Op::AddRunCounters {
+            run_id,
+            node_id,
+            counters,
+        } => {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO run_counters (run_id, node_id, key, value) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (run_id, node_id, key) DO UPDATE SET value = value + excluded.value",
+                )
+                .map_err(map_err)?;
+            for (k, v) in counters {
+                stmt.execute(params![run_id, node_id, k, v])
+                    .map_err(map_err)?;
+            }
+        }
+        Op::AddPlanEntries(entries) => {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO plan_entries (run_id, id, entry) VALUES (?, ?, ?) \
+                     ON CONFLICT (run_id, id) DO UPDATE SET entry = excluded.entry",
+                )
+                .map_err(map_err)?;
+            for e in entries {
+                let mut entry = e.entry;
+                if let Value::Object(m) = &mut entry {
+                    m.insert("_id".into(), Value::String(e.id.clone()));
+                }
+                stmt.execute(params![e.run_id, e.id, entry.to_string()])
+                    .map_err(map_err)?;
+            }
+        }
+        Op::RegisterTargetIds { run_id, ids } => {
+            let mut stmt = tx
+                .prepare_cached("INSERT OR IGNORE INTO target_ids (run_id, target_id) VALUES (?, ?)")
+                .map_err(map_err)?;
+            for id in ids {
+                stmt.execute(params![run_id, id]).map_err(map_err)?;
+            }
+        }
+        Op::EnqueueSyncEvent(ev) => insert_event(tx, &ev)?,
+        Op::CompleteJob { job_id } => {
+            let n = tx
+                .prepare_cached("DELETE FROM jobs WHERE id = ?")
+                .map_err(map_err)?
+                .execute([&job_id])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(RepoError::NotFound(format!("job {job_id}")));
+            }
+        }
+        Op::EnqueueJob(job) => insert_job(tx, &job)?,
+        Op::SetSyncToken { source, token } => {
+            tx.prepare_cached(
+                "INSERT INTO sync_tokens (source, token) VALUES (?, ?) \
+                 ON CONFLICT (source) DO UPDATE SET token = excluded.token",
+            )
+            .map_err(map_err)?
+            .execute(params![source, token.to_string()])
+            .map_err(map_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn link_conflict(tx: &Transaction<'_>, link: &Link) -> RepoResult<RepoError> {
+    let exists: Option<i64> = tx
+        .prepare_cached("SELECT 1 FROM links WHERE id = ?")
+        .map_err(map_err)?
+        .query_row([&link.id], |r| r.get(0))
+        .optional()
+        .map_err(map_err)?;
+    Ok(if exists.is_some() {
+        RepoError::already_exists("repo/link", link.id.clone())
+    } else {
+        RepoError::Conflict(ConflictKind::Other(format!(
+            "link {}/{}: {} or {} already linked",
+            link.link_type, link.link_qualifier, link.first_id, link.second_id
+        )))
+    })
+}
+
+pub fn insert_audit(conn: &Connection, entry: &AuditEntry) -> RepoResult<()> {
+    let mut doc = entry.entry.clone();
+    if let Value::Object(m) = &mut doc
+        && !m.contains_key("_id")
+    {
+        m.insert("_id".into(), Value::String(entry.id.clone()));
+    }
+    conn.prepare_cached(
+        "INSERT INTO audit (id, kind, timestamp, recon_id, mapping, entry_type, entry) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .map_err(map_err)?
+    .execute(params![
+        entry.id,
+        entry.kind.as_str(),
+        micros(&entry.timestamp),
+        entry.recon_id,
+        entry.mapping,
+        entry.entry_type,
+        doc.to_string()
+    ])
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub fn insert_event(conn: &Connection, ev: &SyncEvent) -> RepoResult<()> {
+    // Queue dates have millisecond precision (SPEC §16); truncate so the stored value and the
+    // rendered createDate agree.
+    let create = micros(&ev.create_date) / 1000 * 1000;
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO sync_queue (id, rev, mapping, resource_id, resource_collection, \
+             sync_action, state, node_id, remaining_retries, create_date, old_object, \
+             new_object, object_rev, context) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .map_err(map_err)?
+        .execute(params![
+            ev.id,
+            ev.mapping,
+            ev.resource_id,
+            ev.resource_collection,
+            ev.sync_action.as_str(),
+            ev.state.as_str(),
+            ev.node_id,
+            ev.remaining_retries,
+            create,
+            ev.old_object.as_ref().map(Value::to_string),
+            ev.new_object.as_ref().map(Value::to_string),
+            ev.object_rev,
+            ev.context.to_string()
+        ])
+        .map_err(map_err)?;
+    if n == 0 {
+        return Err(RepoError::already_exists("sync/queue", ev.id.clone()));
+    }
+    Ok(())
+}
+
+pub fn insert_job(conn: &Connection, job: &Job) -> RepoResult<()> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO jobs (id, kind, run_id, payload, state, owner_node, lease_until, token, \
+             not_before, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .map_err(map_err)?
+        .execute(params![
+            job.id,
+            job.kind,
+            job.run_id,
+            job.payload.to_string(),
+            job.state.as_str(),
+            job.owner_node,
+            job.lease_until.as_ref().map(micros),
+            job.token,
+            job.not_before.as_ref().map(micros),
+            micros(&job.created)
+        ])
+        .map_err(map_err)?;
+    if n == 0 {
+        return Err(RepoError::already_exists("job", job.id.clone()));
+    }
+    Ok(())
+}

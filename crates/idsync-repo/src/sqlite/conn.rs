@@ -1,0 +1,107 @@
+//! SQLite connections: one serialised writer and a small pool of WAL readers, all used on
+//! tokio's blocking threads. Every connection gets the same pragmas and the `idsync_lower` /
+//! `idsync_ci` functions (filters and expression indexes depend on them).
+
+use super::query::map_err;
+use crate::error::{RepoError, RepoResult};
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Readers kept open between calls; more may be opened under load and are then dropped.
+const MAX_IDLE_READERS: usize = 4;
+
+#[derive(Debug)]
+pub struct Pool {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+/// Opens a connection with the pragmas and functions every idsync connection needs.
+pub fn connect(path: &Path) -> RepoResult<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| RepoError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(30)).map_err(map_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("idsync_lower", 1, flags, |ctx| {
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Text(t) => Some(super::filter::lower(&String::from_utf8_lossy(t))),
+            _ => None,
+        })
+    })
+    .map_err(map_err)?;
+    conn.create_scalar_function("idsync_ci", 2, flags, |ctx| {
+        let is_text = matches!(ctx.get_raw(0), ValueRef::Text(b"text"));
+        Ok(match (is_text, ctx.get_raw(1)) {
+            (true, ValueRef::Text(t)) => Some(super::filter::lower(&String::from_utf8_lossy(t))),
+            _ => None,
+        })
+    })
+    .map_err(map_err)?;
+    Ok(conn)
+}
+
+impl Pool {
+    pub fn new(path: PathBuf, writer: Connection) -> Self {
+        Pool {
+            path,
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Runs `f` on the writer connection on a blocking thread; writes are serialised here.
+    pub async fn write<T, F>(&self, f: F) -> RepoResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> RepoResult<T> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer
+                .lock()
+                .map_err(|_| RepoError::Internal("sqlite writer mutex poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| RepoError::Internal(format!("sqlite task failed: {e}")))?
+    }
+
+    /// Runs `f` on a reader connection (WAL: readers do not block the writer).
+    pub async fn read<T, F>(&self, f: F) -> RepoResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> RepoResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers
+                .lock()
+                .map_err(|_| RepoError::Internal("sqlite reader pool poisoned".into()))?
+                .pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => connect(&path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < MAX_IDLE_READERS
+            {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| RepoError::Internal(format!("sqlite task failed: {e}")))?
+    }
+}
