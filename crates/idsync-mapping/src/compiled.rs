@@ -3,39 +3,14 @@
 //! low-level "evaluate this condition / script" helpers the other modules share; it must not
 //! decide anything (assessment, policies and properties live in their own modules).
 
+use crate::condition::CompiledCondition;
 use crate::error::{MappingError, Result};
 use idsync_config::{
     ActionSpec, Condition, Correlation, LinkQualifiers, Mapping, PropertyMapping, ScriptSpec,
 };
-use idsync_core::{Action, Filter, JsonPointer, Situation};
-use idsync_script::{Bindings, Script, ScriptOrigin};
-use serde_json::{Map, Value};
-
-/// A condition (reference §1.4): a filter evaluated in memory, or a script whose variables are
-/// the top-level keys of the condition content.
-#[derive(Debug, Clone)]
-pub(crate) enum CompiledCondition {
-    Filter(Filter),
-    Script(Script),
-}
-
-impl CompiledCondition {
-    /// Whether the condition holds for `content` (a JSON object). A script must answer a
-    /// boolean.
-    pub(crate) fn holds(&self, content: &Map<String, Value>) -> Result<bool> {
-        match self {
-            // The filter sees the content as one object; build it only here, where it is needed.
-            CompiledCondition::Filter(f) => Ok(f.matches(&Value::Object(content.clone()))),
-            CompiledCondition::Script(s) => {
-                let mut b = Bindings::new();
-                for (k, v) in content {
-                    b.set(k.as_str(), v);
-                }
-                Ok(s.eval_bool(&b)?)
-            }
-        }
-    }
-}
+use idsync_core::{Action, JsonPointer, Situation};
+use idsync_script::{Script, ScriptOrigin};
+use serde_json::Value;
 
 /// One property mapping, compiled.
 #[derive(Debug, Clone)]
@@ -124,7 +99,7 @@ impl Compiler<'_> {
 
     fn condition(&self, c: &Condition, place: &str) -> Result<CompiledCondition> {
         match c {
-            Condition::Filter(f, _) => Ok(CompiledCondition::Filter(f.clone())),
+            Condition::Filter(f, _) => Ok(CompiledCondition::filter(f)),
             Condition::Script(s) => Ok(CompiledCondition::Script(self.script(s, place)?)),
         }
     }

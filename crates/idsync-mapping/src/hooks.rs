@@ -203,12 +203,22 @@ impl CompiledMapping {
 
     /// What UPDATE would write: a copy of `current_target`, then `properties`, then `onUpdate`
     /// (always called), then the deep comparison with the current target.
+    ///
+    /// A null `current_target` (a link whose target object could not be loaded) is no update:
+    /// nothing runs and nothing changes, as IDM's `testUpdateActionWithNullTargetObject` pins.
     pub fn prepare_update(
         &self,
         source: &Value,
         current_target: &Value,
         ctx: &HookContext<'_>,
     ) -> Result<UpdatePlan> {
+        if current_target.is_null() {
+            return Ok(UpdatePlan {
+                new_target: Value::Null,
+                changed: false,
+                diff: Vec::new(),
+            });
+        }
         let mut new_target = current_target.clone();
         let pctx = PropertyContext {
             link_qualifier: ctx.link_qualifier,

@@ -9,6 +9,7 @@
 
 pub mod assess;
 mod compiled;
+mod condition;
 pub mod diff;
 pub mod error;
 mod hooks;

@@ -6,7 +6,7 @@ use crate::compiled::{CompiledAction, CompiledMapping, CompiledPolicy};
 use crate::error::{MappingError, Result};
 use idsync_core::{Action, Situation};
 use idsync_script::Bindings;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// What a decision may look at.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,12 +39,12 @@ impl CompiledMapping {
     pub fn decide(&self, situation: Situation, ctx: &DecisionContext<'_>) -> Result<Decision> {
         for p in self.policies.iter().filter(|p| p.situation == situation) {
             if let Some(condition) = &p.condition {
-                let mut content = Map::new();
-                content.insert("object".into(), ctx.source.cloned().unwrap_or(Value::Null));
-                content.insert(
-                    "linkQualifier".into(),
-                    Value::String(ctx.link_qualifier.into()),
-                );
+                let qualifier = Value::String(ctx.link_qualifier.into());
+                let null = Value::Null;
+                let content = [
+                    ("object", Some(ctx.source.unwrap_or(&null))),
+                    ("linkQualifier", Some(&qualifier)),
+                ];
                 if !condition.holds(&content)? {
                     continue;
                 }

@@ -5,7 +5,7 @@
 use crate::compiled::{CompiledMapping, CompiledProperty};
 use crate::error::{MappingError, Result};
 use idsync_script::Bindings;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// What property conditions and transforms may see besides the source and the target.
 #[derive(Debug, Clone, Copy)]
@@ -52,19 +52,14 @@ impl CompiledMapping {
         ctx: &PropertyContext<'_>,
     ) -> Result<()> {
         if let Some(condition) = &p.condition {
-            let mut content = Map::new();
-            content.insert("object".into(), source.clone());
-            content.insert("target".into(), target.clone());
-            content.insert(
-                "linkQualifier".into(),
-                Value::String(ctx.link_qualifier.into()),
-            );
-            if let Some(old) = ctx.old_source {
-                content.insert("oldSource".into(), old.clone());
-            }
-            if let Some(old) = ctx.old_target {
-                content.insert("oldTarget".into(), old.clone());
-            }
+            let qualifier = Value::String(ctx.link_qualifier.into());
+            let content = [
+                ("object", Some(source)),
+                ("target", Some(&*target)),
+                ("linkQualifier", Some(&qualifier)),
+                ("oldSource", ctx.old_source),
+                ("oldTarget", ctx.old_target),
+            ];
             if !condition.holds(&content)? {
                 return Ok(());
             }

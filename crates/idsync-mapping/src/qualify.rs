@@ -6,7 +6,7 @@ use crate::compiled::{CompiledCorrelation, CompiledMapping, CompiledQualifiers};
 use crate::error::Result;
 use idsync_core::{CompareOp, Filter, JsonPointer};
 use idsync_script::Bindings;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// What correlation asks the engine to do for one source and qualifier.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,10 +68,11 @@ impl CompiledMapping {
         match &self.source_condition {
             None => Ok(true),
             Some(c) => {
-                let mut content = Map::new();
-                content.insert("source".into(), source.clone());
-                content.insert("linkQualifier".into(), Value::String(link_qualifier.into()));
-                c.holds(&content)
+                let qualifier = Value::String(link_qualifier.into());
+                c.holds(&[
+                    ("source", Some(source)),
+                    ("linkQualifier", Some(&qualifier)),
+                ])
             }
         }
     }

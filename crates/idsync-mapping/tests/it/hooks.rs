@@ -180,3 +180,19 @@ fn a_throwing_on_create_aborts_and_names_the_hook() {
         "{text}"
     );
 }
+
+/// ObjectMappingTest.testUpdateActionWithNullTargetObject: UPDATE with a link but a null target
+/// object neither fails nor writes, and runs no hook.
+#[test]
+fn update_with_a_null_target_object_is_no_write_and_no_error() {
+    let mut m = mapping("m");
+    m.properties = vec![copy("/mail", "mail")];
+    m.on_update = Some(script("throw new Error('must not run')"));
+    let m = CompiledMapping::build(&m).unwrap();
+    let plan = m
+        .prepare_update(&json!({"mail": "a@x"}), &serde_json::Value::Null, &ctx())
+        .unwrap();
+    assert!(!plan.changed);
+    assert!(plan.diff.is_empty());
+    assert!(plan.new_target.is_null());
+}

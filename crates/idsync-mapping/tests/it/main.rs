@@ -9,4 +9,5 @@ mod hooks;
 mod policies;
 mod properties;
 mod qualify;
+mod samples;
 mod support;
