@@ -132,3 +132,11 @@ fn changes_to_a_bound_object_do_not_reach_the_callers_value_or_the_next_call() {
     assert_eq!(script.eval(&bindings).unwrap(), json!(3));
     assert_eq!(source, json!({"list": [1, 2]}));
 }
+
+#[test]
+fn scripts_and_errors_cross_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Script>();
+    shareable::<ScriptError>();
+    shareable::<ScriptOrigin>();
+}
