@@ -103,22 +103,21 @@ async fn create_read_update_delete() {
     );
     assert_eq!(set.count().await.unwrap(), None);
 
-    // Only the changed attribute is sent; absent properties are left alone.
-    let updated = set
-        .update(
-            &id,
-            None,
-            json!({"mail": "john@example.com", "cn": "John Doe"}),
-        )
-        .await
-        .unwrap();
+    // update replaces the object; only the changed attributes go to the server.
+    let mut changed = created.clone();
+    changed["mail"] = json!("john@example.com");
+    let updated = set.update(&id, None, changed.clone()).await.unwrap();
     assert_eq!(updated["mail"], json!("john@example.com"));
     assert_eq!(updated["description"], json!(["one", "two"]));
     assert_eq!(updated["_id"], json!(id));
 
-    // null removes the attribute.
-    let updated = set.update(&id, None, json!({"mail": null})).await.unwrap();
+    // null, or a missing declared property, removes the attribute.
+    changed["mail"] = Value::Null;
+    changed.as_object_mut().unwrap().remove("description");
+    let updated = set.update(&id, None, changed).await.unwrap();
     assert!(updated.get("mail").is_none(), "{updated}");
+    assert!(updated.get("description").is_none(), "{updated}");
+    assert_eq!(updated["sn"], json!("Tester"));
 
     let dup = set.create(None, person("jdoe", "Again")).await.unwrap_err();
     assert!(matches!(dup, ConnectorError::AlreadyExists(_)), "{dup:?}");
@@ -158,9 +157,9 @@ async fn filters_of_every_operator_with_escaping() {
         }
         uuids.push((created["_id"].as_str().unwrap().to_owned(), uid));
     }
-    set.update(&uuid_of_u4, None, json!({"mail": "beta@example.com"}))
-        .await
-        .unwrap();
+    let mut u4 = set.get(&uuid_of_u4).await.unwrap().unwrap();
+    u4["mail"] = json!("beta@example.com");
+    set.update(&uuid_of_u4, None, u4).await.unwrap();
 
     assert_eq!(ids(&*set, r#"cn eq "a*b(c)d\\e""#).await, set_of(&["u2"]));
     assert_eq!(ids(&*set, r#"cn eq "a""#).await, set_of(&["u5"]));
@@ -339,7 +338,7 @@ async fn rename_when_the_dn_changes() {
         .update(
             id,
             None,
-            json!({"dn": format!("uid=new,{PEOPLE}"), "uid": "new", "cn": "New Name"}),
+            json!({"dn": format!("uid=new,{PEOPLE}"), "uid": "new", "cn": "New Name", "sn": "Tester"}),
         )
         .await
         .unwrap();
@@ -354,7 +353,7 @@ async fn rename_when_the_dn_changes() {
         .update(
             id,
             None,
-            json!({"dn": format!("UID=new,{}", PEOPLE.to_uppercase())}),
+            json!({"dn": format!("UID=new,{}", PEOPLE.to_uppercase()), "uid": "new", "cn": "New Name", "sn": "Tester"}),
         )
         .await
         .unwrap();
@@ -365,7 +364,7 @@ async fn rename_when_the_dn_changes() {
         .update(
             id,
             None,
-            json!({"dn": format!("uid=new,{}", slapd::GROUPS)}),
+            json!({"dn": format!("uid=new,{}", slapd::GROUPS), "uid": "new", "cn": "New Name", "sn": "Tester"}),
         )
         .await
         .unwrap();
@@ -399,10 +398,9 @@ async fn multi_valued_and_binary_attributes() {
     assert_eq!(created["photo"], json!(b64));
     // A string property stays a string, an array property with one value is an array.
     assert!(created["cn"].is_string());
-    let updated = set
-        .update(id, None, json!({"telephoneNumber": ["+1 555 0199"]}))
-        .await
-        .unwrap();
+    let mut changed = created.clone();
+    changed["telephoneNumber"] = json!(["+1 555 0199"]);
+    let updated = set.update(id, None, changed).await.unwrap();
     assert_eq!(updated["telephoneNumber"], json!(["+1 555 0199"]));
     assert_eq!(updated["photo"], json!(b64));
     let got = set.get(id).await.unwrap().unwrap();
@@ -456,8 +454,10 @@ async fn schema_violations_are_invalid_data_with_the_servers_message() {
         "{err:?}"
     );
     let created = set.create(None, person("ok", "Ok")).await.unwrap();
+    let mut no_sn = created.clone();
+    no_sn["sn"] = Value::Null;
     let err = set
-        .update(created["_id"].as_str().unwrap(), None, json!({"sn": null}))
+        .update(created["_id"].as_str().unwrap(), None, no_sn)
         .await
         .unwrap_err();
     assert!(

@@ -419,7 +419,28 @@ impl ObjectSet for LdapObjectSet {
 
     async fn update(&self, id: &str, _rev: Option<&str>, object: Value) -> ConnectorResult<Value> {
         let uid = self.uid_attr().to_owned();
-        let native = entry::object_to_native(&object, &self.ty, &uid)?;
+        let mut native = entry::object_to_native(&object, &self.ty, &uid)?;
+        // update replaces the object: a declared property missing from it is removed (when
+        // the entry has it). Undeclared attributes are not ours to touch.
+        for prop in &self.ty.properties {
+            let native_name = prop.native_name.as_str();
+            let special = native_name == super::config::NAME_ATTR
+                || native_name == super::config::UID_ATTR
+                || native_name.eq_ignore_ascii_case(&uid)
+                || native_name.eq_ignore_ascii_case("objectClass")
+                // Passwords are write-only in IDM: an object without one keeps its password.
+                || native_name.eq_ignore_ascii_case("userPassword")
+                || native_name == "__PASSWORD__";
+            if !special
+                && object.get(&prop.name).is_none()
+                && !native
+                    .attrs
+                    .iter()
+                    .any(|(a, _)| a.eq_ignore_ascii_case(native_name))
+            {
+                native.attrs.push((native_name.to_owned(), Vec::new()));
+            }
+        }
         let attrs = self.all_attributes();
         self.shared
             .pool

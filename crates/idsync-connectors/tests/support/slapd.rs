@@ -75,6 +75,7 @@ impl Slapd {
             .expect("temp dir");
         let db = dir.path().join("db");
         std::fs::create_dir(&db).expect("db dir");
+        std::fs::write(dir.path().join("idsync-test.schema"), TEST_SCHEMA).expect("write schema");
         let conf = dir.path().join("slapd.conf");
         std::fs::write(&conf, slapd_conf(dir.path(), &db)).expect("write slapd.conf");
 
@@ -207,6 +208,19 @@ impl Drop for Slapd {
     }
 }
 
+/// A test-only auxiliary class: OpenLDAP's standard schema gives `uid`, `cn` and the other
+/// person attributes no ORDERING rule, so `lt`/`ge` filters on them match nothing. Suites that
+/// check ordering operators map a property to `idsyncSortKey` (add the class
+/// `idsyncTestPerson`). OIDs are under OpenLDAP's example arc 1.3.6.1.4.1.4203.666.
+pub const TEST_SCHEMA: &str = "\
+attributetype ( 1.3.6.1.4.1.4203.666.11.77.1 NAME 'idsyncSortKey'
+  DESC 'idsync tests: a string with an ORDERING rule'
+  EQUALITY caseIgnoreMatch ORDERING caseIgnoreOrderingMatch SUBSTR caseIgnoreSubstringsMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.4203.666.11.77.2 NAME 'idsyncTestPerson' AUXILIARY
+  MAY idsyncSortKey )
+";
+
 fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
     l.local_addr().expect("local addr").port()
@@ -218,6 +232,7 @@ fn slapd_conf(dir: &Path, db: &Path) -> String {
          include /etc/ldap/schema/cosine.schema\n\
          include /etc/ldap/schema/nis.schema\n\
          include /etc/ldap/schema/inetorgperson.schema\n\
+         include {schema}\n\
          pidfile {pid}\n\
          argsfile {args}\n\
          modulepath /usr/lib/ldap\n\
@@ -233,6 +248,7 @@ fn slapd_conf(dir: &Path, db: &Path) -> String {
          index objectClass eq\n\
          index uid,mail,cn eq\n\
          index entryUUID eq\n",
+        schema = dir.join("idsync-test.schema").display(),
         pid = dir.join("slapd.pid").display(),
         args = dir.join("slapd.args").display(),
         db = db.display(),
