@@ -7,6 +7,9 @@ use serde_json::Value;
 
 pub(crate) fn auth(cx: &mut Cx<'_>, v: &Value) -> AuthConfig {
     let mut out = AuthConfig::default();
+    // Names seen so far, including entries that failed validation, so duplicates are reported too.
+    let mut seen_tokens: Vec<String> = Vec::new();
+    let mut seen_users: Vec<String> = Vec::new();
     let Some(mut o) = cx.object("", v) else {
         return out;
     };
@@ -31,10 +34,11 @@ pub(crate) fn auth(cx: &mut Cx<'_>, v: &Value) -> AuthConfig {
                 }
             });
             if let Some(n) = &name
-                && out.tokens.iter().any(|x| &x.name == n)
+                && seen_tokens.contains(n)
             {
                 cx.error(&t.at("name"), format!("duplicate token name \"{n}\""));
             }
+            seen_tokens.extend(name.clone());
             t.finish(cx);
             if let (Some(name), Some(roles), Some(sha256)) = (name, roles, sha) {
                 out.tokens.push(TokenDef {
@@ -63,10 +67,11 @@ pub(crate) fn auth(cx: &mut Cx<'_>, v: &Value) -> AuthConfig {
                 }
             });
             if let Some(n) = &username
-                && out.users.iter().any(|x| &x.username == n)
+                && seen_users.contains(n)
             {
                 cx.error(&u.at("username"), format!("duplicate user \"{n}\""));
             }
+            seen_users.extend(username.clone());
             u.finish(cx);
             if let (Some(username), Some(roles), Some(password)) = (username, roles, password) {
                 out.users.push(UserDef {

@@ -49,7 +49,12 @@ pub(crate) fn check_mappings(
             placed[i].error(sink, "name", msg);
         }
     }
-    let names: Vec<String> = placed.iter().map(|p| p.mapping.name.clone()).collect();
+    let mut names: Vec<String> = Vec::new();
+    for p in placed.iter() {
+        if !names.contains(&p.mapping.name) {
+            names.push(p.mapping.name.clone());
+        }
+    }
     for i in 0..placed.len() {
         let (s, t) = (
             placed[i].mapping.source.clone(),

@@ -5,8 +5,11 @@ use idsync_config::*;
 use idsync_core::{Action, JsonPointer, ResourcePath, Situation};
 use serde_json::json;
 
-const ENV: [(&str, &str); 3] =
-    [("HRDB_PORT", "5432"), ("HRDB_PASSWORD", "db-secret"), ("LDAP_PASSWORD", "ldap-secret")];
+const ENV: [(&str, &str); 3] = [
+    ("HRDB_PORT", "5432"),
+    ("HRDB_PASSWORD", "db-secret"),
+    ("LDAP_PASSWORD", "ldap-secret"),
+];
 
 fn load() -> Loaded {
     match load_with(&fixture("full"), &ENV) {
@@ -33,7 +36,15 @@ fn loads_with_only_the_expected_warnings() {
 fn mappings_keep_sync_json_order_and_every_property() {
     let p = load().project;
     let names: Vec<&str> = p.mappings.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["hr_managedUser", "ldap_managedUser", "managedUser_ldap", "hrdb_managedUser"]);
+    assert_eq!(
+        names,
+        [
+            "hr_managedUser",
+            "ldap_managedUser",
+            "managedUser_ldap",
+            "hrdb_managedUser"
+        ]
+    );
     let m = p.mapping("hr_managedUser").unwrap();
     assert_eq!(m.source, ResourcePath::parse("system/hr/account").unwrap());
     assert_eq!(m.source_str, "system/hr/account");
@@ -42,8 +53,14 @@ fn mappings_keep_sync_json_order_and_every_property() {
     assert_eq!(m.link_type(), "hr_managedUser");
     assert!(m.enable_sync && m.enable_linking);
     assert!(!m.source_ids_case_sensitive && m.target_ids_case_sensitive);
-    assert_eq!(m.valid_source.as_ref().unwrap().source, "source.uid !== 'root';");
-    assert_eq!(m.valid_source.as_ref().unwrap().origin, "conf/sync.json /mappings/0/validSource");
+    assert_eq!(
+        m.valid_source.as_ref().unwrap().source,
+        "source.uid !== 'root';"
+    );
+    assert_eq!(
+        m.valid_source.as_ref().unwrap().origin,
+        "conf/sync.json /mappings/0/validSource"
+    );
     assert!(m.valid_target.is_some());
     match m.source_condition.as_ref().unwrap() {
         Condition::Filter(f, s) => {
@@ -51,17 +68,37 @@ fn mappings_keep_sync_json_order_and_every_property() {
             assert!(f.matches(&json!({"source": {"active": true}})));
             assert!(!f.matches(&json!({"source": {"active": false}})));
         }
-        other => panic!("{other:?}"),
+        other @ Condition::Script(_) => panic!("{other:?}"),
     }
     assert_eq!(m.qualifier_list().unwrap(), ["default", "admin"]);
-    let Some(Correlation::Queries(qs)) = &m.correlation else { panic!("{:?}", m.correlation) };
+    let Some(Correlation::Queries(qs)) = &m.correlation else {
+        panic!("{:?}", m.correlation)
+    };
     assert_eq!(qs.len(), 2);
     assert_eq!(qs[0].link_qualifier.as_deref(), Some("default"));
-    assert!(qs[0].script.globals.is_empty(), "linkQualifier is not a script variable");
+    assert!(
+        qs[0].script.globals.is_empty(),
+        "linkQualifier is not a script variable"
+    );
     assert_eq!(qs[1].link_qualifier.as_deref(), Some("admin"));
-    assert!(qs[1].script.source.contains("'/' + f + ' eq '"), "{}", qs[1].script.source);
-    assert!(qs[1].script.source.contains("eq(\"mail\", source[\"mail\"])"), "{}", qs[1].script.source);
-    assert!(qs[1].script.source.contains("' or '"), "{}", qs[1].script.source);
+    assert!(
+        qs[1].script.source.contains("'/' + f + ' eq '"),
+        "{}",
+        qs[1].script.source
+    );
+    assert!(
+        qs[1]
+            .script
+            .source
+            .contains("eq(\"mail\", source[\"mail\"])"),
+        "{}",
+        qs[1].script.source
+    );
+    assert!(
+        qs[1].script.source.contains("' or '"),
+        "{}",
+        qs[1].script.source
+    );
 
     assert_eq!(m.properties.len(), 7);
     assert_eq!(m.properties[0].target, JsonPointer::parse("userName"));
@@ -71,31 +108,62 @@ fn mappings_keep_sync_json_order_and_every_property() {
     assert_eq!(lower.source, "source ? source.toLowerCase() : null;\n");
     assert_eq!(lower.file.as_deref(), Some("script/lower.js"));
     assert_eq!(lower.origin, "script/lower.js");
-    assert!(m.properties[4].source.as_ref().unwrap().is_root(), "\"\" is the whole source");
+    assert!(
+        m.properties[4].source.as_ref().unwrap().is_root(),
+        "\"\" is the whole source"
+    );
     assert_eq!(m.properties[5].source, None);
     assert_eq!(m.properties[5].default, Some(json!("active")));
-    assert!(matches!(m.properties[5].condition, Some(Condition::Filter(..))));
-    assert!(matches!(m.properties[6].condition, Some(Condition::Script(_))));
+    assert!(matches!(
+        m.properties[5].condition,
+        Some(Condition::Filter(..))
+    ));
+    assert!(matches!(
+        m.properties[6].condition,
+        Some(Condition::Script(_))
+    ));
 
     assert_eq!(m.policies.len(), 9);
     assert_eq!(m.policies[0].situation, Situation::Confirmed);
     assert_eq!(m.policies[0].action, ActionSpec::Name(Action::Update));
     assert!(m.policies[1].post_action.is_some());
     assert!(m.policies[2].condition.is_some());
-    let ActionSpec::Script(s) = &m.policies[3].action else { panic!("{:?}", m.policies[3]) };
-    assert_eq!(s.globals.get("workflowName"), Some(&json!("approval")), "extra keys become variables");
+    let ActionSpec::Script(s) = &m.policies[3].action else {
+        panic!("{:?}", m.policies[3])
+    };
+    assert_eq!(
+        s.globals.get("workflowName"),
+        Some(&json!("approval")),
+        "extra keys become variables"
+    );
     assert_eq!(m.policies[7].action, ActionSpec::Name(Action::Unlink));
 
-    for hook in [&m.on_create, &m.on_update, &m.on_delete, &m.on_link, &m.on_unlink, &m.result] {
+    for hook in [
+        &m.on_create,
+        &m.on_update,
+        &m.on_delete,
+        &m.on_link,
+        &m.on_unlink,
+        &m.result,
+    ] {
         assert!(hook.is_some());
     }
     assert_eq!(m.task_threads, 4);
     assert_eq!(m.feed_size, 500);
     assert!(!m.prefetch_links);
     assert!(m.correlate_empty_target_set);
-    assert_eq!(m.source_query.as_ref().unwrap().get("_sortKeys"), Some(&json!("uid")));
-    assert_eq!(m.target_query.as_ref().unwrap().get("_fields"), Some(&json!("_id")));
-    assert_eq!((m.source_query_full_entry, m.target_query_full_entry), (Some(true), Some(false)));
+    assert_eq!(
+        m.source_query.as_ref().unwrap().get("_sortKeys"),
+        Some(&json!("uid"))
+    );
+    assert_eq!(
+        m.target_query.as_ref().unwrap().get("_fields"),
+        Some(&json!("_id"))
+    );
+    assert_eq!(
+        (m.source_query_full_entry, m.target_query_full_entry),
+        (Some(true), Some(false))
+    );
     assert!(m.allow_empty_source_set);
     assert_eq!(m.run_target_phase, Some(false));
     assert!(m.recon_source_query_paging && m.recon_target_query_paging);
@@ -117,7 +185,10 @@ fn mappings_keep_sync_json_order_and_every_property() {
     );
     assert_eq!(
         m.trigger_sync_properties,
-        Some(vec![JsonPointer::parse("/mail"), JsonPointer::parse("/givenName")])
+        Some(vec![
+            JsonPointer::parse("/mail"),
+            JsonPointer::parse("/givenName")
+        ])
     );
     assert_eq!(
         m.safety,
@@ -127,7 +198,10 @@ fn mappings_keep_sync_json_order_and_every_property() {
             min_source_size: Some(10)
         })
     );
-    assert_eq!(m.recon_association, Some(json!({"maxAnalysisRunsPerMapping": 1, "maxNonAnalysisRunsPerMapping": 3})));
+    assert_eq!(
+        m.recon_association,
+        Some(json!({"maxAnalysisRunsPerMapping": 1, "maxNonAnalysisRunsPerMapping": 3}))
+    );
     assert_eq!(m.raw.get("taskThreads"), Some(&json!(4)));
 }
 
@@ -135,18 +209,41 @@ fn mappings_keep_sync_json_order_and_every_property() {
 fn links_resolve_to_the_definer_and_direction() {
     let p = load().project;
     let m = p.mapping("managedUser_ldap").unwrap();
-    assert_eq!(m.links, Some(LinksRef { mapping: "ldap_managedUser".into(), reversed: true }));
+    assert_eq!(
+        m.links,
+        Some(LinksRef {
+            mapping: "ldap_managedUser".into(),
+            reversed: true
+        })
+    );
     assert_eq!(m.link_type(), "ldap_managedUser");
     assert!(m.links_reversed());
     // A single correlation query object is a list of one for the default qualifier.
-    let Some(Correlation::Queries(qs)) = &m.correlation else { panic!() };
+    let Some(Correlation::Queries(qs)) = &m.correlation else {
+        panic!()
+    };
     assert_eq!(qs.len(), 1);
     assert_eq!(qs[0].link_qualifier, None);
     // Substitution reaches script sources inside conf files.
-    assert!(m.properties[1].transform.as_ref().unwrap().source.contains("ou=People,dc=example,dc=com"));
+    assert!(
+        m.properties[1]
+            .transform
+            .as_ref()
+            .unwrap()
+            .source
+            .contains("ou=People,dc=example,dc=com")
+    );
     let q = m.queued().unwrap();
     assert_eq!(q.max_retries, None, "a negative maxRetries means forever");
-    assert_eq!((q.page_size, q.polling_interval_ms, q.max_queue_size, q.retry_delay_ms), (100, 1000, 20000, 1000));
+    assert_eq!(
+        (
+            q.page_size,
+            q.polling_interval_ms,
+            q.max_queue_size,
+            q.retry_delay_ms
+        ),
+        (100, 1000, 20000, 1000)
+    );
     assert_eq!(q.workers, 1);
     let l = p.mapping("ldap_managedUser").unwrap();
     assert!(matches!(l.correlation, Some(Correlation::Script(_))));
@@ -158,23 +255,42 @@ fn links_resolve_to_the_definer_and_direction() {
 fn connectors_are_typed_and_substituted() {
     let p = load().project;
     let names: Vec<&String> = p.connectors.keys().collect();
-    assert_eq!(names, ["hr", "hrdb", "ldap"], "the name field wins over the file name");
+    assert_eq!(
+        names,
+        ["hr", "hrdb", "ldap"],
+        "the name field wins over the file name"
+    );
     let hr = p.connector("hr").unwrap();
     assert_eq!(hr.kind, ConnectorKind::Csv);
     assert!(hr.enabled);
     let dir = p.dir.display().to_string();
-    assert_eq!(hr.configuration_properties["csvFile"], json!(format!("{dir}/data/hr.csv")));
+    assert_eq!(
+        hr.configuration_properties["csvFile"],
+        json!(format!("{dir}/data/hr.csv"))
+    );
     let account = &hr.object_types["account"];
     assert_eq!(account.native_type.as_deref(), Some("__ACCOUNT__"));
     assert_eq!(account.properties["uid"].native_name, "__NAME__");
     assert!(account.properties["uid"].required);
-    assert_eq!(account.properties["email"].native_name, "email", "nativeName defaults to the property name");
+    assert_eq!(
+        account.properties["email"].native_name, "email",
+        "nativeName defaults to the property name"
+    );
     assert_eq!(account.properties["active"].r#type, "boolean");
-    assert_eq!(account.properties["active"].flags, ["NOT_RETURNED_BY_DEFAULT"]);
-    assert_eq!(account.properties["groups"].items, Some(json!({"type": "string"})));
+    assert_eq!(
+        account.properties["active"].flags,
+        ["NOT_RETURNED_BY_DEFAULT"]
+    );
+    assert_eq!(
+        account.properties["groups"].items,
+        Some(json!({"type": "string"}))
+    );
     assert_eq!(
         hr.sync_failure_handler,
-        Some(SyncFailureHandler { max_retries: Some(5), post_retry_action: PostRetryAction::DeadLetterQueue })
+        Some(SyncFailureHandler {
+            max_retries: Some(5),
+            post_retry_action: PostRetryAction::DeadLetterQueue
+        })
     );
     assert_eq!(hr.file, "conf/provisioner.openicf-hr.json");
 
@@ -189,8 +305,14 @@ fn connectors_are_typed_and_substituted() {
 
     let ldap = p.connector("ldap").unwrap();
     assert_eq!(ldap.kind, ConnectorKind::Ldap);
-    assert_eq!(ldap.configuration_properties["principal"], json!("cn=admin,dc=example,dc=com"));
-    assert_eq!(ldap.configuration_properties["baseContexts"], json!(["ou=People,dc=example,dc=com"]));
+    assert_eq!(
+        ldap.configuration_properties["principal"],
+        json!("cn=admin,dc=example,dc=com")
+    );
+    assert_eq!(
+        ldap.configuration_properties["baseContexts"],
+        json!(["ou=People,dc=example,dc=com"])
+    );
 }
 
 #[test]
@@ -200,27 +322,46 @@ fn secrets_are_masked_for_config_reads() {
     assert_eq!(db["configurationProperties"]["password"], json!(MASK));
     assert_eq!(db["configurationProperties"]["user"], json!("postgres"));
     let ldap = p.connector("ldap").unwrap().masked();
-    assert_eq!(ldap["configurationProperties"]["credentials"], json!("********"));
-    assert_eq!(ldap["configurationProperties"]["principal"], json!("cn=admin,dc=example,dc=com"));
+    assert_eq!(
+        ldap["configurationProperties"]["credentials"],
+        json!("********")
+    );
+    assert_eq!(
+        ldap["configurationProperties"]["principal"],
+        json!("cn=admin,dc=example,dc=com")
+    );
     // A schema property named like a secret is a definition, not a secret: it stays readable.
     assert_eq!(
         ldap["objectTypes"]["account"]["properties"]["userPassword"]["nativeName"],
         json!("userPassword")
     );
     let text = serde_json::to_string(&db).unwrap() + &serde_json::to_string(&ldap).unwrap();
-    assert!(!text.contains("db-secret") && !text.contains("ldap-secret"), "{text}");
+    assert!(
+        !text.contains("db-secret") && !text.contains("ldap-secret"),
+        "{text}"
+    );
 }
 
 #[test]
 fn managed_types_index_hints_and_hooks() {
     let p = load().project;
     let user = p.managed_type("user").unwrap();
-    assert_eq!(user.indexed, ["userName", "mail"], "the hint first, then schema index flags, no duplicates");
+    assert_eq!(
+        user.indexed,
+        ["userName", "mail"],
+        "the hint first, then schema index flags, no duplicates"
+    );
     let on_create = user.on_create.as_ref().unwrap();
     assert_eq!(on_create.file.as_deref(), Some("script/onCreateUser.js"));
-    assert_eq!(on_create.globals.get("defaultStatus"), Some(&json!("active")));
+    assert_eq!(
+        on_create.globals.get("defaultStatus"),
+        Some(&json!("active"))
+    );
     assert!(user.on_update.is_some() && user.on_delete.is_some() && user.on_sync.is_some());
-    assert_eq!(p.managed_type("group").unwrap().indexed, Vec::<String>::new());
+    assert_eq!(
+        p.managed_type("group").unwrap().indexed,
+        Vec::<String>::new()
+    );
     assert_eq!(p.managed.len(), 2);
 }
 
@@ -238,42 +379,82 @@ fn schedules_auth_settings_and_queue_settings() {
     let live = &p.schedules["liveSyncLdap"];
     assert_eq!(live.r#type, ScheduleType::Simple);
     assert!(!live.enabled);
-    assert_eq!((live.repeat_interval_ms, live.repeat_count), (Some(15000), Some(-1)));
+    assert_eq!(
+        (live.repeat_interval_ms, live.repeat_count),
+        (Some(15000), Some(-1))
+    );
     assert_eq!(live.invoke_service, InvokeService::Provisioner);
 
     assert_eq!(p.auth.tokens.len(), 2);
-    assert_eq!(p.auth.tokens[0].sha256, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+    assert_eq!(
+        p.auth.tokens[0].sha256,
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    );
     assert_eq!(p.auth.tokens[1].roles, [Role::Reader]);
     assert_eq!(p.auth.users[0].username, "openidm-admin");
     assert_eq!(p.auth.users[0].roles, [Role::Admin, Role::Reader]);
 
     let s = &p.settings;
-    assert_eq!(s.repo_url.as_deref(), Some(format!("sqlite://{}/.idsync/repo.db", p.dir.display()).as_str()));
+    assert_eq!(
+        s.repo_url.as_deref(),
+        Some(format!("sqlite://{}/.idsync/repo.db", p.dir.display()).as_str())
+    );
     assert_eq!(s.node_id.as_deref(), Some("node-a"));
     assert_eq!(s.bind, "127.0.0.1:0");
-    assert_eq!((s.heartbeat_interval_ms, s.node_timeout_ms, s.lease_ms), (1000, 5000, 8000));
+    assert_eq!(
+        (s.heartbeat_interval_ms, s.node_timeout_ms, s.lease_ms),
+        (1000, 5000, 8000)
+    );
     assert_eq!(s.audit_retention_days, Some(30));
 
-    assert_eq!(p.queue_recovery, QueueRecovery { enabled: true, recovery_interval_ms: 120_000 });
-    assert_eq!(p.queue_balancing, QueueBalancing { enabled: false, balance_interval_ms: 10_000 });
+    assert_eq!(
+        p.queue_recovery,
+        QueueRecovery {
+            enabled: true,
+            recovery_interval_ms: 120_000
+        }
+    );
+    assert_eq!(
+        p.queue_balancing,
+        QueueBalancing {
+            enabled: false,
+            balance_interval_ms: 10_000
+        }
+    );
 }
 
 #[test]
 fn environment_overrides_idsync_json() {
     let mut env = ENV.to_vec();
-    env.extend([("IDSYNC_LEASE_MS", "20000"), ("IDSYNC_NODE_ID", "node-b"), ("IDSYNC_LDAP_BASE_DN", "dc=other")]);
+    env.extend([
+        ("IDSYNC_LEASE_MS", "20000"),
+        ("IDSYNC_NODE_ID", "node-b"),
+        ("IDSYNC_LDAP_BASE_DN", "dc=other"),
+    ]);
     let p = load_with(&fixture("full"), &env).unwrap().project;
     assert_eq!(p.settings.lease_ms, 20000);
     assert_eq!(p.settings.node_id.as_deref(), Some("node-b"));
-    assert_eq!(p.settings.heartbeat_interval_ms, 1000, "keys without an override keep the file's value");
+    assert_eq!(
+        p.settings.heartbeat_interval_ms, 1000,
+        "keys without an override keep the file's value"
+    );
     // An overridden idsync.json key is what substitution sees.
     let ldap = p.connector("ldap").unwrap();
-    assert_eq!(ldap.configuration_properties["principal"], json!("cn=admin,dc=other"));
+    assert_eq!(
+        ldap.configuration_properties["principal"],
+        json!("cn=admin,dc=other")
+    );
 
-    let bad = load_with(&fixture("full"), &[ENV[0], ENV[1], ENV[2], ("IDSYNC_LEASE_MS", "soon")]).unwrap_err();
+    let bad = load_with(
+        &fixture("full"),
+        &[ENV[0], ENV[1], ENV[2], ("IDSYNC_LEASE_MS", "soon")],
+    )
+    .unwrap_err();
     assert_eq!(
         lines(&bad.errors),
-        ["conf/idsync.json: /leaseMs: environment variable IDSYNC_LEASE_MS=\"soon\" is not a non-negative integer"]
+        [
+            "conf/idsync.json: /leaseMs: environment variable IDSYNC_LEASE_MS=\"soon\" is not a non-negative integer"
+        ]
     );
 }
 
@@ -282,6 +463,8 @@ fn a_missing_secret_names_file_pointer_and_variables() {
     let err = load_with(&fixture("full"), &[ENV[0], ENV[2]]).unwrap_err();
     assert_eq!(
         lines(&err.errors),
-        ["conf/provisioner.openicf-hrdb.json: /configurationProperties/password: property &{hrdb.password} is not defined (set it in conf/idsync.json or the environment variable hrdb.password or HRDB_PASSWORD)"]
+        [
+            "conf/provisioner.openicf-hrdb.json: /configurationProperties/password: property &{hrdb.password} is not defined (set it in conf/idsync.json or the environment variable hrdb.password or HRDB_PASSWORD)"
+        ]
     );
 }

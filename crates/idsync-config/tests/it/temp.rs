@@ -1,0 +1,404 @@
+//! Small projects written to a temporary folder: defaults, substitution order, and the checks
+//! that the fixtures do not cover.
+
+use crate::{lines, load_with};
+use idsync_config::*;
+use serde_json::json;
+use std::path::Path;
+
+/// Writes `files` (path relative to the project → content) into a fresh project folder.
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("conf")).unwrap();
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+const HR: (&str, &str) = (
+    "conf/provisioner.openicf-hr.json",
+    r#"{"connectorRef":{"connectorName":"csv"},"configurationProperties":{"csvFile":"data/hr.csv"},
+        "objectTypes":{"account":{"properties":{"uid":{"type":"string","nativeName":"__NAME__"}}}}}"#,
+);
+const MANAGED: (&str, &str) = ("conf/managed.json", r#"{"objects":[{"name":"user"}]}"#);
+
+fn errors(dir: &Path, env: &[(&str, &str)]) -> Vec<String> {
+    match load_with(dir, env) {
+        Ok(_) => Vec::new(),
+        Err(d) => lines(&d.errors),
+    }
+}
+
+#[test]
+fn a_minimal_mapping_gets_every_default() {
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[{"name":"m","source":"system/hr/account","target":"managed/user"}]}"#,
+        ),
+    ]);
+    let p = load_with(dir.path(), &[]).unwrap().project;
+    let m = p.mapping("m").unwrap();
+    assert!(m.enable_sync && m.enable_linking && m.prefetch_links);
+    assert!(m.source_ids_case_sensitive && m.target_ids_case_sensitive);
+    assert_eq!((m.task_threads, m.feed_size), (10, 1000));
+    assert!(
+        !m.correlate_empty_target_set
+            && !m.allow_empty_source_set
+            && !m.clustered_source_recon_enabled
+    );
+    assert!(!m.recon_source_query_paging && !m.recon_target_query_paging);
+    assert_eq!(
+        (
+            m.recon_source_query_page_size,
+            m.recon_target_query_page_size
+        ),
+        (None, None)
+    );
+    assert_eq!(
+        m.run_target_phase, None,
+        "recon vs reconById default is the caller's"
+    );
+    assert_eq!(
+        (m.source_query_full_entry, m.target_query_full_entry),
+        (None, None)
+    );
+    assert_eq!(m.qualifier_list().unwrap(), ["default"]);
+    assert!(m.correlation.is_none() && m.properties.is_empty() && m.policies.is_empty());
+    assert!(m.queued_sync.is_none() && m.queued().is_none() && m.safety.is_none());
+    assert!(m.trigger_sync_properties.is_none() && m.sync_after.is_empty());
+    assert_eq!(p.settings, Settings::default());
+    assert_eq!(p.settings.bind, "127.0.0.1:8080");
+    assert_eq!(
+        (
+            p.settings.heartbeat_interval_ms,
+            p.settings.node_timeout_ms,
+            p.settings.lease_ms
+        ),
+        (2000, 10000, 10000)
+    );
+    assert_eq!(p.queue_recovery.recovery_interval_ms, 300_000);
+    assert_eq!(p.queue_balancing.balance_interval_ms, 5_000);
+    assert_eq!(
+        p.connector("hr").unwrap().name,
+        "hr",
+        "the file name names a connector without \"name\""
+    );
+    assert!(p.auth.tokens.is_empty() && p.schedules.is_empty());
+}
+
+#[test]
+fn queued_sync_defaults_and_disabled_queue() {
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[
+              {"name":"a","source":"managed/user","target":"system/hr/account","queuedSync":{"enabled":true}},
+              {"name":"b","source":"managed/user","target":"system/hr/account","links":"a","queuedSync":{"maxRetries":0}}]}"#,
+        ),
+    ]);
+    let p = load_with(dir.path(), &[]).unwrap().project;
+    let a = p.mapping("a").unwrap().queued().unwrap();
+    assert_eq!(
+        *a,
+        QueuedSync {
+            enabled: true,
+            page_size: 100,
+            polling_interval_ms: 1000,
+            max_queue_size: 20000,
+            max_retries: None,
+            retry_delay_ms: 1000,
+            post_retry_action: PostRetryAction::LoggedIgnore,
+            workers: 1
+        }
+    );
+    let b = p.mapping("b").unwrap();
+    assert!(
+        b.queued().is_none(),
+        "queuedSync without enabled:true is off, as in IDM"
+    );
+    assert_eq!(b.queued_sync.as_ref().unwrap().max_retries, Some(0));
+}
+
+#[test]
+fn substitution_order_idsync_json_then_env_then_upper_snake_env() {
+    let conn = r#"{"connectorRef":{"connectorName":"csv"},"configurationProperties":{
+        "a":"&{x.one}","b":"&{x.two}","c":"&{x.three}","d":"&{idm.instance.dir}","e":"&{launcher.project.location}/data"}}"#;
+    let dir = project(&[
+        ("conf/idsync.json", r#"{"x.one":"from-idsync-json"}"#),
+        ("conf/provisioner.openicf-c.json", conn),
+    ]);
+    let env = [
+        ("x.one", "env-exact-1"),
+        ("X_ONE", "env-upper-1"),
+        ("x.two", "env-exact-2"),
+        ("X_TWO", "env-upper-2"),
+        ("X_THREE", "env-upper-3"),
+    ];
+    let p = load_with(dir.path(), &env).unwrap().project;
+    let props = &p.connector("c").unwrap().configuration_properties;
+    let root = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(props["a"], json!("from-idsync-json"));
+    assert_eq!(props["b"], json!("env-exact-2"));
+    assert_eq!(props["c"], json!("env-upper-3"));
+    assert_eq!(props["d"], json!(root));
+    assert_eq!(props["e"], json!(format!("{root}/data")));
+}
+
+#[test]
+fn a_whole_string_substitution_can_stand_for_a_number_or_a_boolean() {
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[{"name":"m","source":"system/hr/account","target":"managed/user",
+               "taskThreads":"&{THREADS}","prefetchLinks":"&{PREFETCH}","safety":{"maxDeletes":"&{MAXDEL}"},
+               "feedSize":"12"}]}"#,
+        ),
+    ]);
+    // A literal "12" is still a type error: only substitutions are converted.
+    assert_eq!(
+        errors(
+            dir.path(),
+            &[("THREADS", "3"), ("PREFETCH", "false"), ("MAXDEL", "7")]
+        ),
+        ["conf/sync.json: /mappings/0/feedSize: expected an integer, found a string"]
+    );
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[{"name":"m","source":"system/hr/account","target":"managed/user",
+               "taskThreads":"&{THREADS}","prefetchLinks":"&{PREFETCH}","safety":{"maxDeletes":"&{MAXDEL}"}}]}"#,
+        ),
+    ]);
+    let p = load_with(
+        dir.path(),
+        &[("THREADS", "3"), ("PREFETCH", "false"), ("MAXDEL", "7")],
+    )
+    .unwrap()
+    .project;
+    let m = p.mapping("m").unwrap();
+    assert_eq!(m.task_threads, 3);
+    assert!(!m.prefetch_links);
+    assert_eq!(
+        m.safety.as_ref().unwrap().max_deletes,
+        Some(Limit::Count(7))
+    );
+    assert_eq!(
+        errors(
+            dir.path(),
+            &[("THREADS", "many"), ("PREFETCH", "false"), ("MAXDEL", "7")]
+        ),
+        ["conf/sync.json: /mappings/0/taskThreads: expected an integer, found \"many\""]
+    );
+}
+
+#[test]
+fn schedule_auth_and_settings_errors() {
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[{"name":"m","source":"system/hr/account","target":"managed/user"}]}"#,
+        ),
+        (
+            "conf/idsync.json",
+            r#"{"heartbeatIntervalMs": 5000, "nodeTimeoutMs": 4000, "heartbeatIntervalMS": 1}"#,
+        ),
+        (
+            "conf/schedule-a.json",
+            r#"{"type":"cron","schedule":"0 * * * * ?","invokeService":"sync","invokeContext":{"action":"reconcile","mapping":"nope"}}"#,
+        ),
+        (
+            "conf/schedule-b.json",
+            r#"{"type":"simple","repeatInterval":1000,"invokeService":"provisioner","invokeContext":{"action":"liveSync","source":"system/ad/account"}}"#,
+        ),
+        (
+            "conf/schedule-c.json",
+            r#"{"type":"hourly","invokeService":"workflow"}"#,
+        ),
+        (
+            "conf/schedule-d.json",
+            r#"{"invokeService":"script","invokeContext":{"script":{"type":"groovy","source":"x"}}}"#,
+        ),
+        (
+            "conf/authentication.json",
+            r#"{"tokens":[{"name":"t","roles":["root"],"sha256":"abc"}],
+                "users":[{"username":"u","roles":[],"password":"plain"},{"username":"u","roles":["reader"],"password":"$argon2id$v=19$x"}]}"#,
+        ),
+        ("conf/audit.json", "{}"),
+    ]);
+    let d = load_with(dir.path(), &[]).unwrap_err();
+    assert_eq!(
+        lines(&d.errors),
+        [
+            "conf/authentication.json: /tokens/0/roles/0: unknown role \"root\" (known: admin, reader)",
+            "conf/authentication.json: /tokens/0/sha256: expected the 64 hex digits of the token's SHA-256",
+            "conf/authentication.json: /users/0/password: expected an argon2 PHC string (\"$argon2id$...\"); make one with `idsync auth hash-password`",
+            "conf/authentication.json: /users/0/roles: needs at least one role (admin or reader)",
+            "conf/authentication.json: /users/1/username: duplicate user \"u\"",
+            "conf/idsync.json: /nodeTimeoutMs: must be greater than heartbeatIntervalMs (4000 <= 5000), or every node looks down between two heartbeats",
+            "conf/schedule-a.json: /invokeContext/mapping: unknown mapping \"nope\" (known: m)",
+            "conf/schedule-b.json: /invokeContext/source: unknown connector \"ad\" (known: hr)",
+            "conf/schedule-c.json: /invokeService: unknown invokeService \"workflow\" (known: sync, provisioner, script)",
+            "conf/schedule-c.json: /type: unknown schedule type \"hourly\" (known: cron, simple)",
+            "conf/schedule-d.json: /invokeContext/script/type: Groovy scripts are not supported: idsync runs JavaScript only (use \"type\": \"text/javascript\")",
+            "conf/schedule-d.json: /schedule: missing required key \"schedule\" (a cron schedule needs a cron expression)",
+        ]
+    );
+    assert_eq!(
+        lines(&d.warnings),
+        [
+            "conf/audit.json: file not used by idsync",
+            "conf/idsync.json: /heartbeatIntervalMS: unknown key \"heartbeatIntervalMS\"",
+        ]
+    );
+    assert!(
+        !d.to_string().contains("plain"),
+        "a rejected password is never echoed"
+    );
+}
+
+#[test]
+fn sync_after_cycles_and_unknown_names_are_errors() {
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/mapping-a.json",
+            r#"{"source":"system/hr/account","target":"managed/user","syncAfter":["b"]}"#,
+        ),
+        (
+            "conf/mapping-b.json",
+            r#"{"source":"managed/user","target":"system/hr/account","syncAfter":["a","zz"]}"#,
+        ),
+    ]);
+    assert_eq!(
+        errors(dir.path(), &[]),
+        [
+            "conf/mapping-a.json: /syncAfter: syncAfter forms a cycle between mappings a, b",
+            "conf/mapping-b.json: /syncAfter: syncAfter forms a cycle between mappings a, b",
+            "conf/mapping-b.json: /syncAfter/1: syncAfter names unknown mapping \"zz\" (known: a, b)",
+        ]
+    );
+}
+
+#[test]
+fn script_and_correlation_shape_errors() {
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[{"name":"m","source":"system/hr/account","target":"managed/user",
+               "linkQualifiers":["default","default"],
+               "correlationQuery":[{"linkQualifier":"x","type":"text/javascript","source":"1;"}],
+               "validSource":"source.ok;",
+               "onCreate":{"type":"text/javascript","source":"1;","file":"script/a.js"},
+               "onUpdate":{"type":"python","source":"1"},
+               "properties":[{"source":"a"},{"target":"","source":"b"}],
+               "policies":[{"situation":"FOUND"}]}]}"#,
+        ),
+    ]);
+    assert_eq!(
+        errors(dir.path(), &[]),
+        [
+            "conf/sync.json: /mappings/0/linkQualifiers/1: duplicate link qualifier \"default\"",
+            "conf/sync.json: /mappings/0/onCreate: a script has either \"source\" or \"file\", not both",
+            "conf/sync.json: /mappings/0/onUpdate/type: unknown script type \"python\" (known: text/javascript)",
+            "conf/sync.json: /mappings/0/policies/0/action: missing required key \"action\"",
+            "conf/sync.json: /mappings/0/properties/0/target: missing required key \"target\"",
+            "conf/sync.json: /mappings/0/properties/1/target: a property cannot be written to the root of the target",
+            "conf/sync.json: /mappings/0/validSource: expected a script object ({\"type\":\"text/javascript\",\"source\":...}), found a string",
+        ]
+    );
+}
+
+#[test]
+fn a_project_without_conf_or_with_bad_paths_fails_clearly() {
+    let empty = tempfile::tempdir().unwrap();
+    let d = load_with(empty.path(), &[]).unwrap_err();
+    assert_eq!(d.errors.len(), 1);
+    assert_eq!(d.errors[0].file, "conf");
+    assert!(
+        d.errors[0]
+            .message
+            .starts_with("the project has no readable conf/ folder"),
+        "{}",
+        d.errors[0]
+    );
+
+    let missing = empty.path().join("nope");
+    let d = load_with(&missing, &[]).unwrap_err();
+    assert!(
+        d.errors[0]
+            .message
+            .starts_with("cannot open the project folder"),
+        "{}",
+        d.errors[0]
+    );
+
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[{"name":"m","source":"repo/link","target":"managed/user/42"},
+                            {"name":"n","source":"system/hr","target":"ldap/x"}]}"#,
+        ),
+    ]);
+    assert_eq!(
+        errors(dir.path(), &[]),
+        [
+            "conf/sync.json: /mappings/0/source: \"repo/link\" cannot be a mapping source: use managed/<type> or system/<connector>/<type>",
+            "conf/sync.json: /mappings/0/target: \"managed/user/42\" names one object; a mapping target is a collection",
+            "conf/sync.json: /mappings/1/source: resource path \"system/hr\": needs a connector and an object type: system/<name>/<type>",
+            "conf/sync.json: /mappings/1/target: resource path \"ldap/x\" must start with managed/, system/ or repo/link",
+        ]
+    );
+}
+
+#[test]
+fn masking_covers_nested_secrets_but_not_definitions() {
+    let v = json!({
+        "configurationProperties": {"password": "p", "credentials": "c", "nested": {"clientSecret": "s", "port": 1}},
+        "objectTypes": {"a": {"properties": {"password": {"type": "string", "nativeName": "__PASSWORD__"}}}},
+        "tokens": [{"name": "t", "sha256": "abc"}],
+        "emptyPassword": null
+    });
+    assert_eq!(
+        mask_secrets(&v),
+        json!({
+            "configurationProperties": {"password": MASK, "credentials": MASK, "nested": {"clientSecret": MASK, "port": 1}},
+            "objectTypes": {"a": {"properties": {"password": {"type": "string", "nativeName": "__PASSWORD__"}}}},
+            "tokens": [{"name": "t", "sha256": MASK}],
+            "emptyPassword": null
+        })
+    );
+}
+
+#[test]
+fn env_var_names_follow_upper_snake_case() {
+    assert_eq!(
+        env_var_for("heartbeatIntervalMs"),
+        "IDSYNC_HEARTBEAT_INTERVAL_MS"
+    );
+    assert_eq!(env_var_for("nodeTimeoutMs"), "IDSYNC_NODE_TIMEOUT_MS");
+    assert_eq!(env_var_for("leaseMs"), "IDSYNC_LEASE_MS");
+    assert_eq!(env_var_for("repo"), "IDSYNC_REPO");
+    assert_eq!(env_var_for("nodeId"), "IDSYNC_NODE_ID");
+}
