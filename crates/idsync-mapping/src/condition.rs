@@ -110,42 +110,44 @@ impl Scoped {
 /// A compiled condition.
 #[derive(Debug, Clone)]
 pub(crate) enum CompiledCondition {
-    Filter {
-        filter: Filter,
-        scoped: Option<Scoped>,
-    },
+    /// Boxed: a filter and its scoped form are much larger than a script handle.
+    Filter(Box<FilterCondition>),
     Script(Script),
+}
+
+/// A filter condition and its scoped form (`None`: evaluate on an assembled content).
+#[derive(Debug, Clone)]
+pub(crate) struct FilterCondition {
+    filter: Filter,
+    scoped: Option<Scoped>,
 }
 
 impl CompiledCondition {
     pub(crate) fn filter(filter: &Filter) -> Self {
-        CompiledCondition::Filter {
+        CompiledCondition::Filter(Box::new(FilterCondition {
             scoped: Scoped::from_filter(filter),
             filter: filter.clone(),
-        }
+        }))
     }
 
     /// Whether the condition holds for `content`. A script must answer a boolean.
     pub(crate) fn holds(&self, content: &Content<'_>) -> Result<bool> {
         match self {
-            CompiledCondition::Filter {
-                scoped: Some(s), ..
-            } => Ok(s.matches(content)),
-            CompiledCondition::Filter {
-                filter,
-                scoped: None,
-            } => {
-                let assembled: Map<String, Value> = content
-                    .iter()
-                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.clone())))
-                    .collect();
-                Ok(filter.matches(&Value::Object(assembled)))
-            }
+            CompiledCondition::Filter(f) => match &f.scoped {
+                Some(s) => Ok(s.matches(content)),
+                None => {
+                    let assembled: Map<String, Value> = content
+                        .iter()
+                        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.clone())))
+                        .collect();
+                    Ok(f.filter.matches(&Value::Object(assembled)))
+                }
+            },
             CompiledCondition::Script(s) => {
                 let mut b = Bindings::new();
                 for (k, v) in content {
                     if let Some(v) = v {
-                        b.set(*k, *v);
+                        b.set(*k, v);
                     }
                 }
                 Ok(s.eval_bool(&b)?)
@@ -195,13 +197,7 @@ mod tests {
             let f: Filter = text.parse().unwrap();
             let c = CompiledCondition::filter(&f);
             assert!(
-                matches!(
-                    c,
-                    CompiledCondition::Filter {
-                        scoped: Some(_),
-                        ..
-                    }
-                ),
+                matches!(&c, CompiledCondition::Filter(f) if f.scoped.is_some()),
                 "{text}"
             );
             assert_eq!(c.holds(&content).unwrap(), f.matches(&assembled), "{text}");
@@ -212,7 +208,7 @@ mod tests {
     fn a_root_field_falls_back_to_the_assembled_content() {
         let f: Filter = r#"/ pr"#.parse().unwrap();
         let c = CompiledCondition::filter(&f);
-        assert!(matches!(c, CompiledCondition::Filter { scoped: None, .. }));
+        assert!(matches!(&c, CompiledCondition::Filter(f) if f.scoped.is_none()));
         let q = json!("emp");
         assert!(c.holds(&[("linkQualifier", Some(&q))]).unwrap());
     }
