@@ -3,7 +3,7 @@
 //! crash leaves either the old or the new file, never half of one.
 //!
 //! Writers to one file are serialised by one lock per file path (shared by every connector
-//! instance in the process), and batched: writes that queue up while a rewrite runs are all
+//! instance in the process, whatever their settings), and batched: writes that queue up while a rewrite runs are all
 //! applied by the next single rewrite (group commit), so N concurrent creates during a recon
 //! cost far fewer than N rewrites. Each write still gets its own result.
 
@@ -48,10 +48,11 @@ struct Pending {
     reply: oneshot::Sender<WriteResult>,
 }
 
-/// The process-wide state of one CSV file.
+/// One connector's view of a CSV file: its settings, its queue of writes, its count cache, and
+/// the process-wide lock of the file's path.
 pub(crate) struct CsvFile {
     settings: Arc<CsvSettings>,
-    write_lock: tokio::sync::Mutex<()>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
     pending: Mutex<Vec<Pending>>,
     /// The row count for a given file length and modification time.
     count_cache: Mutex<Option<(u64, Option<SystemTime>, u64)>>,
@@ -63,7 +64,10 @@ impl std::fmt::Debug for CsvFile {
     }
 }
 
-static FILES: LazyLock<Mutex<HashMap<PathBuf, Weak<CsvFile>>>> = LazyLock::new(Default::default);
+type PathLock = tokio::sync::Mutex<()>;
+
+/// The write lock of each file path in use.
+static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<PathLock>>>> = LazyLock::new(Default::default);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data that is still consistent.
@@ -71,23 +75,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl CsvFile {
-    /// The shared state for this file path (one per path per process, so that two connector
-    /// configs naming the same file still serialise their writes).
+    /// The state for one connector; two connectors naming the same file share its lock, so
+    /// their writes are serialised too.
     pub fn for_settings(settings: Arc<CsvSettings>) -> Arc<CsvFile> {
         let key = std::path::absolute(&settings.csv_file).unwrap_or(settings.csv_file.clone());
-        let mut files = lock(&FILES);
-        if let Some(existing) = files.get(&key).and_then(Weak::upgrade) {
-            return existing;
-        }
-        files.retain(|_, w| w.strong_count() > 0);
-        let file = Arc::new(CsvFile {
+        let write_lock = {
+            let mut locks = lock(&LOCKS);
+            match locks.get(&key).and_then(Weak::upgrade) {
+                Some(existing) => existing,
+                None => {
+                    locks.retain(|_, w| w.strong_count() > 0);
+                    let fresh = Arc::new(PathLock::new(()));
+                    locks.insert(key, Arc::downgrade(&fresh));
+                    fresh
+                }
+            }
+        };
+        Arc::new(CsvFile {
             settings,
-            write_lock: tokio::sync::Mutex::new(()),
+            write_lock,
             pending: Mutex::new(Vec::new()),
             count_cache: Mutex::new(None),
-        });
-        files.insert(key, Arc::downgrade(&file));
-        file
+        })
     }
 
     pub fn settings(&self) -> &Arc<CsvSettings> {

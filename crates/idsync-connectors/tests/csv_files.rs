@@ -1,0 +1,149 @@
+//! CSV file behaviour a user can see in the file: bad rows with line numbers, RFC 4180 quoting,
+//! empty fields, multi-valued columns, header and unmapped columns kept, concurrent writers.
+
+use idsync_connectors::csv::CsvConnector;
+use idsync_connectors::{Connector, ConnectorError, ObjectSet};
+use idsync_core::{Filter, QueryRequest};
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use std::sync::Arc;
+
+fn set_for(dir: &Path, props: Value, types: Value) -> Arc<dyn ObjectSet> {
+    let props: Map<String, Value> = serde_json::from_value(props).unwrap();
+    CsvConnector::new("hr", &props, Some(&types), dir).unwrap().object_set("account").unwrap()
+}
+
+fn simple_types() -> Value {
+    json!({"account": {"properties": {
+        "name": {"type": "string"},
+        "email": {"type": "string", "nativeName": "mail"},
+        "roles": {"type": "array"},
+        "age": {"type": "integer"}
+    }}})
+}
+
+#[tokio::test]
+async fn a_bad_row_reports_its_line_number_and_blocks_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hr.csv");
+    let original = "uid,name,mail,roles,age\n1,a,a@x,,3\n2,b,b@x\n3,c,c@x,,4\n";
+    std::fs::write(&file, original).unwrap();
+    let set = set_for(dir.path(), json!({"csvFile": "hr.csv"}), simple_types());
+    let err = set.query(&QueryRequest::all()).await.unwrap_err();
+    match err {
+        ConnectorError::InvalidData(m) => assert!(m.contains("line 3"), "{m}"),
+        other => panic!("expected InvalidData, got {other:?}"),
+    }
+    let err = set.create(Some("9"), json!({"name": "z"})).await.unwrap_err();
+    assert!(matches!(err, ConnectorError::InvalidData(ref m) if m.contains("line 3")), "{err:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original, "a failed write changes nothing");
+
+    // A value that does not fit its declared type is reported with its line too.
+    std::fs::write(&file, "uid,name,mail,roles,age\n1,a,a@x,,3\n2,b,b@x,,old\n").unwrap();
+    let err = set.query(&QueryRequest::all()).await.unwrap_err();
+    assert!(matches!(err, ConnectorError::InvalidData(ref m) if m.contains("line 3")), "{err:?}");
+}
+
+#[tokio::test]
+async fn quoting_empty_fields_and_multi_values_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hr.csv");
+    std::fs::write(&file, "uid,name,mail,roles,age\n").unwrap();
+    let set = set_for(
+        dir.path(),
+        json!({"csvFile": "hr.csv", "multivalueDelimiter": ";"}),
+        simple_types(),
+    );
+    let tricky = "Smith, \"Jr\"\nsecond line";
+    let created = set
+        .create(Some("1"), json!({"name": tricky, "email": null, "roles": ["a", "b"], "age": 42}))
+        .await
+        .unwrap();
+    assert_eq!(created, json!({"_id": "1", "name": tricky, "roles": ["a", "b"], "age": 42}));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "uid,name,mail,roles,age\n1,\"Smith, \"\"Jr\"\"\nsecond line\",,a;b,42\n",
+        "RFC 4180 quoting, null written as an empty field"
+    );
+    assert_eq!(set.get("1").await.unwrap().unwrap(), created);
+    let f: Filter = r#"roles eq "b""#.parse().unwrap();
+    assert_eq!(set.query(&QueryRequest::with_filter(f)).await.unwrap().results.len(), 1);
+    let r = set.create(Some("2"), json!({"name": "x", "roles": ["a;b", "c"]})).await;
+    assert!(matches!(r, Err(ConnectorError::InvalidData(_))), "delimiter inside a value: {r:?}");
+}
+
+#[tokio::test]
+async fn header_order_and_unmapped_columns_survive_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hr.csv");
+    std::fs::write(&file, "age,uid,extra,name,mail,roles\n30,1,keep me,a,a@x,\n").unwrap();
+    let set = set_for(dir.path(), json!({"csvFile": "hr.csv"}), simple_types());
+    set.update("1", None, json!({"name": "A", "age": 31})).await.unwrap();
+    set.create(Some("2"), json!({"name": "b"})).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "age,uid,extra,name,mail,roles\n31,1,keep me,A,,\n,2,,b,,\n"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, ["hr.csv"], "no temporary files left behind");
+}
+
+#[tokio::test]
+async fn concurrent_writers_lose_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hr.csv"), "uid,name,mail,roles,age\n").unwrap();
+    // Two connector instances on the same file share one writer lock.
+    let a = set_for(dir.path(), json!({"csvFile": "hr.csv"}), simple_types());
+    let b = set_for(dir.path(), json!({"csvFile": dir.path().join("hr.csv")}), simple_types());
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let set = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        tasks.push(tokio::spawn(async move {
+            set.create(Some(&format!("{i:04}")), json!({"name": format!("n{i}")})).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(a.count().await.unwrap(), Some(300));
+    let mut deletes = Vec::new();
+    for i in (0..300).step_by(3) {
+        let set = Arc::clone(&b);
+        deletes.push(tokio::spawn(async move { set.delete(&format!("{i:04}"), None).await }));
+    }
+    for t in deletes {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(a.count().await.unwrap(), Some(200));
+    let all = a.query(&QueryRequest::all()).await.unwrap().results;
+    assert_eq!(all.len(), 200);
+    assert!(all.iter().all(|o| o["_id"].as_str().unwrap().parse::<u32>().unwrap() % 3 != 0));
+}
+
+#[tokio::test]
+async fn name_column_and_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("u.csv"), "id;login;mail\n7;jdoe;j@x\n").unwrap();
+    let set = set_for(
+        dir.path(),
+        json!({"csvFile": "u.csv", "headerUid": "id", "headerName": "login", "fieldDelimiter": ";"}),
+        json!({"account": {"properties": {
+            "userName": {"type": "string", "nativeName": "__NAME__"},
+            "mail": {"type": "string"}
+        }}}),
+    );
+    assert_eq!(
+        set.get("7").await.unwrap().unwrap(),
+        json!({"_id": "7", "userName": "jdoe", "mail": "j@x"})
+    );
+    let props: Map<String, Value> = serde_json::from_value(json!({"headerUid": "id"})).unwrap();
+    let r = CsvConnector::new("x", &props, None, dir.path());
+    assert!(matches!(r, Err(ConnectorError::Config(_))), "csvFile is required");
+    let props: Map<String, Value> =
+        serde_json::from_value(json!({"csvFile": "u.csv", "headerUid": "nope"})).unwrap();
+    let c = CsvConnector::new("x", &props, None, dir.path()).unwrap();
+    assert!(matches!(c.test().await, Err(ConnectorError::Config(_))), "missing uid column");
+}
