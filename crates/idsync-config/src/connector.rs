@@ -236,6 +236,16 @@ pub fn mask_secrets(v: &Value) -> Value {
             let mut out = Map::with_capacity(map.len());
             for (k, val) in map {
                 let masked = match val {
+                    // A list of secrets (e.g. several credentials) is masked element by element.
+                    Value::Array(items) if is_secret_key(k) => Value::Array(
+                        items
+                            .iter()
+                            .map(|i| match i {
+                                Value::Object(_) | Value::Array(_) => mask_secrets(i),
+                                _ => Value::String(MASK.to_string()),
+                            })
+                            .collect(),
+                    ),
                     Value::Object(_) | Value::Array(_) => mask_secrets(val),
                     Value::Null => Value::Null,
                     _ if is_secret_key(k) => Value::String(MASK.to_string()),

@@ -375,7 +375,7 @@ fn a_project_without_conf_or_with_bad_paths_fails_clearly() {
 #[test]
 fn masking_covers_nested_secrets_but_not_definitions() {
     let v = json!({
-        "configurationProperties": {"password": "p", "credentials": "c", "nested": {"clientSecret": "s", "port": 1}},
+        "configurationProperties": {"password": "p", "credentials": "c", "nested": {"clientSecret": "s", "port": 1}, "passwords": ["a", "b"]},
         "objectTypes": {"a": {"properties": {"password": {"type": "string", "nativeName": "__PASSWORD__"}}}},
         "tokens": [{"name": "t", "sha256": "abc"}],
         "emptyPassword": null
@@ -383,7 +383,7 @@ fn masking_covers_nested_secrets_but_not_definitions() {
     assert_eq!(
         mask_secrets(&v),
         json!({
-            "configurationProperties": {"password": MASK, "credentials": MASK, "nested": {"clientSecret": MASK, "port": 1}},
+            "configurationProperties": {"password": MASK, "credentials": MASK, "nested": {"clientSecret": MASK, "port": 1}, "passwords": [MASK, MASK]},
             "objectTypes": {"a": {"properties": {"password": {"type": "string", "nativeName": "__PASSWORD__"}}}},
             "tokens": [{"name": "t", "sha256": MASK}],
             "emptyPassword": null
