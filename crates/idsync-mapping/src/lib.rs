@@ -6,6 +6,22 @@
 //! correlation query results), calls in here, and gets values and enums back; it alone
 //! sequences hooks around its writes. Matches over `Situation` and `Action` have no `_` arm,
 //! so adding a situation or action fails to compile until every table is updated.
+//!
+//! One source object in the source phase, per link qualifier ([`CompiledMapping::link_qualifiers`]):
+//! 1. [`CompiledMapping::source_qualifies`]; the link (prefetched or queried);
+//! 2. without a link: [`correlation_skipped`] (with [`CompiledMapping::has_correlation`]), else
+//!    [`CompiledMapping::correlation`] → run the [`Correlation`] on the target →
+//!    [`CorrelationOutcome::from_candidates`] (asks for the candidate's link only for one);
+//! 3. [`assess_source`] → [`Assessment`] (situation, target id, ambiguous ids, claimed ids);
+//! 4. [`CompiledMapping::decide`] → [`Decision`];
+//! 5. perform: CREATE uses [`CompiledMapping::prepare_create`], then the engine creates, runs
+//!    [`CompiledMapping::on_link`] and links; UPDATE uses [`CompiledMapping::prepare_update`] and
+//!    writes only when [`UpdatePlan::changed`]; DELETE runs [`CompiledMapping::on_delete`] then
+//!    [`CompiledMapping::on_unlink`]; a dry run records [`UpdatePlan::diff`];
+//! 6. [`CompiledMapping::post_action`].
+//!
+//! The target phase uses [`assess_target`] (with [`CompiledMapping::target_valid`] and
+//! [`CompiledMapping::valid_source`]); a deleted source uses [`assess_delete`].
 
 pub mod assess;
 mod compiled;
