@@ -4,6 +4,7 @@
 //! Drivers (csv, sqlx, ldap3) stay inside this crate; nothing here knows about recon or sync.
 //! The managed-object sets (repository-backed) are built by the integrator, not here.
 
+mod build;
 pub mod contract;
 pub mod csv;
 pub mod ldap;
@@ -13,4 +14,5 @@ pub mod sql;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
+pub use build::build_connector;
 pub use contract::{Change, ChangeBatch, Connector, ConnectorError, ConnectorResult, ObjectSet};
