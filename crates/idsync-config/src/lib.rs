@@ -3,6 +3,7 @@
 //! every error with its file and JSON pointer. It must not run scripts (they stay data here), open
 //! connections, or depend on the JS engine.
 
+mod access;
 mod auth;
 mod connector;
 mod crossref;

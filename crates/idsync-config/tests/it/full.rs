@@ -468,3 +468,25 @@ fn a_missing_secret_names_file_pointer_and_variables() {
         ]
     );
 }
+
+#[test]
+fn config_over_rest_is_the_effective_config_with_secrets_masked() {
+    let p = load().project;
+    let sync = p.config_json("sync").unwrap();
+    assert_eq!(sync["mappings"].as_array().unwrap().len(), 4);
+    assert_eq!(sync["mappings"][0]["name"], json!("hr_managedUser"));
+    assert_eq!(
+        sync["queueRecovery"],
+        json!({"enabled": true, "recoveryInterval": 120})
+    );
+    let managed = p.config_json("managed").unwrap();
+    assert_eq!(managed["objects"][1]["name"], json!("group"));
+    let db = p.config_json("provisioner.openicf/hrdb").unwrap();
+    assert_eq!(db["configurationProperties"]["password"], json!(MASK));
+    assert_eq!(
+        p.config_json("schedule/reconHr").unwrap()["schedule"],
+        json!("0 0/15 * * * ?")
+    );
+    assert_eq!(p.config_json("provisioner.openicf/nope"), None);
+    assert_eq!(p.config_json("audit"), None);
+}
