@@ -18,14 +18,21 @@ impl PgRepository {
         super::commit::append_audit(&client, &refs).await
     }
 
-    pub(crate) async fn pg_query_audit(&self, kind: AuditKind, q: &QueryRequest) -> RepoResult<QueryPage> {
+    pub(crate) async fn pg_query_audit(
+        &self,
+        kind: AuditKind,
+        q: &QueryRequest,
+    ) -> RepoResult<QueryPage> {
         let client = self.client().await?;
         let mut params = SqlParams::new();
         let kind_param = params.push(kind.as_str().to_string());
         let spec = QuerySpec {
             from: "audit",
             base_where: vec![format!("kind = {kind_param}::text")],
-            fields: FieldSource::DocumentWithId { column: "entry", id_column: "id" },
+            fields: FieldSource::DocumentWithId {
+                column: "entry",
+                id_column: "id",
+            },
             id_col: "id",
             select: "id, entry",
         };
@@ -40,22 +47,36 @@ impl PgRepository {
         .await
     }
 
-    pub(crate) async fn pg_prune_audit(&self, kind: AuditKind, before: DateTime<Utc>) -> RepoResult<u64> {
+    pub(crate) async fn pg_prune_audit(
+        &self,
+        kind: AuditKind,
+        before: DateTime<Utc>,
+    ) -> RepoResult<u64> {
         let client = self.client().await?;
         client
-            .execute("DELETE FROM audit WHERE kind = $1 AND timestamp_ns < $2", &[&kind.as_str(), &to_ns(&before)?])
+            .execute(
+                "DELETE FROM audit WHERE kind = $1 AND timestamp_ns < $2",
+                &[&kind.as_str(), &to_ns(&before)?],
+            )
             .await
             .map_err(pg_err)
     }
 
-    pub(crate) async fn pg_query_plan(&self, run_id: &str, q: &QueryRequest) -> RepoResult<QueryPage> {
+    pub(crate) async fn pg_query_plan(
+        &self,
+        run_id: &str,
+        q: &QueryRequest,
+    ) -> RepoResult<QueryPage> {
         let client = self.client().await?;
         let mut params = SqlParams::new();
         let run_param = params.push(run_id.to_string());
         let spec = QuerySpec {
             from: "plan_entries",
             base_where: vec![format!("run_id = {run_param}::text")],
-            fields: FieldSource::DocumentWithId { column: "entry", id_column: "id" },
+            fields: FieldSource::DocumentWithId {
+                column: "entry",
+                id_column: "id",
+            },
             id_col: "id",
             select: "id, entry",
         };
@@ -70,7 +91,12 @@ impl PgRepository {
         .await
     }
 
-    pub(crate) async fn pg_registry_among(&self, run_id: &str, ids: &[String], claimed: bool) -> RepoResult<Vec<String>> {
+    pub(crate) async fn pg_registry_among(
+        &self,
+        run_id: &str,
+        ids: &[String],
+        claimed: bool,
+    ) -> RepoResult<Vec<String>> {
         let client = self.client().await?;
         let sql = format!(
             "SELECT w.id FROM unnest($2::text[]) WITH ORDINALITY AS w(id, n) WHERE {} EXISTS \
@@ -78,24 +104,42 @@ impl PgRepository {
             if claimed { "" } else { "NOT" }
         );
         let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-        let rows = client.query(&stmt, &[&run_id, &ids]).await.map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&run_id, &ids])
+            .await
+            .map_err(pg_err)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub(crate) async fn pg_count_registered(&self, run_id: &str) -> RepoResult<u64> {
         let client = self.client().await?;
-        let row = client.query_one("SELECT count(*) FROM target_ids WHERE run_id = $1", &[&run_id]).await.map_err(pg_err)?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM target_ids WHERE run_id = $1",
+                &[&run_id],
+            )
+            .await
+            .map_err(pg_err)?;
         Ok(as_u64(row.get(0)))
     }
 
     pub(crate) async fn pg_delete_registry(&self, run_id: &str) -> RepoResult<u64> {
         let client = self.client().await?;
-        client.execute("DELETE FROM target_ids WHERE run_id = $1", &[&run_id]).await.map_err(pg_err)
+        client
+            .execute("DELETE FROM target_ids WHERE run_id = $1", &[&run_id])
+            .await
+            .map_err(pg_err)
     }
 
     pub(crate) async fn pg_get_sync_token(&self, source: &str) -> RepoResult<Option<Value>> {
         let client = self.client().await?;
-        let row = client.query_opt("SELECT token FROM livesync_tokens WHERE source = $1", &[&source]).await.map_err(pg_err)?;
+        let row = client
+            .query_opt(
+                "SELECT token FROM livesync_tokens WHERE source = $1",
+                &[&source],
+            )
+            .await
+            .map_err(pg_err)?;
         Ok(row.map(|r| r.get(0)))
     }
 

@@ -13,7 +13,8 @@ fn node_from_row(row: &Row) -> RepoResult<NodeRecord> {
     let state: String = row.try_get(1).map_err(err)?;
     Ok(NodeRecord {
         id: row.try_get(0).map_err(err)?,
-        state: NodeState::parse(&state).ok_or_else(|| RepoError::Internal(format!("unknown node state {state}")))?,
+        state: NodeState::parse(&state)
+            .ok_or_else(|| RepoError::Internal(format!("unknown node state {state}")))?,
         startup: from_ns(row.try_get::<_, Option<i64>>(2).map_err(err)?.unwrap_or(0)),
         shutdown: row.try_get::<_, Option<i64>>(3).map_err(err)?.map(from_ns),
         last_heartbeat: from_ns(row.try_get(4).map_err(err)?),
@@ -43,11 +44,18 @@ impl PgRepository {
             )
             .await
             .map_err(pg_err)?;
-        client.execute(&stmt, &[&node_id, &to_ns(&now)?]).await.map_err(pg_err)?;
+        client
+            .execute(&stmt, &[&node_id, &to_ns(&now)?])
+            .await
+            .map_err(pg_err)?;
         Ok(())
     }
 
-    pub(crate) async fn pg_set_node_state(&self, node_id: &str, state: NodeState) -> RepoResult<()> {
+    pub(crate) async fn pg_set_node_state(
+        &self,
+        node_id: &str,
+        state: NodeState,
+    ) -> RepoResult<()> {
         let client = self.client().await?;
         let n = client
             .execute(
@@ -72,7 +80,11 @@ impl PgRepository {
         rows.iter().map(node_from_row).collect()
     }
 
-    pub(crate) async fn pg_try_acquire_lock(&self, name: &str, node_id: &str) -> RepoResult<Option<i64>> {
+    pub(crate) async fn pg_try_acquire_lock(
+        &self,
+        name: &str,
+        node_id: &str,
+    ) -> RepoResult<Option<i64>> {
         let client = self.client().await?;
         // Re-acquiring a lock the node already holds keeps its token (the no-op update returns
         // the row); a lock held by another node returns nothing.
@@ -91,7 +103,10 @@ impl PgRepository {
     pub(crate) async fn pg_release_lock(&self, name: &str, node_id: &str) -> RepoResult<bool> {
         let client = self.client().await?;
         let n = client
-            .execute("DELETE FROM locks WHERE name = $1 AND node_id = $2", &[&name, &node_id])
+            .execute(
+                "DELETE FROM locks WHERE name = $1 AND node_id = $2",
+                &[&name, &node_id],
+            )
             .await
             .map_err(pg_err)?;
         Ok(n > 0)
@@ -111,6 +126,9 @@ impl PgRepository {
 
     pub(crate) async fn pg_release_locks_of_node(&self, node_id: &str) -> RepoResult<u64> {
         let client = self.client().await?;
-        client.execute("DELETE FROM locks WHERE node_id = $1", &[&node_id]).await.map_err(pg_err)
+        client
+            .execute("DELETE FROM locks WHERE node_id = $1", &[&node_id])
+            .await
+            .map_err(pg_err)
     }
 }

@@ -18,11 +18,16 @@ impl PgRepository {
         let tx = client.transaction().await.map_err(pg_err)?;
         if let Some(fence) = &changes.fence {
             let row = tx
-                .query_opt("SELECT token FROM jobs WHERE id = $1 FOR UPDATE", &[&fence.job_id])
+                .query_opt(
+                    "SELECT token FROM jobs WHERE id = $1 FOR UPDATE",
+                    &[&fence.job_id],
+                )
                 .await
                 .map_err(pg_err)?;
             if row.map(|r| r.get::<_, i64>(0)) != Some(fence.token) {
-                return Err(RepoError::StaleToken { job_id: fence.job_id.clone() });
+                return Err(RepoError::StaleToken {
+                    job_id: fence.job_id.clone(),
+                });
             }
         }
         let mut out = CommitOutcome::default();
@@ -36,14 +41,26 @@ impl PgRepository {
                 Op::CreateLink(_) => {
                     let links: Vec<&Link> = ops[i..end]
                         .iter()
-                        .filter_map(|op| if let Op::CreateLink(l) = op { Some(l) } else { None })
+                        .filter_map(|op| {
+                            if let Op::CreateLink(l) = op {
+                                Some(l)
+                            } else {
+                                None
+                            }
+                        })
                         .collect();
                     create_links(&tx, &links, &mut out).await?;
                 }
                 Op::AppendAudit(_) => {
                     let entries: Vec<&AuditEntry> = ops[i..end]
                         .iter()
-                        .filter_map(|op| if let Op::AppendAudit(e) = op { Some(e) } else { None })
+                        .filter_map(|op| {
+                            if let Op::AppendAudit(e) = op {
+                                Some(e)
+                            } else {
+                                None
+                            }
+                        })
                         .collect();
                     append_audit(&tx, &entries).await?;
                 }
@@ -60,10 +77,19 @@ impl PgRepository {
     }
 }
 
-async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutcome) -> RepoResult<()> {
+async fn apply_one<C: GenericClient + Sync>(
+    c: &C,
+    op: &Op,
+    out: &mut CommitOutcome,
+) -> RepoResult<()> {
     match op {
         Op::CreateObject { .. } => create_objects(c, std::slice::from_ref(op), out).await,
-        Op::UpdateObject { object_type, id, expected_rev, value } => {
+        Op::UpdateObject {
+            object_type,
+            id,
+            expected_rev,
+            value,
+        } => {
             let value = with_identity(value, id, None)?;
             let expected = expected_rev.as_deref().map(parse_rev);
             let stmt = c
@@ -74,15 +100,31 @@ async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutc
                 )
                 .await
                 .map_err(pg_err)?;
-            match c.query_opt(&stmt, &[object_type, id, &value, &expected]).await.map_err(pg_err)? {
+            match c
+                .query_opt(&stmt, &[object_type, id, &value, &expected])
+                .await
+                .map_err(pg_err)?
+            {
                 Some(row) => {
-                    out.object_revs.push((object_type.clone(), id.clone(), rev_str(row.get(0))));
+                    out.object_revs
+                        .push((object_type.clone(), id.clone(), rev_str(row.get(0))));
                     Ok(())
                 }
-                None => Err(missing_or_mismatch(c, "objects WHERE object_type = $1 AND id = $2", &[object_type, id], id, expected_rev).await),
+                None => Err(missing_or_mismatch(
+                    c,
+                    "objects WHERE object_type = $1 AND id = $2",
+                    &[object_type, id],
+                    id,
+                    expected_rev,
+                )
+                .await),
             }
         }
-        Op::DeleteObject { object_type, id, expected_rev } => {
+        Op::DeleteObject {
+            object_type,
+            id,
+            expected_rev,
+        } => {
             let expected = expected_rev.as_deref().map(parse_rev);
             let stmt = c
                 .prepare_cached(
@@ -91,9 +133,20 @@ async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutc
                 )
                 .await
                 .map_err(pg_err)?;
-            match c.query_opt(&stmt, &[object_type, id, &expected]).await.map_err(pg_err)? {
+            match c
+                .query_opt(&stmt, &[object_type, id, &expected])
+                .await
+                .map_err(pg_err)?
+            {
                 Some(_) => Ok(()),
-                None => Err(missing_or_mismatch(c, "objects WHERE object_type = $1 AND id = $2", &[object_type, id], id, expected_rev).await),
+                None => Err(missing_or_mismatch(
+                    c,
+                    "objects WHERE object_type = $1 AND id = $2",
+                    &[object_type, id],
+                    id,
+                    expected_rev,
+                )
+                .await),
             }
         }
         Op::CreateLink(link) => create_links(c, &[link], out).await,
@@ -108,14 +161,26 @@ async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutc
                 .await
                 .map_err(pg_err)?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-                &link.id, &link.link_type, &link.link_qualifier, &link.first_id, &link.second_id, &expected,
+                &link.id,
+                &link.link_type,
+                &link.link_qualifier,
+                &link.first_id,
+                &link.second_id,
+                &expected,
             ];
             match c.query_opt(&stmt, &params).await.map_err(pg_err)? {
                 Some(row) => {
                     out.link_revs.push((link.id.clone(), rev_str(row.get(0))));
                     Ok(())
                 }
-                None => Err(missing_or_mismatch(c, "links WHERE id = $1", &[&link.id], &link.id, expected_rev).await),
+                None => Err(missing_or_mismatch(
+                    c,
+                    "links WHERE id = $1",
+                    &[&link.id],
+                    &link.id,
+                    expected_rev,
+                )
+                .await),
             }
         }
         Op::DeleteLink { id, expected_rev } => {
@@ -126,11 +191,17 @@ async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutc
                 .map_err(pg_err)?;
             match c.query_opt(&stmt, &[id, &expected]).await.map_err(pg_err)? {
                 Some(_) => Ok(()),
-                None => Err(missing_or_mismatch(c, "links WHERE id = $1", &[id], id, expected_rev).await),
+                None => Err(
+                    missing_or_mismatch(c, "links WHERE id = $1", &[id], id, expected_rev).await,
+                ),
             }
         }
         Op::AppendAudit(entry) => append_audit(c, &[entry]).await,
-        Op::AddRunCounters { run_id, node_id, counters } => add_counters(c, run_id, node_id, counters).await,
+        Op::AddRunCounters {
+            run_id,
+            node_id,
+            counters,
+        } => add_counters(c, run_id, node_id, counters).await,
         Op::AddPlanEntries(entries) => add_plan_entries(c, entries).await,
         Op::RegisterTargetIds { run_id, ids } => {
             let stmt = c
@@ -145,7 +216,10 @@ async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutc
         }
         Op::EnqueueSyncEvent(event) => enqueue_event(c, event).await,
         Op::CompleteJob { job_id } => {
-            let stmt = c.prepare_cached("DELETE FROM jobs WHERE id = $1").await.map_err(pg_err)?;
+            let stmt = c
+                .prepare_cached("DELETE FROM jobs WHERE id = $1")
+                .await
+                .map_err(pg_err)?;
             match c.execute(&stmt, &[job_id]).await.map_err(pg_err)? {
                 0 => Err(RepoError::NotFound(format!("job {job_id}"))),
                 _ => Ok(()),
@@ -159,7 +233,9 @@ async fn apply_one<C: GenericClient + Sync>(c: &C, op: &Op, out: &mut CommitOutc
 /// `value` as stored: a JSON object carrying `_id` (and `_rev` when known).
 fn with_identity(value: &Value, id: &str, rev: Option<i64>) -> RepoResult<Value> {
     let Value::Object(map) = value else {
-        return Err(RepoError::BadQuery(format!("managed object {id} must be a JSON object")));
+        return Err(RepoError::BadQuery(format!(
+            "managed object {id} must be a JSON object"
+        )));
     };
     let mut map = map.clone();
     map.insert("_id".into(), Value::String(id.to_string()));
@@ -190,15 +266,27 @@ async fn missing_or_mismatch<C: GenericClient + Sync>(
     }
 }
 
-async fn create_objects<C: GenericClient + Sync>(c: &C, ops: &[Op], out: &mut CommitOutcome) -> RepoResult<()> {
+async fn create_objects<C: GenericClient + Sync>(
+    c: &C,
+    ops: &[Op],
+    out: &mut CommitOutcome,
+) -> RepoResult<()> {
     let mut types = Vec::with_capacity(ops.len());
     let mut ids = Vec::with_capacity(ops.len());
     let mut values = Vec::with_capacity(ops.len());
     let mut seen = HashSet::with_capacity(ops.len());
     for op in ops {
-        if let Op::CreateObject { object_type, id, value } = op {
+        if let Op::CreateObject {
+            object_type,
+            id,
+            value,
+        } = op
+        {
             if !seen.insert((object_type.as_str(), id.as_str())) {
-                return Err(RepoError::already_exists(format!("managed/{object_type}"), id.clone()));
+                return Err(RepoError::already_exists(
+                    format!("managed/{object_type}"),
+                    id.clone(),
+                ));
             }
             types.push(object_type.as_str());
             ids.push(id.as_str());
@@ -213,9 +301,13 @@ async fn create_objects<C: GenericClient + Sync>(c: &C, ops: &[Op], out: &mut Co
         )
         .await
         .map_err(pg_err)?;
-    let rows = c.query(&stmt, &[&types, &ids, &values]).await.map_err(pg_err)?;
+    let rows = c
+        .query(&stmt, &[&types, &ids, &values])
+        .await
+        .map_err(pg_err)?;
     if rows.len() != ids.len() {
-        let inserted: HashSet<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let inserted: HashSet<(String, String)> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         for (t, i) in types.iter().zip(&ids) {
             if !inserted.contains(&(t.to_string(), i.to_string())) {
                 return Err(RepoError::already_exists(format!("managed/{t}"), *i));
@@ -223,18 +315,26 @@ async fn create_objects<C: GenericClient + Sync>(c: &C, ops: &[Op], out: &mut Co
         }
     }
     for (t, i) in types.iter().zip(&ids) {
-        out.object_revs.push((t.to_string(), i.to_string(), rev_str(1)));
+        out.object_revs
+            .push((t.to_string(), i.to_string(), rev_str(1)));
     }
     Ok(())
 }
 
-async fn create_links<C: GenericClient + Sync>(c: &C, links: &[&Link], out: &mut CommitOutcome) -> RepoResult<()> {
+async fn create_links<C: GenericClient + Sync>(
+    c: &C,
+    links: &[&Link],
+    out: &mut CommitOutcome,
+) -> RepoResult<()> {
     let mut ids = HashSet::new();
     let mut firsts = HashSet::new();
     let mut seconds = HashSet::new();
     for l in links {
         let key = (l.link_type.as_str(), l.link_qualifier.as_str());
-        if !ids.insert(l.id.as_str()) || !firsts.insert((key, l.first_id.as_str())) || !seconds.insert((key, l.second_id.as_str())) {
+        if !ids.insert(l.id.as_str())
+            || !firsts.insert((key, l.first_id.as_str()))
+            || !seconds.insert((key, l.second_id.as_str()))
+        {
             return Err(RepoError::already_exists("link", l.id.clone()));
         }
     }
@@ -250,7 +350,13 @@ async fn create_links<C: GenericClient + Sync>(c: &C, links: &[&Link], out: &mut
     let rows = c
         .query(
             &stmt,
-            &[&col(|l| &l.id), &col(|l| &l.link_type), &col(|l| &l.link_qualifier), &col(|l| &l.first_id), &col(|l| &l.second_id)],
+            &[
+                &col(|l| &l.id),
+                &col(|l| &l.link_type),
+                &col(|l| &l.link_qualifier),
+                &col(|l| &l.first_id),
+                &col(|l| &l.second_id),
+            ],
         )
         .await
         .map_err(pg_err)?;
@@ -260,11 +366,15 @@ async fn create_links<C: GenericClient + Sync>(c: &C, links: &[&Link], out: &mut
             return Err(RepoError::already_exists("link", l.id.clone()));
         }
     }
-    out.link_revs.extend(links.iter().map(|l| (l.id.clone(), rev_str(1))));
+    out.link_revs
+        .extend(links.iter().map(|l| (l.id.clone(), rev_str(1))));
     Ok(())
 }
 
-pub(crate) async fn append_audit<C: GenericClient + Sync>(c: &C, entries: &[&AuditEntry]) -> RepoResult<()> {
+pub(crate) async fn append_audit<C: GenericClient + Sync>(
+    c: &C,
+    entries: &[&AuditEntry],
+) -> RepoResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -273,7 +383,10 @@ pub(crate) async fn append_audit<C: GenericClient + Sync>(c: &C, entries: &[&Aud
     let recon: Vec<Option<&str>> = entries.iter().map(|e| e.recon_id.as_deref()).collect();
     let mapping: Vec<Option<&str>> = entries.iter().map(|e| e.mapping.as_deref()).collect();
     let types: Vec<Option<&str>> = entries.iter().map(|e| e.entry_type.as_deref()).collect();
-    let ts = entries.iter().map(|e| to_ns(&e.timestamp)).collect::<RepoResult<Vec<i64>>>()?;
+    let ts = entries
+        .iter()
+        .map(|e| to_ns(&e.timestamp))
+        .collect::<RepoResult<Vec<i64>>>()?;
     let docs: Vec<&Value> = entries.iter().map(|e| &e.entry).collect();
     let stmt = c
         .prepare_cached(
@@ -283,11 +396,18 @@ pub(crate) async fn append_audit<C: GenericClient + Sync>(c: &C, entries: &[&Aud
         )
         .await
         .map_err(pg_err)?;
-    c.execute(&stmt, &[&kinds, &ids, &recon, &mapping, &types, &ts, &docs]).await.map_err(pg_err)?;
+    c.execute(&stmt, &[&kinds, &ids, &recon, &mapping, &types, &ts, &docs])
+        .await
+        .map_err(pg_err)?;
     Ok(())
 }
 
-async fn add_counters<C: GenericClient + Sync>(c: &C, run_id: &str, node_id: &str, counters: &BTreeMap<String, i64>) -> RepoResult<()> {
+async fn add_counters<C: GenericClient + Sync>(
+    c: &C,
+    run_id: &str,
+    node_id: &str,
+    counters: &BTreeMap<String, i64>,
+) -> RepoResult<()> {
     let keys: Vec<&str> = counters.keys().map(String::as_str).collect();
     let values: Vec<i64> = counters.values().copied().collect();
     let stmt = c
@@ -298,7 +418,9 @@ async fn add_counters<C: GenericClient + Sync>(c: &C, run_id: &str, node_id: &st
         )
         .await
         .map_err(pg_err)?;
-    c.execute(&stmt, &[&run_id, &node_id, &keys, &values]).await.map_err(pg_err)?;
+    c.execute(&stmt, &[&run_id, &node_id, &keys, &values])
+        .await
+        .map_err(pg_err)?;
     Ok(())
 }
 
@@ -314,7 +436,9 @@ async fn add_plan_entries<C: GenericClient + Sync>(c: &C, entries: &[PlanEntry])
         )
         .await
         .map_err(pg_err)?;
-    c.execute(&stmt, &[&runs, &ids, &docs]).await.map_err(pg_err)?;
+    c.execute(&stmt, &[&runs, &ids, &docs])
+        .await
+        .map_err(pg_err)?;
     Ok(())
 }
 
@@ -331,8 +455,18 @@ pub(crate) async fn enqueue_event<C: GenericClient + Sync>(c: &C, e: &SyncEvent)
         .execute(
             &stmt,
             &[
-                &e.id, &e.mapping, &e.resource_id, &e.resource_collection, &e.sync_action.as_str(), &e.state.as_str(),
-                &e.node_id, &e.remaining_retries, &to_ns(&e.create_date)?, &e.object_rev, &e.old_object, &e.new_object,
+                &e.id,
+                &e.mapping,
+                &e.resource_id,
+                &e.resource_collection,
+                &e.sync_action.as_str(),
+                &e.state.as_str(),
+                &e.node_id,
+                &e.remaining_retries,
+                &to_ns(&e.create_date)?,
+                &e.object_rev,
+                &e.old_object,
+                &e.new_object,
                 &e.context,
             ],
         )
@@ -356,8 +490,16 @@ pub(crate) async fn enqueue_job<C: GenericClient + Sync>(c: &C, job: &Job) -> Re
         .execute(
             &stmt,
             &[
-                &job.id, &job.kind, &job.run_id, &job.payload, &job.state.as_str(), &job.owner_node,
-                &opt_ns(&job.lease_until)?, &job.token, &opt_ns(&job.not_before)?, &to_ns(&job.created)?,
+                &job.id,
+                &job.kind,
+                &job.run_id,
+                &job.payload,
+                &job.state.as_str(),
+                &job.owner_node,
+                &opt_ns(&job.lease_until)?,
+                &job.token,
+                &opt_ns(&job.not_before)?,
+                &to_ns(&job.created)?,
             ],
         )
         .await
@@ -368,7 +510,11 @@ pub(crate) async fn enqueue_job<C: GenericClient + Sync>(c: &C, job: &Job) -> Re
     Ok(())
 }
 
-pub(crate) async fn set_sync_token<C: GenericClient + Sync>(c: &C, source: &str, token: &Value) -> RepoResult<()> {
+pub(crate) async fn set_sync_token<C: GenericClient + Sync>(
+    c: &C,
+    source: &str,
+    token: &Value,
+) -> RepoResult<()> {
     let stmt = c
         .prepare_cached(
             "INSERT INTO livesync_tokens (source, token, updated_ns) VALUES ($1, $2, $3) \
@@ -376,6 +522,8 @@ pub(crate) async fn set_sync_token<C: GenericClient + Sync>(c: &C, source: &str,
         )
         .await
         .map_err(pg_err)?;
-    c.execute(&stmt, &[&source, token, &now_ns()]).await.map_err(pg_err)?;
+    c.execute(&stmt, &[&source, token, &now_ns()])
+        .await
+        .map_err(pg_err)?;
     Ok(())
 }

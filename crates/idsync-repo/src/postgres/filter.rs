@@ -40,7 +40,10 @@ impl SqlParams {
     }
 
     pub(crate) fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.values.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+        self.values
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect()
     }
 }
 
@@ -82,7 +85,10 @@ impl FieldSource<'_> {
                         .iter()
                         .map(|(name, expr)| format!("{}, {}", quote_literal(name), expr))
                         .collect();
-                    format!("jsonb_strip_nulls(jsonb_build_object({}))", pairs.join(", "))
+                    format!(
+                        "jsonb_strip_nulls(jsonb_build_object({}))",
+                        pairs.join(", ")
+                    )
                 }
                 Some((first, rest)) => match cols.iter().find(|(name, _)| name == first) {
                     Some((_, expr)) if rest.is_empty() => (*expr).to_string(),
@@ -127,10 +133,18 @@ fn path_literal(tokens: &[String]) -> String {
 fn navigate(base: &str, tokens: &[String], as_text: bool) -> String {
     if tokens.iter().any(|t| t.contains('\0')) {
         // jsonb cannot hold NUL characters, so such a field can never exist.
-        return if as_text { "NULL::text".into() } else { "NULL::jsonb".into() };
+        return if as_text {
+            "NULL::text".into()
+        } else {
+            "NULL::jsonb".into()
+        };
     }
     if tokens.is_empty() {
-        return if as_text { format!("({base} #>> '{{}}')") } else { base.to_string() };
+        return if as_text {
+            format!("({base} #>> '{{}}')")
+        } else {
+            base.to_string()
+        };
     }
     let numeric = |t: &String| t.parse::<usize>().is_ok();
     // The common case, a single plain name, uses ->/->> so indexes read naturally.
@@ -151,7 +165,11 @@ fn navigate(base: &str, tokens: &[String], as_text: bool) -> String {
             format!("({expr} #> {})", path_literal(std::slice::from_ref(t)))
         };
     }
-    if as_text { format!("({expr} #>> '{{}}')") } else { expr }
+    if as_text {
+        format!("({expr} #>> '{{}}')")
+    } else {
+        expr
+    }
 }
 
 /// Why a filter cannot be translated (a 400 for the caller).
@@ -166,7 +184,11 @@ pub(crate) fn to_sql(
     fields: FieldSource<'_>,
     params: &mut SqlParams,
 ) -> Result<String, Untranslatable> {
-    let mut t = Translator { fields, params, alias: 0 };
+    let mut t = Translator {
+        fields,
+        params,
+        alias: 0,
+    };
     t.filter(filter)
 }
 
@@ -200,7 +222,10 @@ impl Translator<'_, '_> {
         if items.is_empty() {
             return Ok(empty.into());
         }
-        let parts = items.iter().map(|i| self.filter(i)).collect::<Result<Vec<_>, _>>()?;
+        let parts = items
+            .iter()
+            .map(|i| self.filter(i))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(format!("({})", parts.join(&format!(" {op} "))))
     }
 
@@ -249,13 +274,17 @@ impl Translator<'_, '_> {
             }
             Value::Number(n) => match (op, n.as_f64()) {
                 (CompareOp::Co | CompareOp::Sw, _) | (_, None) => None,
-                (_, Some(f)) => {
-                    Some(Operand::Number { op: sql_op(op), param: format!("{}::float8", self.params.push(f)) })
-                }
+                (_, Some(f)) => Some(Operand::Number {
+                    op: sql_op(op),
+                    param: format!("{}::float8", self.params.push(f)),
+                }),
             },
             Value::Bool(b) => match op {
                 CompareOp::Co | CompareOp::Sw => None,
-                _ => Some(Operand::Bool { op: sql_op(op), param: format!("{}::boolean", self.params.push(*b)) }),
+                _ => Some(Operand::Bool {
+                    op: sql_op(op),
+                    param: format!("{}::boolean", self.params.push(*b)),
+                }),
             },
             Value::Null | Value::Array(_) | Value::Object(_) => None,
         })
@@ -323,10 +352,22 @@ mod tests {
     #[test]
     fn field_paths_follow_pointer_semantics() {
         let d = FieldSource::Document("obj");
-        assert_eq!(d.jsonb(&JsonPointer::parse("userName")), "(obj -> 'userName')");
-        assert_eq!(d.text(&JsonPointer::parse("userName")), "(obj ->> 'userName')");
-        assert_eq!(d.jsonb(&JsonPointer::parse("/a/0")), "(obj #> '{\"a\",\"0\"}')");
-        assert_eq!(d.jsonb(&JsonPointer::parse("/a/-1")), "((obj #> '{\"a\"}') -> '-1')");
+        assert_eq!(
+            d.jsonb(&JsonPointer::parse("userName")),
+            "(obj -> 'userName')"
+        );
+        assert_eq!(
+            d.text(&JsonPointer::parse("userName")),
+            "(obj ->> 'userName')"
+        );
+        assert_eq!(
+            d.jsonb(&JsonPointer::parse("/a/0")),
+            "(obj #> '{\"a\",\"0\"}')"
+        );
+        assert_eq!(
+            d.jsonb(&JsonPointer::parse("/a/-1")),
+            "((obj #> '{\"a\"}') -> '-1')"
+        );
         assert_eq!(d.jsonb(&JsonPointer::parse("it's")), "(obj -> 'it''s')");
         assert_eq!(d.jsonb(&JsonPointer::root()), "obj");
     }

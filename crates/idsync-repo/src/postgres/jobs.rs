@@ -9,8 +9,7 @@ use crate::model::{ClaimedJob, Job};
 use std::time::Duration;
 use tokio_postgres::Row;
 
-const JOB_COLUMNS: &str =
-    "id, kind, run_id, payload, state, owner_node, lease_until_ns, token, not_before_ns, created_ns";
+const JOB_COLUMNS: &str = "id, kind, run_id, payload, state, owner_node, lease_until_ns, token, not_before_ns, created_ns";
 
 fn job_from_row(row: &Row) -> RepoResult<Job> {
     let err = RepoError::internal;
@@ -34,7 +33,12 @@ impl PgRepository {
         super::commit::enqueue_job(&client, job).await
     }
 
-    pub(crate) async fn pg_claim_next(&self, kinds: &[&str], node_id: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
+    pub(crate) async fn pg_claim_next(
+        &self,
+        kinds: &[&str],
+        node_id: &str,
+        lease: Duration,
+    ) -> RepoResult<Option<ClaimedJob>> {
         let client = self.client().await?;
         let sql = format!(
             "UPDATE jobs SET state = 'CLAIMED', owner_node = $2, lease_until_ns = $3, token = token + 1 \
@@ -45,17 +49,28 @@ impl PgRepository {
              RETURNING {JOB_COLUMNS}"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-        let row = client.query_opt(&stmt, &[&kinds, &node_id, &lease_end_ns(lease), &now_ns()]).await.map_err(pg_err)?;
+        let row = client
+            .query_opt(&stmt, &[&kinds, &node_id, &lease_end_ns(lease), &now_ns()])
+            .await
+            .map_err(pg_err)?;
         match row {
             Some(r) => {
                 let job = job_from_row(&r)?;
-                Ok(Some(ClaimedJob { token: job.token, job }))
+                Ok(Some(ClaimedJob {
+                    token: job.token,
+                    job,
+                }))
             }
             None => Ok(None),
         }
     }
 
-    pub(crate) async fn pg_renew_lease(&self, job_id: &str, token: i64, lease: Duration) -> RepoResult<()> {
+    pub(crate) async fn pg_renew_lease(
+        &self,
+        job_id: &str,
+        token: i64,
+        lease: Duration,
+    ) -> RepoResult<()> {
         let client = self.client().await?;
         let n = client
             .execute(
@@ -65,7 +80,9 @@ impl PgRepository {
             .await
             .map_err(pg_err)?;
         if n == 0 {
-            return Err(RepoError::StaleToken { job_id: job_id.to_string() });
+            return Err(RepoError::StaleToken {
+                job_id: job_id.to_string(),
+            });
         }
         Ok(())
     }
@@ -81,7 +98,9 @@ impl PgRepository {
             .await
             .map_err(pg_err)?;
         if n == 0 {
-            return Err(RepoError::StaleToken { job_id: job_id.to_string() });
+            return Err(RepoError::StaleToken {
+                job_id: job_id.to_string(),
+            });
         }
         Ok(())
     }
@@ -89,12 +108,21 @@ impl PgRepository {
     pub(crate) async fn pg_get_job(&self, job_id: &str) -> RepoResult<Option<Job>> {
         let client = self.client().await?;
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-        client.query_opt(&sql, &[&job_id]).await.map_err(pg_err)?.as_ref().map(job_from_row).transpose()
+        client
+            .query_opt(&sql, &[&job_id])
+            .await
+            .map_err(pg_err)?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
     }
 
     pub(crate) async fn pg_count_jobs(&self, run_id: &str) -> RepoResult<u64> {
         let client = self.client().await?;
-        let row = client.query_one("SELECT count(*) FROM jobs WHERE run_id = $1", &[&run_id]).await.map_err(pg_err)?;
+        let row = client
+            .query_one("SELECT count(*) FROM jobs WHERE run_id = $1", &[&run_id])
+            .await
+            .map_err(pg_err)?;
         Ok(as_u64(row.get(0)))
     }
 

@@ -42,7 +42,11 @@ pub(crate) fn link_from_row(row: &Row) -> RepoResult<Link> {
 }
 
 impl PgRepository {
-    async fn links_where(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> RepoResult<Vec<Link>> {
+    async fn links_where(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> RepoResult<Vec<Link>> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
         let rows = client.query(&stmt, params).await.map_err(pg_err)?;
@@ -54,18 +58,37 @@ impl PgRepository {
         Ok(self.links_where(&sql, &[&id]).await?.into_iter().next())
     }
 
-    pub(crate) async fn pg_link_by(&self, side: &str, link_type: &str, qualifier: &str, id: &str) -> RepoResult<Option<Link>> {
+    pub(crate) async fn pg_link_by(
+        &self,
+        side: &str,
+        link_type: &str,
+        qualifier: &str,
+        id: &str,
+    ) -> RepoResult<Option<Link>> {
         let sql = format!(
             "SELECT {LINK_COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {side} = $3"
         );
-        Ok(self.links_where(&sql, &[&link_type, &qualifier, &id]).await?.into_iter().next())
+        Ok(self
+            .links_where(&sql, &[&link_type, &qualifier, &id])
+            .await?
+            .into_iter()
+            .next())
     }
 
-    pub(crate) async fn pg_links_for(&self, side: &str, link_type: &str, ids: &[String]) -> RepoResult<Vec<Link>> {
+    pub(crate) async fn pg_links_for(
+        &self,
+        side: &str,
+        link_type: &str,
+        ids: &[String],
+    ) -> RepoResult<Vec<Link>> {
         let sql = format!(
             "{QUALIFIERS_CTE} SELECT {} FROM q JOIN links l ON l.link_type = $1 \
              AND l.link_qualifier = q.q AND l.{side} = ANY($2) WHERE q.q IS NOT NULL ORDER BY l.id",
-            LINK_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
+            LINK_COLUMNS
+                .split(", ")
+                .map(|c| format!("l.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         self.links_where(&sql, &[&link_type, &ids]).await
     }
@@ -82,13 +105,20 @@ impl PgRepository {
              AND ($2::text IS NULL OR link_qualifier = $2) AND ($3::text IS NULL OR id > $3) \
              ORDER BY id LIMIT $4"
         );
-        self.links_where(&sql, &[&link_type, &qualifier, &after, &as_i64(limit)]).await
+        self.links_where(&sql, &[&link_type, &qualifier, &after, &as_i64(limit)])
+            .await
     }
 
     pub(crate) async fn pg_count_links(&self, link_type: &str) -> RepoResult<u64> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached("SELECT count(*) FROM links WHERE link_type = $1").await.map_err(pg_err)?;
-        let row = client.query_one(&stmt, &[&link_type]).await.map_err(pg_err)?;
+        let stmt = client
+            .prepare_cached("SELECT count(*) FROM links WHERE link_type = $1")
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one(&stmt, &[&link_type])
+            .await
+            .map_err(pg_err)?;
         Ok(as_u64(row.get(0)))
     }
 
@@ -101,6 +131,9 @@ impl PgRepository {
             id_col: "id",
             select: LINK_COLUMNS,
         };
-        query::run(&client, spec, SqlParams::new(), q, |row| Ok(link_from_row(row)?.to_json())).await
+        query::run(&client, spec, SqlParams::new(), q, |row| {
+            Ok(link_from_row(row)?.to_json())
+        })
+        .await
     }
 }

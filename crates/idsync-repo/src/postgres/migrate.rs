@@ -6,15 +6,20 @@ use super::convert::pg_err;
 use crate::error::RepoResult;
 
 /// (version, name, SQL) in order. Never edit a released file: add the next one.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).
 const ADVISORY_KEY: i64 = 0x6964_7379_6e63;
 
 pub(super) async fn apply(client: &mut deadpool_postgres::Client) -> RepoResult<()> {
     let tx = client.transaction().await.map_err(pg_err)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ADVISORY_KEY]).await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ADVISORY_KEY])
+        .await
+        .map_err(pg_err)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    integer PRIMARY KEY,

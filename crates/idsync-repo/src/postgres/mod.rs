@@ -38,7 +38,9 @@ pub struct PgRepository {
 
 impl std::fmt::Debug for PgRepository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgRepository").field("pool", &self.pool.status()).finish()
+        f.debug_struct("PgRepository")
+            .field("pool", &self.pool.status())
+            .finish()
     }
 }
 
@@ -51,7 +53,9 @@ impl PgRepository {
         let manager = Manager::from_config(
             config,
             NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -64,7 +68,10 @@ impl PgRepository {
     }
 
     pub(crate) async fn client(&self) -> RepoResult<deadpool_postgres::Client> {
-        self.pool.get().await.map_err(|e| RepoError::Unavailable(format!("PostgreSQL: {e}")))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| RepoError::Unavailable(format!("PostgreSQL: {e}")))
     }
 }
 

@@ -42,21 +42,34 @@ fn spec_for(object_type: &str) -> QuerySpec<'static> {
 
 /// A stable short hash for index names (PostgreSQL names are limited to 63 bytes).
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl PgRepository {
-    pub(crate) async fn pg_get_object(&self, object_type: &str, id: &str) -> RepoResult<Option<Value>> {
+    pub(crate) async fn pg_get_object(
+        &self,
+        object_type: &str,
+        id: &str,
+    ) -> RepoResult<Option<Value>> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached("SELECT obj FROM objects WHERE object_type = $1 AND id = $2")
             .await
             .map_err(pg_err)?;
-        let row = client.query_opt(&stmt, &[&object_type, &id]).await.map_err(pg_err)?;
+        let row = client
+            .query_opt(&stmt, &[&object_type, &id])
+            .await
+            .map_err(pg_err)?;
         Ok(row.map(|r| present(r.get(0))))
     }
 
-    pub(crate) async fn pg_get_objects(&self, object_type: &str, ids: &[String]) -> RepoResult<Vec<Value>> {
+    pub(crate) async fn pg_get_objects(
+        &self,
+        object_type: &str,
+        ids: &[String],
+    ) -> RepoResult<Vec<Value>> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -65,11 +78,18 @@ impl PgRepository {
             )
             .await
             .map_err(pg_err)?;
-        let rows = client.query(&stmt, &[&object_type, &ids]).await.map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&object_type, &ids])
+            .await
+            .map_err(pg_err)?;
         Ok(rows.into_iter().map(|r| present(r.get(0))).collect())
     }
 
-    pub(crate) async fn pg_query_objects(&self, object_type: &str, q: &QueryRequest) -> RepoResult<QueryPage> {
+    pub(crate) async fn pg_query_objects(
+        &self,
+        object_type: &str,
+        q: &QueryRequest,
+    ) -> RepoResult<QueryPage> {
         let client = self.client().await?;
         query::run(&client, spec_for(object_type), SqlParams::new(), q, |row| {
             Ok(present(row.try_get(0).map_err(RepoError::internal)?))
@@ -77,20 +97,32 @@ impl PgRepository {
         .await
     }
 
-    pub(crate) async fn pg_explain_query(&self, object_type: &str, q: &QueryRequest) -> RepoResult<String> {
+    pub(crate) async fn pg_explain_query(
+        &self,
+        object_type: &str,
+        q: &QueryRequest,
+    ) -> RepoResult<String> {
         let client = self.client().await?;
         query::explain(&client, spec_for(object_type), SqlParams::new(), q).await
     }
 
-    pub(crate) async fn pg_count_objects(&self, object_type: &str, filter: Option<&Filter>) -> RepoResult<u64> {
+    pub(crate) async fn pg_count_objects(
+        &self,
+        object_type: &str,
+        filter: Option<&Filter>,
+    ) -> RepoResult<u64> {
         let client = self.client().await?;
         let mut params = SqlParams::new();
         let mut conditions = spec_for(object_type).base_where;
         if let Some(f) = filter {
-            conditions.push(to_sql(f, OBJECT_FIELDS, &mut params).map_err(|e| RepoError::BadQuery(e.0))?);
+            conditions
+                .push(to_sql(f, OBJECT_FIELDS, &mut params).map_err(|e| RepoError::BadQuery(e.0))?);
         }
         let sql = format!("SELECT count(*) FROM objects{}", where_clause(&conditions));
-        let row = client.query_one(&sql, &params.refs()).await.map_err(pg_err)?;
+        let row = client
+            .query_one(&sql, &params.refs())
+            .await
+            .map_err(pg_err)?;
         Ok(super::convert::as_u64(row.get(0)))
     }
 
@@ -98,17 +130,23 @@ impl PgRepository {
     /// sorting by that text) and a tiny partial index of the rows where the property is an
     /// array, so the any-element arm of a translated comparison is an index scan too and the
     /// planner can combine both arms (BitmapOr) instead of scanning the table.
-    pub(crate) async fn pg_ensure_indexes(&self, object_type: &str, properties: &[String]) -> RepoResult<()> {
+    pub(crate) async fn pg_ensure_indexes(
+        &self,
+        object_type: &str,
+        properties: &[String],
+    ) -> RepoResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         // Two nodes starting together must not race on the same index name.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&0x6964_7379_6e64_i64]).await.map_err(pg_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&0x6964_7379_6e64_i64])
+            .await
+            .map_err(pg_err)?;
         for property in properties {
             let ptr = JsonPointer::parse(property);
             if ptr.is_root() {
                 continue;
             }
-            let name = format!("obj_{:016x}", fnv1a(&format!("{object_type}\u{0}{ptr}")));
+            let name = format!("ix_obj_{:016x}", fnv1a(&format!("{object_type}\u{0}{ptr}")));
             let type_lit = quote_literal(object_type);
             let text = ci_text(&OBJECT_FIELDS.text(&ptr));
             let jsonb = OBJECT_FIELDS.jsonb(&ptr);
@@ -123,6 +161,9 @@ impl PgRepository {
         }
         tx.commit().await.map_err(pg_err)?;
         // Fresh statistics let the planner see how selective the new indexes are.
-        client.batch_execute("ANALYZE objects").await.map_err(pg_err)
+        client
+            .batch_execute("ANALYZE objects")
+            .await
+            .map_err(pg_err)
     }
 }

@@ -66,13 +66,15 @@ where
         TotalPolicy::None => None,
         TotalPolicy::Exact | TotalPolicy::Estimate => {
             let sql = format!("SELECT count(*) FROM {}{where_sql}", spec.from);
-            let row = client.query_one(&sql, &params.refs()).await.map_err(super::convert::pg_err)?;
+            let row = client
+                .query_one(&sql, &params.refs())
+                .await
+                .map_err(super::convert::pg_err)?;
             Some(super::convert::as_u64(row.get::<_, i64>(0)))
         }
     };
 
     let components = sort_components(&spec, query);
-    let mut conditions = conditions;
     if let Some(cookie) = &query.cookie {
         let values = decode_cookie(cookie, &components)?;
         conditions.push(keyset_condition(&components, &values, &mut params));
@@ -82,8 +84,11 @@ where
         .iter()
         .map(|c| format!("{} {}", c.expr, if c.ascending { "ASC" } else { "DESC" }))
         .collect();
-    let keys: Vec<String> =
-        components.iter().enumerate().map(|(i, c)| format!("{} AS __k{i}", c.expr)).collect();
+    let keys: Vec<String> = components
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} AS __k{i}", c.expr))
+        .collect();
     let page_size = query.page_size.filter(|n| *n > 0);
     let mut sql = format!(
         "SELECT {}, {} FROM {}{where_sql} ORDER BY {}",
@@ -98,7 +103,10 @@ where
     if let (Some(offset), None) = (query.offset, &query.cookie) {
         sql.push_str(&format!(" OFFSET {}", as_i64(offset)));
     }
-    let mut rows = client.query(&sql, &params.refs()).await.map_err(super::convert::pg_err)?;
+    let mut rows = client
+        .query(&sql, &params.refs())
+        .await
+        .map_err(super::convert::pg_err)?;
     let mut cookie = None;
     if let Some(n) = page_size
         && rows.len() > n
@@ -116,7 +124,11 @@ where
             None => value,
         });
     }
-    Ok(QueryPage { results, cookie, total })
+    Ok(QueryPage {
+        results,
+        cookie,
+        total,
+    })
 }
 
 /// The `EXPLAIN` text of the page query `run` would send (without totals).
@@ -150,8 +162,15 @@ pub(crate) async fn explain<C: GenericClient + Sync>(
     if let Some(n) = query.page_size.filter(|n| *n > 0) {
         sql.push_str(&format!(" LIMIT {}", as_i64(n).saturating_add(1)));
     }
-    let rows = client.query(&sql, &params.refs()).await.map_err(super::convert::pg_err)?;
-    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+    let rows = client
+        .query(&sql, &params.refs())
+        .await
+        .map_err(super::convert::pg_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 pub(crate) fn where_clause(conditions: &[String]) -> String {
@@ -166,7 +185,11 @@ fn sort_components(spec: &QuerySpec<'_>, query: &QueryRequest) -> Vec<Component>
     let mut out = Vec::new();
     for key in &query.sort_keys {
         if key.field.tokens() == ["_id"] {
-            out.push(Component { expr: spec.id_col.to_string(), ascending: key.ascending, kind: Kind::Text });
+            out.push(Component {
+                expr: spec.id_col.to_string(),
+                ascending: key.ascending,
+                kind: Kind::Text,
+            });
             continue;
         }
         let j = spec.fields.jsonb(&key.field);
@@ -199,7 +222,11 @@ fn sort_components(spec: &QuerySpec<'_>, query: &QueryRequest) -> Vec<Component>
             kind: Kind::Text,
         });
     }
-    out.push(Component { expr: spec.id_col.to_string(), ascending: true, kind: Kind::Text });
+    out.push(Component {
+        expr: spec.id_col.to_string(),
+        ascending: true,
+        kind: Kind::Text,
+    });
     out
 }
 
@@ -209,9 +236,15 @@ fn keyset_condition(components: &[Component], values: &[Value], params: &mut Sql
         .iter()
         .zip(values)
         .map(|(c, v)| match c.kind {
-            Kind::Int => format!("{}::int4", params.push(v.as_i64().and_then(|i| i32::try_from(i).ok()).unwrap_or(0))),
+            Kind::Int => format!(
+                "{}::int4",
+                params.push(v.as_i64().and_then(|i| i32::try_from(i).ok()).unwrap_or(0))
+            ),
             Kind::Float => format!("{}::float8", params.push(v.as_f64().unwrap_or(0.0))),
-            Kind::Text => format!("({}::text COLLATE \"C\")", params.push(v.as_str().unwrap_or("").to_string())),
+            Kind::Text => format!(
+                "({}::text COLLATE \"C\")",
+                params.push(v.as_str().unwrap_or("").to_string())
+            ),
         })
         .collect();
     let mut alternatives = Vec::new();
@@ -231,9 +264,18 @@ fn encode_cookie(row: &Row, components: &[Component]) -> RepoResult<String> {
     for (i, c) in components.iter().enumerate() {
         let name = format!("__k{i}");
         let v = match c.kind {
-            Kind::Int => json!(row.try_get::<_, i32>(name.as_str()).map_err(RepoError::internal)?),
-            Kind::Float => json!(row.try_get::<_, f64>(name.as_str()).map_err(RepoError::internal)?),
-            Kind::Text => json!(row.try_get::<_, String>(name.as_str()).map_err(RepoError::internal)?),
+            Kind::Int => json!(
+                row.try_get::<_, i32>(name.as_str())
+                    .map_err(RepoError::internal)?
+            ),
+            Kind::Float => json!(
+                row.try_get::<_, f64>(name.as_str())
+                    .map_err(RepoError::internal)?
+            ),
+            Kind::Text => json!(
+                row.try_get::<_, String>(name.as_str())
+                    .map_err(RepoError::internal)?
+            ),
         };
         values.push(v);
     }
@@ -290,7 +332,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -321,7 +367,10 @@ mod tests {
     #[test]
     fn base64_round_trips() {
         for s in ["", "a", "ab", "abc", "abcd", "{\"k\":[\"é\",1.5]}"] {
-            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).unwrap(), s.as_bytes());
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
         }
         assert!(base64_decode("not base64!").is_none());
     }

@@ -43,7 +43,8 @@ fn event_from_row(row: &Row) -> RepoResult<SyncEvent> {
         mapping: row.try_get(2).map_err(err)?,
         resource_id: row.try_get(3).map_err(err)?,
         resource_collection: row.try_get(4).map_err(err)?,
-        sync_action: SyncAction::parse(&action).ok_or_else(|| RepoError::Internal(format!("unknown syncAction {action}")))?,
+        sync_action: SyncAction::parse(&action)
+            .ok_or_else(|| RepoError::Internal(format!("unknown syncAction {action}")))?,
         state: parse_enum(row.try_get(6).map_err(err)?)?,
         node_id: row.try_get(7).map_err(err)?,
         remaining_retries: row.try_get(8).map_err(err)?,
@@ -51,7 +52,10 @@ fn event_from_row(row: &Row) -> RepoResult<SyncEvent> {
         old_object: row.try_get(10).map_err(err)?,
         new_object: row.try_get(11).map_err(err)?,
         object_rev: row.try_get(12).map_err(err)?,
-        context: row.try_get::<_, Option<Value>>(13).map_err(err)?.unwrap_or(Value::Null),
+        context: row
+            .try_get::<_, Option<Value>>(13)
+            .map_err(err)?
+            .unwrap_or(Value::Null),
         seq: row.try_get(14).map_err(err)?,
     })
 }
@@ -66,16 +70,30 @@ impl PgRepository {
             id_col: "id",
             select: EVENT_COLUMNS,
         };
-        query::run(&client, spec, SqlParams::new(), q, |row| Ok(event_from_row(row)?.to_json())).await
+        query::run(&client, spec, SqlParams::new(), q, |row| {
+            Ok(event_from_row(row)?.to_json())
+        })
+        .await
     }
 
     pub(crate) async fn pg_get_event(&self, id: &str) -> RepoResult<Option<SyncEvent>> {
         let client = self.client().await?;
         let sql = format!("SELECT {EVENT_COLUMNS} FROM syncqueue WHERE id = $1");
-        client.query_opt(&sql, &[&id]).await.map_err(pg_err)?.as_ref().map(event_from_row).transpose()
+        client
+            .query_opt(&sql, &[&id])
+            .await
+            .map_err(pg_err)?
+            .as_ref()
+            .map(event_from_row)
+            .transpose()
     }
 
-    pub(crate) async fn pg_acquire_events(&self, mapping: &str, node_id: &str, limit: usize) -> RepoResult<Vec<SyncEvent>> {
+    pub(crate) async fn pg_acquire_events(
+        &self,
+        mapping: &str,
+        node_id: &str,
+        limit: usize,
+    ) -> RepoResult<Vec<SyncEvent>> {
         let client = self.client().await?;
         let sql = format!(
             "UPDATE syncqueue SET state = 'ACQUIRED', node_id = $2, rev = rev + 1 \
@@ -84,14 +102,24 @@ impl PgRepository {
              RETURNING {EVENT_COLUMNS}"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-        let rows = client.query(&stmt, &[&mapping, &node_id, &as_i64(limit)]).await.map_err(pg_err)?;
-        let mut events = rows.iter().map(event_from_row).collect::<RepoResult<Vec<_>>>()?;
+        let rows = client
+            .query(&stmt, &[&mapping, &node_id, &as_i64(limit)])
+            .await
+            .map_err(pg_err)?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<RepoResult<Vec<_>>>()?;
         // RETURNING has no order of its own.
-        events.sort_by(|a, b| (a.create_date, a.seq).cmp(&(b.create_date, b.seq)));
+        events.sort_by_key(|e| (e.create_date, e.seq));
         Ok(events)
     }
 
-    pub(crate) async fn pg_release_for_retry(&self, id: &str, remaining_retries: i64) -> RepoResult<()> {
+    pub(crate) async fn pg_release_for_retry(
+        &self,
+        id: &str,
+        remaining_retries: i64,
+    ) -> RepoResult<()> {
         let client = self.client().await?;
         let n = client
             .execute(
@@ -118,9 +146,16 @@ impl PgRepository {
         if n > 0 {
             return Ok(());
         }
-        match client.query_opt("SELECT node_id FROM syncqueue WHERE id = $1", &[&id]).await.map_err(pg_err)? {
+        match client
+            .query_opt("SELECT node_id FROM syncqueue WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_err)?
+        {
             None => Err(RepoError::NotFound(format!("sync queue event {id}"))),
-            Some(row) => Err(RepoError::Conflict(ConflictKind::AcquiredEvent { id: id.to_string(), node_id: row.get(0) })),
+            Some(row) => Err(RepoError::Conflict(ConflictKind::AcquiredEvent {
+                id: id.to_string(),
+                node_id: row.get(0),
+            })),
         }
     }
 
@@ -182,18 +217,29 @@ impl PgRepository {
             id_col: "id",
             select: "entry",
         };
-        query::run(&client, spec, SqlParams::new(), q, |row| row.try_get(0).map_err(RepoError::internal)).await
+        query::run(&client, spec, SqlParams::new(), q, |row| {
+            row.try_get(0).map_err(RepoError::internal)
+        })
+        .await
     }
 
     pub(crate) async fn pg_get_dead_letter(&self, id: &str) -> RepoResult<Option<DeadLetter>> {
         let client = self.client().await?;
-        let row = client.query_opt("SELECT letter FROM deadletters WHERE id = $1", &[&id]).await.map_err(pg_err)?;
-        row.map(|r| serde_json::from_value(r.get(0)).map_err(RepoError::internal)).transpose()
+        let row = client
+            .query_opt("SELECT letter FROM deadletters WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_err)?;
+        row.map(|r| serde_json::from_value(r.get(0)).map_err(RepoError::internal))
+            .transpose()
     }
 
     pub(crate) async fn pg_delete_dead_letter(&self, id: &str) -> RepoResult<()> {
         let client = self.client().await?;
-        match client.execute("DELETE FROM deadletters WHERE id = $1", &[&id]).await.map_err(pg_err)? {
+        match client
+            .execute("DELETE FROM deadletters WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_err)?
+        {
             0 => Err(RepoError::NotFound(format!("dead letter {id}"))),
             _ => Ok(()),
         }

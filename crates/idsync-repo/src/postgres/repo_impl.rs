@@ -30,7 +30,11 @@ impl Repository for PgRepository {
     async fn get_objects(&self, object_type: &str, ids: &[String]) -> RepoResult<Vec<Value>> {
         self.pg_get_objects(object_type, ids).await
     }
-    async fn query_objects(&self, object_type: &str, query: &QueryRequest) -> RepoResult<QueryPage> {
+    async fn query_objects(
+        &self,
+        object_type: &str,
+        query: &QueryRequest,
+    ) -> RepoResult<QueryPage> {
         self.pg_query_objects(object_type, query).await
     }
     async fn count_objects(&self, object_type: &str, filter: Option<&Filter>) -> RepoResult<u64> {
@@ -46,16 +50,36 @@ impl Repository for PgRepository {
     async fn get_link(&self, id: &str) -> RepoResult<Option<Link>> {
         self.pg_get_link(id).await
     }
-    async fn link_by_first(&self, link_type: &str, qualifier: &str, first_id: &str) -> RepoResult<Option<Link>> {
-        self.pg_link_by("first_id", link_type, qualifier, first_id).await
+    async fn link_by_first(
+        &self,
+        link_type: &str,
+        qualifier: &str,
+        first_id: &str,
+    ) -> RepoResult<Option<Link>> {
+        self.pg_link_by("first_id", link_type, qualifier, first_id)
+            .await
     }
-    async fn link_by_second(&self, link_type: &str, qualifier: &str, second_id: &str) -> RepoResult<Option<Link>> {
-        self.pg_link_by("second_id", link_type, qualifier, second_id).await
+    async fn link_by_second(
+        &self,
+        link_type: &str,
+        qualifier: &str,
+        second_id: &str,
+    ) -> RepoResult<Option<Link>> {
+        self.pg_link_by("second_id", link_type, qualifier, second_id)
+            .await
     }
-    async fn links_for_sources(&self, link_type: &str, first_ids: &[String]) -> RepoResult<Vec<Link>> {
+    async fn links_for_sources(
+        &self,
+        link_type: &str,
+        first_ids: &[String],
+    ) -> RepoResult<Vec<Link>> {
         self.pg_links_for("first_id", link_type, first_ids).await
     }
-    async fn links_for_targets(&self, link_type: &str, second_ids: &[String]) -> RepoResult<Vec<Link>> {
+    async fn links_for_targets(
+        &self,
+        link_type: &str,
+        second_ids: &[String],
+    ) -> RepoResult<Vec<Link>> {
         self.pg_links_for("second_id", link_type, second_ids).await
     }
     async fn load_links(
@@ -119,7 +143,12 @@ impl Repository for PgRepository {
     async fn enqueue_job(&self, job: &Job) -> RepoResult<()> {
         self.pg_enqueue_job(job).await
     }
-    async fn claim_next(&self, kinds: &[&str], node_id: &str, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
+    async fn claim_next(
+        &self,
+        kinds: &[&str],
+        node_id: &str,
+        lease: Duration,
+    ) -> RepoResult<Option<ClaimedJob>> {
         self.pg_claim_next(kinds, node_id, lease).await
     }
     async fn renew_lease(&self, job_id: &str, token: i64, lease: Duration) -> RepoResult<()> {
@@ -170,7 +199,12 @@ impl Repository for PgRepository {
     async fn get_event(&self, id: &str) -> RepoResult<Option<SyncEvent>> {
         self.pg_get_event(id).await
     }
-    async fn acquire_events(&self, mapping: &str, node_id: &str, limit: usize) -> RepoResult<Vec<SyncEvent>> {
+    async fn acquire_events(
+        &self,
+        mapping: &str,
+        node_id: &str,
+        limit: usize,
+    ) -> RepoResult<Vec<SyncEvent>> {
         self.pg_acquire_events(mapping, node_id, limit).await
     }
     async fn release_for_retry(&self, id: &str, remaining_retries: i64) -> RepoResult<()> {

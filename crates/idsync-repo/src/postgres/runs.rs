@@ -26,7 +26,10 @@ fn run_from_row(row: &Row) -> RepoResult<RunRecord> {
         parameters: row.try_get(9).map_err(err)?,
         summary: row.try_get(10).map_err(err)?,
         totals: row.try_get(11).map_err(err)?,
-        node_id: row.try_get::<_, Option<String>>(12).map_err(err)?.unwrap_or_default(),
+        node_id: row
+            .try_get::<_, Option<String>>(12)
+            .map_err(err)?
+            .unwrap_or_default(),
     })
 }
 
@@ -40,9 +43,19 @@ impl PgRepository {
             .execute(
                 &sql,
                 &[
-                    &run.id, &run.mapping, &run.analyze, &run.state.as_str(), &run.stage.as_str(),
-                    &to_ns(&run.started)?, &opt_ns(&run.ended)?, &run.cancel_requested, &run.message,
-                    &run.parameters, &run.summary, &run.totals, &run.node_id,
+                    &run.id,
+                    &run.mapping,
+                    &run.analyze,
+                    &run.state.as_str(),
+                    &run.stage.as_str(),
+                    &to_ns(&run.started)?,
+                    &opt_ns(&run.ended)?,
+                    &run.cancel_requested,
+                    &run.message,
+                    &run.parameters,
+                    &run.summary,
+                    &run.totals,
+                    &run.node_id,
                 ],
             )
             .await;
@@ -74,14 +87,21 @@ impl PgRepository {
             .query_opt(
                 &sql,
                 &[
-                    &run_id, &u.state.map(ReconState::as_str), &u.stage.map(|s| s.as_str()), &opt_ns(&u.ended)?,
-                    &u.message, &u.summary, &u.totals,
+                    &run_id,
+                    &u.state.map(ReconState::as_str),
+                    &u.stage.map(|s| s.as_str()),
+                    &opt_ns(&u.ended)?,
+                    &u.message,
+                    &u.summary,
+                    &u.totals,
                 ],
             )
             .await
             .map_err(|e| match violated_constraint(&e) {
                 // Re-activating a finished run while another is active.
-                Some(_) => RepoError::Conflict(ConflictKind::Other(format!("run {run_id}: another run is active"))),
+                Some(_) => RepoError::Conflict(ConflictKind::Other(format!(
+                    "run {run_id}: another run is active"
+                ))),
                 None => pg_err(e),
             })?;
         match row {
@@ -106,7 +126,11 @@ impl PgRepository {
         }
     }
 
-    async fn runs_where(&self, cond: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> RepoResult<Vec<RunRecord>> {
+    async fn runs_where(
+        &self,
+        cond: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> RepoResult<Vec<RunRecord>> {
         let client = self.client().await?;
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs {cond}");
         let rows = client.query(&sql, params).await.map_err(pg_err)?;
@@ -114,21 +138,36 @@ impl PgRepository {
     }
 
     pub(crate) async fn pg_get_run(&self, run_id: &str) -> RepoResult<Option<RunRecord>> {
-        Ok(self.runs_where("WHERE id = $1", &[&run_id]).await?.into_iter().next())
+        Ok(self
+            .runs_where("WHERE id = $1", &[&run_id])
+            .await?
+            .into_iter()
+            .next())
     }
 
     pub(crate) async fn pg_list_runs(&self, mapping: Option<&str>) -> RepoResult<Vec<RunRecord>> {
-        self.runs_where("WHERE $1::text IS NULL OR mapping = $1 ORDER BY seq DESC", &[&mapping]).await
+        self.runs_where(
+            "WHERE $1::text IS NULL OR mapping = $1 ORDER BY seq DESC",
+            &[&mapping],
+        )
+        .await
     }
 
     pub(crate) async fn pg_active_run(&self, mapping: &str) -> RepoResult<Option<RunRecord>> {
-        Ok(self.runs_where("WHERE mapping = $1 AND state = 'ACTIVE'", &[&mapping]).await?.into_iter().next())
+        Ok(self
+            .runs_where("WHERE mapping = $1 AND state = 'ACTIVE'", &[&mapping])
+            .await?
+            .into_iter()
+            .next())
     }
 
     pub(crate) async fn pg_run_counters(&self, run_id: &str) -> RepoResult<RunCounters> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT node_id, key, value FROM run_counters WHERE run_id = $1", &[&run_id])
+            .query(
+                "SELECT node_id, key, value FROM run_counters WHERE run_id = $1",
+                &[&run_id],
+            )
             .await
             .map_err(pg_err)?;
         let mut out = RunCounters::default();
@@ -160,7 +199,10 @@ impl PgRepository {
             let sql = format!("DELETE FROM {table} WHERE run_id = ANY($1)");
             tx.execute(&sql, &[&ids]).await.map_err(pg_err)?;
         }
-        let n = tx.execute("DELETE FROM runs WHERE id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
+        let n = tx
+            .execute("DELETE FROM runs WHERE id = ANY($1)", &[&ids])
+            .await
+            .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         Ok(n)
     }
