@@ -39,14 +39,24 @@ const IGNORED: [&str; 2] = ["_id", "_rev"];
 /// Objects are compared field by field, recursively, so a changed `/name/given` is reported as
 /// that field; arrays and scalars are compared as whole values (a changed array is one
 /// `replace`, as a connector writes a multi-valued attribute as a whole). `_id` and `_rev` at the
-/// top level are ignored. A value that is not an object at the top level compares as a whole at
-/// the root pointer.
+/// top level are ignored. A null side counts as an empty object, so the diff of a CREATE
+/// (`diff(&Value::Null, &new)`) lists every field as an `add` and that of a DELETE every field
+/// as a `remove`. Any other non-object top level compares as a whole at the root pointer.
 pub fn diff(old: &Value, new: &Value) -> Vec<DiffEntry> {
-    let mut out = Vec::new();
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            diff_objects(&JsonPointer::root(), o, n, true, &mut out)
+    let empty = Map::new();
+    fn as_object<'a>(
+        v: &'a Value,
+        empty: &'a Map<String, Value>,
+    ) -> Option<&'a Map<String, Value>> {
+        match v {
+            Value::Object(m) => Some(m),
+            Value::Null => Some(empty),
+            _ => None,
         }
+    }
+    let mut out = Vec::new();
+    match (as_object(old, &empty), as_object(new, &empty)) {
+        (Some(o), Some(n)) => diff_objects(&JsonPointer::root(), o, n, true, &mut out),
         _ if old == new => {}
         _ => out.push(DiffEntry {
             operation: DiffOperation::Replace,
@@ -188,10 +198,30 @@ mod tests {
     }
 
     #[test]
-    fn non_objects_compare_at_the_root() {
+    fn null_is_an_empty_object_so_create_and_delete_list_fields() {
         assert!(diff(&json!(null), &json!(null)).is_empty());
+        let created = json!({"_id": "x", "mail": "a@x", "name": {"given": "A"}});
         assert_eq!(
-            ops(&diff(&json!(null), &json!({}))),
+            ops(&diff(&json!(null), &created)),
+            [
+                (DiffOperation::Add, "/mail".to_string()),
+                (DiffOperation::Add, "/name".to_string())
+            ]
+        );
+        assert_eq!(
+            ops(&diff(&created, &json!(null))),
+            [
+                (DiffOperation::Remove, "/mail".to_string()),
+                (DiffOperation::Remove, "/name".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn other_non_objects_compare_at_the_root() {
+        assert!(diff(&json!([1]), &json!([1])).is_empty());
+        assert_eq!(
+            ops(&diff(&json!("a"), &json!({}))),
             [(DiffOperation::Replace, String::new())]
         );
     }
