@@ -173,7 +173,8 @@ impl CsvObjectSet {
     }
 
     /// The id of a new object: the argument, else `_id`, else the property mapped to
-    /// `__UID__`, else a fresh UUID.
+    /// `__UID__`, else the one mapped to `__NAME__` when the name column is the uid column
+    /// (ICF's CSV default, `headerName` = `headerUid`), else a fresh UUID.
     fn new_id(&self, id: Option<&str>, object: &Value) -> String {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             return id.to_owned();
@@ -181,13 +182,15 @@ impl CsvObjectSet {
         if let Some(id) = object.get("_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
             return id.to_owned();
         }
-        let uid_prop = self.schema.properties.iter().find(|p| p.native_name == schema::UID);
-        if let Some(id) = uid_prop
-            .and_then(|p| object.get(&p.name))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            return id.to_owned();
+        let settings = self.file.settings();
+        let name_is_uid = settings.header_name == settings.header_uid;
+        let id_props = self.schema.properties.iter().filter(|p| {
+            p.native_name == schema::UID || (name_is_uid && p.native_name == schema::NAME)
+        });
+        for p in id_props {
+            if let Some(id) = object.get(&p.name).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                return id.to_owned();
+            }
         }
         uuid::Uuid::new_v4().to_string()
     }
