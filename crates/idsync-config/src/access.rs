@@ -39,6 +39,32 @@ impl Project {
     }
 }
 
+impl Mapping {
+    /// The source page size a run uses (reference §1.1, SPEC §9): clustered runs always page
+    /// (default 10000), paged runs default to 1000, and `None` means one unpaged query.
+    pub fn effective_source_page_size(&self) -> Option<u64> {
+        if self.clustered_source_recon_enabled {
+            Some(self.recon_source_query_page_size.unwrap_or(10_000))
+        } else if self.recon_source_query_paging {
+            Some(self.recon_source_query_page_size.unwrap_or(1000))
+        } else {
+            None
+        }
+    }
+
+    /// The target page size a run uses; `None` means one unpaged query.
+    pub fn effective_target_page_size(&self) -> Option<u64> {
+        self.recon_target_query_paging
+            .then(|| self.recon_target_query_page_size.unwrap_or(1000))
+    }
+
+    /// Whether the target phase runs: the configured value, else true for `recon` and false for
+    /// `reconById` (reference §1.1).
+    pub fn effective_run_target_phase(&self, by_id: bool) -> bool {
+        self.run_target_phase.unwrap_or(!by_id)
+    }
+}
+
 impl Limit {
     /// The largest number of actions this limit allows out of `population` (targets for deletes,
     /// links for unlinks, counted at the run's start). A percentage rounds down.

@@ -402,3 +402,33 @@ fn env_var_names_follow_upper_snake_case() {
     assert_eq!(env_var_for("repo"), "IDSYNC_REPO");
     assert_eq!(env_var_for("nodeId"), "IDSYNC_NODE_ID");
 }
+
+#[test]
+fn effective_page_sizes_and_target_phase() {
+    let dir = project(&[
+        HR,
+        MANAGED,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[
+              {"name":"plain","source":"system/hr/account","target":"managed/user"},
+              {"name":"paged","source":"system/hr/account","target":"managed/user","links":"plain",
+               "reconSourceQueryPaging":true,"reconTargetQueryPaging":true,"runTargetPhase":true},
+              {"name":"clustered","source":"system/hr/account","target":"managed/user","links":"plain",
+               "clusteredSourceReconEnabled":true},
+              {"name":"sized","source":"system/hr/account","target":"managed/user","links":"plain",
+               "clusteredSourceReconEnabled":true,"reconSourceQueryPageSize":500}]}"#,
+        ),
+    ]);
+    let p = load_with(dir.path(), &[]).unwrap().project;
+    let get = |n: &str| p.mapping(n).unwrap();
+    assert_eq!(get("plain").effective_source_page_size(), None);
+    assert_eq!(get("plain").effective_target_page_size(), None);
+    assert!(get("plain").effective_run_target_phase(false));
+    assert!(!get("plain").effective_run_target_phase(true));
+    assert_eq!(get("paged").effective_source_page_size(), Some(1000));
+    assert_eq!(get("paged").effective_target_page_size(), Some(1000));
+    assert!(get("paged").effective_run_target_phase(true));
+    assert_eq!(get("clustered").effective_source_page_size(), Some(10_000));
+    assert_eq!(get("sized").effective_source_page_size(), Some(500));
+}
