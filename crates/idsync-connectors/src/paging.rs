@@ -26,6 +26,26 @@ pub fn decode_cookie(cookie: &str, expected_len: usize) -> ConnectorResult<Vec<V
     }
 }
 
+/// Like [`decode_cookie`], but also accepts one trailing JSON object: a connector-private hint
+/// (the CSV connector's resume offset), returned separately.
+pub fn decode_cookie_with_hint(
+    cookie: &str,
+    expected_len: usize,
+) -> ConnectorResult<(Vec<Value>, Option<Value>)> {
+    let bad = || ConnectorError::BadRequest(format!("invalid paged results cookie {cookie:?}"));
+    let bytes = URL_SAFE_NO_PAD.decode(cookie.trim()).map_err(|_| bad())?;
+    match serde_json::from_slice::<Value>(&bytes).map_err(|_| bad())? {
+        Value::Array(items) if items.len() == expected_len => Ok((items, None)),
+        Value::Array(mut items)
+            if items.len() == expected_len + 1 && items.last().is_some_and(Value::is_object) =>
+        {
+            let hint = items.pop();
+            Ok((items, hint))
+        }
+        _ => Err(bad()),
+    }
+}
+
 /// A total order over the JSON values a sort key can hold, used where no database orders for
 /// us (CSV): missing/null sorts after every value (as SQL `NULLS LAST` ascending), then booleans,
 /// numbers, strings (byte order), then anything else by its text.

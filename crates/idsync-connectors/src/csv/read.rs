@@ -1,12 +1,17 @@
 //! Streaming reads of a CSV file (run on a blocking thread): get, get-many, count and paged
 //! queries, each in one pass with memory bounded by the page, never by the file.
 //!
-//! Paging is keyset paging: a page is one scan that keeps the smallest `offset + pageSize + 1`
-//! positions greater than the cookie. We chose the scan over a sorted-file fast path because a
-//! CSV is edited by people and other tools and is in no order we could rely on; the scan is
-//! O(rows) per page, but only the rows that can enter the page are turned into objects (the
-//! rest cost one field comparison), which keeps a 1M-row file readable at page sizes recon uses
-//! (figures in docs/bench/connectors-csv.md).
+//! Paging is keyset paging on (sort keys, `_id`). In general a page is one scan that keeps the
+//! smallest `offset + pageSize + 1` positions greater than the cookie in a bounded buffer: a CSV
+//! is edited by people and other tools and is in no order we could rely on, and an id index
+//! would make memory proportional to the file. Only rows that can enter the page are turned
+//! into objects (the rest cost one field comparison).
+//!
+//! Fast path: when a scan sees the ids strictly increasing (files exported in id order), the
+//! cookie also carries the byte position of the next row and the file's length and mtime; the
+//! next page of an `_id`-ordered query then seeks there and reads just one page, provided the
+//! file is unchanged. Any change or any out-of-order id falls back to the scan, so the result
+//! is the same either way; only the cost differs (figures in docs/bench/connectors-csv.md).
 //!
 //! Filters are evaluated in memory with `Filter::matches`: legitimate here only because a CSV
 //! has no query engine to translate them to.
@@ -14,7 +19,7 @@
 use super::layout::{Layout, read_error};
 use super::settings::CsvSettings;
 use crate::contract::{ConnectorError, ConnectorResult};
-use crate::paging::{compare_positions, decode_cookie, encode_cookie};
+use crate::paging::{compare_positions, decode_cookie_with_hint, encode_cookie};
 use crate::schema::{ObjectTypeSchema, project_fields};
 use csv::StringRecord;
 use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
@@ -28,6 +33,8 @@ use std::io::BufReader;
 pub(crate) struct OpenCsv {
     pub reader: csv::Reader<BufReader<File>>,
     pub header: StringRecord,
+    /// Length and modification time (ns) of the opened file, for resume hints.
+    pub stamp: (u64, u64),
 }
 
 /// Opens the file; a missing file is an empty set (`Ok(None)`), so a connector can create its
@@ -43,9 +50,20 @@ pub(crate) fn open(settings: &CsvSettings) -> ConnectorResult<Option<OpenCsv>> {
             )));
         }
     };
+    let stamp = file
+        .metadata()
+        .map(|m| {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            (m.len(), mtime)
+        })
+        .unwrap_or((0, 0));
     let mut reader = settings.reader_builder().from_reader(BufReader::with_capacity(1 << 16, file));
     let header = reader.headers().map_err(|e| read_error(settings, &e))?.clone();
-    Ok(Some(OpenCsv { reader, header }))
+    Ok(Some(OpenCsv { reader, header, stamp }))
 }
 
 /// Calls `f` with each record and its line number until `f` returns `false`.
@@ -106,6 +124,78 @@ pub(crate) fn count_rows(settings: &CsvSettings) -> ConnectorResult<u64> {
 struct Candidate {
     position: Vec<Value>,
     object: Value,
+    /// Where the row starts in the file.
+    at: Option<csv::Position>,
+}
+
+/// The resume hint of a cookie: where the next row starts in a file with this stamp.
+fn hint_json(at: &csv::Position, stamp: (u64, u64)) -> Value {
+    serde_json::json!({"b": at.byte(), "l": at.line(), "r": at.record(), "s": stamp.0, "m": stamp.1})
+}
+
+fn hint_position(hint: &Value, stamp: (u64, u64)) -> Option<csv::Position> {
+    let get = |k: &str| hint.get(k).and_then(Value::as_u64);
+    if get("s")? != stamp.0 || get("m")? != stamp.1 {
+        return None;
+    }
+    let mut p = csv::Position::new();
+    p.set_byte(get("b")?).set_line(get("l")?).set_record(get("r")?);
+    Some(p)
+}
+
+/// The fast path: reads one `_id`-ordered page from `at` in a file known to be sorted by id.
+/// `None` when the file turns out not to be sorted after all (the caller scans instead).
+#[allow(clippy::too_many_arguments)]
+fn read_sorted_page(
+    settings: &CsvSettings,
+    open: &mut OpenCsv,
+    layout: &Layout,
+    request: &QueryRequest,
+    after_id: &str,
+    at: csv::Position,
+    page: usize,
+) -> ConnectorResult<Option<QueryPage>> {
+    open.reader.seek(at).map_err(|e| read_error(settings, &e))?;
+    let stamp = open.stamp;
+    let mut prev = after_id.to_owned();
+    let mut sorted = true;
+    let mut results = Vec::with_capacity(page);
+    let mut next: Option<csv::Position> = None;
+    for_each_record(settings, open, |record, line| {
+        let id = layout.id(record);
+        if id <= prev.as_str() {
+            sorted = false;
+            return Ok(false);
+        }
+        prev.clear();
+        prev.push_str(id);
+        let object = layout.object(record, line)?;
+        if request.filter.as_ref().is_some_and(|f| !f.matches(&object)) {
+            return Ok(true);
+        }
+        if results.len() == page {
+            next = record.position().cloned();
+            return Ok(false);
+        }
+        results.push(object);
+        Ok(true)
+    })?;
+    if !sorted {
+        return Ok(None);
+    }
+    let cookie = match (next, results.last()) {
+        (Some(at), Some(last)) => Some(encode_cookie(&[
+            last.get("_id").cloned().unwrap_or(Value::Null),
+            hint_json(&at, stamp),
+        ])),
+        _ => None,
+    };
+    let fields = request.fields.as_deref();
+    Ok(Some(QueryPage {
+        results: results.into_iter().map(|o| project_fields(o, fields)).collect(),
+        cookie,
+        total: None,
+    }))
 }
 
 /// Runs a query in one scan.
@@ -144,25 +234,47 @@ pub(crate) fn query(
         .find(|k| k.field.tokens().first().is_some_and(|t| t == "_id"))
         .is_none_or(|k| k.ascending);
     ascending.push(id_ascending);
-    let after = match &request.cookie {
-        Some(c) => Some(decode_cookie(c, ascending.len())?),
-        None => None,
+    let (after, hint) = match &request.cookie {
+        Some(c) => {
+            let (pos, hint) = decode_cookie_with_hint(c, ascending.len())?;
+            (Some(pos), hint)
+        }
+        None => (None, None),
     };
     let page_size = request.page_size.filter(|n| *n > 0);
     let offset = request.offset.unwrap_or(0);
     // Keep one more than the page so we know whether another page follows.
     let keep = page_size.map(|p| offset.saturating_add(p).saturating_add(1));
     let want_total = request.total_policy != TotalPolicy::None;
+    // Queries the sorted-file fast path can serve: `_id` order, keyset only, no total.
+    let resumable = sort_fields.is_empty() && id_ascending && offset == 0 && !want_total;
 
     let Some(mut open) = open(settings)? else {
         return Ok(QueryPage { results: Vec::new(), cookie: None, total: want_total.then_some(0) });
     };
     let layout = Layout::new(settings, schema, &open.header)?;
+    if resumable
+        && let (Some(page), Some(hint), Some(after)) = (page_size, &hint, &after)
+        && let Some(at) = hint_position(hint, open.stamp)
+        && let Some(Value::String(after_id)) = after.first()
+    {
+        if let Some(page) =
+            read_sorted_page(settings, &mut open, &layout, request, after_id, at, page)?
+        {
+            return Ok(page);
+        }
+        // Not sorted after all: start over with a scan.
+        return query(settings, schema, &QueryRequest { cookie: Some(encode_cookie(after)), ..request.clone() });
+    }
     let cmp = |a: &[Value], b: &[Value]| compare_positions(a, b, &ascending);
     let mut kept: Vec<Candidate> = Vec::new();
     // Once `kept` has been trimmed, anything not before this position cannot enter the page.
     let mut threshold: Option<Vec<Value>> = None;
     let mut matched = 0u64;
+    // Whether every id so far is greater than the one before (the file is sorted by id).
+    let mut sorted = true;
+    let mut prev_id = String::new();
+    let mut seen_any = false;
 
     let position_of = |record: &StringRecord, line: u64| -> ConnectorResult<Vec<Value>> {
         let mut pos = Vec::with_capacity(sort_fields.len() + 1);
@@ -174,6 +286,15 @@ pub(crate) fn query(
     };
 
     for_each_record(settings, &mut open, |record, line| {
+        if sorted {
+            let id = layout.id(record);
+            if seen_any && id <= prev_id.as_str() {
+                sorted = false;
+            }
+            seen_any = true;
+            prev_id.clear();
+            prev_id.push_str(id);
+        }
         let object = match &request.filter {
             Some(filter) => {
                 let obj = layout.object(record, line)?;
@@ -200,7 +321,7 @@ pub(crate) fn query(
             Some(o) => o,
             None => layout.object(record, line)?,
         };
-        kept.push(Candidate { position, object });
+        kept.push(Candidate { position, object, at: record.position().cloned() });
         if let Some(keep) = keep
             && kept.len() >= keep.saturating_mul(2).max(64)
         {
@@ -214,10 +335,20 @@ pub(crate) fn query(
     kept.sort_by(|a, b| cmp(&a.position, &b.position));
     let (results, cookie) = match page_size {
         Some(page) => {
+            let next_at = kept.get(offset + page).and_then(|c| c.at.clone());
             let more = kept.len() > offset + page;
             kept.truncate(offset + page);
             let page_items: Vec<Candidate> = kept.into_iter().skip(offset).collect();
-            let cookie = if more { page_items.last().map(|c| encode_cookie(&c.position)) } else { None };
+            let cookie = match page_items.last() {
+                Some(last) if more => {
+                    let mut position = last.position.clone();
+                    if let (true, true, Some(at)) = (resumable, sorted, next_at) {
+                        position.push(hint_json(&at, open.stamp));
+                    }
+                    Some(encode_cookie(&position))
+                }
+                _ => None,
+            };
             (page_items, cookie)
         }
         None => (kept.into_iter().skip(offset).collect(), None),
