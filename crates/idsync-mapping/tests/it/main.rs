@@ -7,6 +7,7 @@ mod assessment_tables;
 mod compile;
 mod hooks;
 mod policies;
+mod project;
 mod properties;
 mod qualify;
 mod samples;
