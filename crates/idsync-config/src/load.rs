@@ -179,6 +179,8 @@ fn load(dir: &Path, env: &dyn Fn(&str) -> Option<String>, sink: &mut Sink) -> Op
     let mut schedules: BTreeMap<String, (String, Schedule)> = BTreeMap::new();
     let mut sync_mappings: Vec<Placed> = Vec::new();
     let mut file_mappings: Vec<Placed> = Vec::new();
+    // Mappings that failed their own checks: (file, pointer, raw JSON) for the endpoint check.
+    let mut unplaced: Vec<(String, String, Value)> = Vec::new();
     let mut queue_recovery = QueueRecovery::default();
     let mut queue_balancing = QueueBalancing::default();
     for (f, whole) in &files {
@@ -204,6 +206,8 @@ fn load(dir: &Path, env: &dyn Fn(&str) -> Option<String>, sink: &mut Sink) -> Op
                                     ptr,
                                     mapping,
                                 });
+                            } else {
+                                unplaced.push((f.rel.clone(), ptr, m.clone()));
                             }
                         }
                     }
@@ -233,20 +237,36 @@ fn load(dir: &Path, env: &dyn Fn(&str) -> Option<String>, sink: &mut Sink) -> Op
             if let Some(s) = schedule::schedule(&mut cx, name, &f.value) {
                 schedules.insert(name.to_string(), (f.rel.clone(), s));
             }
-        } else if let Some(name) = prefixed(n, "mapping-")
-            && let Some(mapping) = mapping::mapping(&mut cx, "", &f.value, Some(name))
-        {
-            file_mappings.push(Placed {
-                file: f.rel.clone(),
-                ptr: String::new(),
-                mapping,
-            });
+        } else if let Some(name) = prefixed(n, "mapping-") {
+            match mapping::mapping(&mut cx, "", &f.value, Some(name)) {
+                Some(mapping) => file_mappings.push(Placed {
+                    file: f.rel.clone(),
+                    ptr: String::new(),
+                    mapping,
+                }),
+                None => unplaced.push((f.rel.clone(), String::new(), f.value.clone())),
+            }
         }
     }
 
     let mut placed = sync_mappings;
     placed.extend(order_by_sync_after(sink, file_mappings));
     check_mappings(sink, &mut placed, &connectors, &managed_types);
+    // A mapping with its own errors is not typed, but its source and target are still checked,
+    // so that one run of `config validate` reports every error.
+    for (file, ptr, raw) in &unplaced {
+        for key in ["source", "target"] {
+            let Some(path) = raw.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Ok(parsed) = idsync_core::ResourcePath::parse(path)
+                && let Some(msg) =
+                    crate::crossref::unknown_collection(&parsed, &connectors, &managed_types)
+            {
+                sink.errors.push(Diagnostic::new(file.clone(), format!("{ptr}/{key}"), msg));
+            }
+        }
+    }
     let mapping_names: Vec<String> = placed.iter().map(|p| p.mapping.name.clone()).collect();
     check_schedules(sink, &schedules, &mapping_names, &connectors);
 

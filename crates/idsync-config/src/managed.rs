@@ -7,7 +7,7 @@ use crate::types::ManagedType;
 use serde_json::Value;
 
 /// IDM managed-object hooks that idsync does not run.
-const UNSUPPORTED_HOOKS: [&str; 9] = [
+const UNSUPPORTED_HOOKS: [&str; 8] = [
     "onRead",
     "onStore",
     "onRetrieve",
@@ -16,7 +16,6 @@ const UNSUPPORTED_HOOKS: [&str; 9] = [
     "postUpdate",
     "postDelete",
     "actions",
-    "onSync",
 ];
 
 pub(crate) fn managed(cx: &mut Cx<'_>, v: &Value) -> Vec<ManagedType> {
@@ -95,7 +94,7 @@ fn managed_type(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ManagedType> {
         .and_then(|s| script(cx, &o.at("onDelete"), s));
     let on_sync = o.get("onSync").and_then(|s| script(cx, &o.at("onSync"), s));
     for hook in UNSUPPORTED_HOOKS {
-        if hook != "onSync" && o.get(hook).is_some() {
+        if o.get(hook).is_some() {
             cx.warn(
                 &o.at(hook),
                 format!("\"{hook}\" is not supported by idsync and is ignored"),

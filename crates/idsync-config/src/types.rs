@@ -186,6 +186,8 @@ pub struct Mapping {
     pub source_str: String,
     pub target: ResourcePath,
     pub target_str: String,
+    /// `links` as written, resolved at load: the definer exists and `reversed` says whether it
+    /// goes the other way. `None` = this mapping defines its own links; see [`Mapping::link_type`].
     pub links: Option<LinksRef>,
     pub enable_sync: bool,
     pub enable_linking: bool,

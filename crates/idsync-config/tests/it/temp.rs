@@ -432,3 +432,28 @@ fn effective_page_sizes_and_target_phase() {
     assert_eq!(get("clustered").effective_source_page_size(), Some(10_000));
     assert_eq!(get("sized").effective_source_page_size(), Some(500));
 }
+
+#[test]
+fn managed_json_problems() {
+    let dir = project(&[(
+        "conf/managed.json",
+        r#"{"objects":[{"name":"user","onRead":{"type":"text/javascript","source":"1;"},"idsync":{"index":"userName"}},
+                       {"name":"user"},{"name":"a/b"},{"schema":{}}]}"#,
+    )]);
+    let d = load_with(dir.path(), &[]).unwrap_err();
+    assert_eq!(
+        lines(&d.errors),
+        [
+            "conf/managed.json: /objects/0/idsync/index: expected an array of strings, found a string",
+            "conf/managed.json: /objects/1/name: duplicate managed object type \"user\"",
+            "conf/managed.json: /objects/2/name: bad managed object type name \"a/b\": it must be non-empty and contain no '/'",
+            "conf/managed.json: /objects/3/name: missing required key \"name\"",
+        ]
+    );
+    assert_eq!(
+        lines(&d.warnings),
+        [
+            "conf/managed.json: /objects/0/onRead: \"onRead\" is not supported by idsync and is ignored"
+        ]
+    );
+}
