@@ -12,8 +12,16 @@ use std::io::Write;
 use std::time::Instant;
 
 const COLUMNS: [&str; 10] = [
-    "uid", "userName", "givenName", "sn", "mail", "department", "title", "employeeNumber",
-    "manager", "location",
+    "uid",
+    "userName",
+    "givenName",
+    "sn",
+    "mail",
+    "department",
+    "title",
+    "employeeNumber",
+    "manager",
+    "location",
 ];
 
 fn main() {
@@ -55,17 +63,22 @@ fn main() {
         "employeeNumber": {"type": "string"}, "manager": {"type": "string"},
         "location": {"type": "string"}
     }}});
-    let connector =
-        CsvConnector::new("hr", &props, Some(&types), dir.path()).expect("connector");
+    let connector = CsvConnector::new("hr", &props, Some(&types), dir.path()).expect("connector");
     let set = connector.object_set("account").expect("object set");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let started = Instant::now();
         let count = set.count().await.expect("count");
         eprintln!("count() = {count:?} in {:.2?}", started.elapsed());
 
         let started = Instant::now();
-        let mut request = QueryRequest { page_size: Some(10_000), ..QueryRequest::default() };
+        let mut request = QueryRequest {
+            page_size: Some(10_000),
+            ..QueryRequest::default()
+        };
         let mut seen = 0usize;
         let mut pages = 0usize;
         loop {
@@ -81,7 +94,11 @@ fn main() {
         assert_eq!(seen, rows, "every row exactly once");
         println!(
             "csv_read ({}): {rows} rows, page size 10000, {pages} pages in {:.2?}: {:.0} rows/s",
-            if unsorted { "ids out of order: a scan per page" } else { "ids in order" },
+            if unsorted {
+                "ids out of order: a scan per page"
+            } else {
+                "ids in order"
+            },
             elapsed,
             rows as f64 / elapsed.as_secs_f64()
         );

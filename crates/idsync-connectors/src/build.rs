@@ -16,20 +16,30 @@ pub fn build_connector(
     project_dir: &Path,
 ) -> ConnectorResult<Arc<dyn Connector>> {
     if !config.enabled {
-        return Err(ConnectorError::Config(format!("connector {} is disabled", config.name)));
+        return Err(ConnectorError::Config(format!(
+            "connector {} is disabled",
+            config.name
+        )));
     }
     let object_types = config.raw.get("objectTypes");
     let props = &config.configuration_properties;
     Ok(match config.kind {
-        ConnectorKind::Csv => {
-            Arc::new(CsvConnector::new(&config.name, props, object_types, project_dir)?)
-        }
-        ConnectorKind::DatabaseTable => {
-            Arc::new(SqlConnector::new(&config.name, props, object_types, project_dir)?)
-        }
+        ConnectorKind::Csv => Arc::new(CsvConnector::new(
+            &config.name,
+            props,
+            object_types,
+            project_dir,
+        )?),
+        ConnectorKind::DatabaseTable => Arc::new(SqlConnector::new(
+            &config.name,
+            props,
+            object_types,
+            project_dir,
+        )?),
         // LDAP arm (owned by the LDAP connector's author): built from the provisioner JSON.
-        ConnectorKind::Ldap => {
-            Arc::new(crate::ldap::LdapConnector::from_provisioner(&config.name, &config.raw)?)
-        }
+        ConnectorKind::Ldap => Arc::new(crate::ldap::LdapConnector::from_provisioner(
+            &config.name,
+            &config.raw,
+        )?),
     })
 }

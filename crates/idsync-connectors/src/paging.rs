@@ -61,15 +61,13 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     }
     match (a, b) {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Number(x), Value::Number(y)) => {
-            match (x.as_i64(), y.as_i64()) {
-                (Some(i), Some(j)) => i.cmp(&j),
-                _ => {
-                    let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
-                    x.total_cmp(&y)
-                }
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i.cmp(&j),
+            _ => {
+                let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+                x.total_cmp(&y)
             }
-        }
+        },
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::Array(_) | Value::Object(_), Value::Array(_) | Value::Object(_)) => {
             a.to_string().cmp(&b.to_string())
@@ -110,8 +108,14 @@ mod tests {
         let pos = vec![json!("Smith"), json!(3), json!("id-1")];
         let c = encode_cookie(&pos);
         assert_eq!(decode_cookie(&c, 3).unwrap(), pos);
-        assert!(matches!(decode_cookie(&c, 2), Err(ConnectorError::BadRequest(_))));
-        assert!(matches!(decode_cookie("%%%", 1), Err(ConnectorError::BadRequest(_))));
+        assert!(matches!(
+            decode_cookie(&c, 2),
+            Err(ConnectorError::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode_cookie("%%%", 1),
+            Err(ConnectorError::BadRequest(_))
+        ));
     }
 
     #[test]

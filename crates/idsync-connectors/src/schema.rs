@@ -35,7 +35,9 @@ impl PropKind {
             "integer" => PropKind::Integer,
             "boolean" => PropKind::Boolean,
             other => {
-                return Err(ConnectorError::Config(format!("unsupported property type {other:?}")));
+                return Err(ConnectorError::Config(format!(
+                    "unsupported property type {other:?}"
+                )));
             }
         })
     }
@@ -63,7 +65,10 @@ pub struct ObjectTypeSchema {
 impl ObjectTypeSchema {
     /// Parses one object type's JSON (`{"nativeType":..., "properties": {...}}`).
     pub fn parse(name: &str, json: &Value) -> ConnectorResult<Self> {
-        let native_type = json.get("nativeType").and_then(Value::as_str).map(str::to_owned);
+        let native_type = json
+            .get("nativeType")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let mut properties = Vec::new();
         if let Some(props) = json.get("properties") {
             let props = props.as_object().ok_or_else(|| {
@@ -75,22 +80,35 @@ impl ObjectTypeSchema {
                     .and_then(Value::as_str)
                     .unwrap_or(prop)
                     .to_owned();
-                let kind = PropKind::parse(def.get("type").and_then(Value::as_str))
-                    .map_err(|e| ConnectorError::Config(format!("objectTypes/{name}/{prop}: {e}")))?;
-                properties.push(PropSchema { name: prop.clone(), native_name, kind });
+                let kind =
+                    PropKind::parse(def.get("type").and_then(Value::as_str)).map_err(|e| {
+                        ConnectorError::Config(format!("objectTypes/{name}/{prop}: {e}"))
+                    })?;
+                properties.push(PropSchema {
+                    name: prop.clone(),
+                    native_name,
+                    kind,
+                });
             }
         }
-        Ok(Self { name: name.to_owned(), native_type, properties })
+        Ok(Self {
+            name: name.to_owned(),
+            native_type,
+            properties,
+        })
     }
 
     /// Parses the whole `objectTypes` block; `None`/null gives no types.
     pub fn parse_all(object_types: Option<&Value>) -> ConnectorResult<Vec<Self>> {
         match object_types {
             None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Object(types)) => {
-                types.iter().map(|(name, def)| Self::parse(name, def)).collect()
-            }
-            Some(_) => Err(ConnectorError::Config("objectTypes must be an object".into())),
+            Some(Value::Object(types)) => types
+                .iter()
+                .map(|(name, def)| Self::parse(name, def))
+                .collect(),
+            Some(_) => Err(ConnectorError::Config(
+                "objectTypes must be an object".into(),
+            )),
         }
     }
 
@@ -126,7 +144,12 @@ pub fn value_from_text(
             if let Ok(n) = text.trim().parse::<i64>() {
                 Value::from(n)
             } else {
-                match text.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                match text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                {
                     Some(n) => Value::Number(n),
                     None => return Err(format!("{}: {text:?} is not a number", prop.name)),
                 }
@@ -185,7 +208,10 @@ pub fn value_to_text(
                 )),
             }
         }
-        Value::Object(_) => Err(format!("{}: an object cannot be stored in one field", prop.name)),
+        Value::Object(_) => Err(format!(
+            "{}: an object cannot be stored in one field",
+            prop.name
+        )),
     }
 }
 

@@ -1,5 +1,7 @@
 //! `build_connector` from a provisioner config, with paths relative to the project folder.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
 use idsync_config::{ConnectorConfig, ConnectorKind};
 use idsync_connectors::{ConnectorError, build_connector};
 use serde_json::{Value, json};
@@ -35,19 +37,36 @@ async fn builds_a_csv_connector_relative_to_the_project() {
     assert_eq!(c.name(), "src");
     c.test().await.unwrap();
     let set = c.object_set("account").unwrap();
-    assert_eq!(set.get("1").await.unwrap(), Some(json!({"_id": "1", "email": "a@x"})));
-    assert!(matches!(c.object_set("group"), Err(ConnectorError::BadRequest(_))));
-    assert_eq!(c.schema()["account"]["properties"]["email"]["nativeName"], "mail");
+    assert_eq!(
+        set.get("1").await.unwrap(),
+        Some(json!({"_id": "1", "email": "a@x"}))
+    );
+    assert!(matches!(
+        c.object_set("group"),
+        Err(ConnectorError::BadRequest(_))
+    ));
+    assert_eq!(
+        c.schema()["account"]["properties"]["email"]["nativeName"],
+        "mail"
+    );
 }
 
 #[tokio::test]
 async fn builds_a_database_table_connector_from_a_jdbc_url() {
     let project = tempfile::tempdir().unwrap();
     let db = project.path().join("hr.db");
-    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).create_if_missing(true);
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-    sqlx::query("CREATE TABLE people (id TEXT PRIMARY KEY, email TEXT)").execute(&pool).await.unwrap();
-    sqlx::query("INSERT INTO people VALUES ('7', 'x@y')").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE people (id TEXT PRIMARY KEY, email TEXT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO people VALUES ('7', 'x@y')")
+        .execute(&pool)
+        .await
+        .unwrap();
     let cfg = config(
         ConnectorKind::DatabaseTable,
         json!({
@@ -59,10 +78,16 @@ async fn builds_a_database_table_connector_from_a_jdbc_url() {
     let c = build_connector(&cfg, project.path()).unwrap();
     c.test().await.unwrap();
     let set = c.object_set("account").unwrap();
-    assert_eq!(set.get("7").await.unwrap(), Some(json!({"_id": "7", "email": "x@y"})));
+    assert_eq!(
+        set.get("7").await.unwrap(),
+        Some(json!({"_id": "7", "email": "x@y"}))
+    );
     assert_eq!(set.count().await.unwrap(), Some(1));
 
     let mut disabled = cfg.clone();
     disabled.enabled = false;
-    assert!(matches!(build_connector(&disabled, project.path()), Err(ConnectorError::Config(_))));
+    assert!(matches!(
+        build_connector(&disabled, project.path()),
+        Err(ConnectorError::Config(_))
+    ));
 }

@@ -1,8 +1,10 @@
 //! The conformance suite and the CSV-specific failure cases against real files in a temp dir.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
+use idsync_connectors::Connector;
 use idsync_connectors::csv::CsvConnector;
 use idsync_connectors::testsuite::{self, SuiteOptions};
-use idsync_connectors::Connector;
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
@@ -23,8 +25,11 @@ fn connector(dir: &Path, file: &str) -> CsvConnector {
 #[tokio::test]
 async fn csv_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hr.csv"), "uid,userName,givenName,sn,mail,description\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("hr.csv"),
+        "uid,userName,givenName,sn,mail,description\n",
+    )
+    .unwrap();
     let c = connector(dir.path(), "hr.csv");
     c.test().await.unwrap();
     testsuite::run_all(c.object_set("account").unwrap(), &SuiteOptions::default()).await;

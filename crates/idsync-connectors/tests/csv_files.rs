@@ -1,6 +1,8 @@
 //! CSV file behaviour a user can see in the file: bad rows with line numbers, RFC 4180 quoting,
 //! empty fields, multi-valued columns, header and unmapped columns kept, concurrent writers.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
 use idsync_connectors::csv::CsvConnector;
 use idsync_connectors::{Connector, ConnectorError, ObjectSet};
 use idsync_core::{Filter, QueryRequest};
@@ -10,7 +12,10 @@ use std::sync::Arc;
 
 fn set_for(dir: &Path, props: Value, types: Value) -> Arc<dyn ObjectSet> {
     let props: Map<String, Value> = serde_json::from_value(props).unwrap();
-    CsvConnector::new("hr", &props, Some(&types), dir).unwrap().object_set("account").unwrap()
+    CsvConnector::new("hr", &props, Some(&types), dir)
+        .unwrap()
+        .object_set("account")
+        .unwrap()
 }
 
 fn simple_types() -> Value {
@@ -34,14 +39,27 @@ async fn a_bad_row_reports_its_line_number_and_blocks_writes() {
         ConnectorError::InvalidData(m) => assert!(m.contains("line 3"), "{m}"),
         other => panic!("expected InvalidData, got {other:?}"),
     }
-    let err = set.create(Some("9"), json!({"name": "z"})).await.unwrap_err();
-    assert!(matches!(err, ConnectorError::InvalidData(ref m) if m.contains("line 3")), "{err:?}");
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), original, "a failed write changes nothing");
+    let err = set
+        .create(Some("9"), json!({"name": "z"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::InvalidData(ref m) if m.contains("line 3")),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        original,
+        "a failed write changes nothing"
+    );
 
     // A value that does not fit its declared type is reported with its line too.
     std::fs::write(&file, "uid,name,mail,roles,age\n1,a,a@x,,3\n2,b,b@x,,old\n").unwrap();
     let err = set.query(&QueryRequest::all()).await.unwrap_err();
-    assert!(matches!(err, ConnectorError::InvalidData(ref m) if m.contains("line 3")), "{err:?}");
+    assert!(
+        matches!(err, ConnectorError::InvalidData(ref m) if m.contains("line 3")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -56,10 +74,16 @@ async fn quoting_empty_fields_and_multi_values_round_trip() {
     );
     let tricky = "Smith, \"Jr\"\nsecond line";
     let created = set
-        .create(Some("1"), json!({"name": tricky, "email": null, "roles": ["a", "b"], "age": 42}))
+        .create(
+            Some("1"),
+            json!({"name": tricky, "email": null, "roles": ["a", "b"], "age": 42}),
+        )
         .await
         .unwrap();
-    assert_eq!(created, json!({"_id": "1", "name": tricky, "roles": ["a", "b"], "age": 42}));
+    assert_eq!(
+        created,
+        json!({"_id": "1", "name": tricky, "roles": ["a", "b"], "age": 42})
+    );
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "uid,name,mail,roles,age\n1,\"Smith, \"\"Jr\"\"\nsecond line\",,a;b,42\n",
@@ -67,18 +91,36 @@ async fn quoting_empty_fields_and_multi_values_round_trip() {
     );
     assert_eq!(set.get("1").await.unwrap().unwrap(), created);
     let f: Filter = r#"roles eq "b""#.parse().unwrap();
-    assert_eq!(set.query(&QueryRequest::with_filter(f)).await.unwrap().results.len(), 1);
-    let r = set.create(Some("2"), json!({"name": "x", "roles": ["a;b", "c"]})).await;
-    assert!(matches!(r, Err(ConnectorError::InvalidData(_))), "delimiter inside a value: {r:?}");
+    assert_eq!(
+        set.query(&QueryRequest::with_filter(f))
+            .await
+            .unwrap()
+            .results
+            .len(),
+        1
+    );
+    let r = set
+        .create(Some("2"), json!({"name": "x", "roles": ["a;b", "c"]}))
+        .await;
+    assert!(
+        matches!(r, Err(ConnectorError::InvalidData(_))),
+        "delimiter inside a value: {r:?}"
+    );
 }
 
 #[tokio::test]
 async fn header_order_and_unmapped_columns_survive_writes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hr.csv");
-    std::fs::write(&file, "age,uid,extra,name,mail,roles\n30,1,keep me,a,a@x,\n").unwrap();
+    std::fs::write(
+        &file,
+        "age,uid,extra,name,mail,roles\n30,1,keep me,a,a@x,\n",
+    )
+    .unwrap();
     let set = set_for(dir.path(), json!({"csvFile": "hr.csv"}), simple_types());
-    set.update("1", None, json!({"name": "A", "age": 31})).await.unwrap();
+    set.update("1", None, json!({"name": "A", "age": 31}))
+        .await
+        .unwrap();
     set.create(Some("2"), json!({"name": "b"})).await.unwrap();
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
@@ -97,12 +139,21 @@ async fn concurrent_writers_lose_no_rows() {
     std::fs::write(dir.path().join("hr.csv"), "uid,name,mail,roles,age\n").unwrap();
     // Two connector instances on the same file share one writer lock.
     let a = set_for(dir.path(), json!({"csvFile": "hr.csv"}), simple_types());
-    let b = set_for(dir.path(), json!({"csvFile": dir.path().join("hr.csv")}), simple_types());
+    let b = set_for(
+        dir.path(),
+        json!({"csvFile": dir.path().join("hr.csv")}),
+        simple_types(),
+    );
     let mut tasks = Vec::new();
     for i in 0..300 {
-        let set = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        let set = if i % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
         tasks.push(tokio::spawn(async move {
-            set.create(Some(&format!("{i:04}")), json!({"name": format!("n{i}")})).await
+            set.create(Some(&format!("{i:04}")), json!({"name": format!("n{i}")}))
+                .await
         }));
     }
     for t in tasks {
@@ -112,7 +163,9 @@ async fn concurrent_writers_lose_no_rows() {
     let mut deletes = Vec::new();
     for i in (0..300).step_by(3) {
         let set = Arc::clone(&b);
-        deletes.push(tokio::spawn(async move { set.delete(&format!("{i:04}"), None).await }));
+        deletes.push(tokio::spawn(async move {
+            set.delete(&format!("{i:04}"), None).await
+        }));
     }
     for t in deletes {
         t.await.unwrap().unwrap();
@@ -120,7 +173,10 @@ async fn concurrent_writers_lose_no_rows() {
     assert_eq!(a.count().await.unwrap(), Some(200));
     let all = a.query(&QueryRequest::all()).await.unwrap().results;
     assert_eq!(all.len(), 200);
-    assert!(all.iter().all(|o| o["_id"].as_str().unwrap().parse::<u32>().unwrap() % 3 != 0));
+    assert!(
+        all.iter()
+            .all(|o| o["_id"].as_str().unwrap().parse::<u32>().unwrap() % 3 != 0)
+    );
 }
 
 #[tokio::test]
@@ -141,16 +197,26 @@ async fn name_column_and_config_errors() {
     );
     let props: Map<String, Value> = serde_json::from_value(json!({"headerUid": "id"})).unwrap();
     let r = CsvConnector::new("x", &props, None, dir.path());
-    assert!(matches!(r, Err(ConnectorError::Config(_))), "csvFile is required");
+    assert!(
+        matches!(r, Err(ConnectorError::Config(_))),
+        "csvFile is required"
+    );
     let props: Map<String, Value> =
         serde_json::from_value(json!({"csvFile": "u.csv", "headerUid": "nope"})).unwrap();
     let c = CsvConnector::new("x", &props, None, dir.path()).unwrap();
-    assert!(matches!(c.test().await, Err(ConnectorError::Config(_))), "missing uid column");
+    assert!(
+        matches!(c.test().await, Err(ConnectorError::Config(_))),
+        "missing uid column"
+    );
 }
 
 async fn page_ids(set: &Arc<dyn ObjectSet>, request: &mut QueryRequest) -> (Vec<String>, bool) {
     let page = set.query(request).await.unwrap();
-    let ids = page.results.iter().map(|o| o["_id"].as_str().unwrap().to_owned()).collect();
+    let ids = page
+        .results
+        .iter()
+        .map(|o| o["_id"].as_str().unwrap().to_owned())
+        .collect();
     let more = page.cookie.is_some();
     request.cookie = page.cookie;
     (ids, more)
@@ -166,7 +232,10 @@ async fn paging_a_sorted_file_survives_changes_between_pages() {
     }
     std::fs::write(&file, text).unwrap();
     let set = set_for(dir.path(), json!({"csvFile": "hr.csv"}), simple_types());
-    let mut request = QueryRequest { page_size: Some(7), ..QueryRequest::default() };
+    let mut request = QueryRequest {
+        page_size: Some(7),
+        ..QueryRequest::default()
+    };
     let (mut seen, _) = page_ids(&set, &mut request).await;
     let (ids, _) = page_ids(&set, &mut request).await;
     seen.extend(ids);
@@ -174,8 +243,12 @@ async fn paging_a_sorted_file_survives_changes_between_pages() {
     // Between pages: delete a row not yet read, add rows before and after the cookie, out of
     // order, so the file is no longer sorted.
     set.delete("040", None).await.unwrap();
-    set.create(Some("001"), json!({"name": "early"})).await.unwrap();
-    set.create(Some("051"), json!({"name": "late"})).await.unwrap();
+    set.create(Some("001"), json!({"name": "early"}))
+        .await
+        .unwrap();
+    set.create(Some("051"), json!({"name": "late"}))
+        .await
+        .unwrap();
     loop {
         let (ids, more) = page_ids(&set, &mut request).await;
         seen.extend(ids);
@@ -187,12 +260,20 @@ async fn paging_a_sorted_file_survives_changes_between_pages() {
     expected.retain(|id| id != "040");
     expected.push("051".into());
     expected.sort();
-    assert_eq!(seen, expected, "each row once, in id order; later inserts after the cookie appear");
+    assert_eq!(
+        seen, expected,
+        "each row once, in id order; later inserts after the cookie appear"
+    );
 
     // With a filter, on the sorted file as written by the connector's own rewrite.
     std::fs::write(&file, "uid,name,mail,roles,age\n").unwrap();
     for i in 0..30 {
-        set.create(Some(&format!("{i:03}")), json!({"name": format!("n{}", i % 3)})).await.unwrap();
+        set.create(
+            Some(&format!("{i:03}")),
+            json!({"name": format!("n{}", i % 3)}),
+        )
+        .await
+        .unwrap();
     }
     let mut request = QueryRequest {
         page_size: Some(4),
@@ -207,6 +288,9 @@ async fn paging_a_sorted_file_survives_changes_between_pages() {
             break;
         }
     }
-    let expected: Vec<String> = (0..30).filter(|i| i % 3 == 1).map(|i| format!("{i:03}")).collect();
+    let expected: Vec<String> = (0..30)
+        .filter(|i| i % 3 == 1)
+        .map(|i| format!("{i:03}"))
+        .collect();
     assert_eq!(seen, expected);
 }

@@ -1,5 +1,7 @@
 //! The conformance suite against the real PostgreSQL, MariaDB and SQLite.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
 mod sql_support;
 
 use idsync_connectors::Connector;

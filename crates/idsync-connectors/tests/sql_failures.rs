@@ -1,18 +1,25 @@
 //! Failure classification and edge cases of the database-table connector on real servers.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
 mod sql_support;
 
 use idsync_connectors::sql::SqlConnector;
 use idsync_connectors::{Change, Connector, ConnectorError};
 use idsync_core::{Filter, QueryRequest};
 use serde_json::json;
-use sql_support::{closed_port, connector, connector_props, with_mysql, with_postgres, with_sqlite};
+use sql_support::{
+    closed_port, connector, connector_props, with_mysql, with_postgres, with_sqlite,
+};
 use std::time::Duration;
 
 async fn constraint_violation_is_invalid_data(url: String, server_words: &str) {
     let set = connector(&url).object_set("account").unwrap();
     // userName is NOT NULL in the table.
-    let err = set.create(Some("x1"), json!({"sn": "Nobody"})).await.unwrap_err();
+    let err = set
+        .create(Some("x1"), json!({"sn": "Nobody"}))
+        .await
+        .unwrap_err();
     match &err {
         ConnectorError::InvalidData(m) => {
             assert!(m.contains(server_words), "server message kept: {m}")
@@ -39,7 +46,10 @@ async fn sqlite_not_null_violation_is_invalid_data() {
 
 async fn too_long_is_invalid_data(url: String) {
     let set = connector(&url).object_set("account").unwrap();
-    let err = set.create(Some("x2"), json!({"userName": "a".repeat(100)})).await.unwrap_err();
+    let err = set
+        .create(Some("x2"), json!({"userName": "a".repeat(100)}))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConnectorError::InvalidData(_)), "got {err:?}");
 }
 
@@ -66,10 +76,20 @@ async fn unavailable_within_bound(url: String) {
     .unwrap();
     let set = c.object_set("account").unwrap();
     // The outer timeout only turns a hang into a failure; the connector must answer first.
-    let r = tokio::time::timeout(Duration::from_secs(60), set.count()).await.expect("no hang");
-    assert!(matches!(r, Err(ConnectorError::Unavailable(_))), "got {r:?}");
-    let r = tokio::time::timeout(Duration::from_secs(60), c.test()).await.expect("no hang");
-    assert!(matches!(r, Err(ConnectorError::Unavailable(_))), "got {r:?}");
+    let r = tokio::time::timeout(Duration::from_secs(60), set.count())
+        .await
+        .expect("no hang");
+    assert!(
+        matches!(r, Err(ConnectorError::Unavailable(_))),
+        "got {r:?}"
+    );
+    let r = tokio::time::timeout(Duration::from_secs(60), c.test())
+        .await
+        .expect("no hang");
+    assert!(
+        matches!(r, Err(ConnectorError::Unavailable(_))),
+        "got {r:?}"
+    );
 }
 
 #[tokio::test]
@@ -84,8 +104,12 @@ async fn mysql_closed_port_is_unavailable() {
 
 async fn values_never_become_sql(url: String) {
     let set = connector(&url).object_set("account").unwrap();
-    set.create(Some("a"), json!({"userName": "o'brien", "sn": "x"})).await.unwrap();
-    set.create(Some("b"), json!({"userName": "50%_off!", "sn": "y"})).await.unwrap();
+    set.create(Some("a"), json!({"userName": "o'brien", "sn": "x"}))
+        .await
+        .unwrap();
+    set.create(Some("b"), json!({"userName": "50%_off!", "sn": "y"}))
+        .await
+        .unwrap();
     for (f, expected) in [
         (r#"userName eq "x' OR '1'='1""#, 0),
         (r#"userName eq "o'brien""#, 1),
@@ -102,9 +126,17 @@ async fn values_never_become_sql(url: String) {
     assert_eq!(set.count().await.unwrap(), Some(2));
     let bad: Filter = r#"nosuch eq "x""#.parse().unwrap();
     let r = set.query(&QueryRequest::with_filter(bad)).await;
-    assert!(matches!(r, Err(ConnectorError::BadRequest(_))), "unknown field: {r:?}");
-    let r = set.create(Some("c"), json!({"userName": "c", "nosuch": 1})).await;
-    assert!(matches!(r, Err(ConnectorError::InvalidData(_))), "unknown property: {r:?}");
+    assert!(
+        matches!(r, Err(ConnectorError::BadRequest(_))),
+        "unknown field: {r:?}"
+    );
+    let r = set
+        .create(Some("c"), json!({"userName": "c", "nosuch": 1}))
+        .await;
+    assert!(
+        matches!(r, Err(ConnectorError::InvalidData(_))),
+        "unknown property: {r:?}"
+    );
 }
 
 #[tokio::test]
@@ -140,11 +172,16 @@ async fn password_and_live_sync(url: String) {
     assert!(first.changes.is_empty());
     let token = first.token.unwrap();
     let created = set
-        .create(Some("p1"), json!({"userName": "p", "password": "s3cret", "changed": 5}))
+        .create(
+            Some("p1"),
+            json!({"userName": "p", "password": "s3cret", "changed": 5}),
+        )
         .await
         .unwrap();
     assert_eq!(created, json!({"_id": "p1", "userName": "p", "changed": 5}));
-    set.create(Some("p2"), json!({"userName": "q", "changed": 7})).await.unwrap();
+    set.create(Some("p2"), json!({"userName": "q", "changed": 7}))
+        .await
+        .unwrap();
     let batch = set.changes_since(Some(&token)).await.unwrap();
     let ids: Vec<String> = batch
         .changes
@@ -159,7 +196,9 @@ async fn password_and_live_sync(url: String) {
     let again = set.changes_since(batch.token.as_ref()).await.unwrap();
     assert!(again.changes.is_empty());
     // An update without the password keeps it (it is write-only, not cleared).
-    set.update("p1", None, json!({"userName": "p", "changed": 9})).await.unwrap();
+    set.update("p1", None, json!({"userName": "p", "changed": 9}))
+        .await
+        .unwrap();
     let sql = "SELECT pwd FROM accounts WHERE id = 'p1'";
     let pwd: Option<String> = if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();

@@ -13,7 +13,10 @@ pub(crate) fn column_of<'a>(settings: &'a CsvSettings, native_name: &'a str) -> 
     match native_name {
         schema::UID => &settings.header_uid,
         schema::NAME => &settings.header_name,
-        schema::PASSWORD => settings.header_password.as_deref().unwrap_or(schema::PASSWORD),
+        schema::PASSWORD => settings
+            .header_password
+            .as_deref()
+            .unwrap_or(schema::PASSWORD),
         other => other,
     }
 }
@@ -31,7 +34,11 @@ pub(crate) fn effective_props(
     header
         .iter()
         .filter(|c| **c != settings.header_uid)
-        .map(|c| PropSchema { name: c.clone(), native_name: c.clone(), kind: PropKind::String })
+        .map(|c| PropSchema {
+            name: c.clone(),
+            native_name: c.clone(),
+            kind: PropKind::String,
+        })
         .collect()
 }
 
@@ -67,7 +74,11 @@ impl Layout {
                 (p, col)
             })
             .collect();
-        Ok(Self { uid_col, props, multivalue: settings.multivalue_delimiter.clone() })
+        Ok(Self {
+            uid_col,
+            props,
+            multivalue: settings.multivalue_delimiter.clone(),
+        })
     }
 
     /// The `_id` of a record.
@@ -82,7 +93,9 @@ impl Layout {
         }
         for (prop, col) in &self.props {
             if prop.name == field {
-                let Some(col) = col else { return Ok(Value::Null) };
+                let Some(col) = col else {
+                    return Ok(Value::Null);
+                };
                 let text = record.get(*col).unwrap_or("");
                 return schema::value_from_text(prop, text, self.multivalue.as_deref())
                     .map(|v| v.unwrap_or(Value::Null))
@@ -119,7 +132,9 @@ pub(crate) fn read_error(settings: &CsvSettings, e: &csv::Error) -> ConnectorErr
     }
     let line = e.position().map(csv::Position::line);
     let what = match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("the row has {len} fields but the header has {expected_len}")
         }
         csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_owned(),

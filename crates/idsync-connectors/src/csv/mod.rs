@@ -40,8 +40,10 @@ impl CsvConnector {
         project_dir: &Path,
     ) -> ConnectorResult<Self> {
         let settings = Arc::new(CsvSettings::from_properties(properties, project_dir)?);
-        let mut types: Vec<Arc<ObjectTypeSchema>> =
-            ObjectTypeSchema::parse_all(object_types)?.into_iter().map(Arc::new).collect();
+        let mut types: Vec<Arc<ObjectTypeSchema>> = ObjectTypeSchema::parse_all(object_types)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         if types.is_empty() {
             // ICF's default object class: a CSV without objectTypes still has accounts.
             types.push(Arc::new(ObjectTypeSchema {
@@ -99,7 +101,10 @@ impl Connector for CsvConnector {
                     self.name
                 ))
             })?;
-        Ok(Arc::new(CsvObjectSet { file: Arc::clone(&self.file), schema: Arc::clone(schema) }))
+        Ok(Arc::new(CsvObjectSet {
+            file: Arc::clone(&self.file),
+            schema: Arc::clone(schema),
+        }))
     }
 }
 
@@ -137,12 +142,14 @@ impl CsvObjectSet {
                     continue;
                 }
                 let value = obj.get(&prop.name).unwrap_or(&Value::Null);
-                let text = schema::value_to_text(prop, value, settings.multivalue_delimiter.as_deref())
-                    .map_err(ConnectorError::InvalidData)?;
+                let text =
+                    schema::value_to_text(prop, value, settings.multivalue_delimiter.as_deref())
+                        .map_err(ConnectorError::InvalidData)?;
                 fields.push((column_of(settings, &prop.native_name).to_owned(), text));
             }
-            if let Some(unknown) =
-                obj.keys().find(|k| !k.starts_with('_') && self.schema.property(k).is_none())
+            if let Some(unknown) = obj
+                .keys()
+                .find(|k| !k.starts_with('_') && self.schema.property(k).is_none())
             {
                 return Err(ConnectorError::InvalidData(format!(
                     "{unknown:?} is not a property of object type {}",
@@ -157,10 +164,15 @@ impl CsvObjectSet {
                 let prop = schema::PropSchema {
                     name: k.clone(),
                     native_name: k.clone(),
-                    kind: if v.is_array() { schema::PropKind::Array } else { schema::PropKind::String },
+                    kind: if v.is_array() {
+                        schema::PropKind::Array
+                    } else {
+                        schema::PropKind::String
+                    },
                 };
-                let text = schema::value_to_text(&prop, v, settings.multivalue_delimiter.as_deref())
-                    .map_err(ConnectorError::InvalidData)?;
+                let text =
+                    schema::value_to_text(&prop, v, settings.multivalue_delimiter.as_deref())
+                        .map_err(ConnectorError::InvalidData)?;
                 fields.push((k.clone(), text));
             }
         }
@@ -179,7 +191,11 @@ impl CsvObjectSet {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             return id.to_owned();
         }
-        if let Some(id) = object.get("_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(id) = object
+            .get("_id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             return id.to_owned();
         }
         let settings = self.file.settings();
@@ -188,7 +204,11 @@ impl CsvObjectSet {
             p.native_name == schema::UID || (name_is_uid && p.native_name == schema::NAME)
         });
         for p in id_props {
-            if let Some(id) = object.get(&p.name).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            if let Some(id) = object
+                .get(&p.name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
                 return id.to_owned();
             }
         }
@@ -200,7 +220,9 @@ impl CsvObjectSet {
 impl ObjectSet for CsvObjectSet {
     async fn get(&self, id: &str) -> ConnectorResult<Option<Value>> {
         let ids = vec![id.to_owned()];
-        let mut found = self.blocking(move |s, t| read::get_many(s, t, &ids)).await?;
+        let mut found = self
+            .blocking(move |s, t| read::get_many(s, t, &ids))
+            .await?;
         Ok(found.pop())
     }
 
@@ -226,8 +248,14 @@ impl ObjectSet for CsvObjectSet {
         let id = self.new_id(id, &object);
         let (fields, _) = self.fields_of(&object)?;
         let column_order = fields.iter().map(|(c, _)| c.clone()).collect();
-        let (header, row) =
-            self.file.submit(WriteOp::Create { id, fields, column_order }).await?;
+        let (header, row) = self
+            .file
+            .submit(WriteOp::Create {
+                id,
+                fields,
+                column_order,
+            })
+            .await?;
         self.to_object(&header, &row)
     }
 
@@ -235,13 +263,20 @@ impl ObjectSet for CsvObjectSet {
         let (fields, clear_unlisted) = self.fields_of(&object)?;
         let (header, row) = self
             .file
-            .submit(WriteOp::Update { id: id.to_owned(), fields, clear_unlisted })
+            .submit(WriteOp::Update {
+                id: id.to_owned(),
+                fields,
+                clear_unlisted,
+            })
             .await?;
         self.to_object(&header, &row)
     }
 
     async fn delete(&self, id: &str, _rev: Option<&str>) -> ConnectorResult<Option<Value>> {
-        let (header, row) = self.file.submit(WriteOp::Delete { id: id.to_owned() }).await?;
+        let (header, row) = self
+            .file
+            .submit(WriteOp::Delete { id: id.to_owned() })
+            .await?;
         self.to_object(&header, &row).map(Some)
     }
 }

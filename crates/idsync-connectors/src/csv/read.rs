@@ -61,9 +61,18 @@ pub(crate) fn open(settings: &CsvSettings) -> ConnectorResult<Option<OpenCsv>> {
             (m.len(), mtime)
         })
         .unwrap_or((0, 0));
-    let mut reader = settings.reader_builder().from_reader(BufReader::with_capacity(1 << 16, file));
-    let header = reader.headers().map_err(|e| read_error(settings, &e))?.clone();
-    Ok(Some(OpenCsv { reader, header, stamp }))
+    let mut reader = settings
+        .reader_builder()
+        .from_reader(BufReader::with_capacity(1 << 16, file));
+    let header = reader
+        .headers()
+        .map_err(|e| read_error(settings, &e))?
+        .clone();
+    Ok(Some(OpenCsv {
+        reader,
+        header,
+        stamp,
+    }))
 }
 
 /// Calls `f` with each record and its line number until `f` returns `false`.
@@ -93,7 +102,9 @@ pub(crate) fn get_many(
     schema: &ObjectTypeSchema,
     ids: &[String],
 ) -> ConnectorResult<Vec<Value>> {
-    let Some(mut open) = open(settings)? else { return Ok(Vec::new()) };
+    let Some(mut open) = open(settings)? else {
+        return Ok(Vec::new());
+    };
     let layout = Layout::new(settings, schema, &open.header)?;
     let mut wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut out = Vec::new();
@@ -108,7 +119,9 @@ pub(crate) fn get_many(
 
 /// Counts the data rows (no conversion, no validation beyond the csv framing).
 pub(crate) fn count_rows(settings: &CsvSettings) -> ConnectorResult<u64> {
-    let Some(mut open) = open(settings)? else { return Ok(0) };
+    let Some(mut open) = open(settings)? else {
+        return Ok(0);
+    };
     let mut record = csv::ByteRecord::new();
     let mut n = 0u64;
     loop {
@@ -139,7 +152,9 @@ fn hint_position(hint: &Value, stamp: (u64, u64)) -> Option<csv::Position> {
         return None;
     }
     let mut p = csv::Position::new();
-    p.set_byte(get("b")?).set_line(get("l")?).set_record(get("r")?);
+    p.set_byte(get("b")?)
+        .set_line(get("l")?)
+        .set_record(get("r")?);
     Some(p)
 }
 
@@ -192,7 +207,10 @@ fn read_sorted_page(
     };
     let fields = request.fields.as_deref();
     Ok(Some(QueryPage {
-        results: results.into_iter().map(|o| project_fields(o, fields)).collect(),
+        results: results
+            .into_iter()
+            .map(|o| project_fields(o, fields))
+            .collect(),
         cookie,
         total: None,
     }))
@@ -250,7 +268,11 @@ pub(crate) fn query(
     let resumable = sort_fields.is_empty() && id_ascending && offset == 0 && !want_total;
 
     let Some(mut open) = open(settings)? else {
-        return Ok(QueryPage { results: Vec::new(), cookie: None, total: want_total.then_some(0) });
+        return Ok(QueryPage {
+            results: Vec::new(),
+            cookie: None,
+            total: want_total.then_some(0),
+        });
     };
     let layout = Layout::new(settings, schema, &open.header)?;
     if resumable
@@ -264,7 +286,14 @@ pub(crate) fn query(
             return Ok(page);
         }
         // Not sorted after all: start over with a scan.
-        return query(settings, schema, &QueryRequest { cookie: Some(encode_cookie(after)), ..request.clone() });
+        return query(
+            settings,
+            schema,
+            &QueryRequest {
+                cookie: Some(encode_cookie(after)),
+                ..request.clone()
+            },
+        );
     }
     let cmp = |a: &[Value], b: &[Value]| compare_positions(a, b, &ascending);
     let mut kept: Vec<Candidate> = Vec::new();
@@ -321,7 +350,11 @@ pub(crate) fn query(
             Some(o) => o,
             None => layout.object(record, line)?,
         };
-        kept.push(Candidate { position, object, at: record.position().cloned() });
+        kept.push(Candidate {
+            position,
+            object,
+            at: record.position().cloned(),
+        });
         if let Some(keep) = keep
             && kept.len() >= keep.saturating_mul(2).max(64)
         {
@@ -355,7 +388,10 @@ pub(crate) fn query(
     };
     let fields = request.fields.as_deref();
     Ok(QueryPage {
-        results: results.into_iter().map(|c| project_fields(c.object, fields)).collect(),
+        results: results
+            .into_iter()
+            .map(|c| project_fields(c.object, fields))
+            .collect(),
         cookie,
         total: want_total.then_some(matched),
     })

@@ -35,18 +35,27 @@ fn string(props: &Map<String, Value>, key: &str) -> ConnectorResult<Option<Strin
     match props.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(ConnectorError::Config(format!("{key} must be a string, not {other}"))),
+        Some(other) => Err(ConnectorError::Config(format!(
+            "{key} must be a string, not {other}"
+        ))),
     }
 }
 
 impl CsvSettings {
     /// Reads `configurationProperties`; `project_dir` anchors a relative `csvFile`.
-    pub fn from_properties(props: &Map<String, Value>, project_dir: &Path) -> ConnectorResult<Self> {
+    pub fn from_properties(
+        props: &Map<String, Value>,
+        project_dir: &Path,
+    ) -> ConnectorResult<Self> {
         let file = string(props, "csvFile")?
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ConnectorError::Config("the CSV connector needs csvFile".into()))?;
         let file = PathBuf::from(file);
-        let csv_file = if file.is_absolute() { file } else { project_dir.join(file) };
+        let csv_file = if file.is_absolute() {
+            file
+        } else {
+            project_dir.join(file)
+        };
         let header_uid = string(props, "headerUid")?.unwrap_or_else(|| "uid".to_owned());
         let header_name = string(props, "headerName")?.unwrap_or_else(|| header_uid.clone());
         if let Some(enc) = string(props, "encoding")?
@@ -77,7 +86,10 @@ impl CsvSettings {
 
     pub(crate) fn reader_builder(&self) -> csv::ReaderBuilder {
         let mut b = csv::ReaderBuilder::new();
-        b.delimiter(self.delimiter).quote(self.quote).has_headers(true).flexible(false);
+        b.delimiter(self.delimiter)
+            .quote(self.quote)
+            .has_headers(true)
+            .flexible(false);
         b
     }
 

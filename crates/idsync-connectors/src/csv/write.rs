@@ -25,11 +25,21 @@ pub(crate) type Fields = Vec<(String, Option<String>)>;
 
 #[derive(Debug)]
 pub(crate) enum WriteOp {
-    Create { id: String, fields: Fields, column_order: Vec<String> },
+    Create {
+        id: String,
+        fields: Fields,
+        column_order: Vec<String>,
+    },
     /// Replaces the mapped columns; with `clear_unlisted`, every column not in `fields` (but
     /// the uid) is emptied too (objects without a declared schema own all columns).
-    Update { id: String, fields: Fields, clear_unlisted: bool },
-    Delete { id: String },
+    Update {
+        id: String,
+        fields: Fields,
+        clear_unlisted: bool,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 impl WriteOp {
@@ -60,7 +70,9 @@ pub(crate) struct CsvFile {
 
 impl std::fmt::Debug for CsvFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CsvFile").field("path", &self.settings.csv_file).finish()
+        f.debug_struct("CsvFile")
+            .field("path", &self.settings.csv_file)
+            .finish()
     }
 }
 
@@ -167,13 +179,16 @@ impl CsvFile {
             Some(o) => o.header.clone(),
             None => synthesize_header(settings, ops),
         });
-        let uid_col = header.iter().position(|c| c == settings.header_uid).ok_or_else(|| {
-            ConnectorError::Config(format!(
-                "{}: the header has no uid column {:?}",
-                settings.csv_file.display(),
-                settings.header_uid
-            ))
-        })?;
+        let uid_col = header
+            .iter()
+            .position(|c| c == settings.header_uid)
+            .ok_or_else(|| {
+                ConnectorError::Config(format!(
+                    "{}: the header has no uid column {:?}",
+                    settings.csv_file.display(),
+                    settings.header_uid
+                ))
+            })?;
         let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, op) in ops.iter().enumerate() {
             by_id.entry(op.id()).or_default().push(i);
@@ -188,7 +203,9 @@ impl CsvFile {
             .open(&tmp_path)
             .map_err(|e| ConnectorError::Unavailable(format!("{}: {e}", tmp_path.display())))?;
         let cleanup = TempGuard(Some(tmp_path.clone()));
-        let mut writer = settings.writer_builder().from_writer(BufWriter::with_capacity(1 << 16, tmp));
+        let mut writer = settings
+            .writer_builder()
+            .from_writer(BufWriter::with_capacity(1 << 16, tmp));
         let werr = |e: csv::Error| ConnectorError::Unavailable(format!("writing CSV: {e}"));
         writer.write_record(header.iter()).map_err(werr)?;
         let mut rows = 0u64;
@@ -226,7 +243,9 @@ impl CsvFile {
             if results[i].is_some() {
                 continue;
             }
-            let Some(indexes) = by_id.remove(op.id()) else { continue };
+            let Some(indexes) = by_id.remove(op.id()) else {
+                continue;
+            };
             let mut state = None;
             for j in indexes {
                 results[j] = Some(apply_one(ops[j], &mut state, &header, uid_col));
@@ -314,7 +333,11 @@ fn apply_one(
             *state = Some(row.clone());
             Ok((Arc::clone(header), row))
         }
-        WriteOp::Update { id, fields, clear_unlisted } => {
+        WriteOp::Update {
+            id,
+            fields,
+            clear_unlisted,
+        } => {
             let Some(old) = state.as_ref() else {
                 return Err(ConnectorError::NotFound(id.clone()));
             };
@@ -340,13 +363,20 @@ fn apply_one(
 }
 
 fn temp_path(file: &Path) -> PathBuf {
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     file.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
 }
 
 /// Makes the rename durable: the directory entry must reach the disk too.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)?.sync_all()
 }
 

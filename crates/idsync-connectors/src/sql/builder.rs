@@ -23,7 +23,11 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(dialect: Dialect) -> Self {
-        Self { dialect, sql: String::with_capacity(256), params: Vec::new() }
+        Self {
+            dialect,
+            sql: String::with_capacity(256),
+            params: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -99,9 +103,16 @@ mod tests {
     #[test]
     fn identifiers_are_quoted_and_values_bound() {
         let mut b = SqlBuilder::new(Dialect::Postgres);
-        b.push("SELECT * FROM ").ident("hr.peo\"ple").push(" WHERE ").ident("a").push(" = ");
+        b.push("SELECT * FROM ")
+            .ident("hr.peo\"ple")
+            .push(" WHERE ")
+            .ident("a")
+            .push(" = ");
         b.param(Param::Str("x'; drop".into()));
-        assert_eq!(b.sql, "SELECT * FROM \"hr\".\"peo\"\"ple\" WHERE \"a\" = $1");
+        assert_eq!(
+            b.sql,
+            "SELECT * FROM \"hr\".\"peo\"\"ple\" WHERE \"a\" = $1"
+        );
         assert_eq!(b.params, vec![Param::Str("x'; drop".into())]);
         assert_eq!(quote_ident(Dialect::MySql, "a`b"), "`a``b`");
         assert_eq!(like_escape("50%_off!"), "50!%!_off!!");

@@ -22,7 +22,9 @@ use pool::SqlPool;
 use serde_json::{Map, Value};
 use std::path::Path;
 use std::sync::Arc;
-use translate::{Column, ColumnResolver, OrderKey, after_position, order_by, param_for, where_clause};
+use translate::{
+    Column, ColumnResolver, OrderKey, after_position, order_by, param_for, where_clause,
+};
 
 /// How many ids one `IN (...)` holds in `get_many`.
 const IN_CHUNK: usize = 500;
@@ -49,8 +51,10 @@ impl SqlConnector {
     ) -> ConnectorResult<Self> {
         let settings = Arc::new(SqlSettings::from_properties(properties, project_dir)?);
         let pool = SqlPool::connect_lazy(&settings)?;
-        let mut types: Vec<Arc<ObjectTypeSchema>> =
-            ObjectTypeSchema::parse_all(object_types)?.into_iter().map(Arc::new).collect();
+        let mut types: Vec<Arc<ObjectTypeSchema>> = ObjectTypeSchema::parse_all(object_types)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         if types.is_empty() {
             types.push(Arc::new(ObjectTypeSchema {
                 name: "account".into(),
@@ -80,7 +84,9 @@ impl Connector for SqlConnector {
 
     async fn test(&self) -> ConnectorResult<()> {
         let mut b = SqlBuilder::new(self.settings.dialect);
-        b.push("SELECT COUNT(*) FROM ").ident(&self.settings.table).push(" WHERE 1=0");
+        b.push("SELECT COUNT(*) FROM ")
+            .ident(&self.settings.table)
+            .push(" WHERE 1=0");
         self.pool.count(&b).await.map(|_| ())
     }
 
@@ -89,12 +95,16 @@ impl Connector for SqlConnector {
     }
 
     fn object_set(&self, object_type: &str) -> ConnectorResult<Arc<dyn ObjectSet>> {
-        let schema = self.types.iter().find(|t| t.name == object_type).ok_or_else(|| {
-            ConnectorError::BadRequest(format!(
-                "connector {} has no object type {object_type:?}",
-                self.name
-            ))
-        })?;
+        let schema = self
+            .types
+            .iter()
+            .find(|t| t.name == object_type)
+            .ok_or_else(|| {
+                ConnectorError::BadRequest(format!(
+                    "connector {} has no object type {object_type:?}",
+                    self.name
+                ))
+            })?;
         Ok(Arc::new(SqlObjectSet::new(
             Arc::clone(&self.settings),
             self.pool.clone(),
@@ -127,8 +137,17 @@ impl SqlObjectSet {
             .iter()
             .find(|p| p.native_name == schema::UID)
             .map_or(PropKind::String, |p| p.kind);
-        let key = Column { name: settings.key_column.clone(), kind: key_kind };
-        Self { settings, pool, schema, readable, key }
+        let key = Column {
+            name: settings.key_column.clone(),
+            kind: key_kind,
+        };
+        Self {
+            settings,
+            pool,
+            schema,
+            readable,
+            key,
+        }
     }
 
     fn builder(&self) -> SqlBuilder {
@@ -175,8 +194,9 @@ impl SqlObjectSet {
         let obj = object
             .as_object()
             .ok_or_else(|| ConnectorError::InvalidData("an object must be a JSON object".into()))?;
-        if let Some(unknown) =
-            obj.keys().find(|k| !k.starts_with('_') && self.schema.property(k).is_none())
+        if let Some(unknown) = obj
+            .keys()
+            .find(|k| !k.starts_with('_') && self.schema.property(k).is_none())
         {
             return Err(ConnectorError::InvalidData(format!(
                 "{unknown:?} is not a property of object type {}",
@@ -196,7 +216,9 @@ impl SqlObjectSet {
             let param = match value {
                 Value::Null => None,
                 Value::Array(items) if items.is_empty() => None,
-                Value::Array(items) if items.len() == 1 => Some(self.write_param(prop, &col, &items[0])?),
+                Value::Array(items) if items.len() == 1 => {
+                    Some(self.write_param(prop, &col, &items[0])?)
+                }
                 other => Some(self.write_param(prop, &col, other)?),
             };
             out.push((col, param));
@@ -205,7 +227,14 @@ impl SqlObjectSet {
     }
 
     fn write_param(&self, prop: &PropSchema, col: &str, value: &Value) -> ConnectorResult<Param> {
-        param_for(&Column { name: col.to_owned(), kind: prop.kind }, value).map_err(|_| {
+        param_for(
+            &Column {
+                name: col.to_owned(),
+                kind: prop.kind,
+            },
+            value,
+        )
+        .map_err(|_| {
             ConnectorError::InvalidData(format!("{}: {value} does not fit column {col}", prop.name))
         })
     }
@@ -218,7 +247,11 @@ impl SqlObjectSet {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             return id.to_owned();
         }
-        if let Some(id) = object.get("_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(id) = object
+            .get("_id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             return id.to_owned();
         }
         // ICF's database table connector names rows by the key column (`__UID__` = `__NAME__`).
@@ -243,7 +276,10 @@ impl SqlObjectSet {
 fn column_of(settings: &SqlSettings, native: &str) -> String {
     match native {
         schema::UID | schema::NAME => settings.key_column.clone(),
-        schema::PASSWORD => settings.password_column.clone().unwrap_or_else(|| native.to_owned()),
+        schema::PASSWORD => settings
+            .password_column
+            .clone()
+            .unwrap_or_else(|| native.to_owned()),
         other => other.to_owned(),
     }
 }
@@ -261,7 +297,10 @@ impl ColumnResolver for Resolver<'_> {
             .readable
             .iter()
             .find(|(p, _)| p.name == field)
-            .map(|(p, col)| Column { name: col.clone(), kind: p.kind })
+            .map(|(p, col)| Column {
+                name: col.clone(),
+                kind: p.kind,
+            })
     }
 }
 
@@ -269,7 +308,10 @@ impl ColumnResolver for Resolver<'_> {
 impl ObjectSet for SqlObjectSet {
     async fn get(&self, id: &str) -> ConnectorResult<Option<Value>> {
         let mut b = self.select();
-        b.push(" WHERE ").ident(&self.key.name).push(" = ").param(self.key_param(id)?);
+        b.push(" WHERE ")
+            .ident(&self.key.name)
+            .push(" = ")
+            .param(self.key_param(id)?);
         let rows = self.pool.fetch_text(&b).await?;
         rows.first().map(|r| self.row_to_object(r)).transpose()
     }
@@ -324,9 +366,17 @@ impl ObjectSet for SqlObjectSet {
                 key_direction = k.ascending;
                 continue;
             }
-            keys.push(OrderKey { column, ascending: k.ascending, nullable: true });
+            keys.push(OrderKey {
+                column,
+                ascending: k.ascending,
+                nullable: true,
+            });
         }
-        keys.push(OrderKey { column: self.key.clone(), ascending: key_direction, nullable: false });
+        keys.push(OrderKey {
+            column: self.key.clone(),
+            ascending: key_direction,
+            nullable: false,
+        });
 
         let mut b = self.select();
         b.push(" WHERE ");
@@ -339,7 +389,9 @@ impl ObjectSet for SqlObjectSet {
         let mut count_query = None;
         if request.total_policy != TotalPolicy::None {
             let mut c = self.builder();
-            c.push("SELECT COUNT(*) FROM ").ident(&self.settings.table).push(" WHERE ");
+            c.push("SELECT COUNT(*) FROM ")
+                .ident(&self.settings.table)
+                .push(" WHERE ");
             match &request.filter {
                 Some(f) => where_clause(&mut c, f, &resolver)?,
                 None => {
@@ -381,7 +433,11 @@ impl ObjectSet for SqlObjectSet {
             Some(c) => Some(self.pool.count(&c).await?),
             None => None,
         };
-        Ok(QueryPage { results, cookie, total })
+        Ok(QueryPage {
+            results,
+            cookie,
+            total,
+        })
     }
 
     async fn count(&self) -> ConnectorResult<Option<u64>> {
@@ -394,7 +450,10 @@ impl ObjectSet for SqlObjectSet {
         let id = self.new_id(id, &object);
         let assignments = self.assignments(&object)?;
         let mut b = self.builder();
-        b.push("INSERT INTO ").ident(&self.settings.table).push(" (").ident(&self.key.name);
+        b.push("INSERT INTO ")
+            .ident(&self.settings.table)
+            .push(" (")
+            .ident(&self.key.name);
         for (col, _) in &assignments {
             b.push(", ").ident(col);
         }
@@ -428,15 +487,23 @@ impl ObjectSet for SqlObjectSet {
                     None => b.push("NULL"),
                 };
             }
-            b.push(" WHERE ").ident(&self.key.name).push(" = ").param(self.key_param(id)?);
+            b.push(" WHERE ")
+                .ident(&self.key.name)
+                .push(" = ")
+                .param(self.key_param(id)?);
             self.pool.execute(&b).await?;
         }
         // MySQL counts only changed rows, so existence is checked by reading back.
-        self.get(id).await?.ok_or_else(|| ConnectorError::NotFound(id.to_owned()))
+        self.get(id)
+            .await?
+            .ok_or_else(|| ConnectorError::NotFound(id.to_owned()))
     }
 
     async fn delete(&self, id: &str, _rev: Option<&str>) -> ConnectorResult<Option<Value>> {
-        let old = self.get(id).await?.ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
+        let old = self
+            .get(id)
+            .await?
+            .ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
         let mut b = self.builder();
         b.push("DELETE FROM ")
             .ident(&self.settings.table)
@@ -458,10 +525,15 @@ impl ObjectSet for SqlObjectSet {
                 "liveSync needs changeLogColumn in the connector configuration".into(),
             ));
         };
-        let col_kind = Column { name: col.clone(), kind: PropKind::Number };
+        let col_kind = Column {
+            name: col.clone(),
+            kind: PropKind::Number,
+        };
         let Some(token) = token.filter(|t| !t.is_null()) else {
             let mut b = self.builder();
-            b.push("SELECT ").push(&max_as_text(self.settings.dialect, &col)).push(" FROM ");
+            b.push("SELECT ")
+                .push(&max_as_text(self.settings.dialect, &col))
+                .push(" FROM ");
             b.ident(&self.settings.table);
             let rows = self.pool.fetch_text(&b).await?;
             let max = rows.first().and_then(|r| r.first().cloned().flatten());
@@ -469,7 +541,10 @@ impl ObjectSet for SqlObjectSet {
                 Some(t) => number_token(&t)?,
                 None => Value::from(0),
             };
-            return Ok(ChangeBatch { changes: Vec::new(), token: Some(token) });
+            return Ok(ChangeBatch {
+                changes: Vec::new(),
+                token: Some(token),
+            });
         };
         // The change column is read last, after the object's columns.
         let mut b2 = self.builder();
@@ -477,9 +552,17 @@ impl ObjectSet for SqlObjectSet {
         for (_, c) in &self.readable {
             b2.push(", ").column_as_text(c);
         }
-        b2.push(", ").column_as_text(&col).push(" FROM ").ident(&self.settings.table);
-        b2.push(" WHERE ").ident(&col).push(" > ").param(param_for(&col_kind, token)?);
-        b2.push(" ORDER BY ").ident(&col).push(&format!(" LIMIT {CHANGE_BATCH}"));
+        b2.push(", ")
+            .column_as_text(&col)
+            .push(" FROM ")
+            .ident(&self.settings.table);
+        b2.push(" WHERE ")
+            .ident(&col)
+            .push(" > ")
+            .param(param_for(&col_kind, token)?);
+        b2.push(" ORDER BY ")
+            .ident(&col)
+            .push(&format!(" LIMIT {CHANGE_BATCH}"));
         let rows = self.pool.fetch_text(&b2).await?;
         let mut next = token.clone();
         let mut changes = Vec::with_capacity(rows.len());
@@ -488,20 +571,33 @@ impl ObjectSet for SqlObjectSet {
                 next = number_token(t)?;
             }
             let object = self.row_to_object(&row[..row.len().saturating_sub(1)])?;
-            let id = object.get("_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let id = object
+                .get("_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             changes.push(Change::CreateOrUpdate { id, object });
         }
-        Ok(ChangeBatch { changes, token: Some(next) })
+        Ok(ChangeBatch {
+            changes,
+            token: Some(next),
+        })
     }
 }
 
 impl SqlObjectSet {
     /// The keyset position of a row: the value of each order key, then the id.
-    fn position_of(&self, row: &[Option<String>], keys: &[OrderKey]) -> ConnectorResult<Vec<Value>> {
+    fn position_of(
+        &self,
+        row: &[Option<String>],
+        keys: &[OrderKey],
+    ) -> ConnectorResult<Vec<Value>> {
         let mut pos = Vec::with_capacity(keys.len());
         for k in keys {
             if k.column.name == self.key.name {
-                pos.push(Value::String(row.first().cloned().flatten().unwrap_or_default()));
+                pos.push(Value::String(
+                    row.first().cloned().flatten().unwrap_or_default(),
+                ));
                 continue;
             }
             let idx = self.readable.iter().position(|(_, c)| *c == k.column.name);

@@ -106,15 +106,24 @@ impl SqlPool {
         let sql = AssertSqlSafe(b.sql.clone());
         Ok(match self {
             SqlPool::Postgres(pool) => {
-                let rows = bind_all!(sqlx::query(sql), &b.params).fetch_all(pool).await.map_err(classify)?;
+                let rows = bind_all!(sqlx::query(sql), &b.params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(classify)?;
                 text_rows!(rows)
             }
             SqlPool::MySql(pool) => {
-                let rows = bind_all!(sqlx::query(sql), &b.params).fetch_all(pool).await.map_err(classify)?;
+                let rows = bind_all!(sqlx::query(sql), &b.params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(classify)?;
                 text_rows!(rows)
             }
             SqlPool::Sqlite(pool) => {
-                let rows = bind_all!(sqlx::query(sql), &b.params).fetch_all(pool).await.map_err(classify)?;
+                let rows = bind_all!(sqlx::query(sql), &b.params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(classify)?;
                 text_rows!(rows)
             }
         })
@@ -147,13 +156,19 @@ impl SqlPool {
         let sql = AssertSqlSafe(b.sql.clone());
         let n: i64 = match self {
             SqlPool::Postgres(pool) => {
-                bind_all!(sqlx::query_scalar(sql), &b.params).fetch_one(pool).await
+                bind_all!(sqlx::query_scalar(sql), &b.params)
+                    .fetch_one(pool)
+                    .await
             }
             SqlPool::MySql(pool) => {
-                bind_all!(sqlx::query_scalar(sql), &b.params).fetch_one(pool).await
+                bind_all!(sqlx::query_scalar(sql), &b.params)
+                    .fetch_one(pool)
+                    .await
             }
             SqlPool::Sqlite(pool) => {
-                bind_all!(sqlx::query_scalar(sql), &b.params).fetch_one(pool).await
+                bind_all!(sqlx::query_scalar(sql), &b.params)
+                    .fetch_one(pool)
+                    .await
             }
         }
         .map_err(classify)?;
@@ -186,8 +201,9 @@ pub fn classify(e: sqlx::Error) -> ConnectorError {
                     // Duplicate entry (also reported without a unique kind on some paths).
                     1062 | 1586 => ConnectorError::AlreadyExists(message),
                     // Bad value, truncation, NOT NULL, no default, out of range, check.
-                    1048 | 1264 | 1265 | 1292 | 1364 | 1366 | 1406 | 1451 | 1452 | 3819
-                    | 4025 => ConnectorError::InvalidData(message),
+                    1048 | 1264 | 1265 | 1292 | 1364 | 1366 | 1406 | 1451 | 1452 | 3819 | 4025 => {
+                        ConnectorError::InvalidData(message)
+                    }
                     // Server gone, too many connections, lock wait timeout.
                     1040 | 1053 | 1205 | 2006 | 2013 => ConnectorError::Unavailable(message),
                     // Access denied, unknown database/table/column.
@@ -206,9 +222,13 @@ pub fn classify(e: sqlx::Error) -> ConnectorError {
                 ConnectorError::Unavailable(message)
             } else if code.starts_with("28") || code.starts_with("42") || code.starts_with("3D") {
                 ConnectorError::Config(message)
-            } else if code == "19" || code == "20" || code.parse::<u32>().is_ok_and(|c| c & 0xff == 19) {
+            } else if code == "19"
+                || code == "20"
+                || code.parse::<u32>().is_ok_and(|c| c & 0xff == 19)
+            {
                 ConnectorError::InvalidData(message)
-            } else if code == "5" || code == "6" || code.parse::<u32>().is_ok_and(|c| c & 0xff == 5) {
+            } else if code == "5" || code == "6" || code.parse::<u32>().is_ok_and(|c| c & 0xff == 5)
+            {
                 // SQLITE_BUSY / SQLITE_LOCKED: another writer holds the database.
                 ConnectorError::Unavailable(message)
             } else if code == "1" {
@@ -223,7 +243,9 @@ pub fn classify(e: sqlx::Error) -> ConnectorError {
         sqlx::Error::PoolTimedOut => ConnectorError::Unavailable(
             "no database connection within the acquire timeout (is the server up?)".into(),
         ),
-        sqlx::Error::PoolClosed => ConnectorError::Unavailable("the connection pool is closed".into()),
+        sqlx::Error::PoolClosed => {
+            ConnectorError::Unavailable("the connection pool is closed".into())
+        }
         sqlx::Error::Protocol(m) => ConnectorError::Unavailable(m),
         sqlx::Error::Configuration(e) => ConnectorError::Config(e.to_string()),
         other => ConnectorError::Internal(other.to_string()),

@@ -50,7 +50,9 @@ fn string(props: &Map<String, Value>, key: &str) -> ConnectorResult<Option<Strin
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(ConnectorError::Config(format!("{key} must be a string, not {other}"))),
+        Some(other) => Err(ConnectorError::Config(format!(
+            "{key} must be a string, not {other}"
+        ))),
     }
 }
 
@@ -63,7 +65,9 @@ fn number(props: &Map<String, Value>, key: &str, default: u64) -> ConnectorResul
         Some(Value::String(s)) => s
             .parse()
             .map_err(|_| ConnectorError::Config(format!("{key} must be a positive integer"))),
-        Some(other) => Err(ConnectorError::Config(format!("{key} must be a number, not {other}"))),
+        Some(other) => Err(ConnectorError::Config(format!(
+            "{key} must be a number, not {other}"
+        ))),
     }
 }
 
@@ -85,7 +89,10 @@ fn template_for_driver(driver: &str) -> Option<&'static str> {
 
 impl SqlSettings {
     /// Reads `configurationProperties`; `project_dir` anchors a relative SQLite path.
-    pub fn from_properties(props: &Map<String, Value>, project_dir: &Path) -> ConnectorResult<Self> {
+    pub fn from_properties(
+        props: &Map<String, Value>,
+        project_dir: &Path,
+    ) -> ConnectorResult<Self> {
         let host = string(props, "host")?.unwrap_or_else(|| "127.0.0.1".to_owned());
         let database = string(props, "database")?.unwrap_or_default();
         let url = match string(props, "url")? {
@@ -105,14 +112,22 @@ impl SqlSettings {
                             )
                         })?,
                 };
-                let default_port = if template.contains("postgresql") { "5432" } else { "3306" };
+                let default_port = if template.contains("postgresql") {
+                    "5432"
+                } else {
+                    "3306"
+                };
                 let port = string(props, "port")?.unwrap_or_else(|| default_port.to_owned());
-                template.replace("%h", &host).replace("%p", &port).replace("%d", &database)
+                template
+                    .replace("%h", &host)
+                    .replace("%p", &port)
+                    .replace("%d", &database)
             }
         };
         let (dialect, target) = parse_url(&url, project_dir)?;
-        let table = string(props, "table")?
-            .ok_or_else(|| ConnectorError::Config("the database table connector needs table".into()))?;
+        let table = string(props, "table")?.ok_or_else(|| {
+            ConnectorError::Config("the database table connector needs table".into())
+        })?;
         let key_column = string(props, "keyColumn")?.ok_or_else(|| {
             ConnectorError::Config("the database table connector needs keyColumn".into())
         })?;
@@ -154,10 +169,16 @@ fn parse_url(url: &str, project_dir: &Path) -> ConnectorResult<(Dialect, Target)
         let path = rest.strip_prefix("//").unwrap_or(rest);
         let path = path.split('?').next().unwrap_or(path);
         if path.is_empty() {
-            return Err(ConnectorError::Config(format!("{url}: no SQLite file named")));
+            return Err(ConnectorError::Config(format!(
+                "{url}: no SQLite file named"
+            )));
         }
         let path = PathBuf::from(path);
-        let path = if path.is_absolute() { path } else { project_dir.join(path) };
+        let path = if path.is_absolute() {
+            path
+        } else {
+            project_dir.join(path)
+        };
         return Ok((Dialect::Sqlite, Target::SqliteFile(path)));
     }
     Err(ConnectorError::Config(format!(
@@ -177,8 +198,10 @@ mod tests {
     #[test]
     fn jdbc_templates_map_to_sqlx_urls() {
         let s = SqlSettings::from_properties(
-            &props(json!({"host":"db","port":"3307","database":"hr","table":"people",
-                "keyColumn":"id","jdbcUrlTemplate":"jdbc:mysql://%h:%p/%d","user":"u"})),
+            &props(
+                json!({"host":"db","port":"3307","database":"hr","table":"people",
+                "keyColumn":"id","jdbcUrlTemplate":"jdbc:mysql://%h:%p/%d","user":"u"}),
+            ),
             Path::new("/p"),
         )
         .unwrap();

@@ -41,7 +41,10 @@ fn resolve(resolver: &dyn ColumnResolver, field: &JsonPointer) -> ConnectorResul
 /// match it at all otherwise).
 pub fn param_for(column: &Column, value: &Value) -> ConnectorResult<Param> {
     let bad = || {
-        ConnectorError::BadRequest(format!("{value} cannot be compared with column {}", column.name))
+        ConnectorError::BadRequest(format!(
+            "{value} cannot be compared with column {}",
+            column.name
+        ))
     };
     Ok(match (column.kind, value) {
         (PropKind::String | PropKind::Array, Value::String(s)) => Param::Str(s.clone()),
@@ -52,9 +55,7 @@ pub fn param_for(column: &Column, value: &Value) -> ConnectorResult<Param> {
             None => Param::Float(n.as_f64().ok_or_else(bad)?),
         },
         (PropKind::Integer, Value::String(s)) => Param::Int(s.trim().parse().map_err(|_| bad())?),
-        (PropKind::Number, Value::String(s)) => {
-            Param::Float(s.trim().parse().map_err(|_| bad())?)
-        }
+        (PropKind::Number, Value::String(s)) => Param::Float(s.trim().parse().map_err(|_| bad())?),
         (PropKind::Boolean, Value::Bool(b)) => Param::Bool(*b),
         (PropKind::Boolean, Value::String(s)) => Param::Bool(s.eq_ignore_ascii_case("true")),
         _ => return Err(bad()),
@@ -75,7 +76,11 @@ pub fn where_clause(
             b.push("1=0");
         }
         Filter::And(items) | Filter::Or(items) => {
-            let joiner = if matches!(filter, Filter::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(filter, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             b.push("(");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -109,7 +114,9 @@ pub fn where_clause(
                     } else {
                         format!("{}%", like_escape(&text))
                     };
-                    b.push(" LIKE ").param(Param::Str(pattern)).push(" ESCAPE '!'");
+                    b.push(" LIKE ")
+                        .param(Param::Str(pattern))
+                        .push(" ESCAPE '!'");
                 }
                 CompareOp::Eq | CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge => {
                     let sql_op = match op {
@@ -152,7 +159,8 @@ pub fn order_by(b: &mut SqlBuilder, keys: &[OrderKey]) {
         if k.nullable {
             b.push("(").ident(&k.column.name).push(" IS NULL), ");
         }
-        b.ident(&k.column.name).push(if k.ascending { " ASC" } else { " DESC" });
+        b.ident(&k.column.name)
+            .push(if k.ascending { " ASC" } else { " DESC" });
     }
 }
 
@@ -168,11 +176,15 @@ pub fn after_position(
         b.push("1=0");
         return Ok(());
     };
-    let value = position.first().ok_or_else(|| ConnectorError::BadRequest("short cookie".into()))?;
+    let value = position
+        .first()
+        .ok_or_else(|| ConnectorError::BadRequest("short cookie".into()))?;
     let later = if key.ascending { " > " } else { " < " };
     if value.is_null() {
         if !key.nullable {
-            return Err(ConnectorError::BadRequest("invalid paged results cookie".into()));
+            return Err(ConnectorError::BadRequest(
+                "invalid paged results cookie".into(),
+            ));
         }
         // Only rows that are also NULL here can follow.
         b.push("(").ident(&key.column.name).push(" IS NULL AND ");
@@ -187,7 +199,11 @@ pub fn after_position(
     }
     b.ident(&key.column.name).push(later).param(p.clone());
     if !rest.is_empty() {
-        b.push(" OR (").ident(&key.column.name).push(" = ").param(p).push(" AND ");
+        b.push(" OR (")
+            .ident(&key.column.name)
+            .push(" = ")
+            .param(p)
+            .push(" AND ");
         after_position(b, rest, &position[1..])?;
         b.push(")");
     }

@@ -76,7 +76,11 @@ impl Default for SuiteOptions {
 /// Runs every check in order on an empty object set.
 pub async fn run_all(set: Arc<dyn ObjectSet>, opts: &SuiteOptions) {
     if opts.counts {
-        assert_eq!(set.count().await.expect("count"), Some(0), "the suite needs an empty set");
+        assert_eq!(
+            set.count().await.expect("count"),
+            Some(0),
+            "the suite needs an empty set"
+        );
     }
     crud(&*set, opts).await;
     duplicate_create(&*set, opts).await;
@@ -97,27 +101,39 @@ pub async fn run_all(set: Arc<dyn ObjectSet>, opts: &SuiteOptions) {
         );
     }
     for o in &seeded {
-        set.delete(id_of(o), None).await.expect("delete seeded object");
+        set.delete(id_of(o), None)
+            .await
+            .expect("delete seeded object");
     }
     if opts.counts {
-        assert_eq!(set.count().await.expect("count"), Some(0), "count() after deleting all");
+        assert_eq!(
+            set.count().await.expect("count"),
+            Some(0),
+            "count() after deleting all"
+        );
     }
 }
 
 fn id_of(o: &Value) -> &str {
-    o.get("_id").and_then(Value::as_str).expect("every object has a string _id")
+    o.get("_id")
+        .and_then(Value::as_str)
+        .expect("every object has a string _id")
 }
 
 fn person(i: usize) -> Value {
     let given = ["Alice", "Bob", "Carol", "Dave", "Erin"][i % 5];
-    let sn = if i % 3 == 0 { "Smith" } else { "Jones" };
+    let sn = if i.is_multiple_of(3) {
+        "Smith"
+    } else {
+        "Jones"
+    };
     let mut v = json!({
         "userName": format!("user{i:02}"),
         "givenName": given,
         "sn": sn,
         "mail": format!("user{i:02}@example.com"),
     });
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         v["description"] = json!(format!("employee {i}"));
     }
     v
@@ -151,17 +167,34 @@ pub async fn crud(set: &dyn ObjectSet, opts: &SuiteOptions) {
     if opts.client_ids {
         assert_eq!(id, "crud-90", "create keeps a client-assigned id");
     }
-    assert_eq!(suite_view(&created), original, "create returns the object as stored");
-    let read = set.get(&id).await.expect("get").expect("the created object exists");
+    assert_eq!(
+        suite_view(&created),
+        original,
+        "create returns the object as stored"
+    );
+    let read = set
+        .get(&id)
+        .await
+        .expect("get")
+        .expect("the created object exists");
     assert_eq!(id_of(&read), id);
     assert_eq!(suite_view(&read), original, "get returns what was created");
 
     let mut changed = original.clone();
     changed["sn"] = json!("Changed");
-    changed.as_object_mut().expect("object").remove("description");
-    let updated =
-        set.update(&id, None, (opts.prepare)("user90", changed.clone())).await.expect("update");
-    assert_eq!(suite_view(&updated), changed, "update replaces the object (a removed property is gone)");
+    changed
+        .as_object_mut()
+        .expect("object")
+        .remove("description");
+    let updated = set
+        .update(&id, None, (opts.prepare)("user90", changed.clone()))
+        .await
+        .expect("update");
+    assert_eq!(
+        suite_view(&updated),
+        changed,
+        "update replaces the object (a removed property is gone)"
+    );
     let read = set.get(&id).await.expect("get").expect("still exists");
     assert_eq!(suite_view(&read), changed, "get after update");
 
@@ -169,14 +202,22 @@ pub async fn crud(set: &dyn ObjectSet, opts: &SuiteOptions) {
     if let Some(d) = deleted {
         assert_eq!(id_of(&d), id, "delete returns the deleted object");
     }
-    assert_eq!(set.get(&id).await.expect("get after delete"), None, "deleted object is gone");
+    assert_eq!(
+        set.get(&id).await.expect("get after delete"),
+        None,
+        "deleted object is gone"
+    );
     assert!(
-        matches!(set.delete(&id, None).await, Err(ConnectorError::NotFound(_))),
+        matches!(
+            set.delete(&id, None).await,
+            Err(ConnectorError::NotFound(_))
+        ),
         "deleting a missing object is NotFound"
     );
     assert!(
         matches!(
-            set.update(&id, None, (opts.prepare)("user90", changed)).await,
+            set.update(&id, None, (opts.prepare)("user90", changed))
+                .await,
             Err(ConnectorError::NotFound(_))
         ),
         "updating a missing object is NotFound"
@@ -187,7 +228,10 @@ pub async fn crud(set: &dyn ObjectSet, opts: &SuiteOptions) {
 pub async fn duplicate_create(set: &dyn ObjectSet, opts: &SuiteOptions) {
     let obj = person(91);
     let first = set
-        .create(opts.client_ids.then_some("dup-91"), (opts.prepare)("user91", obj.clone()))
+        .create(
+            opts.client_ids.then_some("dup-91"),
+            (opts.prepare)("user91", obj.clone()),
+        )
         .await
         .expect("first create");
     let id = id_of(&first).to_owned();
@@ -198,8 +242,16 @@ pub async fn duplicate_create(set: &dyn ObjectSet, opts: &SuiteOptions) {
         matches!(second, Err(ConnectorError::AlreadyExists(_))),
         "duplicate create must be AlreadyExists, got {second:?}"
     );
-    let read = set.get(&id).await.expect("get").expect("first object still there");
-    assert_eq!(suite_view(&read), obj, "the failed duplicate changed nothing");
+    let read = set
+        .get(&id)
+        .await
+        .expect("get")
+        .expect("first object still there");
+    assert_eq!(
+        suite_view(&read),
+        obj,
+        "the failed duplicate changed nothing"
+    );
     set.delete(&id, None).await.expect("delete");
 }
 
@@ -214,7 +266,10 @@ pub async fn seed(set: &dyn ObjectSet, opts: &SuiteOptions) -> Vec<Value> {
         }
     });
     let created = futures::future::join_all(creates).await;
-    let out: Vec<Value> = created.into_iter().map(|r| r.expect("seed create")).collect();
+    let out: Vec<Value> = created
+        .into_iter()
+        .map(|r| r.expect("seed create"))
+        .collect();
     let ids: HashSet<&str> = out.iter().map(id_of).collect();
     assert_eq!(ids.len(), opts.seed, "every seeded object has its own id");
     out
@@ -274,7 +329,9 @@ pub async fn filters(set: &dyn ObjectSet, _opts: &SuiteOptions, seeded: &[Value]
 /// Extended operators the connector cannot translate are `BadRequest`, never "no results".
 pub async fn unsupported_filters(set: &dyn ObjectSet, opts: &SuiteOptions) {
     for op in &opts.unsupported_operators {
-        let filter: Filter = format!(r#"sn {op} "th""#).parse().expect("extended op parses");
+        let filter: Filter = format!(r#"sn {op} "th""#)
+            .parse()
+            .expect("extended op parses");
         let r = set.query(&QueryRequest::with_filter(filter)).await;
         assert!(
             matches!(r, Err(ConnectorError::BadRequest(_))),
@@ -296,11 +353,21 @@ pub async fn fields(set: &dyn ObjectSet, seeded: &[Value]) {
     let expected_id = seeded.iter().find(|s| s["userName"] == "user04").map(id_of);
     assert_eq!(o.get("_id").and_then(Value::as_str), expected_id);
     assert_eq!(o.get("mail"), Some(&json!("user04@example.com")));
-    let extra: Vec<&String> = o.keys().filter(|k| !matches!(k.as_str(), "_id" | "_rev" | "mail")).collect();
+    let extra: Vec<&String> = o
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "_id" | "_rev" | "mail"))
+        .collect();
     assert!(extra.is_empty(), "_fields=mail returned more: {extra:?}");
 
-    let page = set.query(&QueryRequest::all_ids()).await.expect("query-all-ids");
-    assert_eq!(ids(&page.results), ids(seeded), "_fields=_id returns every id");
+    let page = set
+        .query(&QueryRequest::all_ids())
+        .await
+        .expect("query-all-ids");
+    assert_eq!(
+        ids(&page.results),
+        ids(seeded),
+        "_fields=_id returns every id"
+    );
 }
 
 /// Paged queries return each object exactly once, with and without a filter; a bad cookie is
@@ -323,7 +390,10 @@ pub async fn paging(set: &dyn ObjectSet, seeded: &[Value]) {
         let mut pages = 0;
         loop {
             let page = set.query(&request).await.expect("paged query");
-            assert!(page.results.len() <= page_size, "a page holds at most _pageSize objects");
+            assert!(
+                page.results.len() <= page_size,
+                "a page holds at most _pageSize objects"
+            );
             pages += 1;
             assert!(pages <= seeded.len() + 2, "paging does not terminate");
             seen.extend(page.results.iter().map(|o| id_of(o).to_owned()));
@@ -333,8 +403,15 @@ pub async fn paging(set: &dyn ObjectSet, seeded: &[Value]) {
             }
         }
         let unique: BTreeSet<String> = seen.iter().cloned().collect();
-        assert_eq!(unique.len(), seen.len(), "no object is returned twice (page size {page_size})");
-        assert_eq!(unique, expected, "paging returns every object (page size {page_size})");
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "no object is returned twice (page size {page_size})"
+        );
+        assert_eq!(
+            unique, expected,
+            "paging returns every object (page size {page_size})"
+        );
     }
     let bad = QueryRequest {
         page_size: Some(5),
@@ -359,7 +436,9 @@ fn sorted_user_names(seeded: &[Value], keys: &[(&str, bool)]) -> Vec<String> {
         }
         std::cmp::Ordering::Equal
     });
-    v.iter().map(|o| o["userName"].as_str().unwrap_or("").to_owned()).collect()
+    v.iter()
+        .map(|o| o["userName"].as_str().unwrap_or("").to_owned())
+        .collect()
 }
 
 /// `_sortKeys`, unpaged and paged (keyset paging on a non-unique sort key).
@@ -369,8 +448,16 @@ pub async fn sorting(set: &dyn ObjectSet, seeded: &[Value]) {
         ..QueryRequest::default()
     };
     let page = set.query(&request).await.expect("sorted query");
-    let got: Vec<String> = page.results.iter().map(|o| suite_view(o)["userName"].as_str().unwrap_or("").to_owned()).collect();
-    assert_eq!(got, sorted_user_names(seeded, &[("userName", false)]), "_sortKeys=-userName");
+    let got: Vec<String> = page
+        .results
+        .iter()
+        .map(|o| suite_view(o)["userName"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        got,
+        sorted_user_names(seeded, &[("userName", false)]),
+        "_sortKeys=-userName"
+    );
 
     let mut request = QueryRequest {
         sort_keys: SortKey::parse_list("sn,-userName"),
@@ -380,12 +467,19 @@ pub async fn sorting(set: &dyn ObjectSet, seeded: &[Value]) {
     let mut got = Vec::new();
     loop {
         let page = set.query(&request).await.expect("sorted paged query");
-        got.extend(page.results.iter().map(|o| suite_view(o)["userName"].as_str().unwrap_or("").to_owned()));
+        got.extend(
+            page.results
+                .iter()
+                .map(|o| suite_view(o)["userName"].as_str().unwrap_or("").to_owned()),
+        );
         match page.cookie {
             Some(c) => request.cookie = Some(c),
             None => break,
         }
-        assert!(got.len() <= seeded.len(), "sorted paging does not terminate");
+        assert!(
+            got.len() <= seeded.len(),
+            "sorted paging does not terminate"
+        );
     }
     assert_eq!(
         got,

@@ -2,7 +2,7 @@
 //! PostgreSQL and MariaDB (created with a unique name, dropped at the end, even when the test
 //! fails) and SQLite files in a temp dir. A server that is not running fails the test loudly.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // Shared by several test binaries; tests may unwrap.
 
 use futures::FutureExt;
 use idsync_connectors::sql::SqlConnector;
@@ -24,7 +24,9 @@ pub fn mysql_admin_url() -> String {
 
 /// The URL of another database on the same server as `admin`.
 fn with_database(admin: &str, db: &str) -> String {
-    let (base, _) = admin.rsplit_once('/').expect("admin URL has a database path");
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("admin URL has a database path");
     format!("{base}/{db}")
 }
 
@@ -83,11 +85,17 @@ where
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL must run at {admin}: {e}"));
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let url = with_database(&admin, &name);
     let failure = run_guarded(async {
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-        sqlx::query(AssertSqlSafe(accounts_ddl('"'))).execute(&mut c).await.unwrap();
+        sqlx::query(AssertSqlSafe(accounts_ddl('"')))
+            .execute(&mut c)
+            .await
+            .unwrap();
         c.close().await.unwrap();
         body(url.clone()).await;
     })
@@ -112,17 +120,29 @@ where
     let mut conn = sqlx::MySqlConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("MariaDB must run at {admin}: {e}"));
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let url = with_database(&admin, &name);
     let failure = run_guarded(async {
         let mut c = sqlx::MySqlConnection::connect(&url).await.unwrap();
-        sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES'").execute(&mut c).await.unwrap();
-        sqlx::query(AssertSqlSafe(accounts_ddl('`'))).execute(&mut c).await.unwrap();
+        sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES'")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(AssertSqlSafe(accounts_ddl('`')))
+            .execute(&mut c)
+            .await
+            .unwrap();
         c.close().await.unwrap();
         body(url.clone()).await;
     })
     .await;
-    sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     if let Some(p) = failure {
         std::panic::resume_unwind(p);
     }
@@ -137,9 +157,14 @@ where
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("accounts.db");
     let url = format!("sqlite:{}", path.display());
-    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
     let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-    sqlx::query(AssertSqlSafe(accounts_ddl('"'))).execute(&mut c).await.unwrap();
+    sqlx::query(AssertSqlSafe(accounts_ddl('"')))
+        .execute(&mut c)
+        .await
+        .unwrap();
     c.close().await.unwrap();
     body(url).await;
 }
