@@ -259,11 +259,18 @@ fn load(dir: &Path, env: &dyn Fn(&str) -> Option<String>, sink: &mut Sink) -> Op
             let Some(path) = raw.get(key).and_then(Value::as_str) else {
                 continue;
             };
-            if let Ok(parsed) = idsync_core::ResourcePath::parse(path)
+            let pointer = format!("{ptr}/{key}");
+            let reported = sink
+                .errors
+                .iter()
+                .any(|d| &d.file == file && d.pointer == pointer);
+            if !reported
+                && let Ok(parsed) = idsync_core::ResourcePath::parse(path)
                 && let Some(msg) =
                     crate::crossref::unknown_collection(&parsed, &connectors, &managed_types)
             {
-                sink.errors.push(Diagnostic::new(file.clone(), format!("{ptr}/{key}"), msg));
+                sink.errors
+                    .push(Diagnostic::new(file.clone(), pointer, msg));
             }
         }
     }
