@@ -82,7 +82,11 @@ impl Engine {
     pub async fn evict_finished_runs(&self) -> EngineResult<()> {
         let ids: Vec<String> = self.lock_runs()?.keys().cloned().collect();
         for id in ids {
-            let done = self.repo.get_run(&id).await?.is_none_or(|r| r.stage.is_completed());
+            let done = self
+                .repo
+                .get_run(&id)
+                .await?
+                .is_none_or(|r| r.stage.is_completed());
             if done {
                 self.forget_run(&id);
             }
@@ -91,7 +95,9 @@ impl Engine {
     }
 
     fn lock_runs(&self) -> EngineResult<std::sync::MutexGuard<'_, HashMap<String, Arc<RunCtx>>>> {
-        self.runs.lock().map_err(|_| EngineError::Internal("run cache lock poisoned".into()))
+        self.runs
+            .lock()
+            .map_err(|_| EngineError::Internal("run cache lock poisoned".into()))
     }
 
     pub(crate) fn wake_workers(&self) {

@@ -25,29 +25,55 @@ impl LinkView {
         };
         let definer = project.mapping(&link_type).unwrap_or(m);
         // The definer's flags describe its own source and target; swap them for a reverse view.
-        let (def_src, def_tgt) =
-            (definer.source_ids_case_sensitive, definer.target_ids_case_sensitive);
-        let (source_case_sensitive, target_case_sensitive) =
-            if reversed { (def_tgt, def_src) } else { (def_src, def_tgt) };
-        Self { link_type, reversed, source_case_sensitive, target_case_sensitive }
+        let (def_src, def_tgt) = (
+            definer.source_ids_case_sensitive,
+            definer.target_ids_case_sensitive,
+        );
+        let (source_case_sensitive, target_case_sensitive) = if reversed {
+            (def_tgt, def_src)
+        } else {
+            (def_src, def_tgt)
+        };
+        Self {
+            link_type,
+            reversed,
+            source_case_sensitive,
+            target_case_sensitive,
+        }
     }
 
     pub fn norm_source(&self, id: &str) -> String {
-        if self.source_case_sensitive { id.to_string() } else { id.to_lowercase() }
+        if self.source_case_sensitive {
+            id.to_string()
+        } else {
+            id.to_lowercase()
+        }
     }
 
     pub fn norm_target(&self, id: &str) -> String {
-        if self.target_case_sensitive { id.to_string() } else { id.to_lowercase() }
+        if self.target_case_sensitive {
+            id.to_string()
+        } else {
+            id.to_lowercase()
+        }
     }
 
     /// This mapping's source id of a link.
     pub fn source_id<'a>(&self, l: &'a Link) -> &'a str {
-        if self.reversed { &l.second_id } else { &l.first_id }
+        if self.reversed {
+            &l.second_id
+        } else {
+            &l.first_id
+        }
     }
 
     /// This mapping's target id of a link.
     pub fn target_id<'a>(&self, l: &'a Link) -> &'a str {
-        if self.reversed { &l.first_id } else { &l.second_id }
+        if self.reversed {
+            &l.first_id
+        } else {
+            &l.second_id
+        }
     }
 
     /// A new link record between a source and a target of this mapping.

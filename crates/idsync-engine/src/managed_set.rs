@@ -21,7 +21,10 @@ pub struct ManagedObjectSet {
 
 impl ManagedObjectSet {
     pub fn new(repo: Arc<dyn Repository>, object_type: impl Into<String>) -> Self {
-        Self { repo, object_type: object_type.into() }
+        Self {
+            repo,
+            object_type: object_type.into(),
+        }
     }
 
     pub fn object_type(&self) -> &str {
@@ -52,25 +55,43 @@ pub fn new_id() -> String {
 #[async_trait]
 impl ObjectSet for ManagedObjectSet {
     async fn get(&self, id: &str) -> ConnectorResult<Option<Value>> {
-        self.repo.get_object(&self.object_type, id).await.map_err(repo_to_connector)
+        self.repo
+            .get_object(&self.object_type, id)
+            .await
+            .map_err(repo_to_connector)
     }
 
     async fn get_many(&self, ids: &[String]) -> ConnectorResult<Vec<Value>> {
-        self.repo.get_objects(&self.object_type, ids).await.map_err(repo_to_connector)
+        self.repo
+            .get_objects(&self.object_type, ids)
+            .await
+            .map_err(repo_to_connector)
     }
 
     async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
-        self.repo.query_objects(&self.object_type, request).await.map_err(repo_to_connector)
+        self.repo
+            .query_objects(&self.object_type, request)
+            .await
+            .map_err(repo_to_connector)
     }
 
     async fn count(&self) -> ConnectorResult<Option<u64>> {
-        self.repo.count_objects(&self.object_type, None).await.map(Some).map_err(repo_to_connector)
+        self.repo
+            .count_objects(&self.object_type, None)
+            .await
+            .map(Some)
+            .map_err(repo_to_connector)
     }
 
     async fn create(&self, id: Option<&str>, mut object: Value) -> ConnectorResult<Value> {
         let id = id
             .map(str::to_string)
-            .or_else(|| object.get("_id").and_then(Value::as_str).map(str::to_string))
+            .or_else(|| {
+                object
+                    .get("_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(new_id);
         if let Some(o) = object.as_object_mut() {
             o.insert("_id".into(), Value::String(id.clone()));
@@ -82,7 +103,9 @@ impl ObjectSet for ManagedObjectSet {
             value: object,
         });
         self.repo.commit(changes).await.map_err(repo_to_connector)?;
-        self.get(&id).await?.ok_or_else(|| ConnectorError::Internal(format!("{id} vanished")))
+        self.get(&id)
+            .await?
+            .ok_or_else(|| ConnectorError::Internal(format!("{id} vanished")))
     }
 
     async fn update(&self, id: &str, rev: Option<&str>, object: Value) -> ConnectorResult<Value> {
@@ -93,13 +116,18 @@ impl ObjectSet for ManagedObjectSet {
             value: object,
         });
         self.repo.commit(changes).await.map_err(repo_to_connector)?;
-        self.get(id).await?.ok_or_else(|| ConnectorError::NotFound(id.to_string()))
+        self.get(id)
+            .await?
+            .ok_or_else(|| ConnectorError::NotFound(id.to_string()))
     }
 
     async fn delete(&self, id: &str, rev: Option<&str>) -> ConnectorResult<Option<Value>> {
         let old = self.get(id).await?;
         if old.is_none() {
-            return Err(ConnectorError::NotFound(format!("managed/{}/{id}", self.object_type)));
+            return Err(ConnectorError::NotFound(format!(
+                "managed/{}/{id}",
+                self.object_type
+            )));
         }
         let changes = ChangeSet::new().with(Op::DeleteObject {
             object_type: self.object_type.clone(),

@@ -24,7 +24,11 @@ impl Resources {
         connectors: BTreeMap<String, Arc<dyn Connector>>,
     ) -> Self {
         let managed_types = project.managed.iter().map(|m| m.name.clone()).collect();
-        Self { repo, connectors, managed_types }
+        Self {
+            repo,
+            connectors,
+            managed_types,
+        }
     }
 
     pub fn connector(&self, name: &str) -> EngineResult<&Arc<dyn Connector>> {
@@ -46,14 +50,19 @@ impl Resources {
                         "no managed object type \"{object_type}\" in managed.json"
                     )));
                 }
-                Ok(Arc::new(ManagedObjectSet::new(self.repo.clone(), object_type.clone())))
+                Ok(Arc::new(ManagedObjectSet::new(
+                    self.repo.clone(),
+                    object_type.clone(),
+                )))
             }
-            ResourcePath::System { connector, object_type, .. } => {
-                Ok(self.connector(connector)?.object_set(object_type)?)
-            }
-            ResourcePath::Link { .. } => {
-                Err(EngineError::BadRequest("repo/link is not a mapping source or target".into()))
-            }
+            ResourcePath::System {
+                connector,
+                object_type,
+                ..
+            } => Ok(self.connector(connector)?.object_set(object_type)?),
+            ResourcePath::Link { .. } => Err(EngineError::BadRequest(
+                "repo/link is not a mapping source or target".into(),
+            )),
         }
     }
 }

@@ -30,7 +30,11 @@ pub async fn run_worker(
             p = slots.clone().acquire_owned() => p.map_err(|e| crate::EngineError::Internal(e.to_string()))?,
             _ = stop.changed() => break,
         };
-        let claimed = match engine.repo.claim_next(&kinds, &engine.node_id, engine.lease).await {
+        let claimed = match engine
+            .repo
+            .claim_next(&kinds, &engine.node_id, engine.lease)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming a job failed; retrying");
@@ -69,7 +73,11 @@ pub async fn run_worker(
     Ok(())
 }
 
-fn spawn_lease_renewal(engine: Arc<Engine>, job_id: String, token: i64) -> tokio::task::JoinHandle<()> {
+fn spawn_lease_renewal(
+    engine: Arc<Engine>,
+    job_id: String,
+    token: i64,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = engine.lease / 3;
         loop {

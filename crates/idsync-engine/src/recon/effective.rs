@@ -75,7 +75,11 @@ impl EffectiveRecon {
         };
         let clustered = m.clustered_source_recon_enabled;
         let source_page_size = if clustered || m.recon_source_query_paging {
-            let default = if clustered { DEFAULT_CLUSTERED_PAGE_SIZE } else { DEFAULT_PAGE_SIZE };
+            let default = if clustered {
+                DEFAULT_CLUSTERED_PAGE_SIZE
+            } else {
+                DEFAULT_PAGE_SIZE
+            };
             Some(m.recon_source_query_page_size.unwrap_or(default) as usize)
         } else {
             None
@@ -98,10 +102,8 @@ impl EffectiveRecon {
             run_target_phase,
             allow_empty_source_set: bool_override("allowEmptySourceSet")?
                 .unwrap_or(m.allow_empty_source_set),
-            source_full_entry: bool_override("sourceQueryFullEntry")?
-                .or(m.source_query_full_entry),
-            target_full_entry: bool_override("targetQueryFullEntry")?
-                .or(m.target_query_full_entry),
+            source_full_entry: bool_override("sourceQueryFullEntry")?.or(m.source_query_full_entry),
+            target_full_entry: bool_override("targetQueryFullEntry")?.or(m.target_query_full_entry),
             source_page_size,
             target_page_size,
             task_threads: m.task_threads as usize,
@@ -182,11 +184,20 @@ fn set_query(
     if let Some(fields) = cfg.get("_fields") {
         let list: Vec<String> = match fields {
             Value::String(s) => s.split(',').map(|f| f.trim().to_string()).collect(),
-            Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
-            other => return Err(bad(format!("_fields must be a string or a list, not {other}"))),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            other => {
+                return Err(bad(format!(
+                    "_fields must be a string or a list, not {other}"
+                )));
+            }
         };
         let list: Vec<String> = list.into_iter().filter(|f| !f.is_empty()).collect();
-        ids_only = list.iter().all(|f| f == "_id" || f == "/_id" || f == "_rev");
+        ids_only = list
+            .iter()
+            .all(|f| f == "_id" || f == "/_id" || f == "_rev");
         request.fields = Some(list.iter().map(|f| JsonPointer::parse(f)).collect());
         shown.insert("_fields".into(), fields.clone());
     }
@@ -194,7 +205,12 @@ fn set_query(
         request.sort_keys = SortKey::parse_list(keys);
         shown.insert("_sortKeys".into(), json!(keys));
     }
-    Ok(SetQuery { resource, request, shown: Value::Object(shown), ids_only })
+    Ok(SetQuery {
+        resource,
+        request,
+        shown: Value::Object(shown),
+        ids_only,
+    })
 }
 
 /// IDM's full-entry autodetection (reference §1.1, `ReconTypeBase.hasFullEntry`): an entry is
@@ -213,8 +229,12 @@ mod tests {
 
     #[test]
     fn full_entry_autodetection_follows_idm() {
-        assert!(!looks_full(&json!({"_id": "1", "_rev": "1", "a": 1, "b": 2})));
-        assert!(looks_full(&json!({"_id": "1", "_rev": "1", "a": 1, "b": 2, "c": 3})));
+        assert!(!looks_full(
+            &json!({"_id": "1", "_rev": "1", "a": 1, "b": 2})
+        ));
+        assert!(looks_full(
+            &json!({"_id": "1", "_rev": "1", "a": 1, "b": 2, "c": 3})
+        ));
         assert!(looks_full(&json!({"_id": "1", "a": 1, "b": 2, "c": 3})));
         assert!(!looks_full(&json!({"a": 1, "b": 2})));
     }
@@ -224,7 +244,10 @@ mod tests {
         let r = ResourcePath::parse("system/hr/account").unwrap();
         let q = set_query(None, &r, "system/hr/account", false).unwrap();
         assert!(!q.ids_only);
-        assert_eq!(q.shown, json!({"resourceName": "system/hr/account", "_queryFilter": "true"}));
+        assert_eq!(
+            q.shown,
+            json!({"resourceName": "system/hr/account", "_queryFilter": "true"})
+        );
         let cfg = json!({"_queryId": "query-all-ids"});
         let q = set_query(cfg.as_object(), &r, "system/hr/account", false).unwrap();
         assert!(q.ids_only);

@@ -71,8 +71,18 @@ impl SafetyGuard {
     /// Takes one unit of the action's allowance; `Err(message)` when the limit is reached.
     pub fn admit(&self, action: Action) -> Result<(), String> {
         let (max, counter, name, describe) = match action {
-            Action::Delete => (self.max_deletes, &self.deletes, "maxDeletes", &self.describe_deletes),
-            Action::Unlink => (self.max_unlinks, &self.unlinks, "maxUnlinks", &self.describe_unlinks),
+            Action::Delete => (
+                self.max_deletes,
+                &self.deletes,
+                "maxDeletes",
+                &self.describe_deletes,
+            ),
+            Action::Unlink => (
+                self.max_unlinks,
+                &self.unlinks,
+                "maxUnlinks",
+                &self.describe_unlinks,
+            ),
             Action::Create
             | Action::Update
             | Action::Link

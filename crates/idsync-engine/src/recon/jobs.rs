@@ -46,7 +46,12 @@ pub fn source_job(run_id: &str, page: u64, cookie: Option<String>) -> Job {
 /// so scheduling it twice is harmless.
 fn singleton_job(kind: &str, run_id: &str) -> Job {
     let name = kind.trim_start_matches("recon.");
-    Job::new(format!("{run_id}/{name}"), kind, Some(run_id.to_string()), json!({"run": run_id}))
+    Job::new(
+        format!("{run_id}/{name}"),
+        kind,
+        Some(run_id.to_string()),
+        json!({"run": run_id}),
+    )
 }
 
 pub fn finish_job(run_id: &str) -> Job {
@@ -107,7 +112,12 @@ async fn recheck_later(engine: &Engine, job: &ClaimedJob) -> EngineResult<()> {
 }
 
 /// Enqueues a source page job and counts it as scheduled, in one commit.
-pub fn schedule_page_ops(run_id: &str, node_id: &str, page: u64, cookie: Option<String>) -> Vec<Op> {
+pub fn schedule_page_ops(
+    run_id: &str,
+    node_id: &str,
+    page: u64,
+    cookie: Option<String>,
+) -> Vec<Op> {
     vec![
         Op::EnqueueJob(source_job(run_id, page, cookie)),
         track_op(run_id, node_id, track::PAGES_SCHEDULED),
@@ -129,7 +139,11 @@ pub async fn schedule(engine: &Engine, fence: Option<(&str, i64)>, job: Job) -> 
 }
 
 /// Commits scheduling ops (an enqueue and its tracking) on their own.
-async fn schedule_ops(engine: &Engine, fence: Option<(&str, i64)>, ops: Vec<Op>) -> EngineResult<()> {
+async fn schedule_ops(
+    engine: &Engine,
+    fence: Option<(&str, i64)>,
+    ops: Vec<Op>,
+) -> EngineResult<()> {
     let mut cs = match fence {
         Some((id, token)) => ChangeSet::fenced(id, token),
         None => ChangeSet::new(),
@@ -187,7 +201,13 @@ pub async fn fail_run(engine: &Engine, run_id: &str, message: &str) -> EngineRes
         if run.message.is_none() {
             engine
                 .repo
-                .update_run(run_id, &RunUpdate { message: Some(message.to_string()), ..Default::default() })
+                .update_run(
+                    run_id,
+                    &RunUpdate {
+                        message: Some(message.to_string()),
+                        ..Default::default()
+                    },
+                )
                 .await?;
         }
     }
@@ -199,7 +219,14 @@ async fn set_stage(engine: &Engine, run: &RunRecord, stage: ReconStage) -> Engin
     if next != run.stage {
         engine
             .repo
-            .update_run(&run.id, &RunUpdate { stage: Some(next), state: Some(next.state()), ..Default::default() })
+            .update_run(
+                &run.id,
+                &RunUpdate {
+                    stage: Some(next),
+                    state: Some(next.state()),
+                    ..Default::default()
+                },
+            )
             .await?;
     }
     Ok(())
@@ -214,8 +241,15 @@ fn chunk_ops(ctx: &RunCtx, out: ChunkOutput, extra: StatsDelta) -> EngineResult<
     // Claimed target ids feed the target phase; a dry run registers them too (the registry is
     // bookkeeping, not a write to any system), so its target phase plans the right objects.
     if ctx.eff.run_target_phase && !out.claimed.is_empty() {
-        let ids: HashSet<String> = out.claimed.iter().map(|i| ctx.links.norm_target(i)).collect();
-        ops.push(Op::RegisterTargetIds { run_id: ctx.run_id.clone(), ids: ids.into_iter().collect() });
+        let ids: HashSet<String> = out
+            .claimed
+            .iter()
+            .map(|i| ctx.links.norm_target(i))
+            .collect();
+        ops.push(Op::RegisterTargetIds {
+            run_id: ctx.run_id.clone(),
+            ids: ids.into_iter().collect(),
+        });
     }
     let mut stats = out.stats;
     stats.merge(extra);
@@ -227,7 +261,11 @@ fn chunk_ops(ctx: &RunCtx, out: ChunkOutput, extra: StatsDelta) -> EngineResult<
         stats.into_counters(&mut ext)
     };
     if !counters.is_empty() {
-        ops.push(Op::AddRunCounters { run_id: ctx.run_id.clone(), node_id: ctx.node_id.clone(), counters });
+        ops.push(Op::AddRunCounters {
+            run_id: ctx.run_id.clone(),
+            node_id: ctx.node_id.clone(),
+            counters,
+        });
     }
     Ok(ops)
 }
@@ -249,7 +287,9 @@ async fn commit_chunk(
 }
 
 fn complete(job: &ClaimedJob) -> Op {
-    Op::CompleteJob { job_id: job.job.id.clone() }
+    Op::CompleteJob {
+        job_id: job.job.id.clone(),
+    }
 }
 
 async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> EngineResult<()> {
@@ -261,8 +301,18 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
         return schedule(engine, None, finish_job(run_id)).await;
     }
     let ctx = engine.run_ctx(&run).await?;
-    let page_no = job.job.payload.get("page").and_then(Value::as_u64).unwrap_or(1);
-    let cookie = job.job.payload.get("cookie").and_then(Value::as_str).map(str::to_string);
+    let page_no = job
+        .job
+        .payload
+        .get("page")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let cookie = job
+        .job
+        .payload
+        .get("cookie")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let mut extra = StatsDelta::default();
     if page_no == 1 {
         set_stage(engine, &run, ReconStage::ActiveQueryEntries).await?;
@@ -280,7 +330,11 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
             req.page_size = ctx.eff.source_page_size;
             req.cookie = cookie;
             let page = ctx.source_set.query(&req).await?;
-            let next = if ctx.eff.source_page_size.is_some() { page.cookie } else { None };
+            let next = if ctx.eff.source_page_size.is_some() {
+                page.cookie
+            } else {
+                None
+            };
             (page.results, next)
         }
     };
@@ -288,7 +342,10 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
     if page_no == 1 && entries.is_empty() && !ctx.eff.allow_empty_source_set {
         let msg = "the source set is empty and allowEmptySourceSet is false".to_string();
         tracing::warn!(run = run_id, "{msg}");
-        let tail = vec![complete(job), track_op(run_id, &engine.node_id, track::PAGES_DONE)];
+        let tail = vec![
+            complete(job),
+            track_op(run_id, &engine.node_id, track::PAGES_DONE),
+        ];
         commit_chunk(engine, job, &ctx, ChunkOutput::default(), extra, tail).await?;
         return fail_run(engine, run_id, &msg).await;
     }
@@ -302,14 +359,25 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
     let full = ctx.eff.source_full_entry.unwrap_or_else(|| {
         !ctx.eff.source.ids_only && entries.first().is_some_and(super::effective::looks_full)
     });
-    let items: Vec<Item> = entries.into_iter().filter_map(|e| Item::source_from(e, full)).collect();
+    let items: Vec<Item> = entries
+        .into_iter()
+        .filter_map(|e| Item::source_from(e, full))
+        .collect();
     let last_page = next_cookie.is_none();
     // A paged query commits per page; an unpaged one per chunk, so a huge unpaged source never
     // holds all its writes at once.
-    let chunk = if ctx.eff.source_page_size.is_some() { items.len().max(1) } else { CHUNK };
+    let chunk = if ctx.eff.source_page_size.is_some() {
+        items.len().max(1)
+    } else {
+        CHUNK
+    };
     let mut remaining = items;
     loop {
-        let rest = if remaining.len() > chunk { remaining.split_off(chunk) } else { Vec::new() };
+        let rest = if remaining.len() > chunk {
+            remaining.split_off(chunk)
+        } else {
+            Vec::new()
+        };
         let out = process(engine, &ctx, remaining).await?;
         let abort = out.abort.clone();
         let stopped = abort.is_some() || ctx.is_canceled();
@@ -343,7 +411,11 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
 
 /// The run's totals, counted once by the first page: source and target totals and the link
 /// count (reference §3.4: `total` is the true total when known, `"?"` otherwise).
-async fn first_page_totals(engine: &Engine, ctx: &RunCtx, extra: &mut StatsDelta) -> EngineResult<()> {
+async fn first_page_totals(
+    engine: &Engine,
+    ctx: &RunCtx,
+    extra: &mut StatsDelta,
+) -> EngineResult<()> {
     if ctx.opts.source_id.is_some() {
         extra.add(keys::SOURCE_TOTAL, 1);
     } else if ctx.eff.source.request.filter.is_none() {
@@ -379,12 +451,25 @@ async fn source_done(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
         singleton_job(KIND_TARGET, run_id)
     };
     if let Some(min) = ctx.guard.min_source_size {
-        let seen = counters.totals.get(keys::SOURCE_PROCESSED).copied().unwrap_or(0);
+        let seen = counters
+            .totals
+            .get(keys::SOURCE_PROCESSED)
+            .copied()
+            .unwrap_or(0);
         if (seen as u64) < min && !run.cancel_requested {
             let msg = format!(
                 "safety limit minSourceSize ({min}) not met: the source phase saw {seen} source objects; no target-phase action ran"
             );
-            engine.repo.update_run(run_id, &RunUpdate { message: Some(msg), ..Default::default() }).await?;
+            engine
+                .repo
+                .update_run(
+                    run_id,
+                    &RunUpdate {
+                        message: Some(msg),
+                        ..Default::default()
+                    },
+                )
+                .await?;
             next = finish_job(run_id);
         }
     }
@@ -415,9 +500,16 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
         let engine = engine.clone();
         let ctx = ctx.clone();
         async move {
-            let ids: Vec<String> = batch.iter().map(|(i, _)| ctx.links.norm_target(i)).collect();
-            let unclaimed: HashSet<String> =
-                engine.repo.unclaimed_target_ids(&ctx.run_id, &ids).await?.into_iter().collect();
+            let ids: Vec<String> = batch
+                .iter()
+                .map(|(i, _)| ctx.links.norm_target(i))
+                .collect();
+            let unclaimed: HashSet<String> = engine
+                .repo
+                .unclaimed_target_ids(&ctx.run_id, &ids)
+                .await?
+                .into_iter()
+                .collect();
             let items: Vec<Item> = batch
                 .into_iter()
                 .filter(|(i, _)| unclaimed.contains(&ctx.links.norm_target(i)))
@@ -435,7 +527,10 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
                 if batch.len() >= CHUNK {
                     let out = flush(std::mem::take(&mut batch)).await?;
                     stopped = out.abort.is_some() || ctx.is_canceled();
-                    if let Some(msg) = commit_chunk(engine, job, &ctx, out, std::mem::take(&mut t_total), vec![]).await? {
+                    if let Some(msg) =
+                        commit_chunk(engine, job, &ctx, out, std::mem::take(&mut t_total), vec![])
+                            .await?
+                    {
                         complete_only(engine, job, run_id).await?;
                         return fail_run(engine, run_id, &msg).await;
                     }
@@ -461,7 +556,10 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
                 if batch.len() >= CHUNK || page.cookie.is_none() {
                     let out = flush(std::mem::take(&mut batch)).await?;
                     stopped = out.abort.is_some() || ctx.is_canceled();
-                    if let Some(msg) = commit_chunk(engine, job, &ctx, out, std::mem::take(&mut t_total), vec![]).await? {
+                    if let Some(msg) =
+                        commit_chunk(engine, job, &ctx, out, std::mem::take(&mut t_total), vec![])
+                            .await?
+                    {
                         complete_only(engine, job, run_id).await?;
                         return fail_run(engine, run_id, &msg).await;
                     }
@@ -473,8 +571,15 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
             }
         }
     }
-    let out = if stopped { ChunkOutput::default() } else { flush(std::mem::take(&mut batch)).await? };
-    let tail = vec![complete(job), track_op(run_id, &engine.node_id, track::TARGET_DONE)];
+    let out = if stopped {
+        ChunkOutput::default()
+    } else {
+        flush(std::mem::take(&mut batch)).await?
+    };
+    let tail = vec![
+        complete(job),
+        track_op(run_id, &engine.node_id, track::TARGET_DONE),
+    ];
     let abort = commit_chunk(engine, job, &ctx, out, t_total, tail).await?;
     if let Some(msg) = abort {
         return fail_run(engine, run_id, &msg).await;
@@ -498,7 +603,9 @@ async fn finish(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> EngineR
     }
     set_stage(engine, &run, ReconStage::ActiveProcessingResults).await?;
     let counters = engine.repo.run_counters(run_id).await?;
-    let counters = RunCounters { by_node: counters.by_node };
+    let counters = RunCounters {
+        by_node: counters.by_node,
+    };
     let mut message = run.message.clone();
     let ended = Utc::now();
     // The result script runs on every path: success, failure and cancel (reference §1.1).
@@ -550,13 +657,19 @@ async fn finish(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> EngineR
             "messageDetail": summary,
         }),
     };
-    let cs = ChangeSet::fenced(&job.job.id, job.token).with(Op::AppendAudit(audit)).with(complete(job));
+    let cs = ChangeSet::fenced(&job.job.id, job.token)
+        .with(Op::AppendAudit(audit))
+        .with(complete(job));
     engine.repo.commit(cs).await?;
     engine.repo.update_run(run_id, &update).await?;
     engine.repo.delete_registry(run_id).await?;
     engine.repo.prune_runs(&run.mapping, 100).await?;
     engine.forget_run(run_id);
-    tracing::info!(run = run_id, state = stage.state().as_str(), "reconciliation finished");
+    tracing::info!(
+        run = run_id,
+        state = stage.state().as_str(),
+        "reconciliation finished"
+    );
     Ok(())
 }
 
@@ -564,7 +677,12 @@ async fn finish(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> EngineR
 fn result_stats(run: &RunRecord, c: &RunCounters, ended: chrono::DateTime<Utc>) -> Value {
     let situations: serde_json::Map<String, Value> = idsync_core::Situation::ALL
         .iter()
-        .map(|s| (s.as_str().to_string(), json!({"count": c.total(&keys::situation(*s)), "ids": []})))
+        .map(|s| {
+            (
+                s.as_str().to_string(),
+                json!({"count": c.total(&keys::situation(*s)), "ids": []}),
+            )
+        })
         .collect();
     json!({
         "global": {

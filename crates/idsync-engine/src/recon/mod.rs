@@ -18,7 +18,9 @@ use crate::managed_set::new_id;
 use chrono::Utc;
 use effective::{EffectiveRecon, ReconOptions};
 use idsync_core::{ReconStage, ReconState};
-use idsync_repo::{AuditEntry, AuditKind, ChangeSet, ConflictKind, Op, RepoError, RunRecord, RunUpdate};
+use idsync_repo::{
+    AuditEntry, AuditKind, ChangeSet, ConflictKind, Op, RepoError, RunRecord, RunUpdate,
+};
 use serde_json::{Value, json};
 use stats::RunCounters;
 use summary::{SummaryHead, build_summary};
@@ -58,8 +60,14 @@ impl Engine {
         };
         match self.repo.create_run(&run).await {
             Ok(()) => {}
-            Err(RepoError::Conflict(ConflictKind::ActiveRun { mapping, active_run_id })) => {
-                return Err(EngineError::ActiveRun { mapping, run_id: active_run_id });
+            Err(RepoError::Conflict(ConflictKind::ActiveRun {
+                mapping,
+                active_run_id,
+            })) => {
+                return Err(EngineError::ActiveRun {
+                    mapping,
+                    run_id: active_run_id,
+                });
             }
             Err(e) => return Err(e.into()),
         }
@@ -79,7 +87,8 @@ impl Engine {
             }),
         };
         let mut cs = ChangeSet::new().with(Op::AppendAudit(start));
-        cs.ops.extend(jobs::schedule_page_ops(&run_id, &self.node_id, 1, None));
+        cs.ops
+            .extend(jobs::schedule_page_ops(&run_id, &self.node_id, 1, None));
         self.repo.commit(cs).await?;
         self.wake_workers();
         tracing::info!(run = %run_id, mapping, analyze = opts.analyze, "reconciliation started");
@@ -98,7 +107,13 @@ impl Engine {
         if self.repo.request_cancel(run_id).await? {
             let stage = run.stage.transition(ReconStage::ActiveCanceling, true);
             self.repo
-                .update_run(run_id, &RunUpdate { stage: Some(stage), ..Default::default() })
+                .update_run(
+                    run_id,
+                    &RunUpdate {
+                        stage: Some(stage),
+                        ..Default::default()
+                    },
+                )
                 .await?;
             jobs::schedule(self, None, jobs::finish_job(run_id)).await?;
         }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use idsync_connectors::ConnectorError;
 use idsync_core::{Action, JsonPointer, QueryRequest, Situation};
 use idsync_mapping::{
-    Assessment, CorrelationOutcome, Correlation, DecisionContext, HookContext, LinkedSource,
+    Assessment, Correlation, CorrelationOutcome, DecisionContext, HookContext, LinkedSource,
     SourceFacts, SourceLink, TargetFacts, TargetState, assess_source, assess_target,
     correlation_skipped, is_full_object,
 };
@@ -94,7 +94,8 @@ impl<'a> Op1<'a> {
 }
 
 fn qualified(set: &str, id: &Option<String>) -> Value {
-    id.as_ref().map_or(Value::Null, |i| Value::String(format!("{set}/{i}")))
+    id.as_ref()
+        .map_or(Value::Null, |i| Value::String(format!("{set}/{i}")))
 }
 
 impl RunCtx {
@@ -131,7 +132,11 @@ impl RunCtx {
     /// Reads a target: the run's snapshot, the chunk's batch, or one read.
     async fn read_target(&self, look: &ChunkLookups, id: &str) -> EngineResult<Option<Value>> {
         let norm = self.links.norm_target(id);
-        if let Some(values) = self.target_snapshot.as_ref().and_then(|s| s.values.as_ref()) {
+        if let Some(values) = self
+            .target_snapshot
+            .as_ref()
+            .and_then(|s| s.values.as_ref())
+        {
             return Ok(values.get(&norm).cloned());
         }
         if let Some(snap) = &self.target_snapshot {
@@ -152,7 +157,11 @@ impl RunCtx {
         qualifier: &str,
     ) -> EngineResult<Option<(Vec<String>, HashMap<String, Value>)>> {
         let has = self.mapping.has_correlation(qualifier);
-        if correlation_skipped(has, self.target_count(), self.eff.correlate_empty_target_set) {
+        if correlation_skipped(
+            has,
+            self.target_count(),
+            self.eff.correlate_empty_target_set,
+        ) {
             return Ok(None);
         }
         let Some(c) = self.mapping.correlation(source, qualifier)? else {
@@ -161,7 +170,10 @@ impl RunCtx {
         let mut values = HashMap::new();
         let ids = match c {
             Correlation::Query(filter) => {
-                let page = self.target_set.query(&QueryRequest::with_filter(filter)).await?;
+                let page = self
+                    .target_set
+                    .query(&QueryRequest::with_filter(filter))
+                    .await?;
                 let mut ids = Vec::new();
                 for v in page.results {
                     if let Some(id) = v.get("_id").and_then(Value::as_str) {
@@ -262,7 +274,10 @@ impl RunCtx {
             Some(l) => {
                 let tid = self.links.target_id(l).to_string();
                 target = self.read_target(look, &tid).await?;
-                SourceLink::Linked { target_id: tid, target_exists: target.is_some() }
+                SourceLink::Linked {
+                    target_id: tid,
+                    target_exists: target.is_some(),
+                }
             }
             None => {
                 let t = Instant::now();
@@ -273,8 +288,7 @@ impl RunCtx {
                     Some((ids, mut values)) => {
                         let outcome = match <[String; 1]>::try_from(ids) {
                             Ok([tid]) => {
-                                let existing =
-                                    self.links.by_target(&engine.repo, q, &tid).await?;
+                                let existing = self.links.by_target(&engine.repo, q, &tid).await?;
                                 target = match values.remove(&tid) {
                                     Some(v) if is_full_object(&v) => Some(v),
                                     _ => self.read_target(look, &tid).await?,
@@ -292,13 +306,22 @@ impl RunCtx {
                 }
             }
         };
-        let assessment: Assessment = assess_source(&SourceFacts { qualifies, link: facts_link });
+        let assessment: Assessment = assess_source(&SourceFacts {
+            qualifies,
+            link: facts_link,
+        });
         op.situation = Some(assessment.situation);
         op.target_id = assessment.target_id.clone();
         op.ambiguous = assessment.ambiguous_target_ids.clone();
         op.had_target = target.is_some();
-        out.claimed.extend(assessment.claimed_target_ids().into_iter().map(str::to_string));
-        self.decide_and_act(Some(source), target, link, op, out, true).await
+        out.claimed.extend(
+            assessment
+                .claimed_target_ids()
+                .into_iter()
+                .map(str::to_string),
+        );
+        self.decide_and_act(Some(source), target, link, op, out, true)
+            .await
     }
 
     /// The target phase for one unclaimed target id, every qualifier (reference §2.3).
@@ -312,7 +335,10 @@ impl RunCtx {
         for q in &self.all_qualifiers {
             let mut op = Op1::new(q, "target");
             op.target_id = Some(target_id.to_string());
-            if let Err(e) = self.target_op(engine, preloaded.clone(), &mut op, out).await {
+            if let Err(e) = self
+                .target_op(engine, preloaded.clone(), &mut op, out)
+                .await
+            {
                 op.error = Some(e.to_string());
             }
             self.finish(op, false, out);
@@ -361,13 +387,19 @@ impl RunCtx {
                 source = self.source_set.get(&sid).await?;
                 match &source {
                     None => LinkedSource::Missing,
-                    Some(s) => LinkedSource::Exists { valid_source: self.mapping.valid_source(s, q)? },
+                    Some(s) => LinkedSource::Exists {
+                        valid_source: self.mapping.valid_source(s, q)?,
+                    },
                 }
             }
         };
-        let situation = assess_target(&TargetFacts { target: target_state, source: linked_source });
+        let situation = assess_target(&TargetFacts {
+            target: target_state,
+            source: linked_source,
+        });
         op.situation = Some(situation);
-        self.decide_and_act(source.as_ref(), target, link, op, out, false).await
+        self.decide_and_act(source.as_ref(), target, link, op, out, false)
+            .await
     }
 
     async fn decide_and_act(
@@ -379,7 +411,9 @@ impl RunCtx {
         out: &mut ChunkOutput,
         source_action: bool,
     ) -> EngineResult<()> {
-        let situation = op.situation.ok_or_else(|| EngineError::Internal("no situation".into()))?;
+        let situation = op
+            .situation
+            .ok_or_else(|| EngineError::Internal("no situation".into()))?;
         let t = Instant::now();
         let decision = self.mapping.decide(
             situation,
@@ -404,7 +438,8 @@ impl RunCtx {
                 return Ok(());
             }
         }
-        self.act(decision.action, source, target, link, op, out).await?;
+        self.act(decision.action, source, target, link, op, out)
+            .await?;
         let ctx = DecisionContext {
             source,
             target: None,
@@ -437,9 +472,8 @@ impl RunCtx {
         let analyze = self.opts.analyze;
         match action {
             Action::Create => {
-                let source = source.ok_or_else(|| {
-                    EngineError::Conflict("CREATE needs a source object".into())
-                })?;
+                let source = source
+                    .ok_or_else(|| EngineError::Conflict("CREATE needs a source object".into()))?;
                 if target.is_some() {
                     return Err(EngineError::Conflict("target object already exists".into()));
                 }
@@ -477,12 +511,18 @@ impl RunCtx {
                         EngineError::Conflict("UPDATE needs a source object".into())
                     })?;
                     let t = Instant::now();
-                    let plan = self.mapping.prepare_update(source, &current, &self.hook(op))?;
+                    let plan = self
+                        .mapping
+                        .prepare_update(source, &current, &self.hook(op))?;
                     out.stats.time("onUpdateScript", t.elapsed());
-                    op.target_effect =
-                        if plan.changed { TargetEffect::Updated } else { TargetEffect::Unchanged };
+                    op.target_effect = if plan.changed {
+                        TargetEffect::Updated
+                    } else {
+                        TargetEffect::Unchanged
+                    };
                     if plan.changed && !analyze {
-                        self.update_target(&tid, &current, plan.new_target, out).await?;
+                        self.update_target(&tid, &current, plan.new_target, out)
+                            .await?;
                     }
                     diff_out = Some(plan.diff);
                 }
@@ -490,9 +530,9 @@ impl RunCtx {
                     self.plan(op, diff_out, out);
                     return Ok(());
                 }
-                let linked_here = link
-                    .as_ref()
-                    .is_some_and(|l| self.links.norm_target(self.links.target_id(l)) == self.links.norm_target(&tid));
+                let linked_here = link.as_ref().is_some_and(|l| {
+                    self.links.norm_target(self.links.target_id(l)) == self.links.norm_target(&tid)
+                });
                 if self.config.enable_linking && !linked_here {
                     if let Some(s) = source {
                         self.write_link(s, &current, link.as_ref(), op, out)?;
@@ -501,7 +541,11 @@ impl RunCtx {
             }
             Action::Delete => {
                 if analyze {
-                    op.target_effect = if target.is_some() { TargetEffect::Deleted } else { TargetEffect::None };
+                    op.target_effect = if target.is_some() {
+                        TargetEffect::Deleted
+                    } else {
+                        TargetEffect::None
+                    };
                     self.plan(op, None, out);
                     return Ok(());
                 }
@@ -514,8 +558,15 @@ impl RunCtx {
                 }
                 if let Some(l) = link {
                     let null = Value::Null;
-                    self.mapping.on_unlink(source, target.as_ref().unwrap_or(&null), &self.hook(op))?;
-                    out.ops.push(Op::DeleteLink { id: l.id, expected_rev: None });
+                    self.mapping.on_unlink(
+                        source,
+                        target.as_ref().unwrap_or(&null),
+                        &self.hook(op),
+                    )?;
+                    out.ops.push(Op::DeleteLink {
+                        id: l.id,
+                        expected_rev: None,
+                    });
                 }
             }
             Action::Unlink => {
@@ -525,8 +576,15 @@ impl RunCtx {
                 }
                 if let Some(l) = link {
                     let null = Value::Null;
-                    self.mapping.on_unlink(source, target.as_ref().unwrap_or(&null), &self.hook(op))?;
-                    out.ops.push(Op::DeleteLink { id: l.id, expected_rev: None });
+                    self.mapping.on_unlink(
+                        source,
+                        target.as_ref().unwrap_or(&null),
+                        &self.hook(op),
+                    )?;
+                    out.ops.push(Op::DeleteLink {
+                        id: l.id,
+                        expected_rev: None,
+                    });
                 }
             }
             Action::Exception => {
@@ -556,15 +614,26 @@ impl RunCtx {
                 if let Some(o) = obj.as_object_mut() {
                     o.insert("_id".into(), Value::String(id.clone()));
                 }
-                out.ops.push(Op::CreateObject { object_type: object_type.clone(), id: id.clone(), value: obj.clone() });
+                out.ops.push(Op::CreateObject {
+                    object_type: object_type.clone(),
+                    id: id.clone(),
+                    value: obj.clone(),
+                });
                 Ok(id)
             }
             None => {
-                let created = self.target_set.create(given.as_deref(), obj.clone()).await?;
+                let created = self
+                    .target_set
+                    .create(given.as_deref(), obj.clone())
+                    .await?;
                 let id = created
                     .get("_id")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| EngineError::Connector(ConnectorError::Internal("created object has no _id".into())))?
+                    .ok_or_else(|| {
+                        EngineError::Connector(ConnectorError::Internal(
+                            "created object has no _id".into(),
+                        ))
+                    })?
                     .to_string();
                 *obj = created;
                 Ok(id)
@@ -579,14 +648,22 @@ impl RunCtx {
         mut new: Value,
         out: &mut ChunkOutput,
     ) -> EngineResult<()> {
-        let rev = current.get("_rev").and_then(Value::as_str).map(str::to_string);
+        let rev = current
+            .get("_rev")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let t = Instant::now();
         match &self.target_managed_type {
             Some(object_type) => {
                 if let Some(o) = new.as_object_mut() {
                     o.remove("_rev");
                 }
-                out.ops.push(Op::UpdateObject { object_type: object_type.clone(), id: id.to_string(), expected_rev: rev, value: new });
+                out.ops.push(Op::UpdateObject {
+                    object_type: object_type.clone(),
+                    id: id.to_string(),
+                    expected_rev: rev,
+                    value: new,
+                });
             }
             None => {
                 self.target_set.update(id, rev.as_deref(), new).await?;
@@ -596,12 +673,24 @@ impl RunCtx {
         Ok(())
     }
 
-    async fn delete_target(&self, id: &str, current: &Value, out: &mut ChunkOutput) -> EngineResult<()> {
-        let rev = current.get("_rev").and_then(Value::as_str).map(str::to_string);
+    async fn delete_target(
+        &self,
+        id: &str,
+        current: &Value,
+        out: &mut ChunkOutput,
+    ) -> EngineResult<()> {
+        let rev = current
+            .get("_rev")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let t = Instant::now();
         match &self.target_managed_type {
             Some(object_type) => {
-                out.ops.push(Op::DeleteObject { object_type: object_type.clone(), id: id.to_string(), expected_rev: rev });
+                out.ops.push(Op::DeleteObject {
+                    object_type: object_type.clone(),
+                    id: id.to_string(),
+                    expected_rev: rev,
+                });
             }
             None => match self.target_set.delete(id, rev.as_deref()).await {
                 Ok(_) | Err(ConnectorError::NotFound(_)) => {}
@@ -632,7 +721,10 @@ impl RunCtx {
             Some(l) => {
                 link.id = l.id.clone();
                 link.rev = l.rev.clone();
-                out.ops.push(Op::UpdateLink { link, expected_rev: None });
+                out.ops.push(Op::UpdateLink {
+                    link,
+                    expected_rev: None,
+                });
             }
             None => {
                 out.ops.push(Op::CreateLink(link));
@@ -642,7 +734,12 @@ impl RunCtx {
         Ok(())
     }
 
-    fn plan(&self, op: &Op1<'_>, diff: Option<Vec<idsync_mapping::DiffEntry>>, out: &mut ChunkOutput) {
+    fn plan(
+        &self,
+        op: &Op1<'_>,
+        diff: Option<Vec<idsync_mapping::DiffEntry>>,
+        out: &mut ChunkOutput,
+    ) {
         if !self.opts.analyze {
             return;
         }
@@ -676,7 +773,8 @@ impl RunCtx {
                 situation,
                 action,
                 had_source: op.source_id.is_some() && (source_phase || op.link_existed),
-                had_target: op.had_target || op.target_id.is_some() && op.target_effect != TargetEffect::None,
+                had_target: op.had_target
+                    || op.target_id.is_some() && op.target_effect != TargetEffect::None,
                 link_existed: op.link_existed,
                 link_created: op.link_created,
                 target_effect: op.target_effect,
@@ -687,7 +785,11 @@ impl RunCtx {
                 out.stats.add(super::stats::keys::situation(s), 1);
             }
             out.stats.add(
-                if failed { super::stats::keys::STATUS_FAILURE } else { super::stats::keys::STATUS_SUCCESS },
+                if failed {
+                    super::stats::keys::STATUS_FAILURE
+                } else {
+                    super::stats::keys::STATUS_SUCCESS
+                },
                 1,
             );
             if source_phase {

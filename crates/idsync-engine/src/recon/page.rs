@@ -23,7 +23,10 @@ pub enum Item {
 impl Item {
     pub fn source_from(entry: Value, full: bool) -> Option<Item> {
         let id = entry_id(&entry)?.to_string();
-        Some(Item::Source { id, entry: full.then_some(entry) })
+        Some(Item::Source {
+            id,
+            entry: full.then_some(entry),
+        })
     }
 }
 
@@ -46,18 +49,29 @@ async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<
         Some(map) => source_ids
             .iter()
             .flat_map(|sid| {
-                ctx.all_qualifiers.iter().filter_map(|q| map.get(&(q.clone(), sid.clone())).cloned())
+                ctx.all_qualifiers
+                    .iter()
+                    .filter_map(|q| map.get(&(q.clone(), sid.clone())).cloned())
             })
             .collect::<Vec<_>>(),
         None => {
             let found = if ctx.links.reversed {
-                engine.repo.links_for_targets(&ctx.links.link_type, &source_ids).await?
+                engine
+                    .repo
+                    .links_for_targets(&ctx.links.link_type, &source_ids)
+                    .await?
             } else {
-                engine.repo.links_for_sources(&ctx.links.link_type, &source_ids).await?
+                engine
+                    .repo
+                    .links_for_sources(&ctx.links.link_type, &source_ids)
+                    .await?
             };
             let mut map = HashMap::with_capacity(found.len());
             for l in &found {
-                map.insert((l.link_qualifier.clone(), ctx.links.source_id(l).to_string()), l.clone());
+                map.insert(
+                    (l.link_qualifier.clone(), ctx.links.source_id(l).to_string()),
+                    l.clone(),
+                );
             }
             look.links = Some(map);
             found
@@ -68,7 +82,10 @@ async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<
         .as_ref()
         .is_none_or(|s| s.values.is_none());
     if needs_read && !links.is_empty() {
-        let ids: Vec<String> = links.iter().map(|l| ctx.links.target_id(l).to_string()).collect();
+        let ids: Vec<String> = links
+            .iter()
+            .map(|l| ctx.links.target_id(l).to_string())
+            .collect();
         for v in ctx.target_set.get_many(&ids).await? {
             if let Some(id) = entry_id(&v) {
                 look.targets.insert(ctx.links.norm_target(id), v);
@@ -121,7 +138,8 @@ async fn run_items(
         }
         match item {
             Item::Source { id, entry } => {
-                ctx.reconcile_source(&engine, &look, &id, entry, &mut out).await;
+                ctx.reconcile_source(&engine, &look, &id, entry, &mut out)
+                    .await;
             }
             Item::Target { id, entry } => {
                 ctx.reconcile_target(&engine, &id, entry, &mut out).await;

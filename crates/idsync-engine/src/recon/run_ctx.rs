@@ -6,10 +6,10 @@
 use super::effective::{EffectiveRecon, ReconOptions, looks_full};
 use super::guard::SafetyGuard;
 use super::stats::NodeExtremes;
+use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::links::LinkView;
 use crate::resources::managed_type;
-use crate::Engine;
 use idsync_config::Mapping;
 use idsync_connectors::ObjectSet;
 use idsync_mapping::CompiledMapping;
@@ -66,8 +66,15 @@ pub fn options_to_json(opts: &ReconOptions) -> Value {
 pub fn options_from_json(v: &Value) -> ReconOptions {
     ReconOptions {
         analyze: v.get("analyze").and_then(Value::as_bool).unwrap_or(false),
-        source_id: v.get("sourceId").and_then(Value::as_str).map(str::to_string),
-        overrides: v.get("overrides").and_then(Value::as_object).cloned().unwrap_or_else(Map::new),
+        source_id: v
+            .get("sourceId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        overrides: v
+            .get("overrides")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_else(Map::new),
     }
 }
 
@@ -133,7 +140,9 @@ impl RunCtx {
                 let id = self.links.norm_target(id);
                 let keep = *full.get_or_insert_with(|| looks_full(&entry));
                 if keep {
-                    snap.values.get_or_insert_with(HashMap::new).insert(id.clone(), entry);
+                    snap.values
+                        .get_or_insert_with(HashMap::new)
+                        .insert(id.clone(), entry);
                 }
                 snap.ids.insert(id);
             }
@@ -158,7 +167,10 @@ impl RunCtx {
             };
             after = Some(last.id.clone());
             for l in batch {
-                let key = (l.link_qualifier.clone(), self.links.source_id(&l).to_string());
+                let key = (
+                    l.link_qualifier.clone(),
+                    self.links.source_id(&l).to_string(),
+                );
                 map.insert(key, l);
             }
         }

@@ -20,16 +20,26 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Generate(GenerateCommand::Hr { rows, out, start, seed }) => {
+        Command::Generate(GenerateCommand::Hr {
+            rows,
+            out,
+            start,
+            seed,
+        }) => {
             generate::write_hr_csv(&out, rows, start, seed)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -40,18 +40,28 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
         idsync_engine::worker::DEFAULT_CONCURRENCY,
         stop_rx,
     ));
-    let opts = ReconOptions { analyze: args.analyze, source_id: args.id.clone(), ..Default::default() };
+    let opts = ReconOptions {
+        analyze: args.analyze,
+        source_id: args.id.clone(),
+        ..Default::default()
+    };
     let run_id = loop {
         match engine.start_recon(&args.mapping, opts.clone()).await {
             Ok(id) => break id,
             Err(EngineError::ActiveRun { run_id, .. }) => {
                 let run = engine.repo.get_run(&run_id).await?;
                 if run.as_ref().is_some_and(|r| r.node_id == engine.node_id) {
-                    eprintln!("finishing run {run_id} of mapping {} left by an earlier run on this node", args.mapping);
+                    eprintln!(
+                        "finishing run {run_id} of mapping {} left by an earlier run on this node",
+                        args.mapping
+                    );
                     wait(&engine, &run_id, None).await?;
                     continue;
                 }
-                bail!("mapping {} already has an active reconciliation {run_id} (cancel it with the REST API or wait for it)", args.mapping);
+                bail!(
+                    "mapping {} already has an active reconciliation {run_id} (cancel it with the REST API or wait for it)",
+                    args.mapping
+                );
             }
             Err(e) => return Err(e.into()),
         }

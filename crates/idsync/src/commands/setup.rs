@@ -54,13 +54,21 @@ pub fn repo_url(project: &Project, flag: Option<&str>) -> String {
 
 pub async fn open_repo(project: &Project, flag: Option<&str>) -> Result<Arc<dyn Repository>> {
     let url = repo_url(project, flag);
-    let repo = idsync_repo::open(&url).await.with_context(|| format!("opening the repository {}", redact(&url)))?;
+    let repo = idsync_repo::open(&url)
+        .await
+        .with_context(|| format!("opening the repository {}", redact(&url)))?;
     for m in &project.managed {
         if !m.indexed.is_empty() {
             let props: Vec<String> = m
                 .indexed
                 .iter()
-                .map(|p| if p.starts_with('/') { p.clone() } else { format!("/{p}") })
+                .map(|p| {
+                    if p.starts_with('/') {
+                        p.clone()
+                    } else {
+                        format!("/{p}")
+                    }
+                })
                 .collect();
             repo.ensure_indexes(&m.name, &props).await?;
         }
@@ -90,7 +98,6 @@ pub async fn connectors(project: &Project) -> Result<BTreeMap<String, Arc<dyn Co
             continue;
         }
         let c = idsync_connectors::build_connector(cfg, &project.dir)
-            .await
             .map_err(|e| anyhow!("connector {name}: {e}"))?;
         out.insert(name.clone(), c);
     }

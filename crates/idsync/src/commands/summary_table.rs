@@ -11,7 +11,12 @@ pub fn render(s: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    let _ = writeln!(out, "Reconciliation {}  mapping {}", str_of(&s["_id"]), str_of(&s["mapping"]));
+    let _ = writeln!(
+        out,
+        "Reconciliation {}  mapping {}",
+        str_of(&s["_id"]),
+        str_of(&s["mapping"])
+    );
     let _ = writeln!(
         out,
         "State     {} ({}: {})",

@@ -10,7 +10,12 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            println!("{}: valid ({} mapping(s), {} connector(s))", dir.display(), loaded.project.mappings.len(), loaded.project.connectors.len());
+            println!(
+                "{}: valid ({} mapping(s), {} connector(s))",
+                dir.display(),
+                loaded.project.mappings.len(),
+                loaded.project.connectors.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {

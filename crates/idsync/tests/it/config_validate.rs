@@ -6,27 +6,45 @@ use crate::support::{Project, idsync};
 fn a_valid_sample_validates() {
     for sample in ["samples/getting-started", "samples/hr-to-managed"] {
         let p = Project::copy_of(sample);
-        let out = idsync().args(["config", "validate", "--project"]).arg(p.path()).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{sample}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = idsync()
+            .args(["config", "validate", "--project"])
+            .arg(p.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{sample}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn an_invalid_project_exits_2_with_one_line_per_error() {
     let p = Project::copy_of("samples/getting-started");
-    let sync = p.read("conf/sync.json")
+    let sync = p
+        .read("conf/sync.json")
         .replace("system/engineering/account", "system/ldap-main/account")
         .replace("\"action\": \"IGNORE\"", "\"action\": \"SHRUG\"");
     p.write("conf/sync.json", &sync);
-    let out = idsync().args(["config", "validate", "--project"]).arg(p.path()).output().unwrap();
+    let out = idsync()
+        .args(["config", "validate", "--project"])
+        .arg(p.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.lines().any(|l| l.starts_with("conf/sync.json: /mappings/0/target: unknown connector \"ldap-main\"")),
+        stderr.lines().any(|l| l
+            .starts_with("conf/sync.json: /mappings/0/target: unknown connector \"ldap-main\"")),
         "{stderr}"
     );
     assert!(
-        stderr.lines().any(|l| l.starts_with("conf/sync.json: /mappings/0/policies/6/action: ") && l.contains("SHRUG")),
+        stderr.lines().any(
+            |l| l.starts_with("conf/sync.json: /mappings/0/policies/6/action: ")
+                && l.contains("SHRUG")
+        ),
         "{stderr}"
     );
 }

@@ -23,13 +23,22 @@ fn first_run_updates_two_found_and_creates_the_absent_one_then_all_confirmed() {
 
     let rows = csv_rows(&p.read("data/engineering.csv"));
     assert_eq!(rows.len(), 3, "{rows:?}");
-    let scarter = rows.iter().find(|r| r["name"] == "scarter@example.com").unwrap();
+    let scarter = rows
+        .iter()
+        .find(|r| r["name"] == "scarter@example.com")
+        .unwrap();
     assert_eq!(scarter["lastname"], "Carter", "the typo is fixed");
     assert_eq!(scarter["telephoneNumber"], "N/A", "the default is applied");
-    let jane = rows.iter().find(|r| r["name"] == "jsanchez@example.com").unwrap();
+    let jane = rows
+        .iter()
+        .find(|r| r["name"] == "jsanchez@example.com")
+        .unwrap();
     assert_eq!(jane["firstname"], "Jane");
     assert_eq!(jane["roles"], "openidm-authorized");
-    assert_eq!(scarter["roles"], "openidm-admin,openidm-authorized", "the transform ran");
+    assert_eq!(
+        scarter["roles"], "openidm-admin,openidm-authorized",
+        "the transform ran"
+    );
 
     let before = p.read("data/engineering.csv");
     let (code, s) = p.recon_json(MAPPING, &[]);
@@ -38,14 +47,22 @@ fn first_run_updates_two_found_and_creates_the_absent_one_then_all_confirmed() {
     assert_eq!(s["progress"]["target"]["unchanged"], 3, "{s:#}");
     assert_eq!(s["progress"]["target"]["updated"], 0);
     assert_eq!(s["progress"]["target"]["created"], 0);
-    assert_eq!(p.read("data/engineering.csv"), before, "a no-change run writes nothing");
+    assert_eq!(
+        p.read("data/engineering.csv"),
+        before,
+        "a no-change run writes nothing"
+    );
 }
 
 #[test]
 fn without_json_a_table_goes_to_stdout() {
     let p = Project::copy_of("samples/getting-started");
     let out = p.recon(MAPPING, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SUCCESS"), "{stdout}");
     assert!(stdout.contains("ABSENT"), "{stdout}");

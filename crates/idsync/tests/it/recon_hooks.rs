@@ -20,7 +20,10 @@ fn with_hook(p: &Project, key: &str, script: &str) {
     } else {
         m[key] = hook;
     }
-    p.write("conf/sync.json", &serde_json::to_string_pretty(&sync).unwrap());
+    p.write(
+        "conf/sync.json",
+        &serde_json::to_string_pretty(&sync).unwrap(),
+    );
 }
 
 fn without_hooks(p: &Project) {
@@ -29,13 +32,19 @@ fn without_hooks(p: &Project) {
 }
 
 fn jane_in_target(p: &Project) -> bool {
-    csv_rows(&p.read("data/engineering.csv")).iter().any(|r| r["name"] == "jsanchez@example.com")
+    csv_rows(&p.read("data/engineering.csv"))
+        .iter()
+        .any(|r| r["name"] == "jsanchez@example.com")
 }
 
 /// Runs once with the throwing hook, then once without, and returns (first, second) summaries.
 fn run_with_throwing(key: &str) -> (Project, Value, Value) {
     let p = Project::copy_of("samples/getting-started");
-    with_hook(&p, key, "if (source.email === 'jsanchez@example.com') { throw new Error('stop here'); } null;");
+    with_hook(
+        &p,
+        key,
+        "if (source.email === 'jsanchez@example.com') { throw new Error('stop here'); } null;",
+    );
     let (_, first) = p.recon_json(MAPPING, &[]);
     without_hooks(&p);
     let (code, second) = p.recon_json(MAPPING, &[]);
@@ -48,19 +57,32 @@ fn on_create_runs_before_the_target_is_created() {
     let (p, first, second) = run_with_throwing("onCreate");
     assert_eq!(first["statusSummary"]["FAILURE"], 1, "{first:#}");
     assert!(jane_in_target(&p), "the second run created her");
-    assert_eq!(second["situationSummary"]["ABSENT"], 1, "nothing was written the first time: {second:#}");
+    assert_eq!(
+        second["situationSummary"]["ABSENT"], 1,
+        "nothing was written the first time: {second:#}"
+    );
 }
 
 #[test]
 fn on_link_runs_after_the_target_is_created_and_before_the_link() {
     let p = Project::copy_of("samples/getting-started");
-    with_hook(&p, "onLink", "if (source.email === 'jsanchez@example.com') { throw new Error('stop here'); } null;");
+    with_hook(
+        &p,
+        "onLink",
+        "if (source.email === 'jsanchez@example.com') { throw new Error('stop here'); } null;",
+    );
     let (_, first) = p.recon_json(MAPPING, &[]);
     assert_eq!(first["statusSummary"]["FAILURE"], 1, "{first:#}");
-    assert!(jane_in_target(&p), "the target was created before onLink ran");
+    assert!(
+        jane_in_target(&p),
+        "the target was created before onLink ran"
+    );
     without_hooks(&p);
     let (_, second) = p.recon_json(MAPPING, &[]);
-    assert_eq!(second["situationSummary"]["FOUND"], 1, "no link was made: she is correlated: {second:#}");
+    assert_eq!(
+        second["situationSummary"]["FOUND"], 1,
+        "no link was made: she is correlated: {second:#}"
+    );
     assert_eq!(second["situationSummary"]["CONFIRMED"], 2, "{second:#}");
 }
 
@@ -69,5 +91,8 @@ fn post_action_runs_after_the_link() {
     let (p, first, second) = run_with_throwing("postAction");
     assert_eq!(first["statusSummary"]["FAILURE"], 1, "{first:#}");
     assert!(jane_in_target(&p));
-    assert_eq!(second["situationSummary"]["CONFIRMED"], 3, "the link was made before postAction: {second:#}");
+    assert_eq!(
+        second["situationSummary"]["CONFIRMED"], 3,
+        "the link was made before postAction: {second:#}"
+    );
 }

@@ -10,7 +10,15 @@ const MAPPING: &str = "systemHrAccounts_managedUser";
 
 fn generate(p: &Project, rows: u64, start: u64, out: &str) {
     let status = idsync()
-        .args(["generate", "hr", "--rows", &rows.to_string(), "--start", &start.to_string(), "--out"])
+        .args([
+            "generate",
+            "hr",
+            "--rows",
+            &rows.to_string(),
+            "--start",
+            &start.to_string(),
+            "--out",
+        ])
         .arg(p.file(out))
         .status()
         .unwrap();
@@ -47,7 +55,11 @@ fn a_dry_run_writes_nothing_and_reports_what_it_would_do() {
     assert_eq!(s["analyze"], true);
     assert_eq!(s["actionSummary"]["UPDATE"], 2, "{s:#}");
     assert_eq!(s["actionSummary"]["CREATE"], 1, "{s:#}");
-    assert_eq!(p.read("data/engineering.csv"), before, "a dry run writes nothing");
+    assert_eq!(
+        p.read("data/engineering.csv"),
+        before,
+        "a dry run writes nothing"
+    );
     // Nothing was linked either: the real run sees the same situations.
     let (code, s) = p.recon_json("HumanResources_Engineering", &[]);
     assert_eq!(code, 0);
@@ -80,7 +92,10 @@ fn a_guarded_run_stops_at_its_limit_and_fails() {
     assert_eq!(s["stage"], "COMPLETED_FAILED");
     let msg = s["message"].as_str().unwrap_or_default();
     assert!(msg.contains("maxDeletes"), "{msg}");
-    assert_eq!(s["progress"]["target"]["deleted"], 1, "exactly the limit executes: {s:#}");
+    assert_eq!(
+        s["progress"]["target"]["deleted"], 1,
+        "exactly the limit executes: {s:#}"
+    );
     let rows = crate::support::csv_rows(&p.read("data/engineering.csv"));
     assert_eq!(rows.len(), 2, "one of the two deletes ran: {rows:?}");
 }
@@ -89,7 +104,10 @@ fn a_guarded_run_stops_at_its_limit_and_fails() {
 fn ctrl_c_cancels_a_run_mid_way_and_it_ends_canceled_with_its_counts() {
     let p = Project::copy_of("samples/hr-to-managed");
     generate(&p, 200_000, 0, "data/hr.csv");
-    let sync = p.read("conf/sync.json").replace("\"reconSourceQueryPageSize\": 10000", "\"reconSourceQueryPageSize\": 1000");
+    let sync = p.read("conf/sync.json").replace(
+        "\"reconSourceQueryPageSize\": 10000",
+        "\"reconSourceQueryPageSize\": 1000",
+    );
     p.write("conf/sync.json", &sync);
     let mut child = idsync()
         .args(["-v", "recon", "--json", "--project"])
@@ -105,12 +123,18 @@ fn ctrl_c_cancels_a_run_mid_way_and_it_ends_canceled_with_its_counts() {
     let mut lines = BufReader::new(stderr).lines();
     loop {
         assert!(Instant::now() < deadline, "no page was committed in time");
-        let line = lines.next().expect("stderr closed before a page committed").unwrap();
+        let line = lines
+            .next()
+            .expect("stderr closed before a page committed")
+            .unwrap();
         if line.contains("page committed") {
             break;
         }
     }
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     std::thread::spawn(move || for _ in lines {});
     let out = child.wait_with_output().unwrap();
@@ -119,7 +143,13 @@ fn ctrl_c_cancels_a_run_mid_way_and_it_ends_canceled_with_its_counts() {
     assert_eq!(s["state"], "CANCELED", "{s:#}");
     assert_eq!(s["stage"], "COMPLETED_CANCELED");
     assert_eq!(s["stageDescription"], "reconciliation aborted.");
-    let processed = s["progress"]["source"]["existing"]["processed"].as_i64().unwrap();
+    let processed = s["progress"]["source"]["existing"]["processed"]
+        .as_i64()
+        .unwrap();
     assert!(processed >= 1000 && processed < 200_000, "{processed}");
-    assert_eq!(s["progress"]["target"]["created"].as_i64().unwrap(), processed, "{s:#}");
+    assert_eq!(
+        s["progress"]["target"]["created"].as_i64().unwrap(),
+        processed,
+        "{s:#}"
+    );
 }

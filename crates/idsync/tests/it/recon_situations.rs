@@ -18,7 +18,10 @@ fn situations(s: &Value) -> Vec<(String, i64)> {
 }
 
 fn uids(p: &Project, file: &str) -> Vec<String> {
-    let mut v: Vec<String> = csv_rows(&p.read(file)).into_iter().map(|r| r["uid"].clone()).collect();
+    let mut v: Vec<String> = csv_rows(&p.read(file))
+        .into_iter()
+        .map(|r| r["uid"].clone())
+        .collect();
     v.sort();
     v
 }
@@ -33,7 +36,10 @@ fn scenario(tweak: &dyn Fn(&mut Value)) -> (Value, Value, Vec<String>) {
     let p = Project::copy_of("crates/idsync/tests/fixtures/situations");
     let mut sync: Value = serde_json::from_str(&p.read("conf/sync.json")).unwrap();
     tweak(&mut sync["mappings"][0]);
-    p.write("conf/sync.json", &serde_json::to_string_pretty(&sync).unwrap());
+    p.write(
+        "conf/sync.json",
+        &serde_json::to_string_pretty(&sync).unwrap(),
+    );
 
     let (code, first) = p.recon_json(MAPPING, &[]);
     assert_eq!(code, 0, "{first:#}");
@@ -42,7 +48,11 @@ fn scenario(tweak: &dyn Fn(&mut Value)) -> (Value, Value, Vec<String>) {
     let src = p.read("data/src.csv").replace("h,Hal,h@x,active\n", "") + "b2,Bo2,b@x,active\n";
     p.write("data/src.csv", &src);
     let dst = p.read("data/dst.csv");
-    let dst: String = dst.lines().filter(|l| !l.starts_with("A1,")).map(|l| format!("{l}\n")).collect();
+    let dst: String = dst
+        .lines()
+        .filter(|l| !l.starts_with("A1,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     p.write("data/dst.csv", &dst);
 
     let (code, second) = p.recon_json(MAPPING, &[]);
@@ -68,8 +78,14 @@ fn every_situation_is_assessed_and_acted_on() {
         "{first:#}"
     );
     assert_eq!(first["progress"]["target"]["created"], 22);
-    assert_eq!(first["progress"]["target"]["deleted"], 2, "E1 (UNQUALIFIED) and Z1 (UNASSIGNED)");
-    assert_eq!(first["statusSummary"]["FAILURE"], 0, "EXCEPTION counts as SUCCESS: {first:#}");
+    assert_eq!(
+        first["progress"]["target"]["deleted"], 2,
+        "E1 (UNQUALIFIED) and Z1 (UNASSIGNED)"
+    );
+    assert_eq!(
+        first["statusSummary"]["FAILURE"], 0,
+        "EXCEPTION counts as SUCCESS: {first:#}"
+    );
     assert_eq!(
         situations(&second),
         vec![
@@ -83,13 +99,22 @@ fn every_situation_is_assessed_and_acted_on() {
         ],
         "{second:#}"
     );
-    assert_eq!(second["progress"]["target"]["created"], 1, "MISSING → CREATE re-creates a");
-    assert_eq!(second["progress"]["target"]["deleted"], 1, "SOURCE_MISSING → DELETE removes h");
+    assert_eq!(
+        second["progress"]["target"]["created"], 1,
+        "MISSING → CREATE re-creates a"
+    );
+    assert_eq!(
+        second["progress"]["target"]["deleted"], 1,
+        "SOURCE_MISSING → DELETE removes h"
+    );
     assert!(final_uids.contains(&"a".to_string()), "{final_uids:?}");
     assert!(!final_uids.contains(&"h".to_string()), "{final_uids:?}");
     assert!(!final_uids.contains(&"Z1".to_string()), "{final_uids:?}");
     assert!(final_uids.contains(&"C1".to_string()) && final_uids.contains(&"C2".to_string()));
-    assert!(final_uids.contains(&"L1".to_string()), "TARGET_IGNORED → REPORT keeps it");
+    assert!(
+        final_uids.contains(&"L1".to_string()),
+        "TARGET_IGNORED → REPORT keeps it"
+    );
 }
 
 #[test]
@@ -105,7 +130,10 @@ fn tuning_knobs_do_not_change_the_outcome() {
                 m["reconSourceQueryPageSize"] = 7.into();
             }),
         ),
-        ("prefetchLinks false", Box::new(|m| m["prefetchLinks"] = false.into())),
+        (
+            "prefetchLinks false",
+            Box::new(|m| m["prefetchLinks"] = false.into()),
+        ),
         (
             "full-entry queries",
             Box::new(|m| {
@@ -121,8 +149,16 @@ fn tuning_knobs_do_not_change_the_outcome() {
     ];
     for (name, tweak) in variants {
         let got = scenario(tweak.as_ref());
-        assert_eq!(situations(&got.0), situations(&baseline.0), "{name}: first run");
-        assert_eq!(situations(&got.1), situations(&baseline.1), "{name}: second run");
+        assert_eq!(
+            situations(&got.0),
+            situations(&baseline.0),
+            "{name}: first run"
+        );
+        assert_eq!(
+            situations(&got.1),
+            situations(&baseline.1),
+            "{name}: second run"
+        );
         assert_eq!(got.2, baseline.2, "{name}: final target");
     }
 }
