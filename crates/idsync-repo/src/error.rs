@@ -10,7 +10,10 @@ pub enum ConflictKind {
     /// An object, link or record with this id (or unique key) already exists.
     AlreadyExists { what: String, id: String },
     /// The mapping already has an active run; its id is given so the API can answer 409 with it.
-    ActiveRun { mapping: String, active_run_id: String },
+    ActiveRun {
+        mapping: String,
+        active_run_id: String,
+    },
     /// A queue event is ACQUIRED by another node and cannot be deleted.
     AcquiredEvent { id: String, node_id: Option<String> },
     /// Another unique constraint (e.g. a link's second id) was violated.

@@ -15,6 +15,8 @@ pub mod paging;
 pub mod postgres;
 pub mod repository;
 pub mod sqlite;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 
 pub use changes::{ChangeSet, CommitOutcome, Fence, Op};
 pub use error::{ConflictKind, RepoError, RepoResult};

@@ -8,7 +8,7 @@
 use crate::changes::{ChangeSet, CommitOutcome};
 use crate::error::RepoResult;
 use crate::model::{
-    AuditEntry, AuditKind, ClaimedJob, DeadLetter, Job, LockRecord, Link, NodeRecord, NodeState,
+    AuditEntry, AuditKind, ClaimedJob, DeadLetter, Job, Link, LockRecord, NodeRecord, NodeState,
     QueueStats, RunCounters, RunRecord, RunUpdate, SyncEvent,
 };
 use async_trait::async_trait;
@@ -38,7 +38,7 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     /// `_sortKeys`, `_pageSize` with keyset cookies, `_pagedResultsOffset`, EXACT totals).
     /// An extended operator or an unusable cookie → `BadQuery`.
     async fn query_objects(&self, object_type: &str, query: &QueryRequest)
-        -> RepoResult<QueryPage>;
+    -> RepoResult<QueryPage>;
     /// The number of objects matching `filter` (`None` = all).
     async fn count_objects(&self, object_type: &str, filter: Option<&Filter>) -> RepoResult<u64>;
     /// Creates expression indexes on the given JSON-pointer properties of a type (e.g.
@@ -115,8 +115,7 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     /// Those of `ids` registered for the run (computed in the database).
     async fn claimed_among(&self, run_id: &str, ids: &[String]) -> RepoResult<Vec<String>>;
     /// Those of `ids` NOT registered for the run.
-    async fn unclaimed_target_ids(&self, run_id: &str, ids: &[String])
-        -> RepoResult<Vec<String>>;
+    async fn unclaimed_target_ids(&self, run_id: &str, ids: &[String]) -> RepoResult<Vec<String>>;
     async fn count_registered(&self, run_id: &str) -> RepoResult<u64>;
     async fn delete_registry(&self, run_id: &str) -> RepoResult<u64>;
 

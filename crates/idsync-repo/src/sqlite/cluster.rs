@@ -3,12 +3,12 @@
 //! (the SQLite equivalent of `FOR UPDATE SKIP LOCKED`).
 
 use super::query::map_err;
-use super::records::{event_row, job_row, EVENT_COLS, JOB_COLS};
+use super::records::{EVENT_COLS, JOB_COLS, event_row, job_row};
 use super::time::{from_micros, micros};
 use crate::error::{ConflictKind, RepoError, RepoResult};
 use crate::model::{ClaimedJob, LockRecord, NodeRecord, NodeState, SyncEvent};
 use chrono::Utc;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::time::Duration;
 
 fn lease_until(lease: Duration) -> i64 {
@@ -106,7 +106,11 @@ pub fn set_node_state(conn: &Connection, node_id: &str, state: NodeState) -> Rep
              ELSE shutdown END WHERE id = ?3",
         )
         .map_err(map_err)?
-        .execute(params![state.as_str(), Utc::now().timestamp_micros(), node_id])
+        .execute(params![
+            state.as_str(),
+            Utc::now().timestamp_micros(),
+            node_id
+        ])
         .map_err(map_err)?;
     if n == 0 {
         return Err(RepoError::NotFound(format!("cluster node {node_id}")));
@@ -135,7 +139,11 @@ pub fn list_nodes(conn: &Connection) -> RepoResult<Vec<NodeRecord>> {
     rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
 }
 
-pub fn try_acquire_lock(conn: &mut Connection, name: &str, node_id: &str) -> RepoResult<Option<i64>> {
+pub fn try_acquire_lock(
+    conn: &mut Connection,
+    name: &str,
+    node_id: &str,
+) -> RepoResult<Option<i64>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map_err)?;
@@ -150,10 +158,12 @@ pub fn try_acquire_lock(conn: &mut Connection, name: &str, node_id: &str) -> Rep
         Some((Some(owner), token)) if owner == node_id => Some(token),
         Some((Some(_), _)) => None,
         Some((None, token)) => {
-            tx.prepare_cached("UPDATE locks SET node_id = ?, token = ?, acquired = ? WHERE name = ?")
-                .map_err(map_err)?
-                .execute(params![node_id, token + 1, now, name])
-                .map_err(map_err)?;
+            tx.prepare_cached(
+                "UPDATE locks SET node_id = ?, token = ?, acquired = ? WHERE name = ?",
+            )
+            .map_err(map_err)?
+            .execute(params![node_id, token + 1, now, name])
+            .map_err(map_err)?;
             Some(token + 1)
         }
         None => {

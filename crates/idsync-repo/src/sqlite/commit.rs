@@ -6,7 +6,7 @@ use super::time::micros;
 use crate::changes::{ChangeSet, CommitOutcome, Op};
 use crate::error::{ConflictKind, RepoError, RepoResult};
 use crate::model::{AuditEntry, Job, Link, SyncEvent};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 
 pub fn commit(conn: &mut Connection, changes: ChangeSet) -> RepoResult<CommitOutcome> {
@@ -98,10 +98,12 @@ fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()
                 .ok_or_else(|| RepoError::NotFound(format!("managed/{object_type}/{id}")))?;
             check_rev(&id, expected_rev.as_ref(), rev)?;
             let text = with_meta(value, &id, rev + 1)?;
-            tx.prepare_cached("UPDATE objects SET rev = ?, obj = ? WHERE object_type = ? AND id = ?")
-                .map_err(map_err)?
-                .execute(params![rev + 1, text, object_type, id])
-                .map_err(map_err)?;
+            tx.prepare_cached(
+                "UPDATE objects SET rev = ?, obj = ? WHERE object_type = ? AND id = ?",
+            )
+            .map_err(map_err)?
+            .execute(params![rev + 1, text, object_type, id])
+            .map_err(map_err)?;
             out.object_revs
                 .push((object_type, id, (rev + 1).to_string()));
         }
@@ -223,7 +225,9 @@ fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()
         }
         Op::RegisterTargetIds { run_id, ids } => {
             let mut stmt = tx
-                .prepare_cached("INSERT OR IGNORE INTO target_ids (run_id, target_id) VALUES (?, ?)")
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO target_ids (run_id, target_id) VALUES (?, ?)",
+                )
                 .map_err(map_err)?;
             for id in ids {
                 stmt.execute(params![run_id, id]).map_err(map_err)?;

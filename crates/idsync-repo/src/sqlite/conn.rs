@@ -4,9 +4,9 @@
 
 use super::query::map_err;
 use crate::error::{RepoError, RepoResult};
+use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
-use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +25,8 @@ pub struct Pool {
 pub fn connect(path: &Path) -> RepoResult<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| RepoError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(Duration::from_secs(30)).map_err(map_err)?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(map_err)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
     )

@@ -35,7 +35,7 @@ pub fn json_path(ptr: &JsonPointer) -> RepoResult<String> {
                     "field names containing '\"' are not supported: {t}"
                 )));
             }
-            p.push_str(&format!("\"{t}\""));
+            p.push_str(&format!(".\"{t}\""));
         }
     }
     Ok(format!("'{}'", p.replace('\'', "''")))
@@ -195,8 +195,7 @@ fn string_pred(x: &str, op: CompareOp, v: &str, out: &mut Sql) {
             out.text
                 .push_str(&format!("({x} >= ? AND substr({x}, 1, ?) = ?)"));
             out.params.push(SqlValue::Text(v.to_string()));
-            out.params
-                .push(SqlValue::Integer(v.chars().count() as i64));
+            out.params.push(SqlValue::Integer(v.chars().count() as i64));
             out.params.push(SqlValue::Text(v.to_string()));
         }
         _ => {

@@ -23,10 +23,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use conn::Pool;
 use idsync_core::{Filter, JsonPointer, QueryPage, QueryRequest};
-use query::{map_err, Source};
+use query::{Source, map_err};
 use records::links_where;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -243,7 +243,11 @@ impl Repository for SqliteRepo {
         qualifier: &str,
         first_id: &str,
     ) -> RepoResult<Option<Link>> {
-        let (a, b, d) = (link_type.to_string(), qualifier.to_string(), first_id.to_string());
+        let (a, b, d) = (
+            link_type.to_string(),
+            qualifier.to_string(),
+            first_id.to_string(),
+        );
         self.pool
             .read(move |c| {
                 Ok(links_where(
@@ -262,7 +266,11 @@ impl Repository for SqliteRepo {
         qualifier: &str,
         second_id: &str,
     ) -> RepoResult<Option<Link>> {
-        let (a, b, d) = (link_type.to_string(), qualifier.to_string(), second_id.to_string());
+        let (a, b, d) = (
+            link_type.to_string(),
+            qualifier.to_string(),
+            second_id.to_string(),
+        );
         self.pool
             .read(move |c| {
                 Ok(links_where(
@@ -366,9 +374,7 @@ impl Repository for SqliteRepo {
 
     async fn create_run(&self, run: &RunRecord) -> RepoResult<()> {
         let run = run.clone();
-        self.pool
-            .write(move |c| records::create_run(c, &run))
-            .await
+        self.pool.write(move |c| records::create_run(c, &run)).await
     }
 
     async fn update_run(&self, run_id: &str, update: &RunUpdate) -> RepoResult<RunRecord> {
@@ -486,11 +492,7 @@ impl Repository for SqliteRepo {
         self.registry(run_id, ids, "EXISTS").await
     }
 
-    async fn unclaimed_target_ids(
-        &self,
-        run_id: &str,
-        ids: &[String],
-    ) -> RepoResult<Vec<String>> {
+    async fn unclaimed_target_ids(&self, run_id: &str, ids: &[String]) -> RepoResult<Vec<String>> {
         self.registry(run_id, ids, "NOT EXISTS").await
     }
 
@@ -783,7 +785,14 @@ impl Repository for SqliteRepo {
                     .execute(
                         "INSERT INTO dead_letters (id, event, failure_cause, retries, \
                          failed_date, doc) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        params![l.id, event, l.failure_cause, l.retries, micros(&l.failed_date), doc],
+                        params![
+                            l.id,
+                            event,
+                            l.failure_cause,
+                            l.retries,
+                            micros(&l.failed_date),
+                            doc
+                        ],
                     )
                     .map_err(map_err)?;
                 if n == 0 {
@@ -948,4 +957,3 @@ impl SqliteRepo {
             .await
     }
 }
-

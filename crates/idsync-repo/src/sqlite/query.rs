@@ -5,10 +5,10 @@
 
 use super::filter::{json_path, translate};
 use crate::error::{RepoError, RepoResult};
-use crate::paging::{project, Cookie};
+use crate::paging::{Cookie, project};
 use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
+use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 
 /// What to query: `SELECT {doc}, {id} FROM {from} WHERE {scope} AND <filter> ...`.
@@ -108,10 +108,7 @@ pub fn build_select(
         .map(|(e, asc)| format!("{e} {}", if *asc { "ASC" } else { "DESC" }))
         .collect();
     order.push(format!("{} ASC", src.id));
-    let extra: String = sort_exprs
-        .iter()
-        .map(|(e, _)| format!(", {e}"))
-        .collect();
+    let extra: String = sort_exprs.iter().map(|(e, _)| format!(", {e}")).collect();
     let mut sql = format!(
         "SELECT {}, {}{extra} FROM {} WHERE {where_sql} ORDER BY {}",
         src.doc,

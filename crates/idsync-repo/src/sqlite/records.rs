@@ -4,7 +4,7 @@ use super::query::map_err;
 use super::time::{from_micros, micros};
 use crate::error::{ConflictKind, RepoError, RepoResult};
 use crate::model::{Job, JobState, Link, RunCounters, RunRecord, RunUpdate, SyncEvent};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 pub fn parse_json(s: Option<String>) -> rusqlite::Result<Value> {
