@@ -77,6 +77,13 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", summary_table::render(&summary));
+        if args.analyze {
+            let plan = engine
+                .repo
+                .query_plan(&run_id, &idsync_core::QueryRequest::all())
+                .await?;
+            print!("{}", summary_table::render_plan(&plan.results));
+        }
     }
     Ok(match summary["state"].as_str() {
         Some("SUCCESS") => ExitCode::SUCCESS,

@@ -88,6 +88,53 @@ pub fn render(s: &Value) -> String {
     out
 }
 
+/// The dry-run plan (SPEC §6.5): one line per object operation, with the fields an UPDATE or
+/// CREATE would write.
+pub fn render_plan(entries: &[Value]) -> String {
+    let mut out = String::new();
+    if entries.is_empty() {
+        return out;
+    }
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<22} {:<10} {:<28} {:<28} CHANGES",
+        "SITUATION", "ACTION", "SOURCE", "TARGET"
+    );
+    for e in entries {
+        let changes: Vec<String> = e["diff"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .map(|c| {
+                        format!(
+                            "{} {}={}",
+                            s(&c["operation"]),
+                            s(&c["field"]),
+                            s(&c["value"])
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<22} {:<10} {:<28} {:<28} {}",
+            s(&e["situation"]),
+            s(&e["action"]),
+            s(&e["sourceId"]),
+            s(&e["targetId"]),
+            changes.join(", ")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +158,16 @@ mod tests {
         assert!(t.contains("ABSENT"), "{t}");
         assert!(!t.contains("CONFIRMED"), "zero rows are left out: {t}");
         assert!(t.contains("created 1, updated 2"), "{t}");
+    }
+
+    #[test]
+    fn the_plan_lists_each_operation_with_its_changes() {
+        let plan = render_plan(&[json!({
+            "situation": "FOUND", "action": "UPDATE", "sourceId": "SCARTER",
+            "targetId": "scarter@example.com",
+            "diff": [{"operation": "replace", "field": "/lastname", "oldValue": "Carder", "value": "Carter"}]
+        })]);
+        assert!(plan.contains("replace /lastname=Carter"), "{plan}");
+        assert!(plan.contains("SCARTER"), "{plan}");
     }
 }
