@@ -153,3 +153,17 @@ fn ctrl_c_cancels_a_run_mid_way_and_it_ends_canceled_with_its_counts() {
         "{s:#}"
     );
 }
+
+#[test]
+fn the_same_runs_on_a_postgresql_repository() {
+    let db = crate::support::PgDatabase::create();
+    let p = Project::copy_of("samples/hr-to-managed");
+    let (code, s) = p.recon_json(MAPPING, &["--repo", &db.url]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["situationSummary"]["ABSENT"], 10, "{s:#}");
+    generate(&p, 11, 0, "data/hr.csv");
+    let (code, s) = p.recon_json(MAPPING, &["--repo", &db.url]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["situationSummary"]["CONFIRMED"], 10, "{s:#}");
+    assert_eq!(s["situationSummary"]["ABSENT"], 1, "{s:#}");
+}
