@@ -766,6 +766,36 @@ async fn migrations_apply_once_when_nodes_start_together() {
     assert_eq!(repo.backend(), "postgres");
 }
 
+/// The shared conformance suite: each case gets a `Pg` value that owns the databases its
+/// `fresh()` calls created, and drops them when the case ends (also on panic).
+struct Pg {
+    dbs: std::sync::Mutex<Vec<TestDb>>,
+}
+
+impl Pg {
+    fn new() -> Self {
+        Pg {
+            dbs: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl idsync_repo::testsuite::Backend for Pg {
+    async fn fresh(&self) -> (Arc<dyn Repository>, String) {
+        let db = TestDb::create().await;
+        let repo = db.open().await;
+        let url = db.url.clone();
+        self.dbs.lock().unwrap().push(db);
+        (repo, url)
+    }
+}
+
+mod conformance {
+    use super::Pg;
+    idsync_repo::conformance_suite!(Pg::new());
+}
+
 /// A database of its own per test, dropped on drop (also when the test panics).
 struct TestDb {
     name: String,

@@ -1,5 +1,7 @@
 //! The sync queue (SPEC §7/§16) and the dead-letter queue. Events are acquired with
-//! `FOR UPDATE SKIP LOCKED` in commit order (createDate, then the insert sequence).
+//! `FOR UPDATE SKIP LOCKED` in commit order (createDate, then the insert sequence); an event
+//! waits while an earlier event of the same object is ACQUIRED, so per-object order holds with
+//! parallel workers and retries.
 
 use super::PgRepository;
 use super::convert::{as_i64, as_u64, from_ns, iso_millis_sql, parse_enum, pg_err};
@@ -97,8 +99,11 @@ impl PgRepository {
         let client = self.client().await?;
         let sql = format!(
             "UPDATE syncqueue SET state = 'ACQUIRED', node_id = $2, rev = rev + 1 \
-             WHERE id IN (SELECT id FROM syncqueue WHERE mapping = $1 AND state = 'PENDING' \
-                 ORDER BY create_date_ns, seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             WHERE id IN (SELECT q.id FROM syncqueue q WHERE q.mapping = $1 AND q.state = 'PENDING' \
+                 AND NOT EXISTS (SELECT 1 FROM syncqueue p WHERE p.mapping = q.mapping \
+                     AND p.resource_id = q.resource_id AND p.state = 'ACQUIRED' \
+                     AND (p.create_date_ns, p.seq) < (q.create_date_ns, q.seq)) \
+                 ORDER BY q.create_date_ns, q.seq LIMIT $3 FOR UPDATE OF q SKIP LOCKED) \
              RETURNING {EVENT_COLUMNS}"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
