@@ -77,3 +77,20 @@ fn an_unknown_mapping_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("NoSuchMapping"), "{stderr}");
 }
+
+#[test]
+fn recon_by_id_reconciles_one_source_object_without_a_target_phase() {
+    let p = Project::copy_of("samples/getting-started");
+    let (code, s) = p.recon_json(MAPPING, &["--id", "SCARTER"]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["situationSummary"]["FOUND"], 1, "{s:#}");
+    assert_eq!(s["progress"]["source"]["existing"]["processed"], 1);
+    assert_eq!(s["parameters"]["sourceIds"][0], "SCARTER");
+    let rows = csv_rows(&p.read("data/engineering.csv"));
+    assert_eq!(rows.len(), 2, "only SCARTER was touched");
+    let scarter = rows
+        .iter()
+        .find(|r| r["name"] == "scarter@example.com")
+        .unwrap();
+    assert_eq!(scarter["lastname"], "Carter");
+}

@@ -167,3 +167,45 @@ fn the_same_runs_on_a_postgresql_repository() {
     assert_eq!(s["situationSummary"]["CONFIRMED"], 10, "{s:#}");
     assert_eq!(s["situationSummary"]["ABSENT"], 1, "{s:#}");
 }
+
+#[test]
+fn a_second_run_of_an_active_mapping_is_refused() {
+    let p = Project::copy_of("samples/hr-to-managed");
+    generate(&p, 30_000, 0, "data/hr.csv");
+    let mut first = idsync()
+        .args(["-v", "recon", "--json", "--node-id", "node-a", "--project"])
+        .arg(p.path())
+        .args(["--mapping", MAPPING])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the first run never started");
+        let line = lines.next().expect("first run ended early").unwrap();
+        if line.contains("reconciliation started") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let second = p.recon(MAPPING, &["--node-id", "node-b"]);
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        second.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("already has an active reconciliation"),
+        "{err}"
+    );
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "the first run is not disturbed"
+    );
+}
