@@ -4,7 +4,8 @@
 //! - 100k adds through the connector with N concurrent operations (N = 8, 32), next to a plain
 //!   ldap3 loop over N connections, each on a fresh empty slapd, reported as a ratio.
 //!
-//! Run: `cargo bench -p idsync-connectors --bench ldap` (env `LDAP_BENCH_N` overrides 100000).
+//! Run: `cargo bench -p idsync-connectors --bench ldap` (env `LDAP_BENCH_N` overrides 100000,
+//! `LDAP_BENCH_ROUNDS` the 3 add rounds, `LDAP_BENCH_ONLY=read` skips the adds).
 
 #[path = "../tests/support/slapd.rs"]
 mod slapd;
@@ -211,6 +212,9 @@ fn main() {
             );
         }
         drop(s);
+        if std::env::var("LDAP_BENCH_ONLY").is_ok_and(|v| v == "read") {
+            return;
+        }
 
         // The machine is shared: alternate the two sides over several rounds and keep each
         // side's best time, so background load does not favour either.

@@ -10,7 +10,6 @@ use crate::contract::{ConnectorError, ConnectorResult};
 use base64::Engine as _;
 use ldap3::SearchEntry;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -21,24 +20,34 @@ enum Values<'a> {
 }
 
 /// Case-insensitive view over an entry's attributes (servers answer with their own case).
+/// A linear scan: entries carry a handful of attributes, and this runs for every entry of a
+/// paged read, where building a map per entry cost more than it saved.
 struct EntryView<'a> {
-    by_lower: HashMap<String, Values<'a>>,
+    entry: &'a SearchEntry,
 }
 
 impl<'a> EntryView<'a> {
     fn new(entry: &'a SearchEntry) -> Self {
-        let mut by_lower = HashMap::with_capacity(entry.attrs.len() + entry.bin_attrs.len());
-        for (k, v) in &entry.attrs {
-            by_lower.insert(k.to_ascii_lowercase(), Values::Text(v));
-        }
-        for (k, v) in &entry.bin_attrs {
-            by_lower.insert(k.to_ascii_lowercase(), Values::Binary(v));
-        }
-        Self { by_lower }
+        Self { entry }
     }
 
-    fn get(&self, attr: &str) -> Option<&Values<'a>> {
-        self.by_lower.get(&attr.to_ascii_lowercase())
+    fn get(&self, attr: &str) -> Option<Values<'a>> {
+        if let Some(v) = self.entry.attrs.get(attr) {
+            return Some(Values::Text(v));
+        }
+        if let Some((_, v)) = self
+            .entry
+            .attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        {
+            return Some(Values::Text(v));
+        }
+        self.entry
+            .bin_attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+            .map(|(_, v)| Values::Binary(v))
     }
 }
 
@@ -65,7 +74,7 @@ pub fn entry_uid(entry: &SearchEntry, uid_attribute: &str) -> Option<String> {
     if uid_attribute.eq_ignore_ascii_case("dn") || uid_attribute == NAME_ATTR {
         return Some(entry.dn.clone());
     }
-    match EntryView::new(entry).get(uid_attribute)? {
+    match &EntryView::new(entry).get(uid_attribute)? {
         Values::Text(v) => v.first().cloned(),
         Values::Binary(v) => v.first().map(|b| B64.encode(b)),
     }
@@ -101,7 +110,7 @@ pub fn entry_to_object(
                 continue;
             }
             if let Some(values) = view.get(name) {
-                let vals = json_values(values, false);
+                let vals = json_values(&values, false);
                 let many = vals.len() > 1;
                 if let Some(v) = shape(vals, many) {
                     obj.insert(name.clone(), v);
@@ -119,7 +128,7 @@ pub fn entry_to_object(
             UID_ATTR => Some(id.clone()),
             attr => view
                 .get(attr)
-                .and_then(|v| shape(json_values(v, prop.binary), prop.array)),
+                .and_then(|v| shape(json_values(&v, prop.binary), prop.array)),
         };
         if let Some(v) = value {
             obj.insert(prop.name.clone(), v);
