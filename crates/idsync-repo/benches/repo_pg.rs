@@ -31,7 +31,7 @@ fn user(i: usize) -> Value {
         "title": format!("Title{}", i % 120),
         "telephoneNumber": format!("+1 555 {:07}", i),
         "city": format!("City{}", i % 300),
-        "active": i % 10 != 0,
+        "active": !i.is_multiple_of(10),
     })
 }
 

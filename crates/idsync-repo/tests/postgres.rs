@@ -392,6 +392,52 @@ async fn commits_are_atomic_and_revisions_checked() {
     assert!(repo.get_object("user", "a").await.unwrap().is_none());
 }
 
+/// Large pages go through binary COPY: an existing id still fails the whole change set with a
+/// Conflict naming it, and a clean page is written whole.
+#[tokio::test]
+async fn bulk_creates_by_copy_are_atomic() {
+    let db = TestDb::create().await;
+    let repo = db.open().await;
+    repo.commit(ChangeSet::new().with(create("user", "b0777", json!({}))))
+        .await
+        .unwrap();
+    let page = |prefix: &str| {
+        let mut cs = ChangeSet::new();
+        for i in 0..1500 {
+            cs.push(create("user", &format!("{prefix}{i:04}"), json!({"i": i})));
+        }
+        cs.push(Op::AppendAudit(idsync_repo::AuditEntry {
+            id: format!("{prefix}-audit"),
+            kind: idsync_repo::AuditKind::Recon,
+            timestamp: chrono::Utc::now(),
+            recon_id: Some("r".into()),
+            mapping: None,
+            entry_type: Some("entry".into()),
+            entry: json!({"reconId": "r"}),
+        }));
+        cs
+    };
+    match repo.commit(page("b")).await {
+        Err(RepoError::Conflict(ConflictKind::AlreadyExists { id, .. })) => assert_eq!(id, "b0777"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(repo.count_objects("user", None).await.unwrap(), 1);
+    let out = repo.commit(page("c")).await.unwrap();
+    assert_eq!(out.object_revs.len(), 1500);
+    assert_eq!(repo.count_objects("user", None).await.unwrap(), 1501);
+    let c = repo.get_object("user", "c1499").await.unwrap().unwrap();
+    assert_eq!(c, json!({"_id": "c1499", "_rev": "1", "i": 1499}));
+    let q = QueryRequest::with_filter(r#"reconId eq "R""#.parse().unwrap());
+    assert_eq!(
+        repo.query_audit(idsync_repo::AuditKind::Recon, &q)
+            .await
+            .unwrap()
+            .results
+            .len(),
+        1
+    );
+}
+
 /// A job re-claimed after its lease expired fences out the first claimer: its late commit
 /// writes nothing.
 #[tokio::test]
