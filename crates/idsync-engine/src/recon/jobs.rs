@@ -418,10 +418,10 @@ async fn first_page_totals(
 ) -> EngineResult<()> {
     if ctx.opts.source_id.is_some() {
         extra.add(keys::SOURCE_TOTAL, 1);
-    } else if ctx.eff.source.request.filter.is_none() {
-        if let Some(n) = ctx.source_set.count().await? {
-            extra.add(keys::SOURCE_TOTAL, n as i64);
-        }
+    } else if ctx.eff.source.request.filter.is_none()
+        && let Some(n) = ctx.source_set.count().await?
+    {
+        extra.add(keys::SOURCE_TOTAL, n as i64);
     }
     if let Some(n) = ctx.target_count() {
         extra.add(keys::TARGET_TOTAL, n as i64);

@@ -139,10 +139,10 @@ impl RunCtx {
         {
             return Ok(values.get(&norm).cloned());
         }
-        if let Some(snap) = &self.target_snapshot {
-            if !snap.ids.contains(&norm) {
-                return Ok(None);
-            }
+        if let Some(snap) = &self.target_snapshot
+            && !snap.ids.contains(&norm)
+        {
+            return Ok(None);
         }
         if let Some(v) = look.targets.get(&norm) {
             return Ok(Some(v.clone()));
@@ -430,13 +430,13 @@ impl RunCtx {
         )?;
         out.stats.time("activePolicyScript", t.elapsed());
         op.action = Some(decision.action);
-        if !self.opts.analyze {
-            if let Err(msg) = self.guard.admit(decision.action) {
-                op.action = None;
-                op.message = Some(msg.clone());
-                out.abort = Some(msg);
-                return Ok(());
-            }
+        if !self.opts.analyze
+            && let Err(msg) = self.guard.admit(decision.action)
+        {
+            op.action = None;
+            op.message = Some(msg.clone());
+            out.abort = Some(msg);
+            return Ok(());
         }
         self.act(decision.action, source, target, link, op, out)
             .await?;
@@ -533,10 +533,11 @@ impl RunCtx {
                 let linked_here = link.as_ref().is_some_and(|l| {
                     self.links.norm_target(self.links.target_id(l)) == self.links.norm_target(&tid)
                 });
-                if self.config.enable_linking && !linked_here {
-                    if let Some(s) = source {
-                        self.write_link(s, &current, link.as_ref(), op, out)?;
-                    }
+                if self.config.enable_linking
+                    && !linked_here
+                    && let Some(s) = source
+                {
+                    self.write_link(s, &current, link.as_ref(), op, out)?;
                 }
             }
             Action::Delete => {

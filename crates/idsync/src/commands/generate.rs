@@ -107,7 +107,7 @@ pub fn hr_row(i: u64, seed: u64) -> [String; 10] {
         r.pick(DEPARTMENTS).to_string(),
         format!("+1 555 {:04} {:04}", r.next() % 10_000, r.next() % 10_000),
         r.pick(CITIES).to_string(),
-        if r.next() % 10 == 0 {
+        if r.next().is_multiple_of(10) {
             "inactive"
         } else {
             "active"

@@ -76,13 +76,13 @@ pub fn render(s: &Value) -> String {
             }
         }
     }
-    if let Some(nodes) = s.get("sourceProcessedByNode").and_then(Value::as_object) {
-        if nodes.len() > 1 {
-            let _ = writeln!(out);
-            let _ = writeln!(out, "{:<22} {:>10}", "NODE", "SOURCE");
-            for (k, v) in nodes {
-                let _ = writeln!(out, "{k:<22} {:>10}", str_of(v));
-            }
+    if let Some(nodes) = s.get("sourceProcessedByNode").and_then(Value::as_object)
+        && nodes.len() > 1
+    {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<22} {:>10}", "NODE", "SOURCE");
+        for (k, v) in nodes {
+            let _ = writeln!(out, "{k:<22} {:>10}", str_of(v));
         }
     }
     out

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 //! End-to-end tests of the `idsync` binary: they copy a project to a temp dir, run the real
 //! binary and look at what a user sees (exit codes, summary JSON, files, stored objects).
 

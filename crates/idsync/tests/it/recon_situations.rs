@@ -11,7 +11,8 @@ fn situations(s: &Value) -> Vec<(String, i64)> {
         .as_object()
         .unwrap()
         .iter()
-        .filter_map(|(k, n)| (n.as_i64().unwrap() > 0).then(|| (k.clone(), n.as_i64().unwrap())))
+        .map(|(k, n)| (k.clone(), n.as_i64().unwrap()))
+        .filter(|(_, n)| *n > 0)
         .collect();
     v.sort();
     v
@@ -120,7 +121,8 @@ fn every_situation_is_assessed_and_acted_on() {
 #[test]
 fn tuning_knobs_do_not_change_the_outcome() {
     let baseline = scenario(&|_| {});
-    let variants: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Tweak = Box<dyn Fn(&mut Value)>;
+    let variants: Vec<(&str, Tweak)> = vec![
         ("taskThreads 0", Box::new(|m| m["taskThreads"] = 0.into())),
         ("taskThreads 10", Box::new(|m| m["taskThreads"] = 10.into())),
         (
