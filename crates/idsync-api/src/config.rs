@@ -22,18 +22,21 @@ pub fn routes() -> Router<ApiState> {
         .route("/openidm/config/{*name}", get(read))
 }
 
-/// Whether a key names a secret: password, credentials, secret, token (any case, anywhere in
-/// the key). Keys that only name *where* a secret lives (`passwordColumn`, `passwordAttribute`)
-/// hold no secret and are kept readable.
+/// Whether a key names a secret: password, credentials, secret, private key, token (and token
+/// hashes), API keys, passphrases, in any case and anywhere in the key. Keys that only name
+/// *where* a secret lives (`passwordColumn`, `passwordAttribute`) hold no secret and stay
+/// readable.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     let names_secret = [
         "password",
         "credential",
         "secret",
+        "privatekey",
         "token",
-        "passphrase",
+        "sha256",
         "apikey",
+        "passphrase",
     ]
     .iter()
     .any(|s| k.contains(s));
@@ -43,14 +46,17 @@ pub fn is_secret_key(key: &str) -> bool {
     names_secret && !names_location
 }
 
-/// A copy of `value` with the value of every secret key replaced by [`MASK`] (null and absent
-/// values stay as they are, so a reader can tell "not set" from "set").
+/// A copy of `value` with the value of every secret key replaced by [`MASK`]. Null stays null
+/// (a reader can tell "not set" from "set"). An object under a secret key is masked whole
+/// (`"credentials": {"$crypt": ...}`) unless it is a schema property definition (it has
+/// `type` or `nativeName`), which describes a field and holds no secret.
 pub fn mask_secrets(value: &Value) -> Value {
     match value {
         Value::Object(m) => {
             let mut out = Map::with_capacity(m.len());
             for (k, v) in m {
-                let masked = if is_secret_key(k) && !v.is_null() {
+                let is_schema = v.get("type").is_some() || v.get("nativeName").is_some();
+                let masked = if is_secret_key(k) && !v.is_null() && !is_schema {
                     Value::String(MASK.into())
                 } else {
                     mask_secrets(v)
@@ -138,7 +144,8 @@ mod tests {
                 "principal": "cn=admin", "credentials": {"$crypt": "xyz"},
                 "clientSecret": "s", "apiToken": "t", "nested": [{"Password": "p"}],
                 "unset": null, "userPassword": null, "passwordAttribute": "userPassword"
-            }
+            },
+            "objectTypes": {"account": {"properties": {"password": {"type": "string"}}}}
         });
         let m = mask_secrets(&cfg);
         let c = &m["configurationProperties"];
@@ -151,6 +158,10 @@ mod tests {
         assert_eq!(c["passwordAttribute"], "userPassword");
         assert_eq!(c["host"], "db");
         assert_eq!(c["userPassword"], Value::Null);
+        assert_eq!(
+            m["objectTypes"]["account"]["properties"]["password"]["type"],
+            "string"
+        );
         for secret in ["pw1", "xyz", "\"s\"", "\"t\"", "\"p\""] {
             assert!(!m.to_string().contains(secret), "{secret} leaked: {m}");
         }

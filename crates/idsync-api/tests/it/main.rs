@@ -1,0 +1,11 @@
+//! Integration tests of the REST API: the real router served on a loopback port, driven with
+//! reqwest, over a real SQLite repository and a real CSV connector in a temp project folder.
+
+mod harness;
+
+mod auth;
+mod config;
+mod errors;
+mod managed;
+mod queries;
+mod system;
