@@ -11,7 +11,7 @@ use super::convert::as_i64;
 use super::filter::{FieldSource, SqlParams, ci_text, to_sql};
 use crate::error::{RepoError, RepoResult};
 use deadpool_postgres::GenericClient;
-use idsync_core::{JsonPointer, QueryPage, QueryRequest, TotalPolicy};
+use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
 use serde_json::{Value, json};
 use tokio_postgres::Row;
 
@@ -118,11 +118,8 @@ where
     }
     let mut results = Vec::with_capacity(rows.len());
     for row in &rows {
-        let value = map(row)?;
-        results.push(match &query.fields {
-            Some(fields) => project(&value, fields),
-            None => value,
-        });
+        // The shared projection, so `_fields` answers the same on every backend.
+        results.push(crate::paging::project(map(row)?, query.fields.as_deref()));
     }
     Ok(QueryPage {
         results,
@@ -305,27 +302,6 @@ fn decode_cookie(cookie: &str, components: &[Component]) -> RepoResult<Vec<Value
     Ok(values.clone())
 }
 
-/// `_fields`: `_id` and `_rev` plus each requested pointer that exists, at the same place.
-pub(crate) fn project(value: &Value, fields: &[JsonPointer]) -> Value {
-    let mut out = json!({});
-    for key in ["_id", "_rev"] {
-        if let Some(v) = value.get(key) {
-            out[key] = v.clone();
-        }
-    }
-    for ptr in fields {
-        if ptr.is_root() {
-            return value.clone();
-        }
-        if let Some(v) = ptr.get(value) {
-            // Writing into a fresh object cannot meet a non-object parent except through an
-            // array index; such fields are then left out rather than failing the query.
-            let _ = ptr.set(&mut out, v.clone());
-        }
-    }
-    out
-}
-
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// URL-safe base64 without padding (cookies travel in query strings).
@@ -373,12 +349,5 @@ mod tests {
             );
         }
         assert!(base64_decode("not base64!").is_none());
-    }
-
-    #[test]
-    fn projection_keeps_id_rev_and_requested_fields() {
-        let v = json!({"_id": "1", "_rev": "2", "a": {"b": 1, "c": 2}, "d": 3});
-        let p = project(&v, &[JsonPointer::parse("/a/b"), JsonPointer::parse("x")]);
-        assert_eq!(p, json!({"_id": "1", "_rev": "2", "a": {"b": 1}}));
     }
 }
