@@ -28,7 +28,9 @@ pub fn connect(path: &Path) -> RepoResult<Connection> {
     conn.busy_timeout(Duration::from_secs(30))
         .map_err(map_err)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+        // A 64 MiB page cache keeps index pages of bulk inserts (10,000-row change sets) hot.
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = -65536;",
     )
     .map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(256);
