@@ -525,6 +525,7 @@ pub async fn eq_query_uses_index(b: &dyn Backend) {
         .unwrap();
     let q = QueryRequest::with_filter("userName eq \"user17\"".parse().unwrap());
     let plan = repo.explain_query("user", &q).await.unwrap();
+    eprintln!("{} plan for userName eq:\n{plan}", repo.backend());
     assert!(
         plan.to_lowercase().contains("ix_obj"),
         "plan does not use the index:\n{plan}"
