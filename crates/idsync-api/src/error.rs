@@ -95,7 +95,7 @@ impl ApiError {
         let mut body = Map::new();
         body.insert("code".into(), json!(status));
         body.insert("reason".into(), json!(code.reason()));
-        if status >= 500 && !matches!(code, ErrorCode::Unavailable | ErrorCode::Indeterminate) {
+        if status == 500 {
             // Internals stay in the log; the body is generic.
             body.insert("message".into(), json!("internal server error"));
         } else {

@@ -182,16 +182,18 @@ fn parse_count(name: &str, v: &str) -> ApiResult<usize> {
 
 /// The query response envelope of reference §7.2.
 ///
-/// `remainingPagedResults` is -1 unless a total is known, then the count after this page.
+/// `remainingPagedResults` is -1 unless a total is known, then the count after this page (0 on
+/// the last page; -1 on a page reached by cookie, where the count before it is unknown).
 pub fn envelope(req: &QueryRequest, page: QueryPage) -> Value {
     let count = page.results.len();
     let (total, remaining) = match page.total {
         Some(t) => {
+            // After a cookie the number of objects already returned is unknown here.
             let seen = req.offset.unwrap_or(0) as u64 + count as u64;
-            let remaining = if page.cookie.is_some() {
-                t.saturating_sub(seen) as i64
-            } else {
-                0
+            let remaining = match (&page.cookie, &req.cookie) {
+                (None, _) => 0,
+                (Some(_), None) => t.saturating_sub(seen) as i64,
+                (Some(_), Some(_)) => -1,
             };
             (t as i64, remaining)
         }

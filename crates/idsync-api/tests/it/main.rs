@@ -1,5 +1,6 @@
 //! Integration tests of the REST API: the real router served on a loopback port, driven with
 //! reqwest, over a real SQLite repository and a real CSV connector in a temp project folder.
+#![allow(clippy::unwrap_used)] // tests may unwrap (PREAMBLE), harness helpers included
 
 mod harness;
 

@@ -131,7 +131,12 @@ async fn paging_cookies_return_every_object_once() {
         }
         let (status, body) = send(s.admin(Method::GET, "managed/user").query(&q)).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["totalPagedResults"], 25, "{body}");
+        // The late insert below is counted from the second page on.
+        let total = if pages == 0 { 25 } else { 26 };
+        assert_eq!(body["totalPagedResults"], total, "{body}");
+        if pages == 0 {
+            assert_eq!(body["remainingPagedResults"], 15, "{body}");
+        }
         seen.extend(ids(&body));
         pages += 1;
         match body["pagedResultsCookie"].as_str() {
