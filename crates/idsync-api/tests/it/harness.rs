@@ -2,7 +2,8 @@
 //! token, a reader token and an argon2 user), a SQLite repository in the project, and the API
 //! served on 127.0.0.1:0 until the harness is dropped.
 
-use idsync_api::{ApiState, AuthState, Limits, hash_password, sha256_hex};
+use axum::Router;
+use idsync_api::{ApiState, AuthState, Limits, ManagedHooks, hash_password, sha256_hex};
 use idsync_connectors::Connector;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -47,6 +48,16 @@ impl Server {
     }
 
     pub async fn start_with(limits: Limits, csv_rows: usize) -> Server {
+        Self::start_full(limits, csv_rows, None, Router::new()).await
+    }
+
+    /// With managed-write hooks and extra routes (what the integrator plugs in).
+    pub async fn start_full(
+        limits: Limits,
+        csv_rows: usize,
+        hooks: Option<Arc<dyn ManagedHooks>>,
+        extra: Router<ApiState>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write(
@@ -111,22 +122,20 @@ impl Server {
             .unwrap();
         let mut connectors: BTreeMap<String, Arc<dyn Connector>> = BTreeMap::new();
         for (name, cfg) in &project.connectors {
-            let conn = idsync_connectors::csv::CsvConnector::new(
-                name,
-                &cfg.configuration_properties,
-                cfg.raw.get("objectTypes"),
-                &project.dir,
-            )
-            .unwrap();
-            connectors.insert(name.to_string(), Arc::new(conn));
+            let conn = idsync_connectors::build_connector(cfg, &project.dir).unwrap();
+            connectors.insert(name.to_string(), conn);
         }
         let auth = AuthState::new(&project.auth, None).unwrap();
-        let state = ApiState::new(project, repo, connectors, "node-test", auth).with_limits(limits);
+        let mut state =
+            ApiState::new(project, repo, connectors, "node-test", auth).with_limits(limits);
+        if let Some(h) = hooks {
+            state = state.with_hooks(h);
+        }
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(idsync_api::serve(state, listener, async move {
+        let task = tokio::spawn(idsync_api::serve_with(state, extra, listener, async move {
             let _ = rx.await;
         }));
         Server {

@@ -7,6 +7,7 @@ mod harness;
 mod auth;
 mod config;
 mod errors;
+mod extend;
 mod managed;
 mod queries;
 mod system;
