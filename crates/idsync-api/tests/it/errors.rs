@@ -39,6 +39,15 @@ async fn malformed_requests_are_crest_errors() {
         send(s.admin(Method::GET, "managed/user?_queryFilter=true&_pageSize=abc")).await;
     assert_crest_error(status, &body, 400, "_pageSize");
 
+    // An extended operator the repository cannot evaluate is a 400, not a silent false.
+    let (status, body) = send(
+        s.admin(Method::GET, "managed/user")
+            .query(&[("_queryFilter", "userName ew \"x\"")]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], 400, "{body}");
+
     let (status, body) = send(s.admin(Method::GET, "managed/user")).await;
     assert_crest_error(status, &body, 400, "_queryFilter");
 
