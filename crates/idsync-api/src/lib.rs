@@ -30,7 +30,7 @@ pub use auth::{
 pub use error::{ApiError, ApiResult};
 pub use http::{JsonBody, OptionalJsonBody, Precondition, object_response};
 pub use params::{Params, envelope};
-pub use state::{ApiContext, ApiState, Limits, ManagedChange, ManagedHooks};
+pub use state::{ApiContext, ApiState, Limits, ManagedChange, ManagedHooks, SystemActions};
 
 use axum::Router;
 use axum::extract::{Request, State};

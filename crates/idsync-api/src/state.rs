@@ -72,6 +72,22 @@ pub trait ManagedHooks: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Actions on `system/<name>/<type>` beyond `create` (e.g. `liveSync`), answered by the
+/// engine. Routes cannot be registered twice on one path and method, so the integrator plugs
+/// them in here instead of with extra routes.
+#[async_trait]
+pub trait SystemActions: Send + Sync + std::fmt::Debug {
+    /// Answers `POST system/<connector>/<object_type>?_action=<action>`; `Ok(None)` means the
+    /// action is unknown (the API answers 400).
+    async fn action(
+        &self,
+        connector: &str,
+        object_type: &str,
+        action: &str,
+        body: Option<Value>,
+    ) -> ApiResult<Option<Value>>;
+}
+
 /// Everything the handlers share. Use [`ApiState`], which derefs to this.
 #[derive(Debug)]
 pub struct ApiContext {
@@ -83,6 +99,7 @@ pub struct ApiContext {
     pub auth: AuthState,
     pub limits: Limits,
     pub hooks: Option<Arc<dyn ManagedHooks>>,
+    pub system_actions: Option<Arc<dyn SystemActions>>,
 }
 
 /// The shared state of the router.
@@ -113,6 +130,7 @@ impl ApiState {
             auth,
             limits: Limits::default(),
             hooks: None,
+            system_actions: None,
         }))
     }
 
@@ -126,6 +144,11 @@ impl ApiState {
         self.map(|c| c.hooks = Some(hooks))
     }
 
+    /// The same state with a handler of extra system actions (liveSync).
+    pub fn with_system_actions(self, actions: Arc<dyn SystemActions>) -> Self {
+        self.map(|c| c.system_actions = Some(actions))
+    }
+
     fn map(self, f: impl FnOnce(&mut ApiContext)) -> Self {
         let mut ctx = match Arc::try_unwrap(self.0) {
             Ok(ctx) => ctx,
@@ -137,6 +160,7 @@ impl ApiState {
                 auth: shared.auth.clone(),
                 limits: shared.limits.clone(),
                 hooks: shared.hooks.clone(),
+                system_actions: shared.system_actions.clone(),
             },
         };
         f(&mut ctx);

@@ -137,6 +137,11 @@ async fn create(
     match params.action()? {
         None | Some("create") => {}
         Some(other) => {
+            if let Some(handler) = &state.system_actions
+                && let Some(answer) = handler.action(&name, &object_type, other, body.0).await?
+            {
+                return Ok(object_response(StatusCode::OK, answer));
+            }
             return Err(ApiError::BadRequest(format!(
                 "unknown action \"{other}\" on system/{name}/{object_type} (supported: create)"
             )));

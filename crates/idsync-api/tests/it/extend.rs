@@ -6,7 +6,7 @@ use crate::harness::*;
 use async_trait::async_trait;
 use axum::Router;
 use axum::routing::get;
-use idsync_api::{ApiResult, ApiState, Limits, ManagedChange, ManagedHooks};
+use idsync_api::{ApiResult, ApiState, Limits, ManagedChange, ManagedHooks, SystemActions};
 use idsync_repo::{AuditEntry, AuditKind, ChangeSet, Op};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ async fn hooks_commit_with_the_write_and_extend_the_answer() {
     let s = Server::start_full(
         Limits::default(),
         3,
-        Some(Arc::new(AuditingHooks)),
+        |st| st.with_hooks(Arc::new(AuditingHooks)),
         Router::new(),
     )
     .await;
@@ -109,9 +109,48 @@ async fn extra_routes_share_auth_and_the_timeout() {
         ..Limits::default()
     };
     let extra = Router::new().route("/openidm/recon", get(never));
-    let s = Server::start_full(limits, 3, None, extra).await;
+    let s = Server::start_full(limits, 3, |st| st, extra).await;
     let (status, body) = send(s.anon(Method::GET, "recon")).await;
     assert_crest_error(status, &body, 401, "authentication");
     let (status, body) = send(s.reader(Method::GET, "recon")).await;
     assert_crest_error(status, &body, 504, "did not finish");
+}
+
+/// Answers `liveSync` with what it was asked, and nothing else.
+#[derive(Debug)]
+struct LiveSyncActions;
+
+#[async_trait]
+impl SystemActions for LiveSyncActions {
+    async fn action(
+        &self,
+        connector: &str,
+        object_type: &str,
+        action: &str,
+        _body: Option<Value>,
+    ) -> ApiResult<Option<Value>> {
+        Ok((action == "liveSync")
+            .then(|| json!({"connector": connector, "objectType": object_type, "action": action})))
+    }
+}
+
+#[tokio::test]
+async fn system_actions_reach_the_handler() {
+    let s = Server::start_full(
+        Limits::default(),
+        3,
+        |st| st.with_system_actions(Arc::new(LiveSyncActions)),
+        Router::new(),
+    )
+    .await;
+    let (status, body) = send(s.admin(Method::POST, "system/hr/account?_action=liveSync")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"connector": "hr", "objectType": "account", "action": "liveSync"})
+    );
+    let (status, body) = send(s.admin(Method::POST, "system/hr/account?_action=frob")).await;
+    assert_crest_error(status, &body, 400, "frob");
+    let (status, body) = send(s.reader(Method::POST, "system/hr/account?_action=liveSync")).await;
+    assert_crest_error(status, &body, 403, "may not");
 }

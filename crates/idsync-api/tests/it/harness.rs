@@ -3,7 +3,7 @@
 //! served on 127.0.0.1:0 until the harness is dropped.
 
 use axum::Router;
-use idsync_api::{ApiState, AuthState, Limits, ManagedHooks, hash_password, sha256_hex};
+use idsync_api::{ApiState, AuthState, Limits, hash_password, sha256_hex};
 use idsync_connectors::Connector;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -48,14 +48,15 @@ impl Server {
     }
 
     pub async fn start_with(limits: Limits, csv_rows: usize) -> Server {
-        Self::start_full(limits, csv_rows, None, Router::new()).await
+        Self::start_full(limits, csv_rows, |s| s, Router::new()).await
     }
 
-    /// With managed-write hooks and extra routes (what the integrator plugs in).
+    /// With the state adjusted by `configure` (hooks) and extra routes (what the integrator
+    /// plugs in).
     pub async fn start_full(
         limits: Limits,
         csv_rows: usize,
-        hooks: Option<Arc<dyn ManagedHooks>>,
+        configure: impl FnOnce(ApiState) -> ApiState,
         extra: Router<ApiState>,
     ) -> Server {
         let dir = tempfile::tempdir().unwrap();
@@ -126,11 +127,9 @@ impl Server {
             connectors.insert(name.to_string(), conn);
         }
         let auth = AuthState::new(&project.auth, None).unwrap();
-        let mut state =
-            ApiState::new(project, repo, connectors, "node-test", auth).with_limits(limits);
-        if let Some(h) = hooks {
-            state = state.with_hooks(h);
-        }
+        let state = configure(
+            ApiState::new(project, repo, connectors, "node-test", auth).with_limits(limits),
+        );
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
