@@ -6,7 +6,62 @@
 use crate::error::EngineResult;
 use idsync_config::{Mapping, Project};
 use idsync_repo::{Link, Repository};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Every link of a mapping, loaded once for a run (`prefetchLinks`), kept compact: per
+/// qualifier, source id → (link id, rev, target id).
+#[derive(Debug, Default)]
+pub struct PrefetchedLinks {
+    by_qualifier: HashMap<String, HashMap<Box<str>, (Box<str>, Box<str>, Box<str>)>>,
+    len: usize,
+}
+
+impl PrefetchedLinks {
+    pub fn insert(&mut self, view: &LinkView, l: Link) {
+        let entry = (
+            l.id.into_boxed_str(),
+            l.rev.into_boxed_str(),
+            view.target_id_owned(&l.first_id, &l.second_id),
+        );
+        let source: Box<str> = view.source_id_of(&l.first_id, &l.second_id).into();
+        if self
+            .by_qualifier
+            .entry(l.link_qualifier)
+            .or_default()
+            .insert(source, entry)
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
+    /// The link of a normalised source id.
+    pub fn get(&self, view: &LinkView, qualifier: &str, source_id: &str) -> Option<Link> {
+        let (id, rev, target) = self.by_qualifier.get(qualifier)?.get(source_id)?;
+        let (first_id, second_id) = if view.reversed {
+            (target.to_string(), source_id.to_string())
+        } else {
+            (source_id.to_string(), target.to_string())
+        };
+        Some(Link {
+            id: id.to_string(),
+            rev: rev.to_string(),
+            link_type: view.link_type.clone(),
+            link_qualifier: qualifier.to_string(),
+            first_id,
+            second_id,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LinkView {
@@ -67,6 +122,18 @@ impl LinkView {
         }
     }
 
+    fn source_id_of<'a>(&self, first: &'a str, second: &'a str) -> &'a str {
+        if self.reversed { second } else { first }
+    }
+
+    fn target_id_owned(&self, first: &str, second: &str) -> Box<str> {
+        if self.reversed {
+            first.into()
+        } else {
+            second.into()
+        }
+    }
+
     /// This mapping's target id of a link.
     pub fn target_id<'a>(&self, l: &'a Link) -> &'a str {
         if self.reversed {
@@ -81,7 +148,7 @@ impl LinkView {
         let (s, t) = (self.norm_source(source_id), self.norm_target(target_id));
         let (first_id, second_id) = if self.reversed { (t, s) } else { (s, t) };
         Link {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::managed_set::new_id(),
             rev: "0".into(),
             link_type: self.link_type.clone(),
             link_qualifier: qualifier.to_string(),

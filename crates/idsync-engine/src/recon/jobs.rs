@@ -240,16 +240,25 @@ fn chunk_ops(ctx: &RunCtx, out: ChunkOutput, extra: StatsDelta) -> EngineResult<
     }
     // Claimed target ids feed the target phase; a dry run registers them too (the registry is
     // bookkeeping, not a write to any system), so its target phase plans the right objects.
+    // With a snapshot of the target ids, the target phase only visits ids of the snapshot, so
+    // ids created by this run need no row.
     if ctx.eff.run_target_phase && !out.claimed.is_empty() {
         let ids: HashSet<String> = out
             .claimed
             .iter()
             .map(|i| ctx.links.norm_target(i))
+            .filter(|i| {
+                ctx.target_snapshot
+                    .as_ref()
+                    .is_none_or(|s| s.ids.contains(i))
+            })
             .collect();
-        ops.push(Op::RegisterTargetIds {
-            run_id: ctx.run_id.clone(),
-            ids: ids.into_iter().collect(),
-        });
+        if !ids.is_empty() {
+            ops.push(Op::RegisterTargetIds {
+                run_id: ctx.run_id.clone(),
+                ids: ids.into_iter().collect(),
+            });
+        }
     }
     let mut stats = out.stats;
     stats.merge(extra);
@@ -282,7 +291,13 @@ async fn commit_chunk(
     let mut cs = ChangeSet::fenced(&job.job.id, job.token);
     cs.ops = chunk_ops(ctx, out, extra)?;
     cs.ops.extend(tail);
+    let (n, t) = (cs.ops.len(), std::time::Instant::now());
     engine.repo.commit(cs).await?;
+    tracing::debug!(
+        ops = n,
+        ms = t.elapsed().as_millis() as u64,
+        "chunk committed"
+    );
     Ok(abort)
 }
 

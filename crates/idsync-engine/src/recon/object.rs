@@ -122,9 +122,12 @@ impl RunCtx {
         if !self.config.enable_linking {
             return Ok(None);
         }
-        let key = (qualifier.to_string(), self.links.norm_source(source_id));
-        if let Some(map) = self.prefetched.as_ref().or(look.links.as_ref()) {
-            return Ok(map.get(&key).cloned());
+        let norm = self.links.norm_source(source_id);
+        if let Some(p) = &self.prefetched {
+            return Ok(p.get(&self.links, qualifier, &norm));
+        }
+        if let Some(map) = &look.links {
+            return Ok(map.get(&(qualifier.to_string(), norm)).cloned());
         }
         self.links.by_source(repo, qualifier, source_id).await
     }

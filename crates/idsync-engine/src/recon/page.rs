@@ -51,7 +51,7 @@ async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<
             .flat_map(|sid| {
                 ctx.all_qualifiers
                     .iter()
-                    .filter_map(|q| map.get(&(q.clone(), sid.clone())).cloned())
+                    .filter_map(|q| map.get(&ctx.links, q, sid))
             })
             .collect::<Vec<_>>(),
         None => {

@@ -8,12 +8,12 @@ use super::guard::SafetyGuard;
 use super::stats::NodeExtremes;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::links::LinkView;
+use crate::links::{LinkView, PrefetchedLinks};
 use crate::resources::managed_type;
 use idsync_config::Mapping;
 use idsync_connectors::ObjectSet;
 use idsync_mapping::CompiledMapping;
-use idsync_repo::{Link, RunRecord};
+use idsync_repo::RunRecord;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,8 +45,8 @@ pub struct RunCtx {
     pub links: LinkView,
     pub all_qualifiers: Vec<String>,
     pub target_snapshot: Option<TargetSnapshot>,
-    /// Prefetched links by (qualifier, normalised source id).
-    pub prefetched: Option<HashMap<(String, String), Link>>,
+    /// Every link of the mapping, when `prefetchLinks` (non-clustered runs).
+    pub prefetched: Option<PrefetchedLinks>,
     pub guard: SafetyGuard,
     pub extremes: std::sync::Mutex<NodeExtremes>,
     canceled: AtomicBool,
@@ -129,7 +129,13 @@ impl RunCtx {
     async fn load_target_snapshot(&self) -> EngineResult<TargetSnapshot> {
         let mut snap = TargetSnapshot::default();
         let mut req = self.eff.target.request.clone();
-        req.page_size = self.eff.target_page_size;
+        // An id-only snapshot is read in pages even when target paging is off: the result is the
+        // same, and the peak memory is the id set, not the id set plus one huge result page.
+        let page_size = self
+            .eff
+            .target_page_size
+            .or(self.eff.target.ids_only.then_some(10_000));
+        req.page_size = page_size;
         let mut full = self.eff.target_full_entry;
         loop {
             let page = self.target_set.query(&req).await?;
@@ -146,7 +152,7 @@ impl RunCtx {
                 }
                 snap.ids.insert(id);
             }
-            match (page.cookie, self.eff.target_page_size) {
+            match (page.cookie, page_size) {
                 (Some(c), Some(_)) => req.cookie = Some(c),
                 _ => break,
             }
@@ -154,8 +160,8 @@ impl RunCtx {
         Ok(snap)
     }
 
-    async fn load_links(&self, engine: &Engine) -> EngineResult<HashMap<(String, String), Link>> {
-        let mut map = HashMap::new();
+    async fn load_links(&self, engine: &Engine) -> EngineResult<PrefetchedLinks> {
+        let mut map = PrefetchedLinks::default();
         let mut after: Option<String> = None;
         loop {
             let batch = engine
@@ -167,11 +173,7 @@ impl RunCtx {
             };
             after = Some(last.id.clone());
             for l in batch {
-                let key = (
-                    l.link_qualifier.clone(),
-                    self.links.source_id(&l).to_string(),
-                );
-                map.insert(key, l);
+                map.insert(&self.links, l);
             }
         }
         Ok(map)

@@ -138,9 +138,9 @@ CREATE TABLE audit (
     entry      TEXT NOT NULL
 );
 CREATE INDEX audit_kind_time ON audit (kind, timestamp);
-CREATE INDEX audit_recon ON audit (kind, recon_id);
-CREATE INDEX audit_mapping ON audit (kind, mapping);
-CREATE INDEX audit_entry_type ON audit (kind, entry_type);
+-- Few indexes on purpose: recon writes one entry per object, and every index is paid per entry.
+-- Lookups are by run (and entry type) or by id; retention deletes by time.
+CREATE INDEX audit_recon ON audit (kind, recon_id, entry_type);
 CREATE INDEX audit_id ON audit (kind, id);
 
 CREATE TABLE sync_tokens (
