@@ -5,6 +5,7 @@
 mod support;
 
 mod config_validate;
+mod connector_test;
 mod recon_getting_started;
 mod recon_hooks;
 mod recon_managed;
