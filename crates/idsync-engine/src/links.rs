@@ -11,9 +11,12 @@ use std::sync::Arc;
 
 /// Every link of a mapping, loaded once for a run (`prefetchLinks`), kept compact: per
 /// qualifier, source id → (link id, rev, target id).
+/// One prefetched link: (link id, rev, target id).
+type LinkEntry = (Box<str>, Box<str>, Box<str>);
+
 #[derive(Debug, Default)]
 pub struct PrefetchedLinks {
-    by_qualifier: HashMap<String, HashMap<Box<str>, (Box<str>, Box<str>, Box<str>)>>,
+    by_qualifier: HashMap<String, HashMap<Box<str>, LinkEntry>>,
     len: usize,
 }
 
