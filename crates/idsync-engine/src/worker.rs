@@ -83,7 +83,12 @@ fn spawn_lease_renewal(
         loop {
             tokio::time::sleep(every).await;
             if let Err(e) = engine.repo.renew_lease(&job_id, token, engine.lease).await {
-                tracing::warn!(job = %job_id, error = %e, "lease renewal failed");
+                // A renewal can race the job's own final commit, which deletes the job: that is
+                // not a lost lease. Anything else is, and the job's fenced commit will fail.
+                let gone = matches!(engine.repo.get_job(&job_id).await, Ok(None));
+                if !gone {
+                    tracing::warn!(job = %job_id, error = %e, "lease renewal failed");
+                }
                 return;
             }
         }
