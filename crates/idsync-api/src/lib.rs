@@ -20,6 +20,7 @@ pub mod links;
 pub mod managed;
 pub mod params;
 pub mod patch;
+pub mod recon;
 pub mod state;
 pub mod system;
 

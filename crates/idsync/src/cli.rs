@@ -20,6 +20,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the REST API (under /openidm) and run this node's jobs.
+    Serve(ServeArgs),
     /// Run one reconciliation in-process and print its summary.
     Recon(ReconArgs),
     /// Project configuration commands.
@@ -62,6 +64,21 @@ pub struct ReconArgs {
     /// Reconcile only this source id (IDM's reconById).
     #[arg(long)]
     pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "IDSYNC_BIND")]
+    pub bind: Option<String>,
+    /// Repository URL: sqlite://PATH or postgres://... (default: sqlite://DIR/.idsync/repo.db).
+    #[arg(long, env = "IDSYNC_REPO")]
+    pub repo: Option<String>,
+    /// This node's id (default: the host name).
+    #[arg(long, env = "IDSYNC_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 mod connector;
 pub mod generate;
 mod recon;
+mod serve;
 pub mod setup;
 mod summary_table;
 mod validate;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config(ConfigCommand::Validate(p)) => validate::run(&p.project),
         Command::Recon(args) => runtime()?.block_on(recon::run(args)),
+        Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::Connector(ConnectorCommand::Test { project, name }) => {
             runtime()?.block_on(connector::test(&project.project, &name))
         }

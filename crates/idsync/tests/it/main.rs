@@ -10,3 +10,4 @@ mod recon_getting_started;
 mod recon_hooks;
 mod recon_managed;
 mod recon_situations;
+mod serve;

@@ -1,0 +1,175 @@
+//! `recon` (SPEC §6, §11; reference §3.1): start (`_action=recon|reconById`, with
+//! `waitForCompletion`), list, read, cancel and the dry-run plan, over the engine. Runs are rows
+//! in the repository, so every node answers for every run.
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::object_response;
+use crate::params::{Params, envelope};
+use crate::state::ApiState;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use idsync_core::HasErrorCode;
+use idsync_engine::{Engine, EngineError, ReconOptions};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The routes of this resource; the engine travels as an extension.
+pub fn routes(engine: Arc<Engine>) -> Router<ApiState> {
+    Router::new()
+        .route("/openidm/recon", get(list).post(start))
+        .route("/openidm/recon/{id}", get(read).post(action))
+        .route("/openidm/recon/{id}/plan", get(plan))
+        .layer(axum::Extension(engine))
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::BadRequest(m) => ApiError::BadRequest(m),
+            EngineError::NotFound(m) => ApiError::NotFound(m),
+            EngineError::ActiveRun { mapping, run_id } => ApiError::WithDetail {
+                code: idsync_core::ErrorCode::Conflict,
+                message: format!("mapping {mapping} already has an active reconciliation {run_id}"),
+                detail: json!({"_id": run_id, "mapping": mapping}),
+            },
+            EngineError::Conflict(m) => ApiError::Conflict(m),
+            EngineError::Repo(e) => ApiError::Repo(e),
+            EngineError::Connector(e) => ApiError::Connector(e),
+            other => match other.error_code() {
+                idsync_core::ErrorCode::Internal => ApiError::Internal(other.to_string()),
+                code => ApiError::WithDetail {
+                    code,
+                    message: other.to_string(),
+                    detail: Value::Null,
+                },
+            },
+        }
+    }
+}
+
+async fn start(
+    Extension(engine): Extension<Arc<Engine>>,
+    params: Params,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let action = params.action()?.ok_or_else(|| {
+        ApiError::BadRequest("POST recon needs _action=recon or _action=reconById".into())
+    })?;
+    let mapping = params
+        .get("mapping")?
+        .ok_or_else(|| ApiError::BadRequest("the mapping parameter is required".into()))?
+        .to_string();
+    let overrides: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "the body must be a JSON object, not {other}"
+                )));
+            }
+            Err(e) => {
+                return Err(ApiError::BadRequest(format!(
+                    "the body is not valid JSON: {e}"
+                )));
+            }
+        }
+    };
+    let source_id = match action {
+        "recon" => None,
+        "reconById" => Some(
+            params
+                .get("id")?
+                .or(params.get("ids")?)
+                .ok_or_else(|| ApiError::BadRequest("reconById needs the id parameter".into()))?
+                .to_string(),
+        ),
+        other => return Err(ApiError::BadRequest(format!("unknown action \"{other}\""))),
+    };
+    let analyze = params.flag("analyze", false)?;
+    let wait = params.flag("waitForCompletion", false)?;
+    let opts = ReconOptions {
+        analyze,
+        source_id,
+        overrides,
+    };
+    let run_id = engine.start_recon(&mapping, opts).await?;
+    if !wait {
+        return Ok(object_response(
+            StatusCode::OK,
+            json!({"_id": run_id, "state": "ACTIVE"}),
+        ));
+    }
+    loop {
+        let s = engine.recon_summary(&run_id).await?;
+        if s["state"] != "ACTIVE" {
+            return Ok(object_response(
+                StatusCode::OK,
+                json!({"_id": run_id, "state": s["state"]}),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn list(Extension(engine): Extension<Arc<Engine>>) -> ApiResult<Response> {
+    let runs = engine.recon_list().await?;
+    Ok(object_response(
+        StatusCode::OK,
+        json!({"reconciliations": runs}),
+    ))
+}
+
+async fn read(
+    Extension(engine): Extension<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(object_response(
+        StatusCode::OK,
+        engine.recon_summary(&id).await?,
+    ))
+}
+
+async fn action(
+    Extension(engine): Extension<Arc<Engine>>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    match params.action()? {
+        Some("cancel") => {
+            engine.cancel_recon(&id).await?;
+            Ok(object_response(
+                StatusCode::OK,
+                json!({"_id": id, "action": "cancel", "status": "INITIATED"}),
+            ))
+        }
+        Some(other) => Err(ApiError::BadRequest(format!("unknown action \"{other}\""))),
+        None => Err(ApiError::BadRequest(
+            "POST recon/<id> needs _action=cancel".into(),
+        )),
+    }
+}
+
+async fn plan(
+    State(state): State<ApiState>,
+    Extension(engine): Extension<Arc<Engine>>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    if engine.repo.get_run(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no reconciliation {id}")));
+    }
+    let req = if params.is_query() {
+        params.query_request(state.limits.max_page_size)?
+    } else {
+        idsync_core::QueryRequest::all()
+    };
+    let page = engine.repo.query_plan(&id, &req).await?;
+    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+}

@@ -1,0 +1,103 @@
+//! `idsync serve` (SPEC §15): the REST API under `/openidm`, this node's job worker and its
+//! heartbeat. Prints `listening on http://ADDR` once it serves; SIGTERM or SIGINT stop accepting,
+//! let in-flight jobs finish, mark the node down and exit 0.
+
+use super::setup;
+use crate::cli::ServeArgs;
+use anyhow::{Context, Result};
+use idsync_api::auth::{AuthState, ensure_admin_token_file, sha256_hex};
+use idsync_api::state::ApiState;
+use idsync_repo::NodeState;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+
+pub async fn run(args: ServeArgs) -> Result<ExitCode> {
+    let project = setup::load(&args.project.project)?;
+    let repo = setup::open_repo(&project, args.repo.as_deref()).await?;
+    let node_id = args
+        .node_id
+        .clone()
+        .or_else(|| project.settings.node_id.clone())
+        .unwrap_or_else(setup::host_name);
+    // Work this node held in an earlier life is released at once (SPEC §16).
+    repo.release_jobs_of_node(&node_id).await?;
+    let engine = setup::engine(project.clone(), repo.clone(), node_id.clone()).await?;
+
+    let env_token = std::env::var("IDSYNC_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let mut admin_hash = env_token.as_deref().map(sha256_hex);
+    if admin_hash.is_none() && project.auth.tokens.is_empty() && project.auth.users.is_empty() {
+        let file = ensure_admin_token_file(&project.dir)?;
+        eprintln!(
+            "no credentials configured: the admin token is in {}",
+            file.path.display()
+        );
+        admin_hash = Some(file.sha256);
+    }
+    let auth = AuthState::new(&project.auth, admin_hash.as_deref())?;
+    let connectors = setup::connectors(&project).await?;
+    let state = ApiState::new(
+        project.clone(),
+        repo.clone(),
+        connectors,
+        node_id.clone(),
+        auth,
+    );
+
+    let bind = args
+        .bind
+        .clone()
+        .unwrap_or_else(|| project.settings.bind.clone());
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    let addr = listener.local_addr()?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(idsync_engine::worker::run_worker(
+        engine.clone(),
+        idsync_engine::worker::DEFAULT_CONCURRENCY,
+        stop_rx.clone(),
+    ));
+    let heartbeat = {
+        let repo = repo.clone();
+        let node_id = node_id.clone();
+        let every = Duration::from_millis(project.settings.heartbeat_interval_ms.max(100));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = repo.heartbeat(&node_id, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    };
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    println!("listening on http://{addr}");
+    let extra = idsync_api::recon::routes(engine.clone());
+    idsync_api::serve_with(state, extra, listener, shutdown).await?;
+
+    // Stop taking jobs, let in-flight ones finish, then say goodbye to the cluster.
+    let _ = stop_tx.send(true);
+    worker.await??;
+    heartbeat.await?;
+    repo.release_jobs_of_node(&node_id).await?;
+    if let Err(e) = repo.set_node_state(&node_id, NodeState::Down).await {
+        tracing::warn!(error = %e, "could not mark this node down");
+    }
+    Ok(ExitCode::SUCCESS)
+}
