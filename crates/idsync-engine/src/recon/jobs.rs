@@ -12,7 +12,7 @@ use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::managed_set::new_id;
 use chrono::Utc;
-use idsync_core::{ReconStage, ReconState};
+use idsync_core::ReconStage;
 use idsync_repo::{
     AuditEntry, AuditKind, ChangeSet, ClaimedJob, ConflictKind, Job, Op, RepoError, RunRecord,
     RunUpdate,
@@ -331,7 +331,7 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
     let mut extra = StatsDelta::default();
     if page_no == 1 {
         set_stage(engine, &run, ReconStage::ActiveQueryEntries).await?;
-        first_page_totals(engine, &ctx, &mut extra).await?;
+        first_page_totals(&ctx, &mut extra).await?;
     }
     // Query this page.
     let t = std::time::Instant::now();
@@ -426,11 +426,7 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
 
 /// The run's totals, counted once by the first page: source and target totals and the link
 /// count (reference §3.4: `total` is the true total when known, `"?"` otherwise).
-async fn first_page_totals(
-    engine: &Engine,
-    ctx: &RunCtx,
-    extra: &mut StatsDelta,
-) -> EngineResult<()> {
+async fn first_page_totals(ctx: &RunCtx, extra: &mut StatsDelta) -> EngineResult<()> {
     if ctx.opts.source_id.is_some() {
         extra.add(keys::SOURCE_TOTAL, 1);
     } else if ctx.eff.source.request.filter.is_none()
@@ -444,7 +440,6 @@ async fn first_page_totals(
     if let Some(p) = &ctx.prefetched {
         extra.add(keys::LINKS_TOTAL, p.len() as i64);
     }
-    let _ = engine;
     Ok(())
 }
 
@@ -710,8 +705,4 @@ fn result_stats(run: &RunRecord, c: &RunCounters, ended: chrono::DateTime<Utc>) 
         "source": {"name": "source", "processed": c.total(keys::SOURCE_PROCESSED), "entries": situations},
         "target": {"name": "target", "processed": c.total(keys::TARGET_PROCESSED)},
     })
-}
-
-pub fn state_of(run: &RunRecord) -> ReconState {
-    run.stage.state()
 }

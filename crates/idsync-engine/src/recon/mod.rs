@@ -31,7 +31,8 @@ impl Engine {
     pub async fn start_recon(&self, mapping: &str, opts: ReconOptions) -> EngineResult<String> {
         let (config, _) = self.mapping(mapping)?;
         let eff = EffectiveRecon::new(&config, &opts)?;
-        let source_set = self.resources.object_set(&eff.source.resource)?;
+        // Resolving the source refuses an unknown or disabled connector before a run exists.
+        self.resources.object_set(&eff.source.resource)?;
         let target_set = self.resources.object_set(&eff.target.resource)?;
         let run_id = new_id();
         let now = Utc::now();
@@ -42,7 +43,6 @@ impl Engine {
             let links = crate::links::LinkView::of(&self.project, &config);
             totals["linksAtStart"] = json!(self.repo.count_links(&links.link_type).await?);
         }
-        let _ = source_set;
         let run = RunRecord {
             id: run_id.clone(),
             mapping: mapping.to_string(),

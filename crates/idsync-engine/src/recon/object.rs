@@ -12,7 +12,7 @@ use crate::error::{EngineError, EngineResult};
 use crate::managed_set::new_id;
 use chrono::Utc;
 use idsync_connectors::ConnectorError;
-use idsync_core::{Action, JsonPointer, QueryRequest, Situation};
+use idsync_core::{Action, QueryRequest, Situation};
 use idsync_mapping::{
     Assessment, Correlation, CorrelationOutcome, DecisionContext, HookContext, LinkedSource,
     SourceFacts, SourceLink, TargetFacts, TargetState, assess_source, assess_target,
@@ -835,8 +835,4 @@ impl RunCtx {
 /// Ids of a chunk's entries, and the entries when they are full objects.
 pub fn entry_id(entry: &Value) -> Option<&str> {
     entry.get("_id").and_then(Value::as_str)
-}
-
-pub fn ids_pointer() -> JsonPointer {
-    JsonPointer::parse("_id")
 }

@@ -9,7 +9,6 @@ use crate::error::{EngineError, EngineResult};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// What one unit of work hands to the parallel tasks.
 #[derive(Debug, Clone)]
@@ -44,7 +43,6 @@ async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<
     if source_ids.is_empty() || !ctx.config.enable_linking {
         return Ok(look);
     }
-    let t = Instant::now();
     let links = match &ctx.prefetched {
         Some(map) => source_ids
             .iter()
@@ -92,7 +90,6 @@ async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<
             }
         }
     }
-    let _ = t;
     Ok(look)
 }
 
