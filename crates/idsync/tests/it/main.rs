@@ -2,6 +2,7 @@
 //! End-to-end tests of the `idsync` binary: they copy a project to a temp dir, run the real
 //! binary and look at what a user sees (exit codes, summary JSON, files, stored objects).
 
+mod server;
 mod support;
 
 mod config_validate;
