@@ -12,3 +12,6 @@ mod recon_hooks;
 mod recon_managed;
 mod recon_situations;
 mod serve;
+mod serve_managed;
+mod serve_runs;
+mod serve_security;
