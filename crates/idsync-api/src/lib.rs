@@ -22,6 +22,7 @@ pub mod params;
 pub mod patch;
 pub mod recon;
 pub mod state;
+pub mod sync;
 pub mod system;
 
 pub use auth::{

@@ -22,6 +22,8 @@ pub struct Engine {
     pub lease: Duration,
     mappings: BTreeMap<String, Arc<CompiledMapping>>,
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
+    /// Implicit-sync contexts by mapping name, built on first use.
+    sync_ctxs: Mutex<HashMap<String, Arc<RunCtx>>>,
     /// Rings when this node scheduled work, so its workers claim it at once.
     pub(crate) work: Notify,
 }
@@ -47,6 +49,7 @@ impl Engine {
             lease,
             mappings,
             runs: Mutex::new(HashMap::new()),
+            sync_ctxs: Mutex::new(HashMap::new()),
             work: Notify::new(),
         }))
     }
@@ -98,6 +101,14 @@ impl Engine {
         self.runs
             .lock()
             .map_err(|_| EngineError::Internal("run cache lock poisoned".into()))
+    }
+
+    pub(crate) fn lock_sync_ctxs(
+        &self,
+    ) -> EngineResult<std::sync::MutexGuard<'_, HashMap<String, Arc<RunCtx>>>> {
+        self.sync_ctxs
+            .lock()
+            .map_err(|_| EngineError::Internal("sync context lock poisoned".into()))
     }
 
     pub(crate) fn wake_workers(&self) {

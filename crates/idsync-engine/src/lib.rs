@@ -13,6 +13,7 @@ pub mod links;
 pub mod managed_set;
 pub mod recon;
 pub mod resources;
+pub mod sync;
 pub mod worker;
 
 pub use engine::Engine;

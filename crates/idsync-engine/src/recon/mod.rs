@@ -7,6 +7,7 @@ pub mod effective;
 pub mod guard;
 pub mod jobs;
 pub mod object;
+pub mod object_sync;
 pub mod page;
 pub mod run_ctx;
 pub mod stats;

@@ -6,7 +6,7 @@
 //! Hook order for a first-time CREATE (reference §2.6): properties → onCreate → target create →
 //! onLink → link create → postAction.
 
-use super::run_ctx::RunCtx;
+use super::run_ctx::{CtxMode, RunCtx};
 use super::stats::{OpOutcome, StatsDelta, TargetEffect};
 use crate::error::{EngineError, EngineResult};
 use crate::managed_set::new_id;
@@ -32,6 +32,8 @@ pub struct ChunkOutput {
     pub stats: StatsDelta,
     /// Set when the safety guard stopped the run: the message for the run's failure.
     pub abort: Option<String>,
+    /// Sync mode: one result per operation, in the `/sync` response shape (reference §3.8).
+    pub sync_results: Vec<Value>,
 }
 
 impl ChunkOutput {
@@ -40,6 +42,7 @@ impl ChunkOutput {
         self.plan.extend(other.plan);
         self.claimed.extend(other.claimed);
         self.stats.merge(other.stats);
+        self.sync_results.extend(other.sync_results);
         if self.abort.is_none() {
             self.abort = other.abort;
         }
@@ -57,24 +60,28 @@ pub struct ChunkLookups {
 
 /// The state of one operation as it proceeds; it becomes the audit entry and the statistics.
 #[derive(Debug)]
-struct Op1<'a> {
-    qualifier: &'a str,
-    phase: &'static str,
-    source_id: Option<String>,
-    target_id: Option<String>,
-    situation: Option<Situation>,
-    action: Option<Action>,
-    ambiguous: Vec<String>,
-    link_existed: bool,
-    link_created: bool,
-    target_effect: TargetEffect,
-    had_target: bool,
-    message: Option<String>,
-    error: Option<String>,
+pub(super) struct Op1<'a> {
+    pub(super) qualifier: &'a str,
+    pub(super) phase: &'static str,
+    pub(super) source_id: Option<String>,
+    pub(super) target_id: Option<String>,
+    pub(super) situation: Option<Situation>,
+    pub(super) action: Option<Action>,
+    pub(super) ambiguous: Vec<String>,
+    pub(super) link_existed: bool,
+    pub(super) link_created: bool,
+    pub(super) target_effect: TargetEffect,
+    pub(super) had_target: bool,
+    pub(super) message: Option<String>,
+    pub(super) error: Option<String>,
+    /// Implicit sync: the source before the change (`oldValue`).
+    pub(super) old_source: Option<&'a Value>,
+    /// Sync mode: the target as it was before the action (`oldTargetValue`).
+    pub(super) old_target: Option<Value>,
 }
 
 impl<'a> Op1<'a> {
-    fn new(qualifier: &'a str, phase: &'static str) -> Self {
+    pub(super) fn new(qualifier: &'a str, phase: &'static str) -> Self {
         Self {
             qualifier,
             phase,
@@ -89,11 +96,13 @@ impl<'a> Op1<'a> {
             had_target: false,
             message: None,
             error: None,
+            old_source: None,
+            old_target: None,
         }
     }
 }
 
-fn qualified(set: &str, id: &Option<String>) -> Value {
+pub(super) fn qualified(set: &str, id: &Option<String>) -> Value {
     id.as_ref()
         .map_or(Value::Null, |i| Value::String(format!("{set}/{i}")))
 }
@@ -105,7 +114,7 @@ impl RunCtx {
             link_qualifier: op.qualifier,
             source_id: op.source_id.as_deref(),
             target_id: op.target_id.as_deref(),
-            old_source: None,
+            old_source: op.old_source,
             context: None,
         }
     }
@@ -133,7 +142,11 @@ impl RunCtx {
     }
 
     /// Reads a target: the run's snapshot, the chunk's batch, or one read.
-    async fn read_target(&self, look: &ChunkLookups, id: &str) -> EngineResult<Option<Value>> {
+    pub(super) async fn read_target(
+        &self,
+        look: &ChunkLookups,
+        id: &str,
+    ) -> EngineResult<Option<Value>> {
         let norm = self.links.norm_target(id);
         if let Some(values) = self
             .target_snapshot
@@ -154,7 +167,7 @@ impl RunCtx {
     }
 
     /// Runs the correlation of one source and qualifier on the target set.
-    async fn correlate(
+    pub(super) async fn correlate(
         &self,
         source: &Value,
         qualifier: &str,
@@ -257,7 +270,7 @@ impl RunCtx {
         }
     }
 
-    async fn source_op(
+    pub(super) async fn source_op(
         &self,
         engine: &crate::Engine,
         look: &ChunkLookups,
@@ -405,7 +418,7 @@ impl RunCtx {
             .await
     }
 
-    async fn decide_and_act(
+    pub(super) async fn decide_and_act(
         &self,
         source: Option<&Value>,
         target: Option<Value>,
@@ -425,7 +438,7 @@ impl RunCtx {
                 target: target.as_ref(),
                 link_qualifier: op.qualifier,
                 source_action,
-                recon_id: Some(&self.run_id),
+                recon_id: self.recon_id(),
                 source_id: op.source_id.as_deref(),
                 target_id: op.target_id.as_deref(),
                 ambiguous_target_ids: &op.ambiguous,
@@ -433,6 +446,9 @@ impl RunCtx {
         )?;
         out.stats.time("activePolicyScript", t.elapsed());
         op.action = Some(decision.action);
+        if self.mode == CtxMode::Sync {
+            op.old_target.clone_from(&target);
+        }
         if !self.opts.analyze
             && let Err(msg) = self.guard.admit(decision.action)
         {
@@ -448,7 +464,7 @@ impl RunCtx {
             target: None,
             link_qualifier: op.qualifier,
             source_action,
-            recon_id: Some(&self.run_id),
+            recon_id: self.recon_id(),
             source_id: op.source_id.as_deref(),
             target_id: op.target_id.as_deref(),
             ambiguous_target_ids: &op.ambiguous,
@@ -463,7 +479,7 @@ impl RunCtx {
     }
 
     /// Performs an action (reference §2.6). In a dry run, records what would happen instead.
-    async fn act(
+    pub(super) async fn act(
         &self,
         action: Action,
         source: Option<&Value>,
@@ -592,10 +608,16 @@ impl RunCtx {
                 }
             }
             Action::Exception => {
-                op.message = Some(format!(
+                let message = format!(
                     "Situation {} marked as EXCEPTION",
                     op.situation.map_or("?", Situation::as_str)
-                ));
+                );
+                // Implicit sync rethrows it: the mapping fails and later ones are skipped
+                // (reference §2.6); a recon keeps SUCCESS with the message.
+                if self.mode == CtxMode::Sync {
+                    return Err(EngineError::Conflict(message));
+                }
+                op.message = Some(message);
                 if analyze {
                     self.plan(op, None, out);
                 }
@@ -769,8 +791,19 @@ impl RunCtx {
         });
     }
 
+    fn recon_id(&self) -> Option<&str> {
+        match self.mode {
+            CtxMode::Recon => Some(&self.run_id),
+            CtxMode::Sync => None,
+        }
+    }
+
     /// Turns a finished op into statistics and its audit entry.
-    fn finish(&self, op: Op1<'_>, source_phase: bool, out: &mut ChunkOutput) {
+    pub(super) fn finish(&self, op: Op1<'_>, source_phase: bool, out: &mut ChunkOutput) {
+        if self.mode == CtxMode::Sync {
+            self.finish_sync(op, out);
+            return;
+        }
         let failed = op.error.is_some();
         if let (Some(situation), Some(action)) = (op.situation, op.action) {
             out.stats.record(&OpOutcome {

@@ -30,8 +30,18 @@ pub struct TargetSnapshot {
     pub values: Option<HashMap<String, Value>>,
 }
 
+/// What the context serves: a reconciliation run, or implicit/queued sync of single objects
+/// (the same per-object assess/decide/act, with sync audit entries and sync results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtxMode {
+    Recon,
+    Sync,
+}
+
 #[derive(Debug)]
 pub struct RunCtx {
+    pub mode: CtxMode,
+    /// The run's id (empty in sync mode).
     pub run_id: String,
     pub mapping_name: String,
     pub config: Mapping,
@@ -89,6 +99,7 @@ impl RunCtx {
         let links = LinkView::of(&engine.project, &config);
         let all_qualifiers = mapping.link_qualifiers(None, None, true)?;
         let mut ctx = RunCtx {
+            mode: CtxMode::Recon,
             run_id: run.id.clone(),
             mapping_name: run.mapping.clone(),
             config,
@@ -124,6 +135,40 @@ impl RunCtx {
         )
         .await?;
         Ok(ctx)
+    }
+
+    /// The context of implicit sync for one mapping: no run, no run-wide caches, no guard.
+    /// Built once per mapping and node, and reused for every change.
+    pub fn for_sync(engine: &Engine, mapping_name: &str) -> EngineResult<RunCtx> {
+        let (config, mapping) = engine.mapping(mapping_name)?;
+        let opts = ReconOptions::default();
+        let eff = EffectiveRecon::new(&config, &opts)?;
+        let source_set = engine.resources.object_set(&eff.source.resource)?;
+        let target_set = engine.resources.object_set(&eff.target.resource)?;
+        let target_managed_type = managed_type(&eff.target.resource).map(str::to_string);
+        let links = LinkView::of(&engine.project, &config);
+        let all_qualifiers = mapping.link_qualifiers(None, None, true)?;
+        Ok(RunCtx {
+            mode: CtxMode::Sync,
+            run_id: String::new(),
+            mapping_name: mapping_name.to_string(),
+            config,
+            mapping,
+            eff,
+            opts,
+            source_set,
+            target_set,
+            target_managed_type,
+            links,
+            all_qualifiers,
+            target_snapshot: None,
+            prefetched: None,
+            guard: SafetyGuard::default(),
+            extremes: std::sync::Mutex::new(NodeExtremes::default()),
+            canceled: AtomicBool::new(false),
+            last_cancel_check: std::sync::Mutex::new(Instant::now()),
+            node_id: engine.node_id.clone(),
+        })
     }
 
     async fn load_target_snapshot(&self) -> EngineResult<TargetSnapshot> {

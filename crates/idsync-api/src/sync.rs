@@ -1,0 +1,273 @@
+//! `sync` (SPEC §7, §11; reference §3.8): `notifyCreate`, `notifyUpdate`, `notifyDelete`,
+//! `performAction`, `getLinkedResources` and `GET sync/mappings`, over the engine; and
+//! [`EngineHooks`], the engine plugged into managed-object writes (implicit and queued sync).
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{OptionalJsonBody, object_response};
+use crate::params::{Params, envelope};
+use crate::state::{ApiState, ManagedChange, ManagedHooks};
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use idsync_core::{Action, ErrorCode, QueryPage, ResourcePath};
+use idsync_engine::Engine;
+use idsync_engine::recon::object_sync::ExplicitAction;
+use idsync_engine::sync::{Change, SyncOutcome, same_content};
+use idsync_repo::{ChangeSet, SyncAction};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The routes of this resource; the engine travels as an extension.
+pub fn routes(engine: Arc<Engine>) -> Router<ApiState> {
+    Router::new()
+        .route("/openidm/sync", post(action))
+        .route("/openidm/sync/mappings", get(mappings))
+        .layer(axum::Extension(engine))
+}
+
+/// The engine's part in managed-object writes: queue events commit with the write, inline
+/// mappings run after it.
+#[derive(Debug)]
+pub struct EngineHooks(pub Arc<Engine>);
+
+fn change_of(c: &ManagedChange) -> Option<Change> {
+    let action = match (&c.before, &c.after) {
+        (None, Some(_)) => SyncAction::NotifyCreate,
+        (Some(_), None) => SyncAction::NotifyDelete,
+        (Some(b), Some(a)) if !same_content(b, a) => SyncAction::NotifyUpdate,
+        _ => return None,
+    };
+    Some(Change {
+        collection: format!("managed/{}", c.object_type),
+        id: c.id.clone(),
+        action,
+        old: c.before.clone(),
+        new: c.after.clone(),
+    })
+}
+
+#[async_trait]
+impl ManagedHooks for EngineHooks {
+    async fn before_commit(
+        &self,
+        change: &ManagedChange,
+        changes: &mut ChangeSet,
+    ) -> ApiResult<()> {
+        if let Some(c) = change_of(change) {
+            changes.ops.extend(self.0.queue_events(&c));
+        }
+        Ok(())
+    }
+
+    async fn after_commit(&self, change: &ManagedChange) -> ApiResult<Option<Value>> {
+        let Some(c) = change_of(change) else {
+            return Ok(None);
+        };
+        // A failed implicit sync does not fail the write (reference §6.1): the sync audit and
+        // the log say what happened.
+        match self.0.notify(&c).await {
+            Ok(outcome) => {
+                if let Some(m) = outcome.failure_message() {
+                    tracing::warn!(collection = %c.collection, id = %c.id, "implicit sync failed: {m}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(collection = %c.collection, id = %c.id, error = %e, "implicit sync failed");
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn action(
+    State(state): State<ApiState>,
+    Extension(engine): Extension<Arc<Engine>>,
+    params: Params,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> ApiResult<Response> {
+    let action = params.action()?.ok_or_else(|| {
+        ApiError::BadRequest("POST sync needs _action (notifyCreate, notifyUpdate, notifyDelete, performAction, getLinkedResources)".into())
+    })?;
+    let body = body.unwrap_or(Value::Null);
+    let outcome = match action {
+        "notifyCreate" | "notifyUpdate" | "notifyDelete" => {
+            let Some(change) = notify_change(&params, action, &body)? else {
+                return Ok(object_response(StatusCode::OK, json!([])));
+            };
+            let events = engine.queue_events(&change);
+            if !events.is_empty() {
+                state
+                    .repo
+                    .commit(ChangeSet {
+                        fence: None,
+                        ops: events,
+                    })
+                    .await?;
+            }
+            engine.notify(&change).await?
+        }
+        "performAction" => {
+            let mapping = required(&params, "mapping")?;
+            let req = explicit_action(&params)?;
+            engine.perform_action(mapping, &req).await?
+        }
+        "getLinkedResources" => {
+            let name = required(&params, "resourceName")?;
+            let linked = engine.linked_resources(name).await?;
+            return Ok(object_response(StatusCode::OK, Value::Array(linked)));
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown action \"{other}\" on sync (supported: notifyCreate, notifyUpdate, notifyDelete, performAction, getLinkedResources)"
+            )));
+        }
+    };
+    respond(action, outcome)
+}
+
+/// A sync whose mapping failed answers with the failure and every result as the detail
+/// (reference §3.8); a connector that could not be reached makes it a 503.
+fn respond(action: &str, outcome: SyncOutcome) -> ApiResult<Response> {
+    if !outcome.failed {
+        let body = if action == "performAction" {
+            json!({"status": "OK", "results": outcome.to_json()})
+        } else {
+            outcome.to_json()
+        };
+        return Ok(object_response(StatusCode::OK, body));
+    }
+    let message = outcome
+        .failure_message()
+        .unwrap_or_else(|| "synchronization failed".into());
+    let unreachable = message.contains("cannot be reached") || message.contains("unavailable");
+    Err(ApiError::WithDetail {
+        code: if unreachable {
+            ErrorCode::Unavailable
+        } else {
+            ErrorCode::Conflict
+        },
+        message,
+        detail: outcome.to_json(),
+    })
+}
+
+fn required<'a>(params: &'a Params, name: &str) -> ApiResult<&'a str> {
+    params
+        .get(name)?
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("the parameter {name} is required")))
+}
+
+/// The change a `notify*` call describes; `None` for an update that changed nothing.
+fn notify_change(params: &Params, action: &str, body: &Value) -> ApiResult<Option<Change>> {
+    let container = required(params, "resourceContainer")?;
+    let id = required(params, "resourceId")?;
+    let collection = ResourcePath::parse(container)
+        .map_err(|e| ApiError::BadRequest(format!("resourceContainer: {e}")))?
+        .collection()
+        .to_string();
+    if !body.is_null() && !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be an object with newValue and/or oldValue".into(),
+        ));
+    }
+    let value = |key: &str| -> ApiResult<Option<Value>> {
+        match body.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+            Some(_) => Err(ApiError::BadRequest(format!("{key} must be an object"))),
+        }
+    };
+    let (old, new) = (value("oldValue")?, value("newValue")?);
+    let action = match action {
+        "notifyCreate" => SyncAction::NotifyCreate,
+        "notifyUpdate" => {
+            if let (Some(o), Some(n)) = (&old, &new)
+                && same_content(o, n)
+            {
+                return Ok(None);
+            }
+            SyncAction::NotifyUpdate
+        }
+        _ => SyncAction::NotifyDelete,
+    };
+    Ok(Some(Change {
+        collection,
+        id: id.to_string(),
+        action,
+        old,
+        new,
+    }))
+}
+
+fn explicit_action(params: &Params) -> ApiResult<ExplicitAction> {
+    let action: Action = required(params, "action")?
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("action: {e}")))?;
+    if params.get("situation")?.is_some() {
+        return Err(ApiError::NotSupported(
+            "performAction with a situation to re-check is not supported; omit situation".into(),
+        ));
+    }
+    let opt = |name: &str| -> ApiResult<Option<String>> {
+        Ok(params
+            .get(name)?
+            .filter(|v| !v.is_empty())
+            .map(str::to_string))
+    };
+    Ok(ExplicitAction {
+        action,
+        source_id: opt("sourceId")?,
+        target_id: opt("targetId")?,
+        link_qualifier: opt("linkQualifier")?.unwrap_or_else(|| "default".into()),
+    })
+}
+
+/// `GET sync/mappings?_queryFilter=...`: the mappings with whether their routes are ready.
+async fn mappings(
+    State(state): State<ApiState>,
+    Extension(engine): Extension<Arc<Engine>>,
+    params: Params,
+) -> ApiResult<Response> {
+    if !params.is_query() {
+        return Err(ApiError::BadRequest(
+            "reading sync/mappings needs _queryFilter".into(),
+        ));
+    }
+    let req = params.query_request(state.limits.max_page_size)?;
+    let all: Vec<Value> = state
+        .project
+        .mappings
+        .iter()
+        .map(|m| {
+            let ready = |p: &ResourcePath| engine.resources.object_set(p).is_ok();
+            json!({
+                "_id": m.name,
+                "name": m.name,
+                "source": m.source_str,
+                "target": m.target_str,
+                "enableSync": m.enable_sync,
+                "queuedSync": m.queued().is_some(),
+                "links": m.links.as_ref().map(|l| l.mapping.clone()),
+                "sourceRouteReady": ready(&m.source),
+                "targetRouteReady": ready(&m.target),
+            })
+        })
+        .filter(|v| req.filter.as_ref().is_none_or(|f| f.matches(v)))
+        .collect();
+    let total = all.len() as u64;
+    let offset = req.offset.unwrap_or(0);
+    let results: Vec<Value> = match req.page_size.filter(|n| *n > 0) {
+        Some(n) => all.into_iter().skip(offset).take(n).collect(),
+        None => all.into_iter().skip(offset).collect(),
+    };
+    let page = QueryPage {
+        results,
+        cookie: None,
+        total: Some(total),
+    };
+    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+}
