@@ -71,6 +71,9 @@ pub enum Op {
     EnqueueJob(Job),
     /// Sets a liveSync token (upsert).
     SetSyncToken { source: String, token: Value },
+    /// Deletes a dead letter (replay: removed with the re-queued event in one commit).
+    /// Missing dead letter → NotFound.
+    DeleteDeadLetter { id: String },
 }
 
 /// A set of ops committed atomically, optionally fenced.

@@ -235,6 +235,16 @@ async fn apply_one<C: GenericClient + Sync>(
         }
         Op::EnqueueJob(job) => enqueue_job(c, job).await,
         Op::SetSyncToken { source, token } => set_sync_token(c, source, token).await,
+        Op::DeleteDeadLetter { id } => {
+            let stmt = c
+                .prepare_cached("DELETE FROM deadletters WHERE id = $1")
+                .await
+                .map_err(pg_err)?;
+            match c.execute(&stmt, &[id]).await.map_err(pg_err)? {
+                0 => Err(RepoError::NotFound(format!("dead letter {id}"))),
+                _ => Ok(()),
+            }
+        }
     }
 }
 

@@ -254,6 +254,16 @@ fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()
             .execute(params![source, token.to_string()])
             .map_err(map_err)?;
         }
+        Op::DeleteDeadLetter { id } => {
+            let n = tx
+                .prepare_cached("DELETE FROM dead_letters WHERE id = ?")
+                .map_err(map_err)?
+                .execute([&id])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(RepoError::NotFound(format!("sync/deadletter/{id}")));
+            }
+        }
     }
     Ok(())
 }

@@ -519,6 +519,64 @@ pub async fn dead_letters(b: &dyn Backend) {
     assert!(repo.get_dead_letter("d0").await.unwrap().is_none());
 }
 
+/// Replay of a dead letter: the letter is deleted and the event queued again in one commit;
+/// if either op fails, neither happens.
+pub async fn dead_letter_replay_is_atomic(b: &dyn Backend) {
+    let (repo, _) = b.fresh().await;
+    for i in 0..2 {
+        repo.add_dead_letter(&DeadLetter {
+            id: format!("d{i}"),
+            event: event(&format!("e{i}"), "m", &format!("u{i}")),
+            failure_cause: "boom".into(),
+            retries: 3,
+            failed_date: Utc::now(),
+        })
+        .await
+        .unwrap();
+    }
+    let letter = repo.get_dead_letter("d0").await.unwrap().unwrap();
+    let mut again = letter.event.clone();
+    again.id = "replayed".into();
+    again.remaining_retries = 5;
+    repo.commit(
+        ChangeSet::new()
+            .with(Op::DeleteDeadLetter { id: "d0".into() })
+            .with(Op::EnqueueSyncEvent(again)),
+    )
+    .await
+    .unwrap();
+    assert!(repo.get_dead_letter("d0").await.unwrap().is_none());
+    let ev = repo.get_event("replayed").await.unwrap().unwrap();
+    assert_eq!(
+        (ev.state, ev.remaining_retries, ev.resource_id.as_str()),
+        (EventState::Pending, 5, "u0")
+    );
+    assert_eq!(ev.new_object, Some(json!({"a": 2})));
+
+    // A missing letter fails the commit: the event is not queued.
+    let r = repo
+        .commit(
+            ChangeSet::new()
+                .with(Op::EnqueueSyncEvent(event("e9", "m", "u9")))
+                .with(Op::DeleteDeadLetter { id: "d0".into() }),
+        )
+        .await;
+    assert!(matches!(r, Err(RepoError::NotFound(_))), "{r:?}");
+    assert!(repo.get_event("e9").await.unwrap().is_none());
+    // A failing enqueue (duplicate id) keeps the letter.
+    let r = repo
+        .commit(
+            ChangeSet::new()
+                .with(Op::DeleteDeadLetter { id: "d1".into() })
+                .with(Op::EnqueueSyncEvent(event("replayed", "m", "u1"))),
+        )
+        .await;
+    assert!(matches!(r, Err(RepoError::Conflict(_))), "{r:?}");
+    assert!(repo.get_dead_letter("d1").await.unwrap().is_some());
+    let p = repo.query_dead_letters(&QueryRequest::all()).await.unwrap();
+    assert_eq!(ids(&p.results), vec!["d1"]);
+}
+
 pub async fn audit(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     repo.append_audit(&[
