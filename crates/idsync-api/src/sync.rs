@@ -142,13 +142,17 @@ fn respond(action: &str, outcome: SyncOutcome) -> ApiResult<Response> {
     let message = outcome
         .failure_message()
         .unwrap_or_else(|| "synchronization failed".into());
-    let unreachable = message.contains("cannot be reached") || message.contains("unavailable");
+    // The cause's kind decides the status: 503 for an unreachable system, 4xx for data the
+    // target refused; anything else is a conflict with the state of the systems.
+    let code = match outcome.failure_status() {
+        Some(503) => ErrorCode::Unavailable,
+        Some(400) => ErrorCode::InvalidData,
+        Some(404) => ErrorCode::NotFound,
+        Some(412) => ErrorCode::PreconditionFailed,
+        _ => ErrorCode::Conflict,
+    };
     Err(ApiError::WithDetail {
-        code: if unreachable {
-            ErrorCode::Unavailable
-        } else {
-            ErrorCode::Conflict
-        },
+        code,
         message,
         detail: outcome.to_json(),
     })

@@ -78,6 +78,8 @@ pub(super) struct Op1<'a> {
     pub(super) old_source: Option<&'a Value>,
     /// Sync mode: the target as it was before the action (`oldTargetValue`).
     pub(super) old_target: Option<Value>,
+    /// The kind of `error` (sync results report it).
+    pub(super) error_code: Option<idsync_core::ErrorCode>,
 }
 
 impl<'a> Op1<'a> {
@@ -98,7 +100,14 @@ impl<'a> Op1<'a> {
             error: None,
             old_source: None,
             old_target: None,
+            error_code: None,
         }
+    }
+
+    pub(super) fn fail(&mut self, e: &EngineError) {
+        use idsync_core::HasErrorCode;
+        self.error = Some(e.to_string());
+        self.error_code = Some(e.error_code());
     }
 }
 

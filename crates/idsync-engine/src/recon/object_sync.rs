@@ -8,7 +8,7 @@ use super::run_ctx::RunCtx;
 use crate::error::EngineResult;
 use crate::managed_set::new_id;
 use chrono::Utc;
-use idsync_core::{Action, Situation};
+use idsync_core::{Action, ErrorCode, Situation};
 use idsync_mapping::{
     CorrelationOutcome, DEFAULT_QUALIFIER, DeleteFacts, OldValueFacts, TargetState, assess_delete,
 };
@@ -38,7 +38,7 @@ impl RunCtx {
             op.source_id = Some(source_id.to_string());
             op.old_source = old;
             if let Err(e) = self.source_op(engine, &look, new, &mut op, out).await {
-                op.error = Some(e.to_string());
+                op.fail(&e);
             }
             self.finish(op, true, out);
         }
@@ -68,7 +68,7 @@ impl RunCtx {
             op.source_id = Some(source_id.to_string());
             op.old_source = old;
             if let Err(e) = self.delete_op(engine, old, &mut op, out).await {
-                op.error = Some(e.to_string());
+                op.fail(&e);
             }
             self.finish(op, true, out);
         }
@@ -194,7 +194,11 @@ impl RunCtx {
             "targetObjectSet": self.config.target_str,
         });
         if let (Some(e), Some(m)) = (&op.error, result.as_object_mut()) {
-            m.insert("cause".into(), json!({ "message": e }));
+            let code = op.error_code.unwrap_or(ErrorCode::Internal);
+            m.insert(
+                "cause".into(),
+                json!({ "message": e, "code": code.http_status(), "reason": code.reason() }),
+            );
         }
         out.sync_results.push(result);
     }
@@ -265,7 +269,7 @@ impl RunCtx {
         }
         .await;
         if let Err(e) = result {
-            op.error = Some(e.to_string());
+            op.fail(&e);
         }
         self.finish(op, true, out);
     }

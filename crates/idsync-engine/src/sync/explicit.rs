@@ -41,9 +41,12 @@ impl Engine {
             .await
         {
             outcome.failed = true;
+            let code = idsync_core::HasErrorCode::error_code(&e);
             for r in &mut outcome.results {
                 r["result"] = json!("FAILED");
-                r["cause"] = json!({ "message": e.to_string() });
+                r["cause"] = json!({
+                    "message": e.to_string(), "code": code.http_status(), "reason": code.reason()
+                });
             }
         }
         Ok(outcome)

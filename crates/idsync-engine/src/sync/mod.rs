@@ -51,6 +51,14 @@ impl SyncOutcome {
         Value::Array(self.results.clone())
     }
 
+    /// The HTTP status of the first failure's cause (503 for an unreachable system).
+    pub fn failure_status(&self) -> Option<u16> {
+        self.results
+            .iter()
+            .find(|r| r["result"] == "FAILED")
+            .map(|r| r["cause"]["code"].as_u64().map_or(500, |c| c as u16))
+    }
+
     /// The first failure's message, for logs and errors.
     pub fn failure_message(&self) -> Option<String> {
         self.results
@@ -245,9 +253,12 @@ impl Engine {
         {
             // The repository refused the mapping's links and managed writes (a concurrent
             // change won a unique link, a revision moved): the whole mapping failed.
+            let code = idsync_core::HasErrorCode::error_code(&e);
             for r in &mut outcome.results {
                 r["result"] = json!("FAILED");
-                r["cause"] = json!({ "message": e.to_string() });
+                r["cause"] = json!({
+                    "message": e.to_string(), "code": code.http_status(), "reason": code.reason()
+                });
             }
             outcome.failed = true;
             return Ok(outcome);

@@ -44,7 +44,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         connectors,
         node_id.clone(),
         auth,
-    );
+    )
+    .with_hooks(std::sync::Arc::new(idsync_api::sync::EngineHooks(
+        engine.clone(),
+    )));
 
     let bind = args
         .bind
@@ -88,7 +91,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     };
     println!("listening on http://{addr}");
-    let extra = idsync_api::recon::routes(engine.clone());
+    let extra = idsync_api::recon::routes(engine.clone())
+        .merge(idsync_api::sync::routes(engine.clone()));
     idsync_api::serve_with(state, extra, listener, shutdown).await?;
 
     // Stop taking jobs, let in-flight ones finish, then say goodbye to the cluster.

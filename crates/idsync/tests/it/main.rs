@@ -3,6 +3,8 @@
 //! binary and look at what a user sees (exit codes, summary JSON, files, stored objects).
 
 mod server;
+#[path = "../../../idsync-connectors/tests/support/slapd.rs"]
+mod slapd;
 mod support;
 
 mod config_validate;
@@ -12,6 +14,7 @@ mod recon_hooks;
 mod recon_managed;
 mod recon_situations;
 mod serve;
+mod serve_ldap;
 mod serve_managed;
 mod serve_runs;
 mod serve_security;
