@@ -20,6 +20,7 @@ pub mod links;
 pub mod managed;
 pub mod params;
 pub mod patch;
+pub mod queue;
 pub mod recon;
 pub mod state;
 pub mod sync;
@@ -57,6 +58,7 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .merge(config::routes())
         .merge(audit::routes())
         .merge(cluster::routes())
+        .merge(queue::routes())
         .merge(extra)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_supported)

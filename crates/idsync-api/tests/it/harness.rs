@@ -21,6 +21,8 @@ pub struct Server {
     pub base: String,
     pub client: reqwest::Client,
     pub dir: TempDir,
+    /// The repository the server uses (tests seed rows through it).
+    pub repo: Arc<dyn idsync_repo::Repository>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -59,6 +61,21 @@ impl Server {
         configure: impl FnOnce(ApiState) -> ApiState,
         extra: Router<ApiState>,
     ) -> Server {
+        Self::start_project(limits, csv_rows, configure, extra, None).await
+    }
+
+    /// With `sync` as conf/sync.json instead of the default one-mapping file.
+    pub async fn start_with_sync(sync: Value) -> Server {
+        Self::start_project(Limits::default(), 10, |s| s, Router::new(), Some(sync)).await
+    }
+
+    async fn start_project(
+        limits: Limits,
+        csv_rows: usize,
+        configure: impl FnOnce(ApiState) -> ApiState,
+        extra: Router<ApiState>,
+        sync: Option<Value>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write(
@@ -89,17 +106,15 @@ impl Server {
             })
             .to_string(),
         );
-        write(
-            d,
-            "conf/sync.json",
-            &json!({"mappings": [{
+        let sync = sync.unwrap_or_else(|| {
+            json!({"mappings": [{
                 "name": "systemHrAccounts_managedUser",
                 "source": "system/hr/account", "target": "managed/user",
                 "properties": [{"source": "userName", "target": "userName"}],
                 "policies": [{"situation": "ABSENT", "action": "CREATE"}]
             }]})
-            .to_string(),
-        );
+        });
+        write(d, "conf/sync.json", &sync.to_string());
         write(
             d,
             "conf/authentication.json",
@@ -128,7 +143,7 @@ impl Server {
         }
         let auth = AuthState::new(&project.auth, None).unwrap();
         let state = configure(
-            ApiState::new(project, repo, connectors, "node-test", auth).with_limits(limits),
+            ApiState::new(project, repo.clone(), connectors, "node-test", auth).with_limits(limits),
         );
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -141,6 +156,7 @@ impl Server {
             base: format!("http://{addr}/openidm"),
             client: reqwest::Client::new(),
             dir,
+            repo,
             shutdown: Some(tx),
             task: Some(task),
         }

@@ -10,4 +10,5 @@ mod errors;
 mod extend;
 mod managed;
 mod queries;
+mod queue;
 mod system;
