@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod links;
 pub mod managed;
+pub mod metrics;
 pub mod params;
 pub mod patch;
 pub mod queue;
@@ -58,6 +59,7 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .merge(config::routes())
         .merge(audit::routes())
         .merge(cluster::routes())
+        .merge(crate::metrics::routes())
         .merge(queue::routes())
         .merge(extra)
         .fallback(http::not_found)
@@ -69,6 +71,7 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .layer(from_fn_with_state(state.clone(), http::timeout_layer))
         .layer(from_fn(http::pretty_print_layer))
         .layer(from_fn(log_request))
+        .layer(from_fn(crate::metrics::record_request))
         .with_state(state)
 }
 

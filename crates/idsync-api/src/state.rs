@@ -1,6 +1,7 @@
 //! The state every handler shares: the loaded project, the repository, the built connectors,
-//! this node's id, the accepted credentials, the request limits and the hooks the engine plugs
-//! into managed-object writes (implicit sync). Cheap to clone (one `Arc`).
+//! this node's id, the accepted credentials, the request limits, the hooks the engine plugs
+//! into managed-object writes (implicit sync) and the metrics recorder's handle. Cheap to clone
+//! (one `Arc`).
 
 use crate::auth::AuthState;
 use crate::error::ApiResult;
@@ -100,6 +101,9 @@ pub struct ApiContext {
     pub limits: Limits,
     pub hooks: Option<Arc<dyn ManagedHooks>>,
     pub system_actions: Option<Arc<dyn SystemActions>>,
+    /// The installed Prometheus recorder, rendered by `GET metrics/prometheus` (SPEC §13);
+    /// `None` when this process records no metrics.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The shared state of the router.
@@ -131,6 +135,7 @@ impl ApiState {
             limits: Limits::default(),
             hooks: None,
             system_actions: None,
+            metrics: None,
         }))
     }
 
@@ -149,6 +154,11 @@ impl ApiState {
         self.map(|c| c.system_actions = Some(actions))
     }
 
+    /// The same state with the handle of the installed metrics recorder.
+    pub fn with_metrics(self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.map(|c| c.metrics = Some(handle))
+    }
+
     fn map(self, f: impl FnOnce(&mut ApiContext)) -> Self {
         let mut ctx = match Arc::try_unwrap(self.0) {
             Ok(ctx) => ctx,
@@ -161,6 +171,7 @@ impl ApiState {
                 limits: shared.limits.clone(),
                 hooks: shared.hooks.clone(),
                 system_actions: shared.system_actions.clone(),
+                metrics: shared.metrics.clone(),
             },
         };
         f(&mut ctx);

@@ -11,6 +11,7 @@ mod engine;
 pub mod error;
 pub mod links;
 pub mod managed_set;
+pub mod metered;
 pub mod recon;
 pub mod resources;
 pub mod sync;

@@ -1,8 +1,10 @@
 //! Resolving resource paths to object sets: `system/<name>/<type>` through the configured
-//! connectors, `managed/<type>` through the repository.
+//! connectors (metered: call latency and errors per connector, see [`crate::metered`]),
+//! `managed/<type>` through the repository.
 
 use crate::error::{EngineError, EngineResult};
 use crate::managed_set::ManagedObjectSet;
+use crate::metered::MeteredObjectSet;
 use idsync_config::Project;
 use idsync_connectors::{Connector, ObjectSet};
 use idsync_core::ResourcePath;
@@ -59,7 +61,10 @@ impl Resources {
                 connector,
                 object_type,
                 ..
-            } => Ok(self.connector(connector)?.object_set(object_type)?),
+            } => {
+                let inner = self.connector(connector)?.object_set(object_type)?;
+                Ok(Arc::new(MeteredObjectSet::new(connector, inner)))
+            }
             ResourcePath::Link { .. } => Err(EngineError::BadRequest(
                 "repo/link is not a mapping source or target".into(),
             )),

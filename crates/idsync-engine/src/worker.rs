@@ -43,6 +43,7 @@ pub async fn run_worker(
         };
         match claimed {
             Some(job) => {
+                crate::metered::job_claimed(&job.job.kind);
                 let engine = engine.clone();
                 tokio::spawn(async move {
                     let _permit = permit;

@@ -9,6 +9,7 @@ mod config;
 mod errors;
 mod extend;
 mod managed;
+mod metrics;
 mod queries;
 mod queue;
 mod system;

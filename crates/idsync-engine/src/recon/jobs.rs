@@ -4,7 +4,7 @@
 //! schedules its successors at most once.
 
 use super::object::ChunkOutput;
-use super::page::{Item, process};
+use super::page::{ChunkMetrics, Item, process};
 use super::run_ctx::RunCtx;
 use super::stats::{RunCounters, StatsDelta, keys};
 use super::summary::{SummaryHead, build_summary, summary_message};
@@ -178,6 +178,7 @@ pub async fn execute(engine: &Arc<Engine>, job: ClaimedJob) -> EngineResult<()> 
         Ok(()) => Ok(()),
         Err(EngineError::Repo(RepoError::StaleToken { .. })) => {
             tracing::warn!(job = %job.job.id, "lease lost; another node owns this job now");
+            crate::metered::lease_taken_over(&job.job.kind);
             Ok(())
         }
         Err(e) => {
@@ -286,13 +287,21 @@ async fn commit_chunk(
     out: ChunkOutput,
     extra: StatsDelta,
     tail: Vec<Op>,
+    started: std::time::Instant,
 ) -> EngineResult<Option<String>> {
     let abort = out.abort.clone();
+    let metrics = ChunkMetrics::tally(ctx, &out);
     let mut cs = ChangeSet::fenced(&job.job.id, job.token);
     cs.ops = chunk_ops(ctx, out, extra)?;
     cs.ops.extend(tail);
     let (n, t) = (cs.ops.len(), std::time::Instant::now());
     engine.repo.commit(cs).await?;
+    let phase = if job.job.kind == KIND_TARGET {
+        "target"
+    } else {
+        "source"
+    };
+    metrics.emit(&ctx.mapping_name, phase, started.elapsed());
     tracing::debug!(
         ops = n,
         ms = t.elapsed().as_millis() as u64,
@@ -315,6 +324,7 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
         complete_only(engine, job, run_id).await?;
         return schedule(engine, None, finish_job(run_id)).await;
     }
+    let mut chunk_started = std::time::Instant::now();
     let ctx = engine.run_ctx(&run).await?;
     let page_no = job
         .job
@@ -361,7 +371,16 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
             complete(job),
             track_op(run_id, &engine.node_id, track::PAGES_DONE),
         ];
-        commit_chunk(engine, job, &ctx, ChunkOutput::default(), extra, tail).await?;
+        commit_chunk(
+            engine,
+            job,
+            &ctx,
+            ChunkOutput::default(),
+            extra,
+            tail,
+            chunk_started,
+        )
+        .await?;
         return fail_run(engine, run_id, &msg).await;
     }
     // Schedule the next page before processing this one, so other nodes (or this node's
@@ -408,7 +427,8 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
         }
         let extra_now = std::mem::take(&mut extra);
         let objects = out.stats.get(keys::SOURCE_PROCESSED);
-        commit_chunk(engine, job, &ctx, out, extra_now, tail).await?;
+        commit_chunk(engine, job, &ctx, out, extra_now, tail, chunk_started).await?;
+        chunk_started = std::time::Instant::now();
         tracing::info!(run = run_id, page = page_no, objects, "page committed");
         if let Some(msg) = abort {
             return fail_run(engine, run_id, &msg).await;
@@ -502,6 +522,7 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
         return schedule(engine, None, finish_job(run_id)).await;
     }
     set_stage(engine, &run, ReconStage::ActiveReconcilingTarget).await?;
+    let mut chunk_started = std::time::Instant::now();
     let ctx = engine.run_ctx(&run).await?;
     // The target ids: the run's snapshot, or (clustered) a fresh target query.
     let mut batch: Vec<(String, Option<Value>)> = Vec::new();
@@ -537,10 +558,18 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
                 if batch.len() >= CHUNK {
                     let out = flush(std::mem::take(&mut batch)).await?;
                     stopped = out.abort.is_some() || ctx.is_canceled();
-                    if let Some(msg) =
-                        commit_chunk(engine, job, &ctx, out, std::mem::take(&mut t_total), vec![])
-                            .await?
-                    {
+                    let aborted = commit_chunk(
+                        engine,
+                        job,
+                        &ctx,
+                        out,
+                        std::mem::take(&mut t_total),
+                        vec![],
+                        chunk_started,
+                    )
+                    .await?;
+                    chunk_started = std::time::Instant::now();
+                    if let Some(msg) = aborted {
                         complete_only(engine, job, run_id).await?;
                         return fail_run(engine, run_id, &msg).await;
                     }
@@ -566,10 +595,18 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
                 if batch.len() >= CHUNK || page.cookie.is_none() {
                     let out = flush(std::mem::take(&mut batch)).await?;
                     stopped = out.abort.is_some() || ctx.is_canceled();
-                    if let Some(msg) =
-                        commit_chunk(engine, job, &ctx, out, std::mem::take(&mut t_total), vec![])
-                            .await?
-                    {
+                    let aborted = commit_chunk(
+                        engine,
+                        job,
+                        &ctx,
+                        out,
+                        std::mem::take(&mut t_total),
+                        vec![],
+                        chunk_started,
+                    )
+                    .await?;
+                    chunk_started = std::time::Instant::now();
+                    if let Some(msg) = aborted {
                         complete_only(engine, job, run_id).await?;
                         return fail_run(engine, run_id, &msg).await;
                     }
@@ -590,7 +627,7 @@ async fn target_phase(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> E
         complete(job),
         track_op(run_id, &engine.node_id, track::TARGET_DONE),
     ];
-    let abort = commit_chunk(engine, job, &ctx, out, t_total, tail).await?;
+    let abort = commit_chunk(engine, job, &ctx, out, t_total, tail, chunk_started).await?;
     if let Some(msg) = abort {
         return fail_run(engine, run_id, &msg).await;
     }
