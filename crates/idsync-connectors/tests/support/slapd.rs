@@ -176,6 +176,41 @@ impl Slapd {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Starts a stopped server again on the same port with the same data (a restart after
+    /// [`Slapd::stop`], for tests of a target that comes back).
+    pub fn restart(&mut self) {
+        if self.is_running() {
+            return;
+        }
+        let conf = self.dir.path().join("slapd.conf");
+        let log =
+            std::fs::File::create(self.dir.path().join("slapd-restart.log")).expect("log file");
+        let mut child = Command::new(SLAPD)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .arg("-d")
+            .arg("0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn slapd");
+        let deadline = Instant::now() + START_DEADLINE;
+        while TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("slapd did not restart on port {}: {status}", self.port);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not accept connections again within {START_DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL past a deadline) and waits for it to exit.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {

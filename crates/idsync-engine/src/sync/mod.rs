@@ -11,6 +11,7 @@
 //! runs them one mapping at a time ([`Engine::sync_mapping`]).
 
 mod explicit;
+pub mod queue;
 
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};

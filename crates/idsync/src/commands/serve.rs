@@ -13,6 +13,9 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
+    // First, so that every metric handle made from here on records (SPEC §13).
+    let metrics =
+        idsync_api::metrics::install_recorder().context("installing the metrics recorder")?;
     let project = setup::load(&args.project.project)?;
     let repo = setup::open_repo(&project, args.repo.as_deref()).await?;
     let node_id = args
@@ -22,6 +25,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .unwrap_or_else(setup::host_name);
     // Work this node held in an earlier life is released at once (SPEC §16).
     repo.release_jobs_of_node(&node_id).await?;
+    repo.return_acquired_to_pending(&node_id).await?;
+    repo.release_locks_of_node(&node_id).await?;
     let engine = setup::engine(project.clone(), repo.clone(), node_id.clone()).await?;
 
     let env_token = std::env::var("IDSYNC_ADMIN_TOKEN")
@@ -45,6 +50,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         node_id.clone(),
         auth,
     )
+    .with_metrics(metrics)
     .with_hooks(std::sync::Arc::new(idsync_api::sync::EngineHooks(
         engine.clone(),
     )));
@@ -64,6 +70,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         idsync_engine::worker::DEFAULT_CONCURRENCY,
         stop_rx.clone(),
     ));
+    let queues = tokio::spawn(idsync_engine::sync::queue::run_queue_consumers(
+        engine.clone(),
+        stop_rx.clone(),
+    ));
     let heartbeat = {
         let repo = repo.clone();
         let node_id = node_id.clone();
@@ -71,7 +81,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = repo.heartbeat(&node_id, chrono::Utc::now()).await {
+                let beat = repo.heartbeat(&node_id, chrono::Utc::now()).await;
+                idsync_engine::metered::heartbeat(beat.is_ok());
+                if let Err(e) = beat {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
                 tokio::select! {
@@ -91,15 +103,19 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     };
     println!("listening on http://{addr}");
-    let extra = idsync_api::recon::routes(engine.clone())
-        .merge(idsync_api::sync::routes(engine.clone()));
+    let extra =
+        idsync_api::recon::routes(engine.clone()).merge(idsync_api::sync::routes(engine.clone()));
     idsync_api::serve_with(state, extra, listener, shutdown).await?;
 
     // Stop taking jobs, let in-flight ones finish, then say goodbye to the cluster.
     let _ = stop_tx.send(true);
     worker.await??;
+    queues.await?;
     heartbeat.await?;
+    // Hand over at once what others can take: jobs, queue events polled but not run, locks.
     repo.release_jobs_of_node(&node_id).await?;
+    repo.return_acquired_to_pending(&node_id).await?;
+    repo.release_locks_of_node(&node_id).await?;
     if let Err(e) = repo.set_node_state(&node_id, NodeState::Down).await {
         tracing::warn!(error = %e, "could not mark this node down");
     }

@@ -16,5 +16,6 @@ mod recon_situations;
 mod serve;
 mod serve_ldap;
 mod serve_managed;
+mod serve_queue;
 mod serve_runs;
 mod serve_security;

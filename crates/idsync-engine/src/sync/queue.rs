@@ -1,0 +1,409 @@
+//! Queued synchronization (SPEC §7, reference §5): one consumer per queued mapping, holding the
+//! mapping's lock. It polls `pageSize` PENDING events every `pollingInterval` (the repository
+//! marks them ACQUIRED by this node), hands them to `workers` tasks through a bounded in-memory
+//! queue, and runs each as the notify it records against that one mapping.
+//!
+//! Order: events of one object run one at a time in commit order. The repository never hands
+//! out an event while an earlier event of its object is ACQUIRED, and in memory the events of an
+//! object wait in that object's line; different objects run in parallel.
+//!
+//! Failure: the event stays ACQUIRED for `retryDelay`, then it and the later events of its
+//! object go back to PENDING (its `remainingRetries` one less) and are polled again in order.
+//! With no retry left, `postRetryAction` runs: log and drop, dead-letter, or a script (which
+//! asks for another retry by throwing).
+//!
+//! Backpressure: past `maxQueueSize` events in memory, further submissions are rejected
+//! (`rejected-executions`) and go back to PENDING untouched — never lost.
+
+use super::Change;
+use crate::Engine;
+use crate::managed_set::new_id;
+use chrono::Utc;
+use idsync_config::{PostRetryAction, QueuedSync};
+use idsync_repo::{DeadLetter, SyncEvent};
+use idsync_script::{Bindings, Script, ScriptOrigin};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// The name of a queued mapping's lock.
+pub fn lock_name(mapping: &str) -> String {
+    format!("sync-queue/{mapping}")
+}
+
+/// Runs a consumer for every queued mapping until `stop` turns true; in-flight events finish.
+/// Events polled but not started stay ACQUIRED by this node: the caller returns them to
+/// PENDING (`return_acquired_to_pending`) after this returns.
+pub async fn run_queue_consumers(engine: Arc<Engine>, stop: watch::Receiver<bool>) {
+    let consumers: Vec<_> = engine
+        .project
+        .mappings
+        .iter()
+        .filter_map(|m| m.queued().map(|q| (m.name.clone(), q.clone())))
+        .map(|(name, q)| tokio::spawn(Consumer::new(engine.clone(), name, q).run(stop.clone())))
+        .collect();
+    for c in consumers {
+        if let Err(e) = c.await {
+            tracing::error!(error = %e, "a queue consumer panicked");
+        }
+    }
+}
+
+/// Events in memory: per object, in commit order; the front one is running or next.
+#[derive(Debug, Default)]
+struct Lines {
+    objects: HashMap<String, VecDeque<SyncEvent>>,
+    count: usize,
+}
+
+struct Consumer {
+    engine: Arc<Engine>,
+    mapping: String,
+    q: QueuedSync,
+    lines: Mutex<Lines>,
+    ready: mpsc::UnboundedSender<String>,
+    ready_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+    script: Option<Script>,
+}
+
+impl Consumer {
+    fn new(engine: Arc<Engine>, mapping: String, q: QueuedSync) -> Arc<Consumer> {
+        let (ready, ready_rx) = mpsc::unbounded_channel();
+        let script = match &q.post_retry_action {
+            PostRetryAction::Script(spec) => {
+                let origin = ScriptOrigin::file_used_by(
+                    spec.origin.clone(),
+                    format!("mapping {mapping} queuedSync postRetryAction"),
+                );
+                match Script::compile(&spec.source, origin, spec.globals.clone()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!(mapping = %mapping, error = %e, "postRetryAction script does not compile; failed events will be retried");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        Arc::new(Consumer {
+            engine,
+            mapping,
+            q,
+            lines: Mutex::new(Lines::default()),
+            ready,
+            ready_rx: tokio::sync::Mutex::new(ready_rx),
+            script,
+        })
+    }
+
+    async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let workers: Vec<_> = (0..self.q.workers.max(1))
+            .map(|_| tokio::spawn(self.clone().work(stop.clone())))
+            .collect();
+        self.clone().poll_loop(stop).await;
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+
+    fn lines(&self) -> std::sync::MutexGuard<'_, Lines> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn metric(&self, action: &'static str) {
+        metrics::counter!("idsync_sync_queue_action_total", "mapping" => self.mapping.clone(), "action" => action)
+            .increment(1);
+    }
+
+    fn timing(&self, action: &'static str, since: Instant) {
+        metrics::histogram!("idsync_sync_queue_action_seconds", "mapping" => self.mapping.clone(), "action" => action)
+            .record(since.elapsed().as_secs_f64());
+    }
+
+    /// Both ends of the mapping exist (a connector or type may be gone): else processing pauses.
+    fn routes_ready(&self) -> bool {
+        self.engine.mapping(&self.mapping).is_ok_and(|(m, _)| {
+            self.engine.resources.object_set(&m.source).is_ok()
+                && self.engine.resources.object_set(&m.target).is_ok()
+        })
+    }
+
+    async fn poll_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = Duration::from_millis(self.q.polling_interval_ms.max(10));
+        let node = self.engine.node_id.clone();
+        let lock = lock_name(&self.mapping);
+        let mut paused = false;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let mut polled = 0;
+            match self.engine.repo.try_acquire_lock(&lock, &node).await {
+                Ok(Some(_)) => {
+                    let ready = self.routes_ready();
+                    if ready == paused {
+                        paused = !ready;
+                        if paused {
+                            tracing::warn!(mapping = %self.mapping, "queued sync paused: the mapping's source or target is not available");
+                        } else {
+                            tracing::info!(mapping = %self.mapping, "queued sync resumed");
+                        }
+                    }
+                    if ready {
+                        match self.poll(&node).await {
+                            Ok(n) => polled = n,
+                            Err(e) => {
+                                tracing::warn!(mapping = %self.mapping, error = %e, "polling the sync queue failed")
+                            }
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(mapping = %self.mapping, error = %e, "could not take the queue lock")
+                }
+            }
+            self.record_depth().await;
+            // A full page means more is waiting: poll again at once, unless memory is full.
+            let full_page = polled as u64 >= self.q.page_size
+                && (self.lines().count as u64) < self.q.max_queue_size;
+            if !full_page {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One poll: acquire a page and submit it. Returns how many events were accepted.
+    async fn poll(&self, node: &str) -> idsync_repo::RepoResult<usize> {
+        let t = Instant::now();
+        let events = self
+            .engine
+            .repo
+            .acquire_events(&self.mapping, node, self.q.page_size as usize)
+            .await?;
+        metrics::histogram!("idsync_sync_queue_poll_pending_events_seconds", "mapping" => self.mapping.clone())
+            .record(t.elapsed().as_secs_f64());
+        let mut accepted = 0;
+        let mut rejecting = false;
+        for ev in events {
+            self.metric("acquire");
+            {
+                let mut lines = self.lines();
+                if !rejecting && (lines.count as u64) < self.q.max_queue_size {
+                    lines.count += 1;
+                    let rid = ev.resource_id.clone();
+                    let line = lines.objects.entry(rid.clone()).or_default();
+                    line.push_back(ev);
+                    if line.len() == 1 {
+                        let _ = self.ready.send(rid);
+                    }
+                    accepted += 1;
+                    continue;
+                }
+            }
+            // Once one submission is rejected, the rest of the page is too, so that no later
+            // event of an object overtakes its rejected predecessor.
+            rejecting = true;
+            self.metric("rejected-executions");
+            self.engine
+                .repo
+                .release_for_retry(&ev.id, ev.remaining_retries)
+                .await?;
+        }
+        Ok(accepted)
+    }
+
+    async fn record_depth(&self) {
+        let Ok(stats) = self.engine.repo.queue_stats().await else {
+            return;
+        };
+        let s = stats.iter().find(|s| s.mapping == self.mapping);
+        let (pending, acquired, age) = s.map_or((0, 0, 0.0), |s| {
+            let age = s.oldest_create_date.map_or(0.0, |d| {
+                (Utc::now() - d).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            (s.pending, s.acquired, age)
+        });
+        let m = self.mapping.clone();
+        metrics::gauge!("idsync_sync_queue_depth", "mapping" => m.clone(), "state" => "PENDING")
+            .set(pending as f64);
+        metrics::gauge!("idsync_sync_queue_depth", "mapping" => m.clone(), "state" => "ACQUIRED")
+            .set(acquired as f64);
+        metrics::gauge!("idsync_sync_queue_oldest_event_age_seconds", "mapping" => m).set(age);
+    }
+
+    async fn work(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let rid = {
+                let mut rx = self.ready_rx.lock().await;
+                tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.changed() => None,
+                }
+            };
+            let Some(rid) = rid else { return };
+            if *stop.borrow() {
+                return;
+            }
+            let front = self
+                .lines()
+                .objects
+                .get(&rid)
+                .and_then(|l| l.front().cloned());
+            if let Some(ev) = front {
+                self.process(&rid, ev).await;
+            }
+        }
+    }
+
+    async fn process(self: &Arc<Self>, rid: &str, ev: SyncEvent) {
+        let t = Instant::now();
+        let result = self.execute(&ev).await;
+        self.timing("execution", t);
+        let cause = match result {
+            Ok(()) => {
+                self.done(rid, &ev, "release").await;
+                return;
+            }
+            Err(cause) => cause,
+        };
+        self.metric("failed");
+        if ev.remaining_retries != 0 {
+            let remaining = if ev.remaining_retries < 0 {
+                -1
+            } else {
+                ev.remaining_retries - 1
+            };
+            tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, remaining, "queued sync event failed, retrying: {cause}");
+            self.retry_later(rid, &ev.id, remaining);
+            return;
+        }
+        match self.post_retry(&ev, &cause).await {
+            Ok(()) => self.done(rid, &ev, "discard").await,
+            Err(e) => {
+                tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "postRetryAction asked for a retry: {e}");
+                self.retry_later(rid, &ev.id, 0);
+            }
+        }
+    }
+
+    async fn execute(&self, ev: &SyncEvent) -> Result<(), String> {
+        let change = Change {
+            collection: ev.resource_collection.clone(),
+            id: ev.resource_id.clone(),
+            action: ev.sync_action,
+            old: ev.old_object.clone(),
+            new: ev.new_object.clone(),
+        };
+        match self.engine.sync_mapping(&self.mapping, &change).await {
+            Ok(o) if !o.failed => Ok(()),
+            Ok(o) => Err(o
+                .failure_message()
+                .unwrap_or_else(|| "synchronization failed".into())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The event is done (or dropped): delete it and start the object's next event.
+    async fn done(&self, rid: &str, ev: &SyncEvent, action: &'static str) {
+        let t = Instant::now();
+        if let Err(e) = self
+            .engine
+            .repo
+            .delete_event(&ev.id, Some(&self.engine.node_id))
+            .await
+        {
+            // It stays ACQUIRED; a restart returns it to PENDING and it runs again (links
+            // make that idempotent).
+            tracing::error!(mapping = %self.mapping, event = %ev.id, error = %e, "could not delete a finished queue event");
+        }
+        self.timing(action, t);
+        let mut lines = self.lines();
+        lines.count = lines.count.saturating_sub(1);
+        if let Some(line) = lines.objects.get_mut(rid) {
+            line.pop_front();
+            if line.is_empty() {
+                lines.objects.remove(rid);
+            } else {
+                let _ = self.ready.send(rid.to_string());
+            }
+        }
+    }
+
+    /// After `retryDelay` (the event stays ACQUIRED meanwhile), the event and its object's
+    /// later events go back to PENDING, to be polled again in commit order.
+    fn retry_later(self: &Arc<Self>, rid: &str, event_id: &str, remaining: i64) {
+        let this = self.clone();
+        let (rid, event_id) = (rid.to_string(), event_id.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(this.q.retry_delay_ms)).await;
+            let line = {
+                let mut lines = this.lines();
+                let line = lines.objects.remove(&rid).unwrap_or_default();
+                lines.count = lines.count.saturating_sub(line.len());
+                line
+            };
+            let t = Instant::now();
+            for ev in line {
+                let r = if ev.id == event_id {
+                    remaining
+                } else {
+                    ev.remaining_retries
+                };
+                if let Err(e) = this.engine.repo.release_for_retry(&ev.id, r).await {
+                    tracing::error!(mapping = %this.mapping, event = %ev.id, error = %e, "could not release a queue event for retry");
+                }
+            }
+            this.timing("release-for-retry", t);
+        });
+    }
+
+    /// `postRetryAction` (reference §6.3): `Ok` drops the event, `Err` asks for a retry.
+    async fn post_retry(&self, ev: &SyncEvent, cause: &str) -> Result<(), String> {
+        match &self.q.post_retry_action {
+            PostRetryAction::LoggedIgnore => {
+                tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, action = ev.sync_action.as_str(), "queued sync retries exhausted, event dropped (logged-ignore): {cause}");
+                Ok(())
+            }
+            PostRetryAction::DeadLetterQueue => {
+                let letter = DeadLetter {
+                    id: new_id(),
+                    event: ev.clone(),
+                    failure_cause: cause.to_string(),
+                    retries: self.q.max_retries.map_or(0, |r| r as i64),
+                    failed_date: Utc::now(),
+                };
+                self.engine
+                    .repo
+                    .add_dead_letter(&letter)
+                    .await
+                    .map_err(|e| format!("could not write the dead letter: {e}"))?;
+                tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "queued sync retries exhausted, event dead-lettered: {cause}");
+                Ok(())
+            }
+            PostRetryAction::Script(_) => {
+                let script = self
+                    .script
+                    .as_ref()
+                    .ok_or_else(|| "the postRetryAction script does not compile".to_string())?;
+                let mut failure = ev.to_json();
+                if let Value::Object(m) = &mut failure {
+                    m.insert("oldObject".into(), json!(ev.old_object));
+                    m.insert("newObject".into(), json!(ev.new_object));
+                }
+                let bindings = Bindings::new()
+                    .with_owned("syncFailure", failure)
+                    .with_owned("failureCause", Value::String(cause.to_string()));
+                script
+                    .eval(&bindings)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
