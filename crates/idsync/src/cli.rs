@@ -1,7 +1,7 @@
 //! Command-line syntax. Every subcommand has `--help`; the flags are part of SPEC §15's stable
 //! interface.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -33,6 +33,9 @@ pub enum Command {
     /// Generate test data.
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// Credentials for conf/authentication.json.
+    #[command(subcommand)]
+    Auth(AuthCommand),
 }
 
 #[derive(Debug, Args)]
@@ -112,4 +115,30 @@ pub enum GenerateCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Create a random API token: prints the token alone on the first line, then the JSON entry
+    /// to add to the "tokens" of conf/authentication.json (it holds only the token's SHA-256).
+    NewToken {
+        /// The token's name (shown in logs and audit as the caller).
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Read a password (one line) on stdin and print its argon2 PHC string, the "password" of a
+    /// user in conf/authentication.json.
+    HashPassword,
+}
+
+/// API roles (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Everything.
+    Admin,
+    /// GET requests only.
+    Reader,
 }

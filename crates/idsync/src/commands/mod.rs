@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod auth;
 mod connector;
 pub mod generate;
 mod recon;
@@ -8,7 +9,7 @@ pub mod setup;
 mod summary_table;
 mod validate;
 
-use crate::cli::{Cli, Command, ConfigCommand, ConnectorCommand, GenerateCommand};
+use crate::cli::{AuthCommand, Cli, Command, ConfigCommand, ConnectorCommand, GenerateCommand};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -50,5 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Connector(ConnectorCommand::Test { project, name }) => {
             runtime()?.block_on(connector::test(&project.project, &name))
         }
+        Command::Auth(AuthCommand::NewToken { name, role }) => auth::new_token(&name, role),
+        Command::Auth(AuthCommand::HashPassword) => auth::hash_password(),
     }
 }

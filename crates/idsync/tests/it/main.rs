@@ -7,6 +7,7 @@ mod server;
 mod slapd;
 mod support;
 
+mod auth_cli;
 mod config_validate;
 mod connector_test;
 mod recon_getting_started;
