@@ -12,8 +12,8 @@ use idsync_connectors::{ChangeBatch, ConnectorResult, ObjectSet};
 use idsync_core::{QueryPage, QueryRequest};
 use metrics::{Counter, Histogram, counter, histogram};
 use serde_json::Value;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Metric names (stable: dashboards and alerts use them).
@@ -103,25 +103,38 @@ pub fn lease_taken_over(kind: &str) {
 
 /// The timer and error counter of one operation of one connector.
 #[derive(Debug)]
-struct OpMetrics {
+struct Handles {
     duration: Histogram,
     errors: Counter,
 }
 
+/// The handles of one operation, resolved at its first call: only operations a connector is
+/// actually asked for get series (with their error counter at 0, so that rates work from the
+/// first call on).
+#[derive(Debug)]
+struct OpMetrics {
+    op: &'static str,
+    handles: OnceLock<Handles>,
+}
+
 impl OpMetrics {
-    fn new(connector: &str, op: &'static str) -> Self {
+    fn new(op: &'static str) -> Self {
         Self {
-            duration: histogram!(names::CONNECTOR_CALL_DURATION,
-                "connector" => connector.to_string(), "op" => op),
-            errors: counter!(names::CONNECTOR_ERRORS,
-                "connector" => connector.to_string(), "op" => op),
+            op,
+            handles: OnceLock::new(),
         }
     }
 
-    fn observe<T>(&self, started: Instant, result: &ConnectorResult<T>) {
-        self.duration.record(started.elapsed().as_secs_f64());
+    fn observe<T>(&self, connector: &str, started: Instant, result: &ConnectorResult<T>) {
+        let h = self.handles.get_or_init(|| Handles {
+            duration: histogram!(names::CONNECTOR_CALL_DURATION,
+                "connector" => connector.to_string(), "op" => self.op),
+            errors: counter!(names::CONNECTOR_ERRORS,
+                "connector" => connector.to_string(), "op" => self.op),
+        });
+        h.duration.record(started.elapsed().as_secs_f64());
         if result.is_err() {
-            self.errors.increment(1);
+            h.errors.increment(1);
         }
     }
 }
@@ -133,6 +146,7 @@ impl OpMetrics {
 #[derive(Debug)]
 pub struct MeteredObjectSet {
     inner: Arc<dyn ObjectSet>,
+    connector: String,
     get: OpMetrics,
     get_many: OpMetrics,
     query: OpMetrics,
@@ -144,19 +158,20 @@ pub struct MeteredObjectSet {
 }
 
 impl MeteredObjectSet {
-    /// Wraps `inner`, the object set of connector `connector`. The metric handles are resolved
-    /// now, against the recorder installed at this time.
+    /// Wraps `inner`, the object set of connector `connector`. An operation's metric handles
+    /// are resolved at its first call, against the recorder installed then.
     pub fn new(connector: &str, inner: Arc<dyn ObjectSet>) -> Self {
         Self {
             inner,
-            get: OpMetrics::new(connector, "get"),
-            get_many: OpMetrics::new(connector, "get_many"),
-            query: OpMetrics::new(connector, "query"),
-            count: OpMetrics::new(connector, "count"),
-            create: OpMetrics::new(connector, "create"),
-            update: OpMetrics::new(connector, "update"),
-            delete: OpMetrics::new(connector, "delete"),
-            changes_since: OpMetrics::new(connector, "changes_since"),
+            connector: connector.to_string(),
+            get: OpMetrics::new("get"),
+            get_many: OpMetrics::new("get_many"),
+            query: OpMetrics::new("query"),
+            count: OpMetrics::new("count"),
+            create: OpMetrics::new("create"),
+            update: OpMetrics::new("update"),
+            delete: OpMetrics::new("delete"),
+            changes_since: OpMetrics::new("changes_since"),
         }
     }
 }
@@ -166,56 +181,56 @@ impl ObjectSet for MeteredObjectSet {
     async fn get(&self, id: &str) -> ConnectorResult<Option<Value>> {
         let t = Instant::now();
         let r = self.inner.get(id).await;
-        self.get.observe(t, &r);
+        self.get.observe(&self.connector, t, &r);
         r
     }
 
     async fn get_many(&self, ids: &[String]) -> ConnectorResult<Vec<Value>> {
         let t = Instant::now();
         let r = self.inner.get_many(ids).await;
-        self.get_many.observe(t, &r);
+        self.get_many.observe(&self.connector, t, &r);
         r
     }
 
     async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
         let t = Instant::now();
         let r = self.inner.query(request).await;
-        self.query.observe(t, &r);
+        self.query.observe(&self.connector, t, &r);
         r
     }
 
     async fn count(&self) -> ConnectorResult<Option<u64>> {
         let t = Instant::now();
         let r = self.inner.count().await;
-        self.count.observe(t, &r);
+        self.count.observe(&self.connector, t, &r);
         r
     }
 
     async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value> {
         let t = Instant::now();
         let r = self.inner.create(id, object).await;
-        self.create.observe(t, &r);
+        self.create.observe(&self.connector, t, &r);
         r
     }
 
     async fn update(&self, id: &str, rev: Option<&str>, object: Value) -> ConnectorResult<Value> {
         let t = Instant::now();
         let r = self.inner.update(id, rev, object).await;
-        self.update.observe(t, &r);
+        self.update.observe(&self.connector, t, &r);
         r
     }
 
     async fn delete(&self, id: &str, rev: Option<&str>) -> ConnectorResult<Option<Value>> {
         let t = Instant::now();
         let r = self.inner.delete(id, rev).await;
-        self.delete.observe(t, &r);
+        self.delete.observe(&self.connector, t, &r);
         r
     }
 
     async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
         let t = Instant::now();
         let r = self.inner.changes_since(token).await;
-        self.changes_since.observe(t, &r);
+        self.changes_since.observe(&self.connector, t, &r);
         r
     }
 }
@@ -278,6 +293,10 @@ mod tests {
             });
         });
         let text = handle.render();
+        assert!(
+            !text.contains(r#"op="delete""#),
+            "an operation never called has no series: {text}"
+        );
         assert!(
             text.contains(r#"idsync_connector_errors_total{connector="hr",op="get"} 2"#),
             "{text}"
