@@ -294,8 +294,24 @@ async fn commit_chunk(
     let mut cs = ChangeSet::fenced(&job.job.id, job.token);
     cs.ops = chunk_ops(ctx, out, extra)?;
     cs.ops.extend(tail);
+    // Managed objects this chunk wrote are changes of their own (reference §6.1): queued
+    // mappings get their events in this commit, inline ones run once it is committed.
+    let cascade = if ctx.target_managed_type.is_some()
+        && !ctx.opts.analyze
+        && engine.has_sync_from(&ctx.config.target_str)
+    {
+        crate::sync::managed_changes(&cs.ops)
+    } else {
+        Vec::new()
+    };
+    for c in &cascade {
+        cs.ops.extend(engine.queue_events(c));
+    }
     let (n, t) = (cs.ops.len(), std::time::Instant::now());
     engine.repo.commit(cs).await?;
+    for c in cascade {
+        engine.notify_committed(c).await;
+    }
     let phase = if job.job.kind == KIND_TARGET {
         "target"
     } else {

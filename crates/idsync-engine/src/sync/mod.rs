@@ -287,6 +287,22 @@ impl Engine {
             .clone())
     }
 
+    /// Runs the inline mappings of a managed-object change that is already committed (a
+    /// recon wrote it); a failure is logged and audited, never raised.
+    pub async fn notify_committed(&self, change: Change) {
+        let result = match self.with_current_value(change.clone()).await {
+            Ok(c) => self.notify(&c).await,
+            Err(e) => Err(e),
+        };
+        let failure = match result {
+            Ok(outcome) => outcome.failure_message(),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(m) = failure {
+            tracing::warn!(collection = %change.collection, id = %change.id, "implicit sync failed: {m}");
+        }
+    }
+
     /// A cascaded create or update carries the committed value (with its new `_rev`).
     async fn with_current_value(&self, mut c: Change) -> EngineResult<Change> {
         if c.action != SyncAction::NotifyDelete

@@ -140,6 +140,15 @@ async fn ldap_and_managed_users_stay_in_sync_both_ways() {
     assert_eq!(users["resultCount"], 3, "{users:#}");
     // The created users' own implicit sync saw the shared links: CONFIRMED, no new entries.
     assert_eq!(ldap_entries(&s, "true").await.len(), 3);
+    let (_, confirmed) = s
+        .get(&format!(
+            "audit/sync?_queryFilter={}",
+            urlencode(&format!(
+                "mapping eq \"{MANAGED_TO_LDAP}\" and situation eq \"CONFIRMED\""
+            ))
+        ))
+        .await;
+    assert_eq!(confirmed["resultCount"], 3, "{confirmed:#}");
 
     // A user created over REST is provisioned to LDAP through the reverse mapping.
     let (status, alice) = send_json(
