@@ -33,6 +33,9 @@ pub enum Command {
     /// Generate test data.
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// Queued-sync commands against a running server.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Credentials for conf/authentication.json.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -141,4 +144,57 @@ pub enum RoleArg {
     Admin,
     /// GET requests only.
     Reader,
+}
+
+/// How to reach a running server (`idsync queue list`, ...).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, env = "IDSYNC_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token sent as `Authorization: Bearer` (default: IDSYNC_TOKEN, then
+    /// IDSYNC_ADMIN_TOKEN).
+    #[arg(long, env = "IDSYNC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued-sync events (GET /openidm/sync/queue) as a table, or JSON lines with --json.
+    List(QueueListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueueListArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Only this mapping's events.
+    #[arg(long)]
+    pub mapping: Option<String>,
+    /// Only events in this state.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub state: Option<EventStateArg>,
+    /// One event JSON per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The state of a queue event (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventStateArg {
+    /// Waiting to be executed.
+    #[value(name = "PENDING")]
+    Pending,
+    /// Taken by a node (executing, or waiting for its retry delay).
+    #[value(name = "ACQUIRED")]
+    Acquired,
+}
+
+impl EventStateArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStateArg::Pending => "PENDING",
+            EventStateArg::Acquired => "ACQUIRED",
+        }
+    }
 }

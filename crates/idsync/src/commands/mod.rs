@@ -3,6 +3,7 @@
 mod auth;
 mod connector;
 pub mod generate;
+mod queue;
 mod recon;
 mod serve;
 pub mod setup;
@@ -50,6 +51,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::Connector(ConnectorCommand::Test { project, name }) => {
             runtime()?.block_on(connector::test(&project.project, &name))
+        }
+        Command::Queue(crate::cli::QueueCommand::List(args)) => {
+            runtime()?.block_on(queue::list(args))
         }
         Command::Auth(AuthCommand::NewToken { name, role }) => auth::new_token(&name, role),
         Command::Auth(AuthCommand::HashPassword) => auth::hash_password(),

@@ -10,6 +10,7 @@ mod support;
 mod auth_cli;
 mod config_validate;
 mod connector_test;
+mod queue_cli;
 mod recon_getting_started;
 mod recon_hooks;
 mod recon_managed;

@@ -1,0 +1,323 @@
+//! `idsync queue list` (SPEC §7, §12): the queued-sync events of a running server, read with
+//! `GET /openidm/sync/queue` page by page (`_pageSize` and the paged-results cookie), printed as
+//! a table or, with `--json`, as one event JSON per line.
+//!
+//! Exit codes: 0 listed (also when the queue is empty); 1 the server could not be reached or
+//! refused the request (wrong token, 4xx/5xx), with the reason on stderr; 2 no token at all.
+
+use crate::cli::{EventStateArg, QueueListArgs, ServerArgs};
+use anyhow::Result;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Events per request.
+const PAGE_SIZE: &str = "1000";
+
+/// The table's columns: header and the event field shown under it.
+const COLUMNS: [(&str, &str); 8] = [
+    ("ID", "_id"),
+    ("MAPPING", "mapping"),
+    ("RESOURCE ID", "resourceId"),
+    ("SYNC ACTION", "syncAction"),
+    ("STATE", "state"),
+    ("NODE", "nodeId"),
+    ("RETRIES LEFT", "remainingRetries"),
+    ("CREATED", "createDate"),
+];
+
+/// A failure already explained to the user.
+struct Failed {
+    message: String,
+    code: u8,
+}
+
+impl Failed {
+    fn new(message: impl Into<String>) -> Self {
+        Failed {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+pub async fn list(args: QueueListArgs) -> Result<ExitCode> {
+    match run(&args).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            Ok(ExitCode::from(f.code))
+        }
+    }
+}
+
+async fn run(args: &QueueListArgs) -> Result<(), Failed> {
+    let client = Client::new(&args.server)?;
+    let filter = filter(args.mapping.as_deref(), args.state);
+    let mut table = Vec::new();
+    let mut out = std::io::stdout().lock();
+    let mut cookie: Option<String> = None;
+    loop {
+        let mut query = vec![("_queryFilter", filter.as_str()), ("_pageSize", PAGE_SIZE)];
+        if let Some(c) = &cookie {
+            query.push(("_pagedResultsCookie", c));
+        }
+        let page = client.get("sync/queue", &query).await?;
+        let events = page["result"].as_array().ok_or_else(|| {
+            Failed::new(format!(
+                "unexpected answer from {}: no \"result\" array",
+                client.base
+            ))
+        })?;
+        for event in events {
+            if args.json {
+                writeln!(out, "{event}").map_err(|e| Failed::new(format!("stdout: {e}")))?;
+            } else {
+                table.push(row(event));
+            }
+        }
+        match page["pagedResultsCookie"].as_str() {
+            Some(next) if !events.is_empty() => {
+                if cookie.as_deref() == Some(next) {
+                    return Err(Failed::new(format!(
+                        "{} returned the same paged-results cookie twice",
+                        client.base
+                    )));
+                }
+                cookie = Some(next.to_string());
+            }
+            _ => break,
+        }
+    }
+    if !args.json {
+        write!(out, "{}", render(&table)).map_err(|e| Failed::new(format!("stdout: {e}")))?;
+    }
+    out.flush()
+        .map_err(|e| Failed::new(format!("stdout: {e}")))?;
+    Ok(())
+}
+
+/// The CREST filter for the options: `true`, or `mapping eq "M"` and/or `state eq "S"`.
+fn filter(mapping: Option<&str>, state: Option<EventStateArg>) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = mapping {
+        // A JSON string literal is a valid CREST string (JSON escapes).
+        parts.push(format!("mapping eq {}", Value::String(m.to_string())));
+    }
+    if let Some(s) = state {
+        parts.push(format!("state eq \"{}\"", s.as_str()));
+    }
+    if parts.is_empty() {
+        "true".to_string()
+    } else {
+        parts.join(" and ")
+    }
+}
+
+fn row(event: &Value) -> Vec<String> {
+    COLUMNS
+        .iter()
+        .map(|(_, field)| match (&event[*field], *field) {
+            (Value::Null, _) => "-".to_string(),
+            (Value::Number(n), "remainingRetries") if n.as_i64() == Some(-1) => {
+                "unlimited".to_string()
+            }
+            (Value::String(s), _) => s.clone(),
+            (other, _) => other.to_string(),
+        })
+        .collect()
+}
+
+/// An aligned table: the header, one line per event, then the count.
+fn render(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = COLUMNS.iter().map(|(h, _)| h.len()).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i + 1 == COLUMNS.len() {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut COLUMNS.iter().map(|(h, _)| *h));
+    for r in rows {
+        line(&mut r.iter().map(String::as_str));
+    }
+    let _ = writeln!(
+        out,
+        "{} event{}",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
+    out
+}
+
+/// An authenticated client of one server's `/openidm` API.
+struct Client {
+    http: reqwest::Client,
+    /// `http://HOST:PORT/openidm`.
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(server: &ServerArgs) -> Result<Client, Failed> {
+        let token = server
+            .token
+            .clone()
+            .or_else(|| std::env::var("IDSYNC_ADMIN_TOKEN").ok())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Failed {
+                message: "no API token: give --token or set IDSYNC_TOKEN (or IDSYNC_ADMIN_TOKEN)"
+                    .into(),
+                code: 2,
+            })?;
+        let url = server.url.trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Failed {
+                message: format!("--url must start with http:// or https://, not {url:?}"),
+                code: 2,
+            });
+        }
+        let base = if url.ends_with("/openidm") {
+            url.to_string()
+        } else {
+            format!("{url}/openidm")
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| Failed::new(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client { http, base, token })
+    }
+
+    /// `GET /openidm/<path>?<query>` → the JSON body of a 2xx answer.
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, Failed> {
+        let url = format!("{}/{path}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .query(query)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| {
+                Failed::new(format!(
+                    "cannot reach the idsync server at {url}: {}",
+                    cause(&e)
+                ))
+            })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| {
+            Failed::new(format!("reading the answer of {url} failed: {}", cause(&e)))
+        })?;
+        let body: Option<Value> = serde_json::from_str(&text).ok();
+        if status.is_success() {
+            return body.ok_or_else(|| {
+                Failed::new(format!(
+                    "{url} answered {status} with a body that is not JSON: {}",
+                    excerpt(&text)
+                ))
+            });
+        }
+        let message = body
+            .as_ref()
+            .and_then(|b| b["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| excerpt(&text));
+        let hint = match status.as_u16() {
+            401 => " (check --token / IDSYNC_TOKEN)",
+            403 => " (the token's role may not do this)",
+            _ => "",
+        };
+        Err(Failed::new(format!(
+            "{url} answered {status}: {message}{hint}"
+        )))
+    }
+}
+
+/// Why a request failed, on one line: the error's sources (reqwest's own text only repeats
+/// the URL), or the error itself when it has none.
+fn cause(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = inner.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let t: String = text.chars().take(200).collect();
+    if t.len() < text.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filters_quote_the_mapping() {
+        assert_eq!(filter(None, None), "true");
+        assert_eq!(
+            filter(Some("a\"b"), Some(EventStateArg::Acquired)),
+            r#"mapping eq "a\"b" and state eq "ACQUIRED""#
+        );
+        let parsed = idsync_core::filter::parse(&filter(Some("x\\y\"z"), None));
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
+    fn table_aligns_columns_and_counts() {
+        let rows = vec![
+            row(&json!({"_id": "e1", "mapping": "m", "resourceId": "u1",
+                "syncAction": "notifyCreate", "state": "ACQUIRED", "nodeId": "n1",
+                "remainingRetries": 5, "createDate": "2026-01-01T00:00:00.000Z"})),
+            row(
+                &json!({"_id": "event-2", "mapping": "mapping2", "resourceId": "u2",
+                "syncAction": "notifyDelete", "state": "PENDING", "nodeId": null,
+                "remainingRetries": -1, "createDate": "2026-01-01T00:00:01.000Z"}),
+            ),
+        ];
+        let text = render(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(
+            lines[0].starts_with("ID       MAPPING   RESOURCE ID"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("event-2  mapping2  u2"), "{text}");
+        assert!(
+            lines[2].contains(" - ") && lines[2].contains("unlimited"),
+            "{text}"
+        );
+        assert_eq!(lines[3], "2 events");
+        assert_eq!(render(&[]).lines().last(), Some("0 events"));
+    }
+}
