@@ -39,6 +39,9 @@ pub enum Command {
     /// Credentials for conf/authentication.json.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Benchmarks on a throw-away project (BENCHMARKS.md quotes them).
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -197,4 +200,62 @@ impl EventStateArg {
             EventStateArg::Acquired => "ACQUIRED",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Queued-sync drain rate: commit N managed users with their queue events, start the queue
+    /// consumers and time them until the queue is empty; check the target holds N rows.
+    Queue(BenchQueueArgs),
+}
+
+/// The target of `idsync bench queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTarget {
+    /// A CSV file written by the CSV connector.
+    Csv,
+    /// A table of a fresh PostgreSQL database (made with psql on --pg-admin-url, dropped after).
+    Sql,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchQueueArgs {
+    /// Managed users created, one queue event each.
+    #[arg(long, default_value_t = 50_000)]
+    pub events: u64,
+    /// Where the mapping writes.
+    #[arg(long, value_enum)]
+    pub target: BenchTarget,
+    /// The mapping's queuedSync.workers.
+    #[arg(long, default_value_t = 1)]
+    pub workers: u64,
+    /// The mapping's queuedSync.pageSize.
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u64,
+    /// The mapping's queuedSync.pollingInterval (ms).
+    #[arg(long, default_value_t = 10)]
+    pub polling_interval: u64,
+    /// The mapping's queuedSync.maxQueueSize.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_queue_size: u64,
+    /// Repository URL (default: a new SQLite file in the temp project). It must hold no queue
+    /// events of the benchmark's mapping.
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Use a fresh PostgreSQL database as the repository (made on --pg-admin-url, dropped after).
+    #[arg(long, conflicts_with = "repo")]
+    pub pg_repo: bool,
+    /// PostgreSQL server for the sql target and --pg-repo; psql must be on the PATH.
+    #[arg(
+        long,
+        env = "IDSYNC_BENCH_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub pg_admin_url: String,
+    /// Keep the temp project folder (its path is printed).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print one JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

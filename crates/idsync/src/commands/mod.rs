@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod auth;
+mod bench;
 mod connector;
 pub mod generate;
 mod queue;
@@ -57,5 +58,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Auth(AuthCommand::NewToken { name, role }) => auth::new_token(&name, role),
         Command::Auth(AuthCommand::HashPassword) => auth::hash_password(),
+        Command::Bench(crate::cli::BenchCommand::Queue(args)) => {
+            runtime()?.block_on(bench::queue(args))
+        }
     }
 }
