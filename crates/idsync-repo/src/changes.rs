@@ -65,7 +65,8 @@ pub enum Op {
     RegisterTargetIds { run_id: String, ids: Vec<String> },
     /// Persists a queue event (its `rev` and `seq` are assigned by the repository).
     EnqueueSyncEvent(SyncEvent),
-    /// Deletes a job (done). Missing job → NotFound.
+    /// Marks a job DONE (a tombstone until its run is pruned: enqueueing the same id again
+    /// conflicts). Missing or already done → NotFound.
     CompleteJob { job_id: String },
     /// Inserts a new job (existing id → Conflict).
     EnqueueJob(Job),

@@ -24,7 +24,7 @@ impl PgRepository {
         if let Some(fence) = &changes.fence {
             let row = tx
                 .query_opt(
-                    "SELECT token FROM jobs WHERE id = $1 FOR UPDATE",
+                    "SELECT token FROM jobs WHERE id = $1 AND state <> 'DONE' FOR UPDATE",
                     &[&fence.job_id],
                 )
                 .await
@@ -225,7 +225,12 @@ async fn apply_one<C: GenericClient + Sync>(
         Op::EnqueueSyncEvent(event) => enqueue_event(c, event).await,
         Op::CompleteJob { job_id } => {
             let stmt = c
-                .prepare_cached("DELETE FROM jobs WHERE id = $1")
+                // A done job stays as a tombstone (until its run is pruned), so a re-run of
+                // the page that scheduled it cannot schedule it again.
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'DONE', owner_node = NULL, lease_until_ns = NULL \
+                     WHERE id = $1 AND state <> 'DONE'",
+                )
                 .await
                 .map_err(pg_err)?;
             match c.execute(&stmt, &[job_id]).await.map_err(pg_err)? {

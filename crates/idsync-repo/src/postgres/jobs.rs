@@ -107,7 +107,7 @@ impl PgRepository {
 
     pub(crate) async fn pg_get_job(&self, job_id: &str) -> RepoResult<Option<Job>> {
         let client = self.client().await?;
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND state <> 'DONE'");
         client
             .query_opt(&sql, &[&job_id])
             .await
@@ -120,7 +120,10 @@ impl PgRepository {
     pub(crate) async fn pg_count_jobs(&self, run_id: &str) -> RepoResult<u64> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT count(*) FROM jobs WHERE run_id = $1", &[&run_id])
+            .query_one(
+                "SELECT count(*) FROM jobs WHERE run_id = $1 AND state <> 'DONE'",
+                &[&run_id],
+            )
             .await
             .map_err(pg_err)?;
         Ok(as_u64(row.get(0)))

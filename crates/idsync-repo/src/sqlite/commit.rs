@@ -15,7 +15,7 @@ pub fn commit(conn: &mut Connection, changes: ChangeSet) -> RepoResult<CommitOut
         .map_err(map_err)?;
     if let Some(fence) = &changes.fence {
         let token: Option<i64> = tx
-            .prepare_cached("SELECT token FROM jobs WHERE id = ?")
+            .prepare_cached("SELECT token FROM jobs WHERE id = ? AND state <> 'DONE'")
             .map_err(map_err)?
             .query_row([&fence.job_id], |r| r.get(0))
             .optional()
@@ -236,7 +236,12 @@ fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()
         Op::EnqueueSyncEvent(ev) => insert_event(tx, &ev)?,
         Op::CompleteJob { job_id } => {
             let n = tx
-                .prepare_cached("DELETE FROM jobs WHERE id = ?")
+                // A done job stays as a tombstone (until its run is pruned), so a re-run of
+                // the page that scheduled it cannot schedule it again.
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'DONE', owner_node = NULL, lease_until = NULL \
+                     WHERE id = ? AND state <> 'DONE'",
+                )
                 .map_err(map_err)?
                 .execute([&job_id])
                 .map_err(map_err)?;

@@ -559,7 +559,7 @@ impl Repository for SqliteRepo {
         self.pool
             .read(move |c| {
                 c.prepare_cached(&format!(
-                    "SELECT {} FROM jobs WHERE id = ?",
+                    "SELECT {} FROM jobs WHERE id = ? AND state <> 'DONE'",
                     records::JOB_COLS
                 ))
                 .map_err(map_err)?
@@ -575,7 +575,9 @@ impl Repository for SqliteRepo {
         self.pool
             .read(move |c| {
                 let n: i64 = c
-                    .prepare_cached("SELECT COUNT(*) FROM jobs WHERE run_id = ?")
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM jobs WHERE run_id = ? AND state <> 'DONE'",
+                    )
                     .map_err(map_err)?
                     .query_row([&id], |r| r.get(0))
                     .map_err(map_err)?;

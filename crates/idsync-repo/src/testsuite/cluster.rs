@@ -79,6 +79,26 @@ pub async fn fenced_commit_after_lease_loss(b: &dyn Backend) {
         repo.commit(gone).await,
         Err(RepoError::StaleToken { .. })
     ));
+    // A done job cannot be scheduled again (a re-run of the page that scheduled it must not
+    // re-run it), nor completed twice, nor claimed.
+    assert!(matches!(
+        repo.commit(ChangeSet::new().with(Op::EnqueueJob(job("j1", "page", Some("r1")))))
+            .await,
+        Err(RepoError::Conflict(_))
+    ));
+    assert!(matches!(
+        repo.commit(ChangeSet::new().with(Op::CompleteJob {
+            job_id: "j1".into()
+        }))
+        .await,
+        Err(RepoError::NotFound(_))
+    ));
+    assert!(
+        repo.claim_next(&["page"], "node-c", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn concurrent_claimers_never_share_a_job(b: &dyn Backend) {
