@@ -370,11 +370,17 @@ async fn commit(
     Ok(())
 }
 
+/// Runs the post-commit hooks (implicit sync) in a task of their own: the write is committed, so
+/// what follows from it must finish even if the client goes away or the request times out
+/// (dropping the handler's future would cut a sync in the middle).
 async fn after_commit(state: &ApiState, change: &ManagedChange) -> ApiResult<Option<Value>> {
-    match &state.hooks {
-        Some(h) => h.after_commit(change).await,
-        None => Ok(None),
-    }
+    let Some(h) = state.hooks.clone() else {
+        return Ok(None);
+    };
+    let change = change.clone();
+    tokio::spawn(async move { h.after_commit(&change).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("implicit sync task failed: {e}")))?
 }
 
 /// Adds the hook's response fields to the object answered.
