@@ -15,10 +15,32 @@ use serde_json::{Value, json};
 
 /// The routes of this resource.
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/openidm/cluster", get(list))
+    Router::new()
+        .route("/openidm/cluster", get(list))
+        .route("/openidm/cluster/{node_id}", get(read))
+}
+
+/// `GET cluster/<nodeId>`: one node, 404 when the repository never heard of it.
+async fn read(
+    State(state): State<ApiState>,
+    axum::extract::Path(node_id): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    let nodes = node_list(&state).await?;
+    let node = nodes
+        .into_iter()
+        .find(|n| n["instanceId"] == node_id.as_str())
+        .ok_or_else(|| {
+            crate::error::ApiError::NotFound(format!("cluster node {node_id} not found"))
+        })?;
+    Ok(object_response(StatusCode::OK, node))
 }
 
 async fn list(State(state): State<ApiState>) -> ApiResult<Response> {
+    let results = node_list(&state).await?;
+    Ok(object_response(StatusCode::OK, json!({"results": results})))
+}
+
+async fn node_list(state: &ApiState) -> ApiResult<Vec<Value>> {
     let nodes = state.repo.list_nodes().await?;
     let mut results: Vec<Value> = nodes
         .iter()
@@ -43,5 +65,5 @@ async fn list(State(state): State<ApiState>) -> ApiResult<Response> {
             "lastHeartbeat": now,
         }));
     }
-    Ok(object_response(StatusCode::OK, json!({"results": results})))
+    Ok(results)
 }

@@ -22,6 +22,8 @@ pub struct Engine {
     pub lease: Duration,
     mappings: BTreeMap<String, Arc<CompiledMapping>>,
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
+    /// This node's share of the queued-mapping locks (see `cluster.rs`).
+    pub queue_balance: crate::cluster::QueueBalance,
     /// Implicit-sync contexts by mapping name, built on first use.
     sync_ctxs: Mutex<HashMap<String, Arc<RunCtx>>>,
     /// Rings when this node scheduled work, so its workers claim it at once.
@@ -50,6 +52,7 @@ impl Engine {
             mappings,
             runs: Mutex::new(HashMap::new()),
             sync_ctxs: Mutex::new(HashMap::new()),
+            queue_balance: crate::cluster::QueueBalance::default(),
             work: Notify::new(),
         }))
     }

@@ -7,6 +7,7 @@
 //! `idsync-connectors`'. Every run is rows in the repository, claimed as jobs with leases and
 //! fencing tokens, so one node and a cluster run the same code.
 
+pub mod cluster;
 mod engine;
 pub mod error;
 pub mod links;

@@ -28,9 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// The prefix of queued-mapping lock names.
+pub const LOCK_PREFIX: &str = "sync-queue/";
+
 /// The name of a queued mapping's lock.
 pub fn lock_name(mapping: &str) -> String {
-    format!("sync-queue/{mapping}")
+    format!("{LOCK_PREFIX}{mapping}")
 }
 
 /// Runs a consumer for every queued mapping until `stop` turns true; in-flight events finish.
@@ -134,38 +137,78 @@ impl Consumer {
         let every = Duration::from_millis(self.q.polling_interval_ms.max(10));
         let node = self.engine.node_id.clone();
         let lock = lock_name(&self.mapping);
+        let balance = &self.engine.queue_balance;
+        let mut held = false;
         let mut paused = false;
         loop {
             if *stop.borrow() {
+                if held {
+                    balance.gave_up();
+                }
                 return;
             }
             let mut polled = 0;
-            match self.engine.repo.try_acquire_lock(&lock, &node).await {
-                Ok(Some(_)) => {
-                    let ready = self.routes_ready();
-                    if ready == paused {
-                        paused = !ready;
-                        if paused {
-                            tracing::warn!(mapping = %self.mapping, "queued sync paused: the mapping's source or target is not available");
-                        } else {
-                            tracing::info!(mapping = %self.mapping, "queued sync resumed");
+            let surrender = held && balance.must_surrender(&self.mapping);
+            if surrender {
+                // Hand over only once nothing of this mapping is in memory: no event is ever
+                // run by two nodes.
+                if self.lines().count == 0 {
+                    match self.engine.repo.release_lock(&lock, &node).await {
+                        Ok(_) => {
+                            held = false;
+                            balance.gave_up();
+                            balance.surrendered(&self.mapping);
+                            tracing::info!(mapping = %self.mapping, "queue lock handed over");
+                        }
+                        Err(e) => {
+                            tracing::warn!(mapping = %self.mapping, error = %e, "could not release the queue lock")
                         }
                     }
-                    if ready {
-                        match self.poll(&node).await {
-                            Ok(n) => polled = n,
-                            Err(e) => {
-                                tracing::warn!(mapping = %self.mapping, error = %e, "polling the sync queue failed")
+                }
+            } else if held || balance.may_take() {
+                match self.engine.repo.try_acquire_lock(&lock, &node).await {
+                    Ok(Some(_)) => {
+                        if !held {
+                            held = true;
+                            balance.took();
+                            tracing::info!(mapping = %self.mapping, "queue lock taken: consuming");
+                        }
+                        let ready = self.routes_ready();
+                        if ready == paused {
+                            paused = !ready;
+                            if paused {
+                                tracing::warn!(mapping = %self.mapping, "queued sync paused: the mapping's source or target is not available");
+                            } else {
+                                tracing::info!(mapping = %self.mapping, "queued sync resumed");
+                            }
+                        }
+                        if ready {
+                            match self.poll(&node).await {
+                                Ok(n) => polled = n,
+                                Err(e) => {
+                                    tracing::warn!(mapping = %self.mapping, error = %e, "polling the sync queue failed")
+                                }
                             }
                         }
                     }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(mapping = %self.mapping, error = %e, "could not take the queue lock")
+                    Ok(None) => {
+                        if held {
+                            // Recovery gave the lock away (this node was taken for down): its
+                            // events are PENDING again and belong to the new holder.
+                            held = false;
+                            balance.gave_up();
+                            self.drop_waiting();
+                            tracing::warn!(mapping = %self.mapping, "queue lock lost to another node");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(mapping = %self.mapping, error = %e, "could not take the queue lock")
+                    }
                 }
             }
-            self.record_depth().await;
+            if held {
+                self.record_depth().await;
+            }
             // A full page means more is waiting: poll again at once, unless memory is full.
             let full_page = polled as u64 >= self.q.page_size
                 && (self.lines().count as u64) < self.q.max_queue_size;
@@ -176,6 +219,17 @@ impl Consumer {
                 }
             }
         }
+    }
+
+    /// Forgets the events waiting in memory (not the running ones, which finish).
+    fn drop_waiting(&self) {
+        let mut lines = self.lines();
+        let mut kept = 0;
+        for line in lines.objects.values_mut() {
+            line.truncate(1);
+            kept += line.len();
+        }
+        lines.count = kept;
     }
 
     /// One poll: acquire a page and submit it. Returns how many events were accepted.

@@ -70,6 +70,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         idsync_engine::worker::DEFAULT_CONCURRENCY,
         stop_rx.clone(),
     ));
+    let monitor = tokio::spawn(idsync_engine::cluster::run_cluster_monitor(
+        engine.clone(),
+        stop_rx.clone(),
+    ));
     let queues = tokio::spawn(idsync_engine::sync::queue::run_queue_consumers(
         engine.clone(),
         stop_rx.clone(),
@@ -111,6 +115,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let _ = stop_tx.send(true);
     worker.await??;
     queues.await?;
+    monitor.await?;
     heartbeat.await?;
     // Hand over at once what others can take: jobs, queue events polled but not run, locks.
     repo.release_jobs_of_node(&node_id).await?;

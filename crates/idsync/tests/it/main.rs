@@ -8,6 +8,7 @@ mod slapd;
 mod support;
 
 mod auth_cli;
+mod cluster;
 mod config_validate;
 mod connector_test;
 mod queue_cli;

@@ -157,3 +157,17 @@ fn uuid_like() -> String {
         .unwrap_or(0);
     format!("{:x}{:x}", nanos, std::process::id())
 }
+
+/// Runs one SQL statement with `psql` and returns its unaligned, tuples-only output.
+pub fn psql_query(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-qAtc", sql])
+        .output()
+        .expect("psql must be installed");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -1,0 +1,231 @@
+//! Cluster membership and the queued-sync lock protocol across nodes (SPEC §9, reference §5).
+//!
+//! Every node runs [`run_cluster_monitor`]:
+//! - **Down detection**: a node whose heartbeat is older than `nodeTimeoutMs` is marked
+//!   `STATE_PROCESSING_DOWN`, its work is recovered (its jobs back to PENDING — their leases
+//!   would expire anyway —, its ACQUIRED queue events back to PENDING, its locks freed), then
+//!   `STATE_DOWN`. Several nodes may do this at once: every step is idempotent.
+//! - **Queue recovery** (`queueRecovery`, every 300 s, and at once when a node is seen down):
+//!   locks held by nodes that are not running are freed with their events.
+//! - **Balancing** (`queueBalancing`, every 5 s): a node keeps at most
+//!   `ceil(queued mappings / running nodes)` mapping locks. Above it, it asks consumers to
+//!   *surrender*: a surrendering consumer stops polling, finishes what it holds in memory, then
+//!   releases the lock, so no event is ever run by two nodes. Below it, consumers may take free
+//!   locks.
+
+use crate::Engine;
+use chrono::Utc;
+use idsync_repo::{NodeRecord, NodeState};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// This node's share of the queued-mapping locks, shared by the balancer and the consumers.
+#[derive(Debug)]
+pub struct QueueBalance {
+    /// How many mapping locks this node may hold (every one until the balancer has run).
+    target: AtomicUsize,
+    /// How many it holds now.
+    held: AtomicUsize,
+    /// Mappings whose consumer should hand its lock over.
+    surrender: Mutex<HashSet<String>>,
+}
+
+impl Default for QueueBalance {
+    fn default() -> Self {
+        Self {
+            target: AtomicUsize::new(usize::MAX),
+            held: AtomicUsize::new(0),
+            surrender: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+impl QueueBalance {
+    /// Whether a consumer without its lock may try to take it.
+    pub fn may_take(&self) -> bool {
+        self.held.load(Ordering::Relaxed) < self.target.load(Ordering::Relaxed)
+    }
+
+    pub fn took(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn gave_up(&self) {
+        let _ = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| h.checked_sub(1));
+    }
+
+    /// Whether the balancer asked this mapping's consumer to surrender its lock.
+    pub fn must_surrender(&self, mapping: &str) -> bool {
+        self.lock().contains(mapping)
+    }
+
+    /// The consumer released the lock: the request is served.
+    pub fn surrendered(&self, mapping: &str) {
+        self.lock().remove(mapping);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.surrender.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs membership, recovery and balancing until `stop` turns true.
+pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    let s = &engine.project.settings;
+    let tick = Duration::from_millis(s.heartbeat_interval_ms.clamp(100, 2_000));
+    let recovery = &engine.project.queue_recovery;
+    let balancing = &engine.project.queue_balancing;
+    let recovery_every = Duration::from_millis(recovery.recovery_interval_ms.max(1_000));
+    let balance_every = Duration::from_millis(balancing.balance_interval_ms.max(100));
+    let (mut last_recovery, mut last_balance) = (Instant::now(), None::<Instant>);
+    loop {
+        match engine.repo.list_nodes().await {
+            Ok(nodes) => {
+                let downed = mark_down_nodes(&engine, &nodes).await;
+                if recovery.enabled && (downed || last_recovery.elapsed() >= recovery_every) {
+                    recover_orphaned_locks(&engine).await;
+                    last_recovery = Instant::now();
+                }
+                if balancing.enabled && last_balance.is_none_or(|t| t.elapsed() >= balance_every) {
+                    balance(&engine).await;
+                    last_balance = Some(Instant::now());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cluster monitor: cannot list nodes"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Nodes that run and heartbeat in time (this one always counts).
+fn running_nodes(engine: &Engine, nodes: &[NodeRecord]) -> HashSet<String> {
+    let timeout = chrono::Duration::milliseconds(engine.project.settings.node_timeout_ms as i64);
+    let now = Utc::now();
+    let mut running: HashSet<String> = nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Running && now - n.last_heartbeat <= timeout)
+        .map(|n| n.id.clone())
+        .collect();
+    running.insert(engine.node_id.clone());
+    running
+}
+
+/// Marks nodes past their heartbeat timeout down and recovers their work. Returns whether one
+/// was found.
+async fn mark_down_nodes(engine: &Engine, nodes: &[NodeRecord]) -> bool {
+    let running = running_nodes(engine, nodes);
+    let mut found = false;
+    for n in nodes {
+        let stale = n.state != NodeState::Down && !running.contains(&n.id);
+        if !stale {
+            continue;
+        }
+        found = true;
+        tracing::warn!(node = %n.id, last_heartbeat = %n.last_heartbeat, "node missed its heartbeats: recovering its work");
+        let repo = &engine.repo;
+        let result = async {
+            repo.set_node_state(&n.id, NodeState::ProcessingDown)
+                .await?;
+            let jobs = repo.release_jobs_of_node(&n.id).await?;
+            let events = repo.return_acquired_to_pending(&n.id).await?;
+            let locks = repo.release_locks_of_node(&n.id).await?;
+            repo.set_node_state(&n.id, NodeState::Down).await?;
+            Ok::<_, idsync_repo::RepoError>((jobs, events, locks))
+        }
+        .await;
+        match result {
+            Ok((jobs, events, locks)) => {
+                metrics::counter!("idsync_cluster_nodes_recovered_total").increment(1);
+                tracing::info!(node = %n.id, jobs, events, locks, "node is down; its work was released");
+            }
+            Err(e) => tracing::warn!(node = %n.id, error = %e, "recovering a down node failed"),
+        }
+    }
+    found
+}
+
+/// Frees queue locks whose holder is not a running node, with its ACQUIRED events.
+async fn recover_orphaned_locks(engine: &Engine) {
+    let (Ok(locks), Ok(nodes)) = (
+        engine.repo.list_locks().await,
+        engine.repo.list_nodes().await,
+    ) else {
+        return;
+    };
+    let running = running_nodes(engine, &nodes);
+    let orphans: HashSet<&str> = locks
+        .iter()
+        .filter(|l| l.name.starts_with(crate::sync::queue::LOCK_PREFIX))
+        .filter(|l| !running.contains(&l.node_id))
+        .map(|l| l.node_id.as_str())
+        .collect();
+    for node in orphans {
+        let r = async {
+            let events = engine.repo.return_acquired_to_pending(node).await?;
+            let locks = engine.repo.release_locks_of_node(node).await?;
+            Ok::<_, idsync_repo::RepoError>((events, locks))
+        }
+        .await;
+        match r {
+            Ok((events, locks)) => {
+                tracing::info!(
+                    node,
+                    events,
+                    locks,
+                    "queue recovery freed the locks of a node that is not running"
+                )
+            }
+            Err(e) => tracing::warn!(node, error = %e, "queue recovery failed"),
+        }
+    }
+}
+
+/// Sets this node's lock target and asks surplus consumers to surrender.
+async fn balance(engine: &Engine) {
+    let queued: Vec<&str> = engine
+        .project
+        .mappings
+        .iter()
+        .filter(|m| m.queued().is_some())
+        .map(|m| m.name.as_str())
+        .collect();
+    if queued.is_empty() {
+        return;
+    }
+    let Ok(nodes) = engine.repo.list_nodes().await else {
+        return;
+    };
+    let running = running_nodes(engine, &nodes).len().max(1);
+    let target = queued.len().div_ceil(running);
+    let b = &engine.queue_balance;
+    b.target.store(target, Ordering::Relaxed);
+    let Ok(mine) = engine.repo.locks_of_node(&engine.node_id).await else {
+        return;
+    };
+    let mut held: Vec<&str> = mine
+        .iter()
+        .filter_map(|l| l.name.strip_prefix(crate::sync::queue::LOCK_PREFIX))
+        .collect();
+    held.sort_unstable();
+    if held.len() > target {
+        for m in &held[target..] {
+            if b.lock().insert((*m).to_string()) {
+                tracing::info!(
+                    mapping = m,
+                    target,
+                    running,
+                    "balancing: handing this queue's lock over"
+                );
+            }
+        }
+    }
+}
