@@ -15,6 +15,7 @@ pub mod managed_set;
 pub mod metered;
 pub mod recon;
 pub mod resources;
+pub mod scheduler;
 pub mod sync;
 pub mod worker;
 

@@ -1,0 +1,438 @@
+//! The scheduler across nodes (SPEC §8, §9): two `Engine`s with different node ids on one
+//! repository (the same SQLite file, or the same PostgreSQL database) both see every firing,
+//! and each firing runs on exactly one of them; a firing is skipped while the mapping's run is
+//! active; missed firings collapse into one; REST-created schedules are stored and shared.
+//!
+//! The project is a copy of `samples/getting-started` (CSV → CSV) plus a schedule file.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use idsync_core::QueryRequest;
+use idsync_engine::scheduler::{self, Firing, FiringStatus, Origin};
+use idsync_engine::{Engine, EngineError, ReconOptions, Resources};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+const MAPPING: &str = "HumanResources_Engineering";
+const SCHEDULE: &str = "everySecond";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".idsync" {
+            continue;
+        }
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A temp copy of getting-started with a schedule reconciling its mapping every second.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/getting-started");
+    copy_dir(&sample, dir.path());
+    std::fs::write(
+        dir.path().join(format!("conf/schedule-{SCHEDULE}.json")),
+        json!({
+            "enabled": true,
+            "type": "cron",
+            "schedule": "0/1 * * * * ?",
+            "persisted": true,
+            "concurrentExecution": false,
+            "invokeService": "sync",
+            "invokeContext": {"action": "reconcile", "mapping": MAPPING}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    dir
+}
+
+/// One node: the project, the repository at `url`, its connectors, node id `node`.
+async fn node(dir: &Path, url: &str, node: &str) -> Arc<Engine> {
+    let project = Arc::new(idsync_config::load_project_from_env(dir).unwrap().project);
+    assert!(scheduler::trigger_diagnostics(&project).is_empty());
+    let repo = idsync_repo::open(url).await.unwrap();
+    let mut conns = BTreeMap::new();
+    for (name, cfg) in &project.connectors {
+        conns.insert(
+            name.clone(),
+            idsync_connectors::build_connector(cfg, &project.dir).unwrap(),
+        );
+    }
+    let resources = Resources::new(&project, repo.clone(), conns);
+    Engine::new(project, repo, resources, node).unwrap()
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("shared-repo.db").display())
+}
+
+/// A PostgreSQL database of the test's own, dropped afterwards.
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn create() -> PgDb {
+        let admin = std::env::var("IDSYNC_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("idsync_sched_{}", uuid::Uuid::new_v4().simple());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        PgDb { admin, name, url }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-qc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A whole second in the future, as the trigger would produce.
+fn a_slot() -> DateTime<Utc> {
+    let now = Utc::now() + TimeDelta::seconds(5);
+    now.with_nanosecond(0).unwrap()
+}
+
+async fn all_firings(e: &Engine, name: &str) -> Vec<Firing> {
+    let page = e.query_firings(name, &QueryRequest::all()).await.unwrap();
+    page.results
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect()
+}
+
+/// Both nodes fire the same instant at once: one wins and starts the run, the other sees the
+/// firing taken; asking again later changes nothing. Then, with that run still active (no
+/// worker runs its pages), the next firing is skipped and names the active run.
+async fn one_firing_one_run_then_skip(a: Arc<Engine>, b: Arc<Engine>) {
+    let entry = a.schedule(SCHEDULE).await.unwrap().unwrap();
+    assert_eq!(entry.origin, Origin::Config);
+    let t = a_slot();
+    let (ra, rb) = tokio::join!(
+        a.fire_scheduled(&entry, t, 0),
+        b.fire_scheduled(&entry, t, 0)
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let won: Vec<&Firing> = ra.iter().chain(rb.iter()).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one node runs the firing: {ra:?} {rb:?}"
+    );
+    let firing = won[0];
+    assert_eq!(firing.id, format!("{SCHEDULE}@{}", t.timestamp_millis()));
+    assert_eq!(firing.status, FiringStatus::Started, "{firing:?}");
+    let run_id = firing.run_id.clone().unwrap();
+    // Late askers (a node whose clock is behind) find the firing taken.
+    assert!(a.fire_scheduled(&entry, t, 0).await.unwrap().is_none());
+    assert!(b.fire_scheduled(&entry, t, 0).await.unwrap().is_none());
+    let runs = a.repo.list_runs(Some(MAPPING)).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].id, run_id);
+
+    // The run is still ACTIVE: the next firing, on whichever node, is skipped.
+    let t2 = t + TimeDelta::seconds(1);
+    let skipped = b.fire_scheduled(&entry, t2, 1).await.unwrap().unwrap();
+    assert_eq!(skipped.status, FiringStatus::Skipped, "{skipped:?}");
+    assert_eq!(skipped.active_run_id.as_deref(), Some(run_id.as_str()));
+    assert!(
+        skipped
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("concurrentExecution is false")
+    );
+    assert_eq!(a.repo.list_runs(Some(MAPPING)).await.unwrap().len(), 1);
+    // The rows say the same to every node.
+    let rows = all_firings(&a, SCHEDULE).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].id, skipped.id, "newest first");
+    assert_eq!(rows[0].status, FiringStatus::Skipped);
+    assert_eq!(rows[1].status, FiringStatus::Started);
+    assert_eq!(rows[1].run_id.as_deref(), Some(run_id.as_str()));
+    assert_eq!(rows[1].node, firing.node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_one_firing_runs_on_one_node_and_skips_while_active() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let b = node(dir.path(), &url, "node-b").await;
+    one_firing_one_run_then_skip(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_one_firing_runs_on_one_node_and_skips_while_active() {
+    let dir = project();
+    let db = PgDb::create();
+    let a = node(dir.path(), &db.url, "node-a").await;
+    let b = node(dir.path(), &db.url, "node-b").await;
+    let outcome = tokio::spawn(one_firing_one_run_then_skip(a, b)).await;
+    drop(db);
+    outcome.unwrap();
+}
+
+/// Runs the scheduler loops (and job workers) of `nodes` for `secs` seconds.
+async fn run_nodes(nodes: &[Arc<Engine>], secs: u64) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for n in nodes {
+        tasks.push(tokio::spawn(scheduler::run_scheduler(
+            n.clone(),
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(idsync_engine::worker::run_worker(
+            n.clone(),
+            2,
+            stop_rx.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop_tx.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+}
+
+/// Two scheduler loops on one SQLite file for a few seconds: every firing is a slot of the
+/// cron (a whole second, the same id on both nodes), each slot fired once, and every run was
+/// started by exactly one firing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_scheduler_loops_fire_each_slot_once() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let b = node(dir.path(), &url, "node-b").await;
+    let started_at = Utc::now();
+    run_nodes(&[a.clone(), b.clone()], 5).await;
+
+    let firings = all_firings(&b, SCHEDULE).await;
+    assert!(firings.len() >= 2, "a 1-s cron fired over 5 s: {firings:?}");
+    let mut slots = BTreeSet::new();
+    for f in &firings {
+        assert_eq!(
+            f.fire_time % 1000,
+            0,
+            "fire times come from the cron: {f:?}"
+        );
+        assert!(f.fire_instant().unwrap() > started_at - TimeDelta::seconds(1));
+        assert!(slots.insert(f.fire_time), "slot fired twice: {firings:?}");
+        assert!(["node-a", "node-b"].contains(&f.node.as_str()), "{f:?}");
+        assert!(!f.manual);
+        match f.status {
+            FiringStatus::Started => assert!(f.run_id.is_some(), "{f:?}"),
+            FiringStatus::Skipped => assert!(f.active_run_id.is_some(), "{f:?}"),
+            other => panic!("unexpected status {other:?}: {f:?}"),
+        }
+    }
+    let runs = a.repo.list_runs(Some(MAPPING)).await.unwrap();
+    let started: BTreeSet<&str> = firings.iter().filter_map(|f| f.run_id.as_deref()).collect();
+    assert_eq!(
+        started.len(),
+        firings
+            .iter()
+            .filter(|f| f.status == FiringStatus::Started)
+            .count(),
+        "each started firing has a run of its own"
+    );
+    let run_ids: BTreeSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(run_ids, started, "every run was started by one firing");
+}
+
+/// After downtime the missed slots collapse: one firing at once, for the latest missed slot,
+/// not one per missed second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missed_firings_fire_once() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let entry = a.schedule(SCHEDULE).await.unwrap().unwrap();
+    // The last firing before "downtime", an hour ago.
+    let old = (Utc::now() - TimeDelta::hours(1))
+        .with_nanosecond(0)
+        .unwrap();
+    let first = a.fire_scheduled(&entry, old, 0).await.unwrap().unwrap();
+    assert_eq!(first.status, FiringStatus::Started);
+    let run = first.run_id.clone().unwrap();
+    // Let that run end, so the catch-up firing can start one.
+    run_nodes_workers_until_done(&a, &run).await;
+
+    let restarted_at = Utc::now();
+    run_nodes(std::slice::from_ref(&a), 3).await;
+    let firings = all_firings(&a, SCHEDULE).await;
+    let after: Vec<&Firing> = firings.iter().filter(|f| f.id != first.id).collect();
+    assert!(!after.is_empty(), "the scheduler fired after the restart");
+    for f in &after {
+        assert!(
+            f.fire_instant().unwrap() >= restarted_at - TimeDelta::seconds(1),
+            "a missed slot of the downtime was fired: {f:?}"
+        );
+    }
+    assert!(
+        after.len() <= 5,
+        "missed firings collapse into one: {} firings",
+        after.len()
+    );
+}
+
+async fn run_nodes_workers_until_done(e: &Arc<Engine>, run: &str) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = tokio::spawn(idsync_engine::worker::run_worker(e.clone(), 2, stop_rx));
+    loop {
+        let r = e.repo.get_run(run).await.unwrap().unwrap();
+        if r.stage.is_completed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    w.await.unwrap().unwrap();
+}
+
+/// Schedules written through the engine's REST operations are stored, seen by the other node,
+/// validated, and deleted with their firings; files stay read-only; a trigger fires at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stored_schedules_are_shared_validated_and_triggered() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let b = node(dir.path(), &url, "node-b").await;
+    let body = json!({
+        "schedule": "0 0 3 * * ?",
+        "invokeService": "script",
+        "invokeContext": {"script": {"type": "text/javascript", "source": "input.n * 2"}, "input": {"n": 21}}
+    });
+    let (entry, created) = a.put_schedule("doubler", &body, None, false).await.unwrap();
+    assert!(created);
+    assert!(matches!(entry.origin, Origin::Repository { .. }));
+    // The other node sees it, with its next run at 03:00 UTC.
+    let seen = b.schedule("doubler").await.unwrap().unwrap();
+    let next = b.next_run_date(&seen).await.unwrap().unwrap();
+    assert_eq!((next.hour(), next.minute(), next.second()), (3, 0, 0));
+    let names: Vec<String> = b
+        .schedules()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.name().to_string())
+        .collect();
+    assert_eq!(names, vec![SCHEDULE.to_string(), "doubler".to_string()]);
+
+    // Trigger: runs now, once, on the node asked.
+    let f = b.trigger_schedule("doubler").await.unwrap();
+    assert_eq!(f.status, FiringStatus::Success, "{f:?}");
+    assert_eq!(f.message.as_deref(), Some("result: 42"));
+    assert!(f.manual);
+    assert_eq!(f.node, "node-b");
+
+    // A bad cron is refused with its pointer; the stored one is unchanged.
+    let mut bad = body.clone();
+    bad["schedule"] = json!("0 61 * * * ?");
+    match a.put_schedule("doubler", &bad, None, false).await {
+        Err(EngineError::BadRequest(m)) => assert!(m.starts_with("/schedule: "), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Unknown mappings are refused too.
+    let unknown = json!({"schedule": "0 0 3 * * ?", "invokeService": "sync",
+                         "invokeContext": {"action": "reconcile", "mapping": "nope"}});
+    assert!(matches!(
+        a.put_schedule("x", &unknown, None, false).await,
+        Err(EngineError::BadRequest(m)) if m.contains("nope")
+    ));
+    // Files are read-only.
+    assert!(matches!(
+        a.put_schedule(SCHEDULE, &body, None, false).await,
+        Err(EngineError::Conflict(m)) if m.contains("read-only")
+    ));
+    assert!(matches!(
+        a.delete_schedule(SCHEDULE, None).await,
+        Err(EngineError::Conflict(_))
+    ));
+    // Delete removes the schedule and its firings.
+    a.delete_schedule("doubler", None).await.unwrap();
+    assert!(b.schedule("doubler").await.unwrap().is_none());
+    assert!(all_firings(&a, "doubler").await.is_empty());
+    assert!(matches!(
+        b.trigger_schedule("doubler").await,
+        Err(EngineError::NotFound(_))
+    ));
+}
+
+/// A config schedule with a bad cron is a diagnostic with file and pointer.
+#[test]
+fn bad_cron_in_a_file_is_a_diagnostic() {
+    let dir = project();
+    let file = dir.path().join("conf/schedule-bad.json");
+    std::fs::write(
+        &file,
+        json!({"schedule": "0 0 25 * * ?", "invokeService": "sync",
+               "invokeContext": {"action": "reconcile", "mapping": MAPPING}})
+        .to_string(),
+    )
+    .unwrap();
+    let project = idsync_config::load_project_from_env(dir.path())
+        .unwrap()
+        .project;
+    let diags = scheduler::trigger_diagnostics(&project);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let line = diags[0].to_string();
+    assert!(
+        line.starts_with("conf/schedule-bad.json: /schedule: "),
+        "{line}"
+    );
+    assert!(line.contains("25"), "{line}");
+    // The same from the files alone (when something else stops the project from loading).
+    let from_files = scheduler::trigger_diagnostics_of_files(dir.path());
+    assert_eq!(from_files, diags);
+}
+
+/// The one-active-run rule holds between a scheduled run and a REST start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rest_start_is_refused_while_a_scheduled_run_is_active() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let entry = a.schedule(SCHEDULE).await.unwrap().unwrap();
+    let f = a
+        .fire_scheduled(&entry, a_slot(), 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let run = f.run_id.unwrap();
+    match a.start_recon(MAPPING, ReconOptions::default()).await {
+        Err(EngineError::ActiveRun { run_id, .. }) => assert_eq!(run_id, run),
+        other => panic!("{other:?}"),
+    }
+}
