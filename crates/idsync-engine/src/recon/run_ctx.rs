@@ -90,35 +90,10 @@ pub fn options_from_json(v: &Value) -> ReconOptions {
 
 impl RunCtx {
     pub async fn build(engine: &Engine, run: &RunRecord) -> EngineResult<RunCtx> {
-        let (config, mapping) = engine.mapping(&run.mapping)?;
         let opts = options_from_json(&run.totals["options"]);
-        let eff = EffectiveRecon::new(&config, &opts)?;
-        let source_set = engine.resources.object_set(&eff.source.resource)?;
-        let target_set = engine.resources.object_set(&eff.target.resource)?;
-        let target_managed_type = managed_type(&eff.target.resource).map(str::to_string);
-        let links = LinkView::of(&engine.project, &config);
-        let all_qualifiers = mapping.link_qualifiers(None, None, true)?;
-        let mut ctx = RunCtx {
-            mode: CtxMode::Recon,
-            run_id: run.id.clone(),
-            mapping_name: run.mapping.clone(),
-            config,
-            mapping,
-            eff,
-            opts,
-            source_set,
-            target_set,
-            target_managed_type,
-            links,
-            all_qualifiers,
-            target_snapshot: None,
-            prefetched: None,
-            guard: SafetyGuard::default(),
-            extremes: std::sync::Mutex::new(NodeExtremes::default()),
-            canceled: AtomicBool::new(run.cancel_requested),
-            last_cancel_check: std::sync::Mutex::new(Instant::now()),
-            node_id: engine.node_id.clone(),
-        };
+        let mut ctx = RunCtx::base(engine, &run.mapping, opts, CtxMode::Recon)?;
+        ctx.run_id = run.id.clone();
+        ctx.canceled = AtomicBool::new(run.cancel_requested);
         // IDM's clustered pages neither prefetch links nor pre-query target ids (reference §4);
         // they look both up per page. Single-node runs do both once, up front.
         if ctx.eff.run_target_phase && !ctx.eff.clustered {
@@ -140,8 +115,18 @@ impl RunCtx {
     /// The context of implicit sync for one mapping: no run, no run-wide caches, no guard.
     /// Built once per mapping and node, and reused for every change.
     pub fn for_sync(engine: &Engine, mapping_name: &str) -> EngineResult<RunCtx> {
+        RunCtx::base(engine, mapping_name, ReconOptions::default(), CtxMode::Sync)
+    }
+
+    /// What every context has: the mapping, its effective configuration, the object sets, the
+    /// link view and the qualifiers.
+    fn base(
+        engine: &Engine,
+        mapping_name: &str,
+        opts: ReconOptions,
+        mode: CtxMode,
+    ) -> EngineResult<RunCtx> {
         let (config, mapping) = engine.mapping(mapping_name)?;
-        let opts = ReconOptions::default();
         let eff = EffectiveRecon::new(&config, &opts)?;
         let source_set = engine.resources.object_set(&eff.source.resource)?;
         let target_set = engine.resources.object_set(&eff.target.resource)?;
@@ -149,7 +134,7 @@ impl RunCtx {
         let links = LinkView::of(&engine.project, &config);
         let all_qualifiers = mapping.link_qualifiers(None, None, true)?;
         Ok(RunCtx {
-            mode: CtxMode::Sync,
+            mode,
             run_id: String::new(),
             mapping_name: mapping_name.to_string(),
             config,

@@ -9,7 +9,6 @@ use crate::links::LinkView;
 use crate::recon::object::ChunkOutput;
 use crate::recon::object_sync::ExplicitAction;
 use idsync_core::ResourcePath;
-use idsync_repo::ChangeSet;
 use serde_json::{Value, json};
 
 impl Engine {
@@ -28,28 +27,7 @@ impl Engine {
         }
         let mut out = ChunkOutput::default();
         ctx.perform(self, req, &mut out).await;
-        let mut outcome = SyncOutcome {
-            failed: out.sync_results.iter().any(|r| r["result"] == "FAILED"),
-            results: out.sync_results,
-        };
-        if let Err(e) = self
-            .repo
-            .commit(ChangeSet {
-                fence: None,
-                ops: out.ops,
-            })
-            .await
-        {
-            outcome.failed = true;
-            let code = idsync_core::HasErrorCode::error_code(&e);
-            for r in &mut outcome.results {
-                r["result"] = json!("FAILED");
-                r["cause"] = json!({
-                    "message": e.to_string(), "code": code.http_status(), "reason": code.reason()
-                });
-            }
-        }
-        Ok(outcome)
+        Ok(self.commit_output(out).await.0)
     }
 
     /// `getLinkedResources&resourceName=<collection>/<id>`: one entry per link of the object,

@@ -240,28 +240,8 @@ impl Engine {
             }
         }
         let cascade = managed_changes(&out.ops);
-        let mut outcome = SyncOutcome {
-            failed: out.sync_results.iter().any(|r| r["result"] == "FAILED"),
-            results: out.sync_results,
-        };
-        if let Err(e) = self
-            .repo
-            .commit(ChangeSet {
-                fence: None,
-                ops: out.ops,
-            })
-            .await
-        {
-            // The repository refused the mapping's links and managed writes (a concurrent
-            // change won a unique link, a revision moved): the whole mapping failed.
-            let code = idsync_core::HasErrorCode::error_code(&e);
-            for r in &mut outcome.results {
-                r["result"] = json!("FAILED");
-                r["cause"] = json!({
-                    "message": e.to_string(), "code": code.http_status(), "reason": code.reason()
-                });
-            }
-            outcome.failed = true;
+        let (mut outcome, committed) = self.commit_output(out).await;
+        if !committed {
             return Ok(outcome);
         }
         for c in cascade {
@@ -272,6 +252,36 @@ impl Engine {
             outcome.merge(self.notify_depth(&c, depth + 1).await?);
         }
         Ok(outcome)
+    }
+
+    /// Commits what a sync produced (links, managed writes, sync audit) and returns its results;
+    /// when the repository refuses the commit, every result of it is FAILED with that cause (and
+    /// the flag says it did not commit).
+    pub(crate) async fn commit_output(&self, out: ChunkOutput) -> (SyncOutcome, bool) {
+        let mut outcome = SyncOutcome {
+            failed: out.sync_results.iter().any(|r| r["result"] == "FAILED"),
+            results: out.sync_results,
+        };
+        let commit = self
+            .repo
+            .commit(ChangeSet {
+                fence: None,
+                ops: out.ops,
+            })
+            .await;
+        if let Err(e) = commit {
+            // A concurrent change won a unique link, a revision moved: the mapping failed.
+            let code = idsync_core::HasErrorCode::error_code(&e);
+            for r in &mut outcome.results {
+                r["result"] = json!("FAILED");
+                r["cause"] = json!({
+                    "message": e.to_string(), "code": code.http_status(), "reason": code.reason()
+                });
+            }
+            outcome.failed = true;
+            return (outcome, false);
+        }
+        (outcome, true)
     }
 
     /// The cached sync context of a mapping.
