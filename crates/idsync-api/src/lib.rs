@@ -23,6 +23,7 @@ pub mod params;
 pub mod patch;
 pub mod queue;
 pub mod recon;
+pub mod scheduler;
 pub mod state;
 pub mod sync;
 pub mod system;
