@@ -74,6 +74,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         engine.clone(),
         stop_rx.clone(),
     ));
+    let scheduler = tokio::spawn(idsync_engine::scheduler::run_scheduler(
+        engine.clone(),
+        stop_rx.clone(),
+    ));
     let queues = tokio::spawn(idsync_engine::sync::queue::run_queue_consumers(
         engine.clone(),
         stop_rx.clone(),
@@ -107,13 +111,15 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     };
     println!("listening on http://{addr}");
-    let extra =
-        idsync_api::recon::routes(engine.clone()).merge(idsync_api::sync::routes(engine.clone()));
+    let extra = idsync_api::recon::routes(engine.clone())
+        .merge(idsync_api::sync::routes(engine.clone()))
+        .merge(idsync_api::scheduler::routes(engine.clone()));
     idsync_api::serve_with(state, extra, listener, shutdown).await?;
 
     // Stop taking jobs, let in-flight ones finish, then say goodbye to the cluster.
     let _ = stop_tx.send(true);
     worker.await??;
+    scheduler.await??;
     queues.await?;
     monitor.await?;
     heartbeat.await?;

@@ -29,6 +29,12 @@ pub fn load(dir: &Path) -> Result<Arc<Project>> {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
+            // The schedules' triggers (cron syntax, time zones) are checked by the scheduler.
+            let errors = idsync_engine::scheduler::trigger_diagnostics(&loaded.project);
+            if !errors.is_empty() {
+                let lines: String = errors.iter().map(|e| format!("{e}\n")).collect();
+                return Err(ConfigInvalid(lines).into());
+            }
             Ok(Arc::new(loaded.project))
         }
         Err(diags) => Err(ConfigInvalid(diags.to_string()).into()),

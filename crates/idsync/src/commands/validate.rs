@@ -1,14 +1,25 @@
 //! `idsync config validate`: every problem as `FILE: /json/pointer: message` (SPEC §15, §16).
+//! The loader checks the files' shapes and references; the schedules' triggers (Quartz cron
+//! syntax, time zones, start and end times) are checked by the scheduler.
 
 use anyhow::Result;
+use idsync_engine::scheduler::{trigger_diagnostics, trigger_diagnostics_of_files};
 use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
     match idsync_config::load_project_from_env(dir) {
         Ok(loaded) => {
+            let errors = trigger_diagnostics(&loaded.project);
+            for e in &errors {
+                eprintln!("{e}");
+            }
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
+            }
+            if !errors.is_empty() {
+                eprintln!("{} error(s)", errors.len());
+                return Ok(ExitCode::from(2));
             }
             println!(
                 "{}: valid ({} mapping(s), {} connector(s))",
@@ -18,7 +29,17 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(diags) => {
+        Err(mut diags) => {
+            // Report the trigger errors too, so that one run shows every error.
+            for d in trigger_diagnostics_of_files(dir) {
+                let known = diags
+                    .errors
+                    .iter()
+                    .any(|e| e.file == d.file && e.pointer == d.pointer);
+                if !known {
+                    diags.errors.push(d);
+                }
+            }
             eprint!("{diags}");
             eprintln!("{} error(s)", diags.errors.len());
             Ok(ExitCode::from(2))

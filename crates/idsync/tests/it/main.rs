@@ -21,4 +21,5 @@ mod serve_ldap;
 mod serve_managed;
 mod serve_queue;
 mod serve_runs;
+mod serve_scheduler;
 mod serve_security;
