@@ -130,7 +130,14 @@ async fn header_order_and_unmapped_columns_survive_writes() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(leftovers, ["hr.csv"], "no temporary files left behind");
+    let mut leftovers = leftovers;
+    leftovers.sort();
+    // The lock file stays (removing it would race with another process taking it).
+    assert_eq!(
+        leftovers,
+        ["hr.csv", "hr.csv.lock"],
+        "no temporary files left behind"
+    );
 }
 
 #[tokio::test]
@@ -293,4 +300,38 @@ async fn paging_a_sorted_file_survives_changes_between_pages() {
         .map(|i| format!("{i:03}"))
         .collect();
     assert_eq!(seen, expected);
+}
+
+/// Cluster nodes on one host write the same file from several processes: a write waits for the
+/// advisory lock on `<file>.lock` (held here as another process would), then reads the file as
+/// that process left it, so its row is kept.
+#[tokio::test]
+async fn writes_wait_for_another_process_holding_the_file_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hr.csv");
+    std::fs::write(&file, "uid,name,mail,roles,age\n1,a,a@x,,3\n").unwrap();
+    let set = set_for(dir.path(), json!({"csvFile": "hr.csv"}), simple_types());
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join("hr.csv.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let writer = {
+        let set = set.clone();
+        tokio::spawn(async move { set.create(Some("2"), json!({"name": "b"})).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!writer.is_finished(), "the write waits for the lock");
+    // "The other process" rewrites the file while it holds the lock.
+    std::fs::write(&file, "uid,name,mail,roles,age\n1,a,a@x,,3\n7,other,,,\n").unwrap();
+    lock.unlock().unwrap();
+    writer.await.unwrap().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("7,other"),
+        "the other process's row is kept: {text}"
+    );
+    assert!(text.contains("2,b"), "{text}");
 }

@@ -5,7 +5,9 @@
 //! Writers to one file are serialised by one lock per file path (shared by every connector
 //! instance in the process, whatever their settings), and batched: writes that queue up while a rewrite runs are all
 //! applied by the next single rewrite (group commit), so N concurrent creates during a recon
-//! cost far fewer than N rewrites. Each write still gets its own result.
+//! cost far fewer than N rewrites. Each write still gets its own result. Across processes
+//! (cluster nodes on one host) an exclusive advisory lock on `<file>.lock`, a file left beside
+//! the CSV, serialises the rewrites.
 
 use super::layout::read_error;
 use super::read;
@@ -174,6 +176,10 @@ impl CsvFile {
 
     fn apply(&self, ops: &[&WriteOp]) -> ConnectorResult<Vec<WriteResult>> {
         let settings = &self.settings;
+        // Other processes (cluster nodes on one host) may write the same file: an exclusive
+        // advisory lock on a sidecar file covers the read-modify-rename, so no rewrite is based
+        // on a file another process is replacing.
+        let _process_lock = lock_across_processes(&settings.csv_file)?;
         let mut open = read::open(settings)?;
         let header = Arc::new(match &open {
             Some(o) => o.header.clone(),
@@ -395,4 +401,20 @@ impl Drop for TempGuard {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// Holds an exclusive `flock` on `<file>.lock` until dropped.
+fn lock_across_processes(csv_file: &Path) -> ConnectorResult<File> {
+    let mut name = csv_file.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ConnectorError::Unavailable(format!("{}: {e}", path.display())))?;
+    f.lock()
+        .map_err(|e| ConnectorError::Unavailable(format!("locking {}: {e}", path.display())))?;
+    Ok(f)
 }
