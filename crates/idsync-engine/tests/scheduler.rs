@@ -436,3 +436,64 @@ async fn a_rest_start_is_refused_while_a_scheduled_run_is_active() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Firing rows do not grow forever: the newest `KEEP_FIRINGS` of a schedule stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn old_firings_are_pruned() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let entry = a.schedule(SCHEDULE).await.unwrap().unwrap();
+    let first = a_slot();
+    let extra = 5;
+    for k in 0..(scheduler::KEEP_FIRINGS + extra) {
+        let t = first + TimeDelta::seconds(k as i64);
+        let f = a
+            .fire_scheduled(&entry, t, k as u64)
+            .await
+            .unwrap()
+            .unwrap();
+        // The first starts a run that stays active (no worker): the rest are skipped.
+        let want = if k == 0 {
+            FiringStatus::Started
+        } else {
+            FiringStatus::Skipped
+        };
+        assert_eq!(f.status, want, "{f:?}");
+    }
+    let rows = all_firings(&a, SCHEDULE).await;
+    assert_eq!(rows.len(), scheduler::KEEP_FIRINGS);
+    let oldest_kept = first + TimeDelta::seconds(extra as i64);
+    assert_eq!(
+        rows.last().unwrap().fire_time,
+        oldest_kept.timestamp_millis()
+    );
+    // The newest firing is still the history the trigger continues from.
+    let (last, seq) = a.last_firing(&entry).await.unwrap().unwrap();
+    assert_eq!(
+        last,
+        first + TimeDelta::seconds((scheduler::KEEP_FIRINGS + extra - 1) as i64)
+    );
+    assert_eq!(seq, (scheduler::KEEP_FIRINGS + extra - 1) as u64);
+}
+
+/// liveSync schedules are not supported yet: a firing is skipped and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn livesync_firings_are_skipped_for_now() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let body = json!({
+        "schedule": "0 0 3 * * ?",
+        "invokeService": "provisioner",
+        "invokeContext": {"action": "liveSync", "source": "system/hr/account"}
+    });
+    a.put_schedule("live", &body, None, false).await.unwrap();
+    let f = a.trigger_schedule("live").await.unwrap();
+    assert_eq!(f.status, FiringStatus::Skipped, "{f:?}");
+    assert!(
+        f.message.as_deref().unwrap().contains("not supported yet"),
+        "{f:?}"
+    );
+    assert!(a.repo.list_runs(None).await.unwrap().is_empty());
+}
