@@ -12,7 +12,7 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use idsync_core::{Action, ErrorCode, QueryPage, ResourcePath};
+use idsync_core::{Action, ErrorCode, QueryPage, ResourcePath, Situation};
 use idsync_engine::Engine;
 use idsync_engine::recon::object_sync::ExplicitAction;
 use idsync_engine::sync::{Change, SyncOutcome, same_content};
@@ -211,11 +211,13 @@ fn explicit_action(params: &Params) -> ApiResult<ExplicitAction> {
     let action: Action = required(params, "action")?
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("action: {e}")))?;
-    if params.get("situation")?.is_some() {
-        return Err(ApiError::NotSupported(
-            "performAction with a situation to re-check is not supported; omit situation".into(),
-        ));
-    }
+    let situation = match params.get("situation")?.filter(|v| !v.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            s.parse::<Situation>()
+                .map_err(|e| ApiError::BadRequest(format!("situation: {e}")))?,
+        ),
+    };
     let opt = |name: &str| -> ApiResult<Option<String>> {
         Ok(params
             .get(name)?
@@ -227,6 +229,8 @@ fn explicit_action(params: &Params) -> ApiResult<ExplicitAction> {
         source_id: opt("sourceId")?,
         target_id: opt("targetId")?,
         link_qualifier: opt("linkQualifier")?.unwrap_or_else(|| "default".into()),
+        situation,
+        target_side: params.get("target")?.is_some(),
     })
 }
 

@@ -287,6 +287,21 @@ impl RunCtx {
         op: &mut Op1<'_>,
         out: &mut ChunkOutput,
     ) -> EngineResult<()> {
+        let (target, link) = self.assess_source_op(engine, look, source, op, out).await?;
+        self.decide_and_act(Some(source), target, link, op, out, true)
+            .await
+    }
+
+    /// The source-side facts and situation of one op (into `op`); returns the target and link
+    /// the decision needs.
+    pub(super) async fn assess_source_op(
+        &self,
+        engine: &crate::Engine,
+        look: &ChunkLookups,
+        source: &Value,
+        op: &mut Op1<'_>,
+        out: &mut ChunkOutput,
+    ) -> EngineResult<(Option<Value>, Option<Link>)> {
         let q = op.qualifier;
         let source_id = op.source_id.clone().unwrap_or_default();
         let t = Instant::now();
@@ -345,8 +360,7 @@ impl RunCtx {
                 .into_iter()
                 .map(str::to_string),
         );
-        self.decide_and_act(Some(source), target, link, op, out, true)
-            .await
+        Ok((target, link))
     }
 
     /// The target phase for one unclaimed target id, every qualifier (reference §2.3).
@@ -380,6 +394,19 @@ impl RunCtx {
         op: &mut Op1<'_>,
         out: &mut ChunkOutput,
     ) -> EngineResult<()> {
+        let (source, target, link) = self.assess_target_op(engine, preloaded, op).await?;
+        self.decide_and_act(source.as_ref(), target, link, op, out, false)
+            .await
+    }
+
+    /// The target-side facts and situation of one op (into `op`); returns the linked source, the
+    /// target and the link.
+    pub(super) async fn assess_target_op(
+        &self,
+        engine: &crate::Engine,
+        preloaded: Option<Value>,
+        op: &mut Op1<'_>,
+    ) -> EngineResult<(Option<Value>, Option<Value>, Option<Link>)> {
         let q = op.qualifier;
         let tid = op.target_id.clone().unwrap_or_default();
         let link = if self.config.enable_linking {
@@ -423,8 +450,7 @@ impl RunCtx {
             source: linked_source,
         });
         op.situation = Some(situation);
-        self.decide_and_act(source.as_ref(), target, link, op, out, false)
-            .await
+        Ok((source, target, link))
     }
 
     pub(super) async fn decide_and_act(

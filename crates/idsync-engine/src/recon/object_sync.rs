@@ -211,6 +211,10 @@ pub struct ExplicitAction {
     pub source_id: Option<String>,
     pub target_id: Option<String>,
     pub link_qualifier: String,
+    /// When given, the situation is assessed again first and the action refused if it changed.
+    pub situation: Option<Situation>,
+    /// A target-side operation (IDM's `target` parameter): the situation is the target phase's.
+    pub target_side: bool,
 }
 
 impl RunCtx {
@@ -254,6 +258,10 @@ impl RunCtx {
                 }
                 (None, None) => None,
             };
+            if let Some(expected) = req.situation {
+                self.check_situation(engine, req, source.as_ref(), expected)
+                    .await?;
+            }
             if op.target_id.is_none()
                 && let Some(l) = &link
             {
@@ -272,5 +280,47 @@ impl RunCtx {
             op.fail(&e);
         }
         self.finish(op, true, out);
+    }
+
+    /// Assesses the pair again (source or target side) and fails when the situation is no
+    /// longer `expected` (reference §3.8).
+    async fn check_situation(
+        &self,
+        engine: &crate::Engine,
+        req: &ExplicitAction,
+        source: Option<&Value>,
+        expected: Situation,
+    ) -> EngineResult<()> {
+        let mut scratch = Op1::new(&req.link_qualifier, "source");
+        scratch.source_id.clone_from(&req.source_id);
+        scratch.target_id.clone_from(&req.target_id);
+        let mut ignored = ChunkOutput::default();
+        match (req.target_side, source) {
+            (true, _) => {
+                self.assess_target_op(engine, None, &mut scratch).await?;
+            }
+            (false, Some(source)) => {
+                self.assess_source_op(
+                    engine,
+                    &ChunkLookups::default(),
+                    source,
+                    &mut scratch,
+                    &mut ignored,
+                )
+                .await?;
+            }
+            (false, None) => {
+                return Err(crate::EngineError::BadRequest(
+                    "a situation to re-check on the source side needs sourceId".into(),
+                ));
+            }
+        }
+        match scratch.situation {
+            Some(now) if now == expected => Ok(()),
+            now => Err(crate::EngineError::Conflict(format!(
+                "the situation changed: expected {expected}, now {}",
+                now.map_or("none", Situation::as_str)
+            ))),
+        }
     }
 }

@@ -326,6 +326,46 @@ async fn two_link_qualifiers_create_two_ldap_entries_for_one_user() {
         && r["result"] == "SUCCESSFUL"));
     assert_eq!(ldap_entries(&s, "sn eq \"Mason\"").await.len(), 2);
 
+    // performAction: UNLINK the admin account (the situation re-checked first), a stale
+    // situation is refused, then LINK it back explicitly.
+    let admin_entry = links["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["linkQualifier"] == "admin")
+        .unwrap()["secondId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let perform = |action: &str, situation: &str| {
+        format!(
+            "sync?_action=performAction&mapping=managedUser_ldap&action={action}&sourceId={bob_id}&linkQualifier=admin{situation}"
+        )
+    };
+    let (status, body) = s
+        .post(&perform("UNLINK", "&situation=CONFIRMED"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "OK");
+    let link_count = |links: Value| links["resultCount"].as_u64().unwrap();
+    let bob_links = format!(
+        "repo/link?_queryFilter={}",
+        urlencode(&format!("firstId eq \"{bob_id}\""))
+    );
+    assert_eq!(link_count(s.get(&bob_links).await.1), 1);
+    let (status, body) = s
+        .post(&perform("UNLINK", "&situation=CONFIRMED"), None)
+        .await;
+    assert_eq!(status, 409, "the situation is no longer CONFIRMED: {body}");
+    let (status, body) = s
+        .post(
+            &format!("{}&targetId={admin_entry}", perform("LINK", "")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(link_count(s.get(&bob_links).await.1), 2);
+
     let (status, _) =
         crate::server::send(s.admin(reqwest::Method::DELETE, &format!("managed/user/{bob_id}")))
             .await;
