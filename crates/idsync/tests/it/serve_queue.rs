@@ -306,3 +306,34 @@ async fn no_change_is_lost_or_applied_twice_across_a_sigkill() {
     );
     assert_eq!(count(&s, "repo/link?_queryFilter=true").await, 100);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn processing_pauses_while_the_target_connector_is_disabled_and_resumes_with_it() {
+    let slapd = Slapd::start();
+    // With no retries and dead-lettering, any attempt against the missing route would
+    // dead-letter the event at once: a paused queue attempts nothing.
+    let p = project(
+        &slapd,
+        json!({"maxRetries": 0, "postRetryAction": "dead-letter-queue"}),
+    );
+    let conf = "conf/provisioner.openicf-ldap.json";
+    let enabled = p.read(conf);
+    let mut disabled: Value = serde_json::from_str(&enabled).unwrap();
+    disabled["enabled"] = json!(false);
+    p.write(conf, &disabled.to_string());
+
+    let mut s = Server::start(p.path());
+    for i in 0..5 {
+        create(&s, &format!("paused{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(queue_depth(&s).await, 5, "the events wait");
+    assert_eq!(count(&s, "sync/deadletter?_queryFilter=true").await, 0);
+    assert!(s.sigterm().success());
+
+    p.write(conf, &enabled);
+    let s = Server::start(p.path());
+    eventually("5 LDAP entries", || async { ldap_count(&s).await == 5 }).await;
+    eventually("an empty queue", || async { queue_depth(&s).await == 0 }).await;
+    assert_eq!(count(&s, "sync/deadletter?_queryFilter=true").await, 0);
+}
