@@ -140,6 +140,7 @@ impl Consumer {
         let balance = &self.engine.queue_balance;
         let mut held = false;
         let mut paused = false;
+        let mut last_depth = None;
         loop {
             if *stop.borrow() {
                 if held {
@@ -206,8 +207,10 @@ impl Consumer {
                     }
                 }
             }
-            if held {
+            // Depth and age are an aggregate over the queue table: once a second is plenty.
+            if held && last_depth.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1)) {
                 self.record_depth().await;
+                last_depth = Some(Instant::now());
             }
             // A full page means more is waiting: poll again at once, unless memory is full.
             let full_page = polled as u64 >= self.q.page_size
