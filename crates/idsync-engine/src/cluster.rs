@@ -7,6 +7,7 @@
 //!   `STATE_DOWN`. Several nodes may do this at once: every step is idempotent.
 //! - **Queue recovery** (`queueRecovery`, every 300 s, and at once when a node is seen down):
 //!   locks held by nodes that are not running are freed with their events.
+//! - **Audit retention**: hourly, audit older than `auditRetentionDays` is deleted.
 //! - **Balancing** (`queueBalancing`, every 5 s): a node keeps at most
 //!   `ceil(queued mappings / running nodes)` mapping locks. Above it, it asks consumers to
 //!   *surrender*: a surrendering consumer stops polling, finishes what it holds in memory, then
@@ -84,7 +85,12 @@ pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<
     let recovery_every = Duration::from_millis(recovery.recovery_interval_ms.max(1_000));
     let balance_every = Duration::from_millis(balancing.balance_interval_ms.max(100));
     let (mut last_recovery, mut last_balance) = (Instant::now(), None::<Instant>);
+    let mut last_prune = None::<Instant>;
     loop {
+        if last_prune.is_none_or(|t| t.elapsed() >= AUDIT_PRUNE_EVERY) {
+            prune_audit(&engine).await;
+            last_prune = Some(Instant::now());
+        }
         match engine.repo.list_nodes().await {
             Ok(nodes) => {
                 let downed = mark_down_nodes(&engine, &nodes).await;
@@ -102,6 +108,25 @@ pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often audit older than `auditRetentionDays` is deleted.
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes recon and sync audit entries older than `auditRetentionDays` (SPEC §13), when set.
+/// Every node may do it; deleting twice is harmless.
+async fn prune_audit(engine: &Engine) {
+    let Some(days) = engine.project.settings.audit_retention_days else {
+        return;
+    };
+    let before = Utc::now() - chrono::Duration::days(days as i64);
+    for kind in [idsync_repo::AuditKind::Recon, idsync_repo::AuditKind::Sync] {
+        match engine.repo.prune_audit(kind, before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(kind = kind.as_str(), deleted = n, days, "audit retention"),
+            Err(e) => tracing::warn!(kind = kind.as_str(), error = %e, "audit retention failed"),
         }
     }
 }
