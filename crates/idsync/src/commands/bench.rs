@@ -365,9 +365,18 @@ pub async fn queue(args: BenchQueueArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let consumers = tokio::spawn(run_queue_consumers(engine.clone(), stop_rx));
     let (mut last_done, mut last_change, mut last_print) = (0u64, Instant::now(), Instant::now());
-    let mut stalled = false;
+    let (mut stalled, mut interrupted) = (false, false);
+    // Ctrl-C stops the run cleanly: the scratch databases and folder are still removed.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = &mut ctrl_c => {
+                interrupted = true;
+                break;
+            }
+        }
         let text = metrics.render();
         let finished = ["release", "discard"]
             .iter()
@@ -412,6 +421,9 @@ pub async fn queue(args: BenchQueueArgs) -> Result<ExitCode> {
     consumers.await?;
     repo.return_acquired_to_pending(&node).await?;
     repo.release_locks_of_node(&node).await?;
+    if interrupted {
+        bail!("interrupted after {last_done} of {n} events");
+    }
     if stalled {
         bail!(
             "no event drained for {} s, {} of {} done: stopped",
@@ -516,6 +528,8 @@ pub async fn queue(args: BenchQueueArgs) -> Result<ExitCode> {
             if ok { "OK" } else { "FAILED" }
         );
     }
+    // Close every connection to the scratch databases before dropping them.
+    drop((target_set, engine, repo));
     drop(scratch);
     Ok(if ok {
         ExitCode::SUCCESS
