@@ -233,6 +233,58 @@ pub fn project_fields(object: Value, fields: Option<&[JsonPointer]>) -> Value {
     out
 }
 
+/// A CREST query answered over values held in memory (schedules, mappings): the filter, the sort
+/// keys, `_pagedResultsOffset`, `_pageSize` and `_fields`, with the exact total.
+pub fn page_in_memory(req: &QueryRequest, mut all: Vec<Value>) -> QueryPage {
+    all.retain(|v| req.filter.as_ref().is_none_or(|f| f.matches(v)));
+    if !req.sort_keys.is_empty() {
+        all.sort_by(|a, b| compare(a, b, &req.sort_keys));
+    }
+    let total = all.len() as u64;
+    let results = all
+        .into_iter()
+        .skip(req.offset.unwrap_or(0))
+        .take(req.page_size.filter(|n| *n > 0).unwrap_or(usize::MAX))
+        .map(|v| project_fields(v, req.fields.as_deref()))
+        .collect();
+    QueryPage {
+        results,
+        cookie: None,
+        total: Some(total),
+    }
+}
+
+/// Orders by the sort keys: missing/null, booleans, numbers, strings, then the rest.
+fn compare(a: &Value, b: &Value, keys: &[SortKey]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn rank(v: Option<&Value>) -> u8 {
+        match v {
+            None | Some(Value::Null) => 0,
+            Some(Value::Bool(_)) => 1,
+            Some(Value::Number(_)) => 2,
+            Some(Value::String(_)) => 3,
+            Some(_) => 4,
+        }
+    }
+    for k in keys {
+        let (x, y) = (k.field.get(a), k.field.get(b));
+        let ord = rank(x).cmp(&rank(y)).then_with(|| match (x, y) {
+            (Some(Value::Bool(p)), Some(Value::Bool(q))) => p.cmp(q),
+            (Some(Value::Number(p)), Some(Value::Number(q))) => p
+                .as_f64()
+                .partial_cmp(&q.as_f64())
+                .unwrap_or(Ordering::Equal),
+            (Some(Value::String(p)), Some(Value::String(q))) => p.cmp(q),
+            _ => Ordering::Equal,
+        });
+        let ord = if k.ascending { ord } else { ord.reverse() };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

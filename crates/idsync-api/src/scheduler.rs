@@ -21,18 +21,17 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, OptionalJsonBody, Precondition, object_response};
 use crate::managed::run_query;
-use crate::params::{Params, envelope, project_fields};
+use crate::params::{Params, envelope, page_in_memory, project_fields};
 use crate::state::ApiState;
 use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use idsync_core::{QueryPage, QueryRequest, SortKey};
+use idsync_core::QueryRequest;
 use idsync_engine::Engine;
 use idsync_engine::scheduler::{FiringStatus, ScheduleEntry};
 use serde_json::{Value, json};
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// The routes of this resource; the engine travels as an extension.
@@ -73,58 +72,10 @@ async fn query(
     let req = params.query_request(state.limits.max_page_size)?;
     let mut all = Vec::new();
     for entry in engine.schedules().await? {
-        let v = to_json(&engine, &entry).await?;
-        if req.filter.as_ref().is_none_or(|f| f.matches(&v)) {
-            all.push(v);
-        }
+        all.push(to_json(&engine, &entry).await?);
     }
-    if !req.sort_keys.is_empty() {
-        all.sort_by(|a, b| compare(a, b, &req.sort_keys));
-    }
-    let total = all.len() as u64;
-    let offset = req.offset.unwrap_or(0);
-    let results: Vec<Value> = all
-        .into_iter()
-        .skip(offset)
-        .take(req.page_size.filter(|n| *n > 0).unwrap_or(usize::MAX))
-        .map(|v| project_fields(v, req.fields.as_deref()))
-        .collect();
-    let page = QueryPage {
-        results,
-        cookie: None,
-        total: Some(total),
-    };
+    let page = page_in_memory(&req, all);
     Ok(object_response(StatusCode::OK, envelope(&req, page)))
-}
-
-/// Orders by the sort keys: missing/null, booleans, numbers, strings, then the rest.
-fn compare(a: &Value, b: &Value, keys: &[SortKey]) -> Ordering {
-    fn rank(v: Option<&Value>) -> u8 {
-        match v {
-            None | Some(Value::Null) => 0,
-            Some(Value::Bool(_)) => 1,
-            Some(Value::Number(_)) => 2,
-            Some(Value::String(_)) => 3,
-            Some(_) => 4,
-        }
-    }
-    for k in keys {
-        let (x, y) = (k.field.get(a), k.field.get(b));
-        let ord = rank(x).cmp(&rank(y)).then_with(|| match (x, y) {
-            (Some(Value::Bool(p)), Some(Value::Bool(q))) => p.cmp(q),
-            (Some(Value::Number(p)), Some(Value::Number(q))) => p
-                .as_f64()
-                .partial_cmp(&q.as_f64())
-                .unwrap_or(Ordering::Equal),
-            (Some(Value::String(p)), Some(Value::String(q))) => p.cmp(q),
-            _ => Ordering::Equal,
-        });
-        let ord = if k.ascending { ord } else { ord.reverse() };
-        if ord != Ordering::Equal {
-            return ord;
-        }
-    }
-    Ordering::Equal
 }
 
 async fn read(

@@ -4,7 +4,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{OptionalJsonBody, object_response};
-use crate::params::{Params, envelope};
+use crate::params::{Params, envelope, page_in_memory};
 use crate::state::{ApiState, ManagedChange, ManagedHooks};
 use async_trait::async_trait;
 use axum::Router;
@@ -12,7 +12,7 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use idsync_core::{Action, ErrorCode, QueryPage, ResourcePath, Situation};
+use idsync_core::{Action, ErrorCode, ResourcePath, Situation};
 use idsync_engine::Engine;
 use idsync_engine::recon::object_sync::ExplicitAction;
 use idsync_engine::sync::{Change, SyncOutcome, same_content};
@@ -264,18 +264,7 @@ async fn mappings(
                 "targetRouteReady": ready(&m.target),
             })
         })
-        .filter(|v| req.filter.as_ref().is_none_or(|f| f.matches(v)))
         .collect();
-    let total = all.len() as u64;
-    let offset = req.offset.unwrap_or(0);
-    let results: Vec<Value> = match req.page_size.filter(|n| *n > 0) {
-        Some(n) => all.into_iter().skip(offset).take(n).collect(),
-        None => all.into_iter().skip(offset).collect(),
-    };
-    let page = QueryPage {
-        results,
-        cookie: None,
-        total: Some(total),
-    };
+    let page = page_in_memory(&req, all);
     Ok(object_response(StatusCode::OK, envelope(&req, page)))
 }
