@@ -437,3 +437,56 @@ async fn a_failed_mapping_skips_the_later_ones_and_the_write_still_succeeds() {
         .await;
     assert!(audit["resultCount"].as_u64().unwrap() >= 2, "{audit:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trigger_sync_properties_limit_which_updates_sync() {
+    let slapd = Slapd::start();
+    let sync = json!({"mappings": [{
+        "name": "managedUser_ldap",
+        "source": "managed/user",
+        "target": "system/ldap/account",
+        "triggerSyncProperties": ["/mail"],
+        "properties": [
+            {"source": "userName", "target": "dn", "transform": dn_transform("''")},
+            {"source": "userName", "target": "uid"},
+            {"source": "userName", "target": "cn"},
+            {"source": "sn", "target": "sn"},
+            {"source": "mail", "target": "mail"}
+        ],
+        "policies": [
+            {"situation": "ABSENT", "action": "CREATE"},
+            {"situation": "CONFIRMED", "action": "UPDATE"}
+        ]
+    }]});
+    let p = project(&slapd, &sync);
+    let s = Server::start(p.path());
+    let (status, dora) = send_json(
+        &s,
+        reqwest::Method::POST,
+        "managed/user?_action=create",
+        json!({"userName": "dora", "sn": "First", "mail": "dora@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{dora}");
+    let path = format!("managed/user/{}", dora["_id"].as_str().unwrap());
+    let patch = |field: &str, value: &str| json!([{"operation": "replace", "field": field, "value": value}]);
+
+    // A change of sn alone does not trigger the mapping.
+    let (status, _) = send_json(&s, reqwest::Method::PATCH, &path, patch("/sn", "Second")).await;
+    assert_eq!(status, 200);
+    let entry = &ldap_entries(&s, "uid eq \"dora\"").await[0];
+    assert_eq!(entry["sn"], "First", "{entry}");
+
+    // A change of mail does, and carries the whole object (sn too).
+    let (status, _) = send_json(
+        &s,
+        reqwest::Method::PATCH,
+        &path,
+        patch("/mail", "dora@new.example"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let entry = &ldap_entries(&s, "uid eq \"dora\"").await[0];
+    assert_eq!(entry["mail"], "dora@new.example");
+    assert_eq!(entry["sn"], "Second");
+}
