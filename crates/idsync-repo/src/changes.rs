@@ -75,6 +75,12 @@ pub enum Op {
     /// Deletes a dead letter (replay: removed with the re-queued event in one commit).
     /// Missing dead letter → NotFound.
     DeleteDeadLetter { id: String },
+    /// Removes a queue event that `node_id` holds ACQUIRED: the queue consumer commits it with
+    /// the event's own sync writes, so a finished event and its effect are one commit. An event
+    /// that is no longer ACQUIRED by `node_id` (gone, or returned to PENDING by recovery) is
+    /// left alone and the rest of the commit still applies: the sync's writes are true whoever
+    /// runs the event next.
+    DeleteSyncEvent { id: String, node_id: String },
 }
 
 /// A set of ops committed atomically, optionally fenced.

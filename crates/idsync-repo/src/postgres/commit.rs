@@ -72,6 +72,7 @@ impl PgRepository {
                         .collect();
                     append_audit(&tx, &entries).await?;
                 }
+                Op::DeleteSyncEvent { .. } => delete_events(&tx, &ops[i..end]).await?,
                 _ => {
                     for op in &ops[i..end] {
                         apply_one(&tx, op, &mut out).await?;
@@ -250,7 +251,28 @@ async fn apply_one<C: GenericClient + Sync>(
                 _ => Ok(()),
             }
         }
+        Op::DeleteSyncEvent { .. } => delete_events(c, std::slice::from_ref(op)).await,
     }
+}
+
+/// A run of `DeleteSyncEvent`s: one statement per node (a queue consumer's batch is one).
+async fn delete_events<C: GenericClient + Sync>(c: &C, ops: &[Op]) -> RepoResult<()> {
+    let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for op in ops {
+        if let Op::DeleteSyncEvent { id, node_id } = op {
+            by_node.entry(node_id).or_default().push(id);
+        }
+    }
+    let stmt = c
+        .prepare_cached(
+            "DELETE FROM syncqueue WHERE id = ANY($1) AND state = 'ACQUIRED' AND node_id = $2",
+        )
+        .await
+        .map_err(pg_err)?;
+    for (node, ids) in by_node {
+        c.execute(&stmt, &[&ids, &node]).await.map_err(pg_err)?;
+    }
+    Ok(())
 }
 
 /// `value` as stored: a JSON object carrying `_id` (and `_rev` when known).

@@ -6,11 +6,18 @@ use super::convert::pg_err;
 use crate::error::RepoResult;
 
 /// (version, name, SQL) in order. Never edit a released file: add the next one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "queue pending index",
+        include_str!("../../migrations/postgres/0002_queue_pending_index.sql"),
+    ),
+];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).
 const ADVISORY_KEY: i64 = 0x6964_7379_6e63;

@@ -269,6 +269,14 @@ fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()
                 return Err(RepoError::NotFound(format!("sync/deadletter/{id}")));
             }
         }
+        Op::DeleteSyncEvent { id, node_id } => {
+            tx.prepare_cached(
+                "DELETE FROM sync_queue WHERE id = ? AND state = 'ACQUIRED' AND node_id = ?",
+            )
+            .map_err(map_err)?
+            .execute(params![id, node_id])
+            .map_err(map_err)?;
+        }
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ macro_rules! conformance_suite {
             fenced_commit_after_lease_loss, concurrent_claimers_never_share_a_job,
             job_lifecycle, nodes, locks, links, runs_one_active_per_mapping, run_counters_add_up,
             prune_runs, plan_queries, target_registry, queue_order_and_states, dead_letters,
-            dead_letter_replay_is_atomic,
+            dead_letter_replay_is_atomic, queue_event_deleted_with_its_commit,
             audit, sync_tokens, migrations_are_idempotent);
     };
     (@cases $backend:expr; $($name:ident),* $(,)?) => {

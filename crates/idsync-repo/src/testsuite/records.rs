@@ -488,6 +488,49 @@ pub async fn queue_order_and_states(b: &dyn Backend) {
     assert_eq!(p.results.len(), 4);
 }
 
+/// A consumer commits an event's deletion with the event's own writes; an event it no longer
+/// holds is left alone and the rest of the commit still applies.
+pub async fn queue_event_deleted_with_its_commit(b: &dyn Backend) {
+    let (repo, _) = b.fresh().await;
+    let mut cs = ChangeSet::new();
+    for (id, res) in [("e1", "u1"), ("e2", "u2"), ("e3", "u3")] {
+        cs.push(Op::EnqueueSyncEvent(event(id, "m", res)));
+    }
+    repo.commit(cs).await.unwrap();
+    assert_eq!(repo.acquire_events("m", "n1", 10).await.unwrap().len(), 3);
+    // e3 went back to PENDING (as recovery does): its deletion by n1 must not take it.
+    repo.release_for_retry("e3", -1).await.unwrap();
+    let del = |id: &str, node: &str| Op::DeleteSyncEvent {
+        id: id.into(),
+        node_id: node.into(),
+    };
+    repo.commit(
+        ChangeSet::new()
+            .with(del("e1", "n1"))
+            .with(del("e2", "n2"))
+            .with(del("e3", "n1"))
+            .with(del("missing", "n1"))
+            .with(Op::AppendAudit(audit_entry("a1", AuditKind::Sync, "r1", "entry", 0))),
+    )
+    .await
+    .unwrap();
+    assert!(repo.get_event("e1").await.unwrap().is_none());
+    let e2 = repo.get_event("e2").await.unwrap().unwrap();
+    assert_eq!(
+        (e2.state, e2.node_id.as_deref()),
+        (EventState::Acquired, Some("n1"))
+    );
+    assert_eq!(
+        repo.get_event("e3").await.unwrap().unwrap().state,
+        EventState::Pending
+    );
+    let audit = repo
+        .query_audit(AuditKind::Sync, &QueryRequest::all())
+        .await
+        .unwrap();
+    assert_eq!(ids(&audit.results), vec!["a1"]);
+}
+
 pub async fn dead_letters(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     for (i, m) in ["m", "m", "other"].iter().enumerate() {
