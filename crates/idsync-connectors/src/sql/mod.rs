@@ -5,6 +5,7 @@
 //! It owns only the SQL side; it knows nothing of mappings or recon, and never filters in
 //! memory what the database can filter.
 
+mod batch;
 mod builder;
 mod pool;
 pub mod settings;
@@ -16,12 +17,14 @@ use crate::contract::{Change, ChangeBatch, Connector, ConnectorError, ConnectorR
 use crate::paging::{decode_cookie, encode_cookie};
 use crate::schema::{self, ObjectTypeSchema, PropKind, PropSchema, project_fields};
 use async_trait::async_trait;
+use batch::{CreateBatcher, NewRow};
 use builder::{Param, SqlBuilder};
 use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
 use pool::SqlPool;
 use serde_json::{Map, Value};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use tokio::sync::OnceCell;
 use translate::{
     Column, ColumnResolver, OrderKey, after_position, order_by, param_for, where_clause,
 };
@@ -36,8 +39,93 @@ pub struct SqlConnector {
     name: String,
     settings: Arc<SqlSettings>,
     pool: SqlPool,
-    types: Vec<Arc<ObjectTypeSchema>>,
+    /// One object set per type, made once: concurrent creates through any handle of a type
+    /// share its create queue (see `batch`).
+    sets: Vec<Arc<SqlObjectSet>>,
     schema: Value,
+}
+
+/// What the server's SQL can do beyond the common subset, learnt once per connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Caps {
+    /// `INSERT … RETURNING` (PostgreSQL, SQLite ≥ 3.35, MariaDB ≥ 10.5; not MySQL).
+    insert_returning: bool,
+    /// `UPDATE … RETURNING` (PostgreSQL, SQLite ≥ 3.35; not MariaDB nor MySQL).
+    update_returning: bool,
+    /// `DELETE … RETURNING` (PostgreSQL, SQLite ≥ 3.35, MariaDB ≥ 10.0.5; not MySQL).
+    delete_returning: bool,
+    /// Concurrent creates share multi-row INSERTs (where a failed statement is known to change
+    /// nothing, so its rows can be tried again one by one: PostgreSQL and SQLite; a MariaDB
+    /// table may be non-transactional).
+    batch_creates: bool,
+}
+
+impl Caps {
+    const NONE: Caps = Caps {
+        insert_returning: false,
+        update_returning: false,
+        delete_returning: false,
+        batch_creates: false,
+    };
+}
+
+/// Whether a `major.minor…` version string is at least `(major, minor)`.
+fn version_at_least(version: &str, want: (u32, u32)) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= want
+}
+
+/// Asks the server what it supports (one query; PostgreSQL needs none).
+async fn probe_caps(pool: &SqlPool, dialect: Dialect) -> ConnectorResult<Caps> {
+    let version = |sql: &str| {
+        let mut b = SqlBuilder::new(dialect);
+        b.push(sql);
+        b
+    };
+    Ok(match dialect {
+        Dialect::Postgres => Caps {
+            insert_returning: true,
+            update_returning: true,
+            delete_returning: true,
+            batch_creates: true,
+        },
+        Dialect::Sqlite => {
+            let rows = pool.fetch_text(&version("SELECT sqlite_version()")).await?;
+            let v = rows.first().and_then(|r| r.first().cloned().flatten());
+            if v.is_some_and(|v| version_at_least(&v, (3, 35))) {
+                Caps {
+                    insert_returning: true,
+                    update_returning: true,
+                    delete_returning: true,
+                    batch_creates: true,
+                }
+            } else {
+                Caps::NONE
+            }
+        }
+        Dialect::MySql => {
+            let rows = pool.fetch_text(&version("SELECT VERSION()")).await?;
+            let v = rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .unwrap_or_default();
+            if v.contains("MariaDB") {
+                Caps {
+                    insert_returning: version_at_least(&v, (10, 5)),
+                    update_returning: false,
+                    delete_returning: version_at_least(&v, (10, 1)),
+                    batch_creates: false,
+                }
+            } else {
+                Caps::NONE
+            }
+        }
+    })
 }
 
 impl SqlConnector {
@@ -62,11 +150,26 @@ impl SqlConnector {
                 properties: Vec::new(),
             }));
         }
+        let caps = Arc::new(OnceCell::new());
+        let sets = types
+            .iter()
+            .map(|t| {
+                Arc::new_cyclic(|this| {
+                    SqlObjectSet::new(
+                        Arc::clone(&settings),
+                        pool.clone(),
+                        Arc::clone(t),
+                        Arc::clone(&caps),
+                        this.clone(),
+                    )
+                })
+            })
+            .collect();
         Ok(Self {
             name: name.to_owned(),
             settings,
             pool,
-            types,
+            sets,
             schema: object_types.cloned().unwrap_or(Value::Object(Map::new())),
         })
     }
@@ -95,21 +198,17 @@ impl Connector for SqlConnector {
     }
 
     fn object_set(&self, object_type: &str) -> ConnectorResult<Arc<dyn ObjectSet>> {
-        let schema = self
-            .types
+        let set = self
+            .sets
             .iter()
-            .find(|t| t.name == object_type)
+            .find(|s| s.schema.name == object_type)
             .ok_or_else(|| {
                 ConnectorError::BadRequest(format!(
                     "connector {} has no object type {object_type:?}",
                     self.name
                 ))
             })?;
-        Ok(Arc::new(SqlObjectSet::new(
-            Arc::clone(&self.settings),
-            self.pool.clone(),
-            Arc::clone(schema),
-        )))
+        Ok(Arc::clone(set) as Arc<dyn ObjectSet>)
     }
 }
 
@@ -122,10 +221,22 @@ pub struct SqlObjectSet {
     /// The properties read back, with their columns (the password is write-only).
     readable: Vec<(PropSchema, String)>,
     key: Column,
+    /// The connector's capabilities, probed on first use.
+    caps: Arc<OnceCell<Caps>>,
+    /// Concurrent creates waiting for their multi-row INSERT.
+    batcher: CreateBatcher,
+    /// This set itself, for the task that flushes `batcher`.
+    this: Weak<SqlObjectSet>,
 }
 
 impl SqlObjectSet {
-    fn new(settings: Arc<SqlSettings>, pool: SqlPool, schema: Arc<ObjectTypeSchema>) -> Self {
+    fn new(
+        settings: Arc<SqlSettings>,
+        pool: SqlPool,
+        schema: Arc<ObjectTypeSchema>,
+        caps: Arc<OnceCell<Caps>>,
+        this: Weak<SqlObjectSet>,
+    ) -> Self {
         let readable = schema
             .properties
             .iter()
@@ -147,7 +258,84 @@ impl SqlObjectSet {
             schema,
             readable,
             key,
+            caps,
+            batcher: CreateBatcher::default(),
+            this,
         }
+    }
+
+    async fn caps(&self) -> ConnectorResult<Caps> {
+        self.caps
+            .get_or_try_init(|| probe_caps(&self.pool, self.settings.dialect))
+            .await
+            .copied()
+    }
+
+    /// Appends ` RETURNING key, col1, …` with the columns of `select`, every column as text.
+    fn returning(&self, b: &mut SqlBuilder) {
+        b.push(" RETURNING ").column_as_text(&self.key.name);
+        for (_, col) in &self.readable {
+            b.push(", ").column_as_text(col);
+        }
+    }
+
+    /// One `INSERT` of rows that all set the same columns (those of the first row).
+    fn insert_statement(&self, rows: &[&NewRow], returning: bool) -> SqlBuilder {
+        let mut b = self.builder();
+        b.push("INSERT INTO ")
+            .ident(&self.settings.table)
+            .push(" (")
+            .ident(&self.key.name);
+        if let Some(first) = rows.first() {
+            for (col, _) in &first.assignments {
+                b.push(", ").ident(col);
+            }
+        }
+        b.push(") VALUES ");
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("(").param(row.key.clone());
+            for (_, p) in &row.assignments {
+                b.push(", ");
+                match p {
+                    Some(p) => b.param(p.clone()),
+                    None => b.push("NULL"),
+                };
+            }
+            b.push(")");
+        }
+        if returning {
+            self.returning(&mut b);
+        }
+        b
+    }
+
+    /// Inserts rows in one statement and returns them as stored (in no particular order).
+    async fn insert_returning(
+        &self,
+        rows: &[&NewRow],
+    ) -> ConnectorResult<Vec<Vec<Option<String>>>> {
+        self.pool
+            .fetch_text(&self.insert_statement(rows, true))
+            .await
+    }
+
+    /// The key of a returned row, in the form `batch::key_text` gives the key that was sent.
+    fn returned_key(&self, row: &[Option<String>]) -> String {
+        let text = row.first().cloned().flatten().unwrap_or_default();
+        match param_for(&self.key, &Value::String(text.clone())) {
+            Ok(p) => batch::key_text(&p),
+            Err(_) => batch::key_text(&Param::Str(text)),
+        }
+    }
+
+    /// Reads a row just written.
+    async fn read_back(&self, id: &str) -> ConnectorResult<Value> {
+        self.get(id)
+            .await?
+            .ok_or_else(|| ConnectorError::Internal(format!("{id} vanished right after create")))
     }
 
     fn builder(&self) -> SqlBuilder {
@@ -446,30 +634,32 @@ impl ObjectSet for SqlObjectSet {
         self.pool.count(&b).await.map(Some)
     }
 
+    /// One round trip where the server has `INSERT … RETURNING`, shared with concurrent creates
+    /// where it may be (see `batch`); INSERT then SELECT elsewhere (MySQL).
     async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value> {
         let id = self.new_id(id, &object);
         let assignments = self.assignments(&object)?;
-        let mut b = self.builder();
-        b.push("INSERT INTO ")
-            .ident(&self.settings.table)
-            .push(" (")
-            .ident(&self.key.name);
-        for (col, _) in &assignments {
-            b.push(", ").ident(col);
+        let key = self.key_param(&id)?;
+        let row = NewRow {
+            id,
+            key,
+            assignments,
+        };
+        let caps = self.caps().await?;
+        if caps.batch_creates {
+            return batch::create(self, row).await;
         }
-        b.push(") VALUES (").param(self.key_param(&id)?);
-        for (_, p) in assignments {
-            b.push(", ");
-            match p {
-                Some(p) => b.param(p),
-                None => b.push("NULL"),
+        if caps.insert_returning {
+            let rows = self.insert_returning(&[&row]).await?;
+            return match rows.first() {
+                Some(r) => self.row_to_object(r),
+                None => self.read_back(&row.id).await,
             };
         }
-        b.push(")");
-        self.pool.execute(&b).await?;
-        self.get(&id)
-            .await?
-            .ok_or_else(|| ConnectorError::Internal(format!("{id} vanished right after create")))
+        self.pool
+            .execute(&self.insert_statement(&[&row], false))
+            .await?;
+        self.read_back(&row.id).await
     }
 
     async fn update(&self, id: &str, _rev: Option<&str>, object: Value) -> ConnectorResult<Value> {
@@ -491,6 +681,14 @@ impl ObjectSet for SqlObjectSet {
                 .ident(&self.key.name)
                 .push(" = ")
                 .param(self.key_param(id)?);
+            if self.caps().await?.update_returning {
+                self.returning(&mut b);
+                let rows = self.pool.fetch_text(&b).await?;
+                return match rows.first() {
+                    Some(r) => self.row_to_object(r),
+                    None => Err(ConnectorError::NotFound(id.to_owned())),
+                };
+            }
             self.pool.execute(&b).await?;
         }
         // MySQL counts only changed rows, so existence is checked by reading back.
@@ -500,6 +698,21 @@ impl ObjectSet for SqlObjectSet {
     }
 
     async fn delete(&self, id: &str, _rev: Option<&str>) -> ConnectorResult<Option<Value>> {
+        if self.caps().await?.delete_returning {
+            let mut b = self.builder();
+            b.push("DELETE FROM ")
+                .ident(&self.settings.table)
+                .push(" WHERE ")
+                .ident(&self.key.name)
+                .push(" = ")
+                .param(self.key_param(id)?);
+            self.returning(&mut b);
+            let rows = self.pool.fetch_text(&b).await?;
+            return match rows.first() {
+                Some(r) => self.row_to_object(r).map(Some),
+                None => Err(ConnectorError::NotFound(id.to_owned())),
+            };
+        }
         let old = self
             .get(id)
             .await?

@@ -16,6 +16,17 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// The most bound parameters one statement may carry.
+    pub fn max_params(self) -> usize {
+        match self {
+            Dialect::Postgres | Dialect::MySql => 65_535,
+            // SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32.
+            Dialect::Sqlite => 32_766,
+        }
+    }
+}
+
 /// Where the database is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
