@@ -7,6 +7,7 @@
 mod layout;
 mod read;
 pub mod settings;
+mod tail;
 mod write;
 
 pub use settings::CsvSettings;

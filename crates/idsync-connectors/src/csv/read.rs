@@ -18,6 +18,7 @@
 
 use super::layout::{Layout, read_error};
 use super::settings::CsvSettings;
+use super::tail::{self, Bounded};
 use crate::contract::{ConnectorError, ConnectorResult};
 use crate::paging::{compare_positions, decode_cookie_with_hint, encode_cookie};
 use crate::schema::{ObjectTypeSchema, project_fields};
@@ -29,9 +30,10 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 
-/// An open file positioned after its header.
+/// An open file positioned after its header, read up to the end of its last complete row (see
+/// `tail`: the end of a batch being appended, or torn by a crash, is not read).
 pub(crate) struct OpenCsv {
-    pub reader: csv::Reader<BufReader<File>>,
+    pub reader: csv::Reader<BufReader<Bounded>>,
     pub header: StringRecord,
     /// Length and modification time (ns) of the opened file, for resume hints.
     pub stamp: (u64, u64),
@@ -50,20 +52,22 @@ pub(crate) fn open(settings: &CsvSettings) -> ConnectorResult<Option<OpenCsv>> {
             )));
         }
     };
-    let stamp = file
-        .metadata()
-        .map(|m| {
-            let mtime = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-            (m.len(), mtime)
-        })
-        .unwrap_or((0, 0));
+    let unavailable = |e: std::io::Error| {
+        ConnectorError::Unavailable(format!("{}: {e}", settings.csv_file.display()))
+    };
+    // The length first, then the journal: an append that starts in between begins after it.
+    let meta = file.metadata().map_err(unavailable)?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let stamp = (meta.len(), mtime);
+    let journal = tail::read_for(&settings.csv_file);
+    let limit = tail::complete_len(&file, &meta, journal.as_ref()).map_err(unavailable)?;
     let mut reader = settings
         .reader_builder()
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(BufReader::with_capacity(1 << 16, Bounded::new(file, limit)));
     let header = reader
         .headers()
         .map_err(|e| read_error(settings, &e))?

@@ -1,6 +1,15 @@
-//! Writes to a CSV file that never lose rows: every write rewrites the file into a temporary
-//! file in the same folder, fsyncs it, renames it over the original and fsyncs the folder, so a
-//! crash leaves either the old or the new file, never half of one.
+//! Writes to a CSV file that never lose rows. A batch that only adds rows of new ids (the
+//! common case of a sync draining creates) is appended to the end of the file with one write and
+//! one fdatasync; the end of an append torn by a crash is never read and is dropped by the next
+//! write (see `tail`). Any other batch rewrites the file into a temporary file in the same
+//! folder, fsyncs it, renames it over the original and fsyncs the folder, so a crash leaves
+//! either the old or the new file, never half of one.
+//!
+//! Appends need to know that an id is new without reading the file: a set of the hashes of
+//! the file's ids (8 bytes per row) is kept for the file as last written (device, inode, length,
+//! mtime) and rebuilt by one scan whenever the file changed otherwise. An id whose hash is in
+//! the set (a duplicate, or a rare collision) sends the batch to the rewrite, which checks
+//! exactly.
 //!
 //! Writers to one file are serialised by one lock per file path (shared by every connector
 //! instance in the process, whatever their settings), and batched: writes that queue up while a rewrite runs are all
@@ -12,11 +21,14 @@
 use super::layout::read_error;
 use super::read;
 use super::settings::CsvSettings;
+use super::tail::{self, Journal};
 use crate::contract::{ConnectorError, ConnectorResult};
 use csv::StringRecord;
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::BufWriter;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, Metadata, OpenOptions};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::SystemTime;
@@ -50,6 +62,48 @@ impl WriteOp {
             WriteOp::Create { id, .. } | WriteOp::Update { id, .. } | WriteOp::Delete { id } => id,
         }
     }
+
+    /// Whether the id or a value holds a line break (such rows are never appended, see `tail`).
+    fn has_line_break(&self) -> bool {
+        let breaks = |s: &str| s.bytes().any(tail::is_line_break);
+        let fields = match self {
+            WriteOp::Create { fields, .. } | WriteOp::Update { fields, .. } => fields.as_slice(),
+            WriteOp::Delete { .. } => &[],
+        };
+        breaks(self.id())
+            || fields
+                .iter()
+                .any(|(c, v)| breaks(c) || v.as_deref().is_some_and(breaks))
+    }
+}
+
+/// The hash of an id in the id set.
+fn id_hash(id: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+}
+
+/// What identifies one state of the file: device, inode, length, mtime (ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp(u64, u64, u64, i64, i64);
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Stamp {
+        Stamp(
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        )
+    }
+}
+
+/// The header and the hashes of the ids of the file in one state.
+struct IdSet {
+    stamp: Stamp,
+    header: Arc<StringRecord>,
+    uid_col: usize,
+    ids: HashSet<u64>,
 }
 
 /// The header and the row a write produced (for a delete, the row it removed).
@@ -68,6 +122,8 @@ pub(crate) struct CsvFile {
     pending: Mutex<Vec<Pending>>,
     /// The row count for a given file length and modification time.
     count_cache: Mutex<Option<(u64, Option<SystemTime>, u64)>>,
+    /// The ids of the file as this connector last wrote or scanned it (for appends).
+    ids: Mutex<Option<IdSet>>,
 }
 
 impl std::fmt::Debug for CsvFile {
@@ -110,6 +166,7 @@ impl CsvFile {
             write_lock,
             pending: Mutex::new(Vec::new()),
             count_cache: Mutex::new(None),
+            ids: Mutex::new(None),
         })
     }
 
@@ -179,7 +236,11 @@ impl CsvFile {
         // Other processes (cluster nodes on one host) may write the same file: an exclusive
         // advisory lock on a sidecar file covers the read-modify-rename, so no rewrite is based
         // on a file another process is replacing.
-        let _process_lock = lock_across_processes(&settings.csv_file)?;
+        let process_lock = lock_across_processes(&settings.csv_file)?;
+        let journal = tail::read_from(&process_lock);
+        if let Some(results) = self.try_append(ops, &process_lock, journal)? {
+            return Ok(results);
+        }
         let mut open = read::open(settings)?;
         let header = Arc::new(match &open {
             Some(o) => o.header.clone(),
@@ -215,6 +276,7 @@ impl CsvFile {
         let werr = |e: csv::Error| ConnectorError::Unavailable(format!("writing CSV: {e}"));
         writer.write_record(header.iter()).map_err(werr)?;
         let mut rows = 0u64;
+        let mut ids: HashSet<u64> = HashSet::new();
 
         if let Some(open) = open.as_mut() {
             let mut record = StringRecord::new();
@@ -228,6 +290,7 @@ impl CsvFile {
                 match by_id.remove(id) {
                     None => {
                         writer.write_record(&record).map_err(werr)?;
+                        ids.insert(id_hash(id.as_bytes()));
                         rows += 1;
                     }
                     Some(indexes) => {
@@ -238,6 +301,7 @@ impl CsvFile {
                         changed = true;
                         if let Some(row) = state {
                             writer.write_record(&row).map_err(werr)?;
+                            ids.insert(id_hash(row.get(uid_col).unwrap_or("").as_bytes()));
                             rows += 1;
                         }
                     }
@@ -259,6 +323,7 @@ impl CsvFile {
             if let Some(row) = state {
                 changed = true;
                 writer.write_record(&row).map_err(werr)?;
+                ids.insert(id_hash(row.get(uid_col).unwrap_or("").as_bytes()));
                 rows += 1;
             }
         }
@@ -278,6 +343,10 @@ impl CsvFile {
         let io = |e: std::io::Error| ConnectorError::Unavailable(format!("writing CSV: {e}"));
         file.sync_all().map_err(io)?;
         drop(file);
+        // The file that replaces this one may get its inode back: end append mode first.
+        if journal.is_some() {
+            tail::write(&process_lock, None).map_err(io)?;
+        }
         std::fs::rename(&tmp_path, &settings.csv_file).map_err(io)?;
         cleanup.disarm();
         if let Some(dir) = settings.csv_file.parent() {
@@ -285,8 +354,157 @@ impl CsvFile {
         }
         if let Ok(m) = std::fs::metadata(&settings.csv_file) {
             *lock(&self.count_cache) = Some((m.len(), m.modified().ok(), rows));
+            *lock(&self.ids) = Some(IdSet {
+                stamp: Stamp::of(&m),
+                header: Arc::clone(&header),
+                uid_col,
+                ids,
+            });
         }
         Ok(results)
+    }
+
+    /// Applies a batch by appending its rows, when it only adds rows of ids not in the file, the
+    /// file ends with a line break and no value holds one. `None`: rewrite instead.
+    fn try_append(
+        &self,
+        ops: &[&WriteOp],
+        process_lock: &File,
+        journal: Option<Journal>,
+    ) -> ConnectorResult<Option<Vec<WriteResult>>> {
+        let settings = &self.settings;
+        if ops.iter().any(|op| op.has_line_break()) {
+            return Ok(None);
+        }
+        let io = |e: std::io::Error| {
+            ConnectorError::Unavailable(format!("{}: {e}", settings.csv_file.display()))
+        };
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&settings.csv_file)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let meta = file.metadata().map_err(io)?;
+        let len = meta.len();
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut last = [0u8; 1];
+        file.read_exact_at(&mut last, len - 1).map_err(io)?;
+        if !tail::is_line_break(last[0]) {
+            // A hand-written last line without a line break, or a torn append: rewrite.
+            return Ok(None);
+        }
+        let stamp = Stamp::of(&meta);
+        let mut cache = lock(&self.ids);
+        if cache.as_ref().is_none_or(|c| c.stamp != stamp) {
+            *cache = self.scan_ids(stamp)?;
+        }
+        let Some(known) = cache.as_mut() else {
+            return Ok(None);
+        };
+        if ops
+            .iter()
+            .any(|op| known.ids.contains(&id_hash(op.id().as_bytes())))
+        {
+            return Ok(None);
+        }
+
+        // Every id is new: apply the ops in queue order per id, as the rewrite does for ids not
+        // in the file.
+        let header = Arc::clone(&known.header);
+        let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let e = by_id.entry(op.id()).or_default();
+            if e.is_empty() {
+                order.push(op.id());
+            }
+            e.push(i);
+        }
+        let mut results: Vec<Option<WriteResult>> = ops.iter().map(|_| None).collect();
+        let mut new_rows: Vec<StringRecord> = Vec::new();
+        for id in order {
+            let mut state = None;
+            for &i in &by_id[id] {
+                results[i] = Some(apply_one(ops[i], &mut state, &header, known.uid_col));
+            }
+            new_rows.extend(state);
+        }
+        let results: Vec<WriteResult> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ConnectorError::Internal("write not applied".into()))))
+            .collect();
+        if new_rows.is_empty() {
+            return Ok(Some(results));
+        }
+
+        let mut writer = settings.writer_builder().from_writer(Vec::new());
+        let werr = |e: csv::Error| ConnectorError::Unavailable(format!("writing CSV: {e}"));
+        for row in &new_rows {
+            writer.write_record(row).map_err(werr)?;
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| ConnectorError::Unavailable(format!("writing CSV: {}", e.error())))?;
+        if journal.is_none_or(|j| !j.covers(&meta)) {
+            tail::write(process_lock, Some(&Journal::for_file(&meta, len))).map_err(io)?;
+        }
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_data().map_err(io)?;
+
+        let after = file.metadata().map_err(io)?;
+        known.stamp = Stamp::of(&after);
+        for row in &new_rows {
+            known
+                .ids
+                .insert(id_hash(row.get(known.uid_col).unwrap_or("").as_bytes()));
+        }
+        let mut count = lock(&self.count_cache);
+        if let Some((clen, cmtime, n)) = *count
+            && clen == len
+            && cmtime == meta.modified().ok()
+        {
+            *count = Some((
+                after.len(),
+                after.modified().ok(),
+                n + new_rows.len() as u64,
+            ));
+        }
+        Ok(Some(results))
+    }
+
+    /// Reads the ids of the file (one pass over the uid column). `None` when the file is gone or
+    /// has no uid column (the rewrite reports that).
+    fn scan_ids(&self, stamp: Stamp) -> ConnectorResult<Option<IdSet>> {
+        let settings = &self.settings;
+        let Some(mut open) = read::open(settings)? else {
+            return Ok(None);
+        };
+        let Some(uid_col) = open.header.iter().position(|c| c == settings.header_uid) else {
+            return Ok(None);
+        };
+        let mut ids = HashSet::new();
+        let mut record = csv::ByteRecord::new();
+        loop {
+            match open.reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    ids.insert(id_hash(record.get(uid_col).unwrap_or(b"")));
+                }
+                Err(e) => return Err(read_error(settings, &e)),
+            }
+        }
+        Ok(Some(IdSet {
+            stamp,
+            header: Arc::new(open.header),
+            uid_col,
+            ids,
+        }))
     }
 }
 
@@ -405,12 +623,11 @@ impl Drop for TempGuard {
 
 /// Holds an exclusive `flock` on `<file>.lock` until dropped.
 fn lock_across_processes(csv_file: &Path) -> ConnectorResult<File> {
-    let mut name = csv_file.as_os_str().to_owned();
-    name.push(".lock");
-    let path = PathBuf::from(name);
+    let path = tail::lock_path(csv_file);
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)
         .map_err(|e| ConnectorError::Unavailable(format!("{}: {e}", path.display())))?;
