@@ -130,7 +130,7 @@ impl RunCtx {
 
     /// The link of a source id for a qualifier, from the prefetched map, the chunk's batch, or
     /// the repository.
-    async fn source_link(
+    pub(super) async fn source_link(
         &self,
         repo: &std::sync::Arc<dyn idsync_repo::Repository>,
         look: &ChunkLookups,

@@ -17,15 +17,16 @@ use serde_json::{Value, json};
 
 impl RunCtx {
     /// `notifyCreate` / `notifyUpdate`: `new` is the object after the change, `old` before it.
+    /// `look` holds what a batch looked up in advance (default: nothing, read as needed).
     pub async fn sync_changed(
         &self,
         engine: &crate::Engine,
+        look: &ChunkLookups,
         source_id: &str,
         new: &Value,
         old: Option<&Value>,
         out: &mut ChunkOutput,
     ) {
-        let look = ChunkLookups::default();
         let qualifiers = match self.mapping.link_qualifiers(Some(new), old, false) {
             Ok(q) => q,
             Err(e) => {
@@ -37,7 +38,7 @@ impl RunCtx {
             let mut op = Op1::new(q, "source");
             op.source_id = Some(source_id.to_string());
             op.old_source = old;
-            if let Err(e) = self.source_op(engine, &look, new, &mut op, out).await {
+            if let Err(e) = self.source_op(engine, look, new, &mut op, out).await {
                 op.fail(&e);
             }
             self.finish(op, true, out);
@@ -48,6 +49,7 @@ impl RunCtx {
     pub async fn sync_deleted(
         &self,
         engine: &crate::Engine,
+        look: &ChunkLookups,
         source_id: &str,
         old: Option<&Value>,
         out: &mut ChunkOutput,
@@ -67,7 +69,7 @@ impl RunCtx {
             let mut op = Op1::new(q, "source");
             op.source_id = Some(source_id.to_string());
             op.old_source = old;
-            if let Err(e) = self.delete_op(engine, old, &mut op, out).await {
+            if let Err(e) = self.delete_op(engine, look, old, &mut op, out).await {
                 op.fail(&e);
             }
             self.finish(op, true, out);
@@ -85,23 +87,20 @@ impl RunCtx {
     async fn delete_op(
         &self,
         engine: &crate::Engine,
+        look: &ChunkLookups,
         old: Option<&Value>,
         op: &mut Op1<'_>,
         out: &mut ChunkOutput,
     ) -> EngineResult<()> {
         let q = op.qualifier;
         let source_id = op.source_id.clone().unwrap_or_default();
-        let link = if self.config.enable_linking {
-            self.links.by_source(&engine.repo, q, &source_id).await?
-        } else {
-            None
-        };
+        let link = self.source_link(&engine.repo, look, q, &source_id).await?;
         op.link_existed = link.is_some();
         let mut target = None;
         let facts = match &link {
             Some(l) => {
                 let tid = self.links.target_id(l).to_string();
-                target = self.target_set.get(&tid).await?;
+                target = self.read_target(look, &tid).await?;
                 let state = match &target {
                     None => TargetState::Gone,
                     Some(t) if self.mapping.target_valid(t, q)? => TargetState::Valid,

@@ -37,13 +37,28 @@ impl Item {
 /// Looks up in bulk what the items will need: their links (unless prefetched) and their
 /// linked targets (unless the run holds full target entries).
 async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<ChunkLookups> {
-    let mut look = ChunkLookups::default();
-    let source_ids: Vec<String> = items
+    let source_ids: Vec<&str> = items
         .iter()
         .filter_map(|i| match i {
-            Item::Source { id, .. } => Some(ctx.links.norm_source(id)),
+            Item::Source { id, .. } => Some(id.as_str()),
             Item::Target { .. } => None,
         })
+        .collect();
+    source_lookups(engine, ctx, &source_ids).await
+}
+
+/// The links of these source ids (unless prefetched) and their linked targets (unless the run
+/// holds full target entries), each read with one call. A recon chunk and a batch of queued
+/// sync events share it.
+pub async fn source_lookups(
+    engine: &Engine,
+    ctx: &RunCtx,
+    source_ids: &[&str],
+) -> EngineResult<ChunkLookups> {
+    let mut look = ChunkLookups::default();
+    let source_ids: Vec<String> = source_ids
+        .iter()
+        .map(|id| ctx.links.norm_source(id))
         .collect();
     if source_ids.is_empty() || !ctx.config.enable_linking {
         return Ok(look);

@@ -10,12 +10,15 @@
 //! here: their events commit with the change ([`Engine::queue_events`]) and the queue consumer
 //! runs them one mapping at a time ([`Engine::sync_mapping`]).
 
+mod batch;
 mod explicit;
 pub mod queue;
 
+pub use batch::BatchItem;
+
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::recon::object::ChunkOutput;
+use crate::recon::object::{ChunkLookups, ChunkOutput};
 use crate::recon::run_ctx::RunCtx;
 use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, EventState, Op, SyncAction, SyncEvent};
@@ -219,10 +222,27 @@ impl Engine {
         depth: usize,
     ) -> EngineResult<SyncOutcome> {
         let ctx = self.sync_ctx(name)?;
+        let out = self.act(&ctx, &ChunkLookups::default(), change).await?;
+        let cascade = managed_changes(&out.ops);
+        let (mut outcome, committed) = self.commit_output(out).await;
+        if committed {
+            outcome.merge(self.cascade(cascade, depth).await?);
+        }
+        Ok(outcome)
+    }
+
+    /// Assesses, decides and acts on one change for the mapping of `ctx`; the repository writes
+    /// are in the output, not yet committed. `look` holds what a batch looked up in advance.
+    async fn act(
+        &self,
+        ctx: &RunCtx,
+        look: &ChunkLookups,
+        change: &Change,
+    ) -> EngineResult<ChunkOutput> {
         let mut out = ChunkOutput::default();
         match change.action {
             SyncAction::NotifyDelete => {
-                ctx.sync_deleted(self, &change.id, change.old.as_ref(), &mut out)
+                ctx.sync_deleted(self, look, &change.id, change.old.as_ref(), &mut out)
                     .await;
             }
             SyncAction::NotifyCreate | SyncAction::NotifyUpdate => {
@@ -235,16 +255,17 @@ impl Engine {
                         ))
                     })?,
                 };
-                ctx.sync_changed(self, &change.id, &new, change.old.as_ref(), &mut out)
+                ctx.sync_changed(self, look, &change.id, &new, change.old.as_ref(), &mut out)
                     .await;
             }
         }
-        let cascade = managed_changes(&out.ops);
-        let (mut outcome, committed) = self.commit_output(out).await;
-        if !committed {
-            return Ok(outcome);
-        }
-        for c in cascade {
+        Ok(out)
+    }
+
+    /// The implicit sync of managed objects that a committed sync wrote (the cascade).
+    async fn cascade(&self, changes: Vec<Change>, depth: usize) -> EngineResult<SyncOutcome> {
+        let mut outcome = SyncOutcome::default();
+        for c in changes {
             if !self.has_sync_from(&c.collection) {
                 continue;
             }

@@ -3,6 +3,13 @@
 //! marks them ACQUIRED by this node), hands them to `workers` tasks through a bounded in-memory
 //! queue, and runs each as the notify it records against that one mapping.
 //!
+//! Batches: a worker takes its share of the objects whose next event is ready (at most
+//! `pageSize`) and runs their events together (`Engine::sync_mapping_batch`): one link lookup,
+//! then one commit holding every event's links and audit entries *and the deletion of each
+//! event that succeeded* — a finished event and its effect are one transaction, so a crash
+//! can never leave an event whose success was committed to run again. `workers` batches run at
+//! once.
+//!
 //! Order: events of one object run one at a time in commit order. The repository never hands
 //! out an event while an earlier event of its object is ACQUIRED, and in memory the events of an
 //! object wait in that object's line; different objects run in parallel.
@@ -13,14 +20,15 @@
 //! asks for another retry by throwing).
 //!
 //! Backpressure: past `maxQueueSize` events in memory, further submissions are rejected
-//! (`rejected-executions`) and go back to PENDING untouched — never lost.
+//! (`rejected-executions`) and go back to PENDING untouched — never lost. While memory is full
+//! the consumer does not poll at all.
 
-use super::Change;
+use super::{BatchItem, Change};
 use crate::Engine;
 use crate::managed_set::new_id;
 use chrono::Utc;
 use idsync_config::{PostRetryAction, QueuedSync};
-use idsync_repo::{DeadLetter, SyncEvent};
+use idsync_repo::{DeadLetter, Op, SyncEvent};
 use idsync_script::{Bindings, Script, ScriptOrigin};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -183,7 +191,10 @@ impl Consumer {
                                 tracing::info!(mapping = %self.mapping, "queued sync resumed");
                             }
                         }
-                        if ready {
+                        // With memory full nothing could be accepted: leave the events
+                        // PENDING instead of taking a page only to put it back.
+                        let room = (self.lines().count as u64) < self.q.max_queue_size;
+                        if ready && room {
                             match self.poll(&node).await {
                                 Ok(n) => polled = n,
                                 Err(e) => {
@@ -294,41 +305,69 @@ impl Consumer {
         metrics::gauge!("idsync_sync_queue_oldest_event_age_seconds", "mapping" => m).set(age);
     }
 
+    /// A worker: takes a batch of objects whose next event is ready — its share of what is
+    /// ready, at most `pageSize` — and runs their events as one batch (one link lookup, one
+    /// commit that also deletes the done events).
     async fn work(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let workers = self.q.workers.max(1) as usize;
+        let most = (self.q.page_size as usize).max(1);
         loop {
-            let rid = {
+            let rids = {
                 let mut rx = self.ready_rx.lock().await;
-                tokio::select! {
+                let first = tokio::select! {
                     r = rx.recv() => r,
                     _ = stop.changed() => None,
+                };
+                let Some(first) = first else { return };
+                let share = (rx.len() / workers).min(most - 1);
+                let mut rids = vec![first];
+                while rids.len() <= share {
+                    match rx.try_recv() {
+                        Ok(r) => rids.push(r),
+                        Err(_) => break,
+                    }
                 }
+                rids
             };
-            let Some(rid) = rid else { return };
             if *stop.borrow() {
                 return;
             }
-            let front = self
-                .lines()
-                .objects
-                .get(&rid)
-                .and_then(|l| l.front().cloned());
-            if let Some(ev) = front {
-                self.process(&rid, ev).await;
+            let events: Vec<SyncEvent> = {
+                let lines = self.lines();
+                rids.iter()
+                    .filter_map(|rid| lines.objects.get(rid).and_then(|l| l.front().cloned()))
+                    .collect()
+            };
+            if !events.is_empty() {
+                self.process(events).await;
             }
         }
     }
 
-    async fn process(self: &Arc<Self>, rid: &str, ev: SyncEvent) {
+    /// Runs a batch of events of different objects; each then finishes, retries or fails on
+    /// its own.
+    async fn process(self: &Arc<Self>, events: Vec<SyncEvent>) {
         let t = Instant::now();
-        let result = self.execute(&ev).await;
-        self.timing("execution", t);
-        let cause = match result {
-            Ok(()) => {
-                self.done(rid, &ev, "release").await;
-                return;
+        let results = self.execute(&events).await;
+        let elapsed = t.elapsed().as_secs_f64();
+        metrics::histogram!("idsync_sync_queue_batch_size", "mapping" => self.mapping.clone())
+            .record(events.len() as f64);
+        metrics::histogram!("idsync_sync_queue_batch_seconds", "mapping" => self.mapping.clone())
+            .record(elapsed);
+        for (ev, result) in events.into_iter().zip(results) {
+            // Each event took as long as its batch.
+            metrics::histogram!("idsync_sync_queue_action_seconds", "mapping" => self.mapping.clone(), "action" => "execution")
+                .record(elapsed);
+            match result {
+                // Its deletion committed with its sync.
+                Ok(()) => self.finished(&ev, "release", Instant::now()),
+                Err(cause) => self.failed(ev, cause).await,
             }
-            Err(cause) => cause,
-        };
+        }
+    }
+
+    async fn failed(self: &Arc<Self>, ev: SyncEvent, cause: String) {
+        let rid = ev.resource_id.clone();
         self.metric("failed");
         if ev.remaining_retries != 0 {
             let remaining = if ev.remaining_retries < 0 {
@@ -337,37 +376,56 @@ impl Consumer {
                 ev.remaining_retries - 1
             };
             tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, remaining, "queued sync event failed, retrying: {cause}");
-            self.retry_later(rid, &ev.id, remaining);
+            self.retry_later(&rid, &ev.id, remaining);
             return;
         }
         match self.post_retry(&ev, &cause).await {
-            Ok(()) => self.done(rid, &ev, "discard").await,
+            Ok(()) => self.discard(&ev).await,
             Err(e) => {
                 tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "postRetryAction asked for a retry: {e}");
-                self.retry_later(rid, &ev.id, 0);
+                self.retry_later(&rid, &ev.id, 0);
             }
         }
     }
 
-    async fn execute(&self, ev: &SyncEvent) -> Result<(), String> {
-        let change = Change {
-            collection: ev.resource_collection.clone(),
-            id: ev.resource_id.clone(),
-            action: ev.sync_action,
-            old: ev.old_object.clone(),
-            new: ev.new_object.clone(),
-        };
-        match self.engine.sync_mapping(&self.mapping, &change).await {
-            Ok(o) if !o.failed => Ok(()),
-            Ok(o) => Err(o
-                .failure_message()
-                .unwrap_or_else(|| "synchronization failed".into())),
-            Err(e) => Err(e.to_string()),
+    /// Runs the events as the notifies they record against this one mapping; one result per
+    /// event, in order. A success has committed the event's deletion with its writes.
+    async fn execute(&self, events: &[SyncEvent]) -> Vec<Result<(), String>> {
+        let node = &self.engine.node_id;
+        let items = events
+            .iter()
+            .map(|ev| BatchItem {
+                change: Change {
+                    collection: ev.resource_collection.clone(),
+                    id: ev.resource_id.clone(),
+                    action: ev.sync_action,
+                    old: ev.old_object.clone(),
+                    new: ev.new_object.clone(),
+                },
+                on_success: vec![Op::DeleteSyncEvent {
+                    id: ev.id.clone(),
+                    node_id: node.clone(),
+                }],
+            })
+            .collect();
+        match self.engine.sync_mapping_batch(&self.mapping, items).await {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(o) if !o.failed => Ok(()),
+                    Ok(o) => Err(o
+                        .failure_message()
+                        .unwrap_or_else(|| "synchronization failed".into())),
+                    Err(e) => Err(e.to_string()),
+                })
+                .collect(),
+            Err(e) => events.iter().map(|_| Err(e.to_string())).collect(),
         }
     }
 
-    /// The event is done (or dropped): delete it and start the object's next event.
-    async fn done(&self, rid: &str, ev: &SyncEvent, action: &'static str) {
+    /// A dropped event (its retries exhausted and `postRetryAction` done): delete it, then
+    /// start the object's next event.
+    async fn discard(&self, ev: &SyncEvent) {
         let t = Instant::now();
         if let Err(e) = self
             .engine
@@ -375,11 +433,16 @@ impl Consumer {
             .delete_event(&ev.id, Some(&self.engine.node_id))
             .await
         {
-            // It stays ACQUIRED; a restart returns it to PENDING and it runs again (links
-            // make that idempotent).
-            tracing::error!(mapping = %self.mapping, event = %ev.id, error = %e, "could not delete a finished queue event");
+            // It stays ACQUIRED; a restart returns it to PENDING and it runs again.
+            tracing::error!(mapping = %self.mapping, event = %ev.id, error = %e, "could not delete a dropped queue event");
         }
-        self.timing(action, t);
+        self.finished(ev, "discard", t);
+    }
+
+    /// The event is out of the repository: take it off its object's line and start the next.
+    fn finished(&self, ev: &SyncEvent, action: &'static str, since: Instant) {
+        self.timing(action, since);
+        let rid = &ev.resource_id;
         let mut lines = self.lines();
         lines.count = lines.count.saturating_sub(1);
         if let Some(line) = lines.objects.get_mut(rid) {

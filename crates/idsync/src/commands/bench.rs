@@ -449,8 +449,9 @@ pub async fn queue(args: BenchQueueArgs) -> Result<ExitCode> {
         a("rejected-executions"),
     );
     let (poll_s, polls) = timer(&text, "idsync_sync_queue_poll_pending_events_seconds", None);
-    let (exec_s, execs) = timer(&text, "idsync_sync_queue_action_seconds", a("execution"));
-    let (del_s, dels) = timer(&text, "idsync_sync_queue_action_seconds", a("release"));
+    let (_, execs) = timer(&text, "idsync_sync_queue_action_seconds", a("execution"));
+    let (batch_s, batches) = timer(&text, "idsync_sync_queue_batch_seconds", None);
+    let (batched, _) = timer(&text, "idsync_sync_queue_batch_size", None);
     let (retry_s, _) = timer(
         &text,
         "idsync_sync_queue_action_seconds",
@@ -479,9 +480,10 @@ pub async fn queue(args: BenchQueueArgs) -> Result<ExitCode> {
             "prefillSeconds": prefill.as_secs_f64(), "drainSeconds": drain.as_secs_f64(),
             "eventsPerSecond": rate, "targetRows": rows, "links": links,
             "failedExecutions": failed, "rejectedExecutions": rejected,
-            "seconds": {"poll": poll_s, "execution": exec_s, "deleteEvent": del_s,
+            "seconds": {"poll": poll_s, "batches": batch_s,
                 "releaseForRetry": retry_s, "connectorCreate": create_s},
-            "counts": {"polls": polls, "executions": execs, "deletes": dels, "connectorCreates": creates},
+            "counts": {"polls": polls, "executions": execs, "batches": batches,
+                "batchedEvents": batched, "connectorCreates": creates},
             "queueStatsMsAtStart": stats_ms, "loadAverageBefore": load_before, "ok": ok,
         });
         println!("{summary}");
@@ -505,18 +507,24 @@ pub async fn queue(args: BenchQueueArgs) -> Result<ExitCode> {
             thousands(rate.round() as u64)
         );
         println!(
-            "time per event (queue metrics, summed over workers): execution {:.3} ms (of which connector create {:.3} ms), delete of the done event {:.3} ms; \
+            "batches (queue metrics): {} of {:.1} events on average, {:.2} ms each = {:.3} ms of a worker per event (connector create {:.3} ms per call); \
              per poll of up to {} events: {:.2} ms ({} polls); one queue_stats scan of the full queue {:.2} ms; failed executions {failed}, rejected submissions {rejected}",
-            ms(exec_s, execs),
+            batches,
+            if batches > 0.0 {
+                batched / batches
+            } else {
+                0.0
+            },
+            ms(batch_s, batches),
+            ms(batch_s, execs),
             ms(create_s, creates),
-            ms(del_s, dels),
             args.page_size,
             ms(poll_s, polls),
             polls,
             stats_ms
         );
         println!(
-            "busy seconds: execution {exec_s:.2}, connector create {create_s:.2}, delete event {del_s:.2}, poll {poll_s:.2}, release for retry {retry_s:.2} (wall {:.2} s × {} workers = {:.2})",
+            "busy seconds: batches {batch_s:.2}, connector create {create_s:.2}, poll {poll_s:.2}, release for retry {retry_s:.2} (wall {:.2} s x {} workers = {:.2})",
             drain.as_secs_f64(),
             args.workers,
             drain.as_secs_f64() * args.workers as f64

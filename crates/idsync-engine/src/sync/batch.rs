@@ -1,0 +1,136 @@
+//! A batch of changes through one mapping — how the queue consumer runs a poll's events: one
+//! lookup of the batch's links (and linked targets) instead of one per event, the events' acts
+//! in turn, then ONE repository commit of every event's writes together with each successful
+//! event's own ops (the deletion of its queue event). Per object the result is exactly what
+//! [`Engine::sync_mapping`] gives; what the batch saves is the round trips and transactions
+//! around it.
+//!
+//! Failure stays per event: an event whose act fails commits its audit entry but not its
+//! `on_success` ops; when the batch commit is refused (a link conflict of one event), every
+//! event commits alone, so one conflict fails only its own event.
+
+use super::{Change, SyncOutcome, managed_changes, triggered};
+use crate::Engine;
+use crate::error::{EngineError, EngineResult};
+use crate::recon::object::ChunkOutput;
+use crate::recon::page::source_lookups;
+use idsync_repo::{ChangeSet, Op};
+
+/// One change of a batch and what commits with it when its sync succeeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchItem {
+    pub change: Change,
+    pub on_success: Vec<Op>,
+}
+
+/// An item after its act: the output to commit (none when the mapping does not react to it).
+type Acted = EngineResult<Option<ChunkOutput>>;
+
+impl Engine {
+    /// Runs changes of *different* objects through one mapping as a batch (see the module
+    /// doc). Returns one outcome per item, in order; an `Err` is that item's failure.
+    pub async fn sync_mapping_batch(
+        &self,
+        mapping: &str,
+        items: Vec<BatchItem>,
+    ) -> EngineResult<Vec<EngineResult<SyncOutcome>>> {
+        let (config, _) = self.mapping(mapping)?;
+        let ctx = self.sync_ctx(mapping)?;
+        let ids: Vec<&str> = items.iter().map(|i| i.change.id.as_str()).collect();
+        let look = source_lookups(self, &ctx, &ids).await?;
+        let mut acted: Vec<Acted> = Vec::with_capacity(items.len());
+        for item in &items {
+            let c = &item.change;
+            acted.push(if config.source_str != c.collection {
+                Err(EngineError::BadRequest(format!(
+                    "mapping {mapping} reads {}, not {}",
+                    config.source_str, c.collection
+                )))
+            } else if triggered(&config, c) {
+                self.act(&ctx, &look, c).await.map(Some)
+            } else {
+                Ok(None)
+            });
+        }
+        drop(look);
+
+        // One commit: each event's links and managed writes in event order (events touch
+        // different objects), then the audit entries and the done events' own ops, so that the
+        // repository writes runs of one kind together.
+        let mut ops = Vec::new();
+        let mut tail = Vec::new();
+        for (item, a) in items.iter().zip(&acted) {
+            let Ok(out) = a else { continue };
+            let succeeded = out.as_ref().is_none_or(|o| !failed(o));
+            if let Some(out) = out {
+                for op in &out.ops {
+                    match op {
+                        Op::AppendAudit(_) => tail.push(op.clone()),
+                        _ => ops.push(op.clone()),
+                    }
+                }
+            }
+            if succeeded {
+                tail.extend(item.on_success.iter().cloned());
+            }
+        }
+        ops.extend(tail);
+        let together = ops.is_empty()
+            || self
+                .repo
+                .commit(ChangeSet { fence: None, ops })
+                .await
+                .is_ok();
+
+        let mut results = Vec::with_capacity(items.len());
+        for (item, a) in items.into_iter().zip(acted) {
+            results.push(match a {
+                Err(e) => Err(e),
+                Ok(None) if together => Ok(SyncOutcome::default()),
+                Ok(None) => {
+                    self.commit_alone(ChunkOutput::default(), item.on_success)
+                        .await
+                }
+                Ok(Some(out)) => {
+                    let cascade = managed_changes(&out.ops);
+                    let outcome = if together {
+                        Ok(SyncOutcome {
+                            failed: failed(&out),
+                            results: out.sync_results,
+                        })
+                    } else {
+                        self.commit_alone(out, item.on_success).await
+                    };
+                    match outcome {
+                        Ok(mut o) if !o.failed => self.cascade(cascade, 0).await.map(|c| {
+                            o.merge(c);
+                            o
+                        }),
+                        other => other,
+                    }
+                }
+            });
+        }
+        Ok(results)
+    }
+
+    /// One item's commit when the batch's was refused: its writes, plus `on_success` when
+    /// its sync succeeded.
+    async fn commit_alone(
+        &self,
+        mut out: ChunkOutput,
+        on_success: Vec<Op>,
+    ) -> EngineResult<SyncOutcome> {
+        if !failed(&out) {
+            out.ops.extend(on_success);
+        }
+        if out.ops.is_empty() {
+            return Ok(SyncOutcome::default());
+        }
+        Ok(self.commit_output(out).await.0)
+    }
+}
+
+fn failed(out: &ChunkOutput) -> bool {
+    out.sync_results.iter().any(|r| r["result"] == "FAILED")
+}
