@@ -510,7 +510,13 @@ pub async fn queue_event_deleted_with_its_commit(b: &dyn Backend) {
             .with(del("e2", "n2"))
             .with(del("e3", "n1"))
             .with(del("missing", "n1"))
-            .with(Op::AppendAudit(audit_entry("a1", AuditKind::Sync, "r1", "entry", 0))),
+            .with(Op::AppendAudit(audit_entry(
+                "a1",
+                AuditKind::Sync,
+                "r1",
+                "entry",
+                0,
+            ))),
     )
     .await
     .unwrap();
