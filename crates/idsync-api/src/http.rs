@@ -148,17 +148,36 @@ pub fn object_response(status: StatusCode, object: Value) -> Response {
 }
 
 /// Answers 504 in CREST shape when a request runs past the limit. The handler's future is
-/// dropped: work already committed stays committed, hence "effect unknown".
+/// dropped: work already committed stays committed, hence "effect unknown". A request that
+/// waits for a run by design ([`waits_for_a_run`]) is not limited.
 pub async fn timeout_layer(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    if waits_for_a_run(&req) {
+        return next.run(req).await;
+    }
     let limit = state.limits.request_timeout;
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::Timeout(format!(
             "the request did not finish within {} s; its effect is unknown",
-            limit.as_secs()
+            limit.as_secs_f64()
         ))
         .into_response(),
     }
+}
+
+/// `POST recon?_action=...&waitForCompletion=true`: the client asked to wait for the whole run
+/// (SPEC §9, however long a clustered run takes), so the request timeout does not apply. The
+/// handler ends when the run does; a client that gives up just closes the connection.
+pub fn waits_for_a_run(req: &Request) -> bool {
+    req.method() == axum::http::Method::POST
+        && req.uri().path().trim_end_matches('/') == "/openidm/recon"
+        && req.uri().query().is_some_and(|q| {
+            q.split('&').any(|kv| {
+                kv.split_once('=').is_some_and(|(k, v)| {
+                    k == "waitForCompletion" && v.eq_ignore_ascii_case("true")
+                })
+            })
+        })
 }
 
 /// `_prettyPrint=true` re-renders a JSON answer indented.

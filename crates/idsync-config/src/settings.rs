@@ -7,7 +7,7 @@ use crate::types::Settings;
 use serde_json::{Map, Number, Value};
 
 /// The typed keys and whether each is a number (environment values are converted accordingly).
-const KEYS: [(&str, bool); 7] = [
+const KEYS: [(&str, bool); 8] = [
     ("repo", false),
     ("nodeId", false),
     ("bind", false),
@@ -15,6 +15,7 @@ const KEYS: [(&str, bool); 7] = [
     ("nodeTimeoutMs", true),
     ("leaseMs", true),
     ("auditRetentionDays", true),
+    ("requestTimeoutMs", true),
 ];
 
 /// `heartbeatIntervalMs` → `IDSYNC_HEARTBEAT_INTERVAL_MS`.
@@ -91,6 +92,9 @@ pub(crate) fn settings(
             .unwrap_or(d.node_timeout_ms),
         lease_ms: o.opt_at_least(cx, "leaseMs", 1).unwrap_or(d.lease_ms),
         audit_retention_days: o.opt_at_least(cx, "auditRetentionDays", 1),
+        request_timeout_ms: o
+            .opt_at_least(cx, "requestTimeoutMs", 1)
+            .unwrap_or(d.request_timeout_ms),
         raw: raw.clone(),
     };
     if s.node_timeout_ms <= s.heartbeat_interval_ms {

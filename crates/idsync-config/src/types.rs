@@ -407,6 +407,9 @@ pub struct Settings {
     pub node_timeout_ms: u64,
     pub lease_ms: u64,
     pub audit_retention_days: Option<u64>,
+    /// How long a REST request may run before it is answered 504 (`requestTimeoutMs`, 300000).
+    /// `POST recon?waitForCompletion=true` is exempt: it waits for the whole run.
+    pub request_timeout_ms: u64,
     /// Every key of the file as given (after substitution and overrides), including the ones not
     /// typed above; also the first source of `&{NAME}` substitution.
     pub raw: Map<String, Value>,
@@ -422,6 +425,7 @@ impl Default for Settings {
             node_timeout_ms: 10000,
             lease_ms: 10000,
             audit_retention_days: None,
+            request_timeout_ms: 300_000,
             raw: Map::new(),
         }
     }

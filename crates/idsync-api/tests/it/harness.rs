@@ -61,19 +61,29 @@ impl Server {
         configure: impl FnOnce(ApiState) -> ApiState,
         extra: Router<ApiState>,
     ) -> Server {
-        Self::start_project(limits, csv_rows, configure, extra, None).await
+        Self::start_project(limits, csv_rows, configure, move |_| extra, None).await
+    }
+
+    /// With extra routes built from the state (e.g. the engine's `recon` routes over the same
+    /// project, repository and connectors).
+    pub async fn start_with_routes(
+        limits: Limits,
+        csv_rows: usize,
+        routes_of: impl FnOnce(&ApiState) -> Router<ApiState>,
+    ) -> Server {
+        Self::start_project(limits, csv_rows, |s| s, routes_of, None).await
     }
 
     /// With `sync` as conf/sync.json instead of the default one-mapping file.
     pub async fn start_with_sync(sync: Value) -> Server {
-        Self::start_project(Limits::default(), 10, |s| s, Router::new(), Some(sync)).await
+        Self::start_project(Limits::default(), 10, |s| s, |_| Router::new(), Some(sync)).await
     }
 
     async fn start_project(
         limits: Limits,
         csv_rows: usize,
         configure: impl FnOnce(ApiState) -> ApiState,
-        extra: Router<ApiState>,
+        routes_of: impl FnOnce(&ApiState) -> Router<ApiState>,
         sync: Option<Value>,
     ) -> Server {
         let dir = tempfile::tempdir().unwrap();
@@ -146,6 +156,7 @@ impl Server {
             ApiState::new(project, repo.clone(), connectors, "node-test", auth).with_limits(limits),
         );
 
+        let extra = routes_of(&state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

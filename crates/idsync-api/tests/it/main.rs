@@ -12,4 +12,5 @@ mod managed;
 mod metrics;
 mod queries;
 mod queue;
+mod recon_wait;
 mod system;

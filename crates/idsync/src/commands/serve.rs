@@ -50,6 +50,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         node_id.clone(),
         auth,
     )
+    .with_limits(idsync_api::Limits {
+        request_timeout: Duration::from_millis(project.settings.request_timeout_ms),
+        ..Default::default()
+    })
     .with_metrics(metrics)
     .with_hooks(std::sync::Arc::new(idsync_api::sync::EngineHooks(
         engine.clone(),
