@@ -233,6 +233,104 @@ async fn correlation_query_uses_the_expression_index() {
     );
 }
 
+/// A first load grows `links` from empty while every page looks its ids up in one batch: the
+/// lookup stays one index probe per id (no plan that filters every link of the type against
+/// the array, which made a 1M-row first load quadratic), and the repository analyzes the table
+/// once it has grown, so that cached plans of the other link statements are made again.
+#[tokio::test]
+async fn link_batch_lookup_stays_an_index_lookup_as_links_grow() {
+    let db = TestDb::create().await;
+    let repo = db.open().await;
+    let pg = idsync_repo::postgres::PgRepository::connect(&db.url)
+        .await
+        .unwrap();
+    let batch: usize = 1000;
+    for b in 0..20 {
+        // This page's ids: the first half already linked, the second half new.
+        let ids: Vec<String> = ((b * batch).saturating_sub(batch / 2)..b * batch + batch / 2)
+            .map(|i| format!("s{i}"))
+            .collect();
+        let found = repo.links_for_sources("hr_user", &ids).await.unwrap();
+        assert_eq!(found.len(), if b == 0 { 0 } else { batch / 2 });
+        assert!(found.iter().all(|l| ids.contains(&l.first_id)));
+        let mut cs = ChangeSet::new();
+        for i in b * batch..(b + 1) * batch {
+            cs.push(Op::CreateLink(link(
+                &format!("l{i:06}"),
+                &format!("s{i}"),
+                &format!("t{i}"),
+            )));
+        }
+        repo.commit(cs).await.unwrap();
+        // The point lookups of implicit sync run all along too (prepared statements).
+        assert!(
+            repo.link_by_first("hr_user", "default", &format!("s{}", b * batch))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let ids: Vec<String> = (19_500..20_500).map(|i| format!("s{i}")).collect();
+    let mut with_dup = ids.clone();
+    with_dup.push("s19600".into());
+    assert_eq!(
+        repo.links_for_sources("hr_user", &with_dup)
+            .await
+            .unwrap()
+            .len(),
+        500,
+        "a repeated id is one link"
+    );
+    let targets: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    assert_eq!(
+        repo.links_for_targets("hr_user", &targets)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    for side in ["first_id", "second_id"] {
+        let plan = pg.explain_links_for(side, "hr_user", &ids).await.unwrap();
+        let by = if side == "first_id" {
+            "links_by_first"
+        } else {
+            "links_by_second"
+        };
+        assert!(plan.contains(&format!("Index Scan using {by}")), "{plan}");
+        assert!(
+            !plan.contains(&format!("Filter: ({side}")) && !plan.contains("Seq Scan"),
+            "{plan}"
+        );
+    }
+    // The repository analyzed the grown table (its check runs in the background).
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let analyzed: bool = client
+            .query_one(
+                "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL \
+                 FROM pg_stat_user_tables WHERE relname = 'links'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if analyzed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "links was never analyzed"
+        );
+        // Lookups are what give the repository the chance to look.
+        repo.links_for_sources("hr_user", &ids).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Keyset pages return every object exactly once even when rows are inserted between pages,
 /// for the id order and for sort keys in both directions; totals are exact.
 #[tokio::test]

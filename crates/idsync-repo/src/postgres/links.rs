@@ -29,6 +29,22 @@ const QUALIFIERS_CTE: &str = "WITH RECURSIVE q(q) AS ( \
      SELECT (SELECT min(link_qualifier) FROM links WHERE link_type = $1 AND link_qualifier > q.q) \
      FROM q WHERE q.q IS NOT NULL)";
 
+/// The batch lookup by `side` (`first_id` or `second_id`): `$1` the link type, `$2` the ids.
+fn links_for_sql(side: &str) -> String {
+    format!(
+        "{QUALIFIERS_CTE} SELECT {} FROM q \
+         CROSS JOIN (SELECT DISTINCT unnest($2::text[]) AS id) k \
+         CROSS JOIN LATERAL (SELECT {LINK_COLUMNS} FROM links x WHERE x.link_type = $1 \
+             AND x.link_qualifier = q.q AND x.{side} = k.id COLLATE \"C\" LIMIT 1) l \
+         WHERE q.q IS NOT NULL ORDER BY l.id",
+        LINK_COLUMNS
+            .split(", ")
+            .map(|c| format!("l.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 pub(crate) fn link_from_row(row: &Row) -> RepoResult<Link> {
     let get = |i: usize| row.try_get::<_, String>(i).map_err(RepoError::internal);
     Ok(Link {
@@ -65,6 +81,7 @@ impl PgRepository {
         qualifier: &str,
         id: &str,
     ) -> RepoResult<Option<Link>> {
+        self.stats.keep_fresh(&self.pool);
         let sql = format!(
             "SELECT {LINK_COLUMNS} FROM links WHERE link_type = $1 AND link_qualifier = $2 AND {side} = $3"
         );
@@ -75,22 +92,50 @@ impl PgRepository {
             .next())
     }
 
+    /// The links of `link_type` whose `side` is one of `ids`: per qualifier, one probe of the
+    /// side's unique index per id (a `LATERAL ... LIMIT 1` join, so the only possible plan is a
+    /// nested loop of index lookups), sent as a fresh statement so that it is always planned
+    /// with its parameters. A cached generic plan made while `links` was empty once chose to
+    /// filter every link of the type against the array: quadratic as the table grows
+    /// (BENCHMARKS.md, clustered first load).
     pub(crate) async fn pg_links_for(
         &self,
         side: &str,
         link_type: &str,
         ids: &[String],
     ) -> RepoResult<Vec<Link>> {
-        let sql = format!(
-            "{QUALIFIERS_CTE} SELECT {} FROM q JOIN links l ON l.link_type = $1 \
-             AND l.link_qualifier = q.q AND l.{side} = ANY($2) WHERE q.q IS NOT NULL ORDER BY l.id",
-            LINK_COLUMNS
-                .split(", ")
-                .map(|c| format!("l.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        self.links_where(&sql, &[&link_type, &ids]).await
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        self.stats.keep_fresh(&self.pool);
+        let rows = client
+            .query(&links_for_sql(side), &[&link_type, &ids])
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    /// `EXPLAIN (ANALYZE)` of [`Self::pg_links_for`]'s statement (tests and diagnostics).
+    pub async fn explain_links_for(
+        &self,
+        side: &str,
+        link_type: &str,
+        ids: &[String],
+    ) -> RepoResult<String> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("EXPLAIN (ANALYZE, COSTS OFF) {}", links_for_sql(side)),
+                &[&link_type, &ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n"))
     }
 
     pub(crate) async fn pg_load_links(

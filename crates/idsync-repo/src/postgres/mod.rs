@@ -21,6 +21,7 @@ mod query;
 mod queue;
 mod repo_impl;
 mod runs;
+mod stats;
 
 use crate::error::{RepoError, RepoResult};
 use crate::repository::Repository;
@@ -34,6 +35,7 @@ const POOL_SIZE: usize = 16;
 /// The PostgreSQL repository: a connection pool over a migrated database.
 pub struct PgRepository {
     pool: Pool,
+    stats: Arc<stats::StatsKeeper>,
 }
 
 impl std::fmt::Debug for PgRepository {
@@ -61,7 +63,10 @@ impl PgRepository {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| RepoError::Unavailable(format!("PostgreSQL pool: {e}")))?;
-        let repo = PgRepository { pool };
+        let repo = PgRepository {
+            pool,
+            stats: Arc::default(),
+        };
         let mut client = repo.client().await?;
         migrate::apply(&mut client).await?;
         Ok(repo)

@@ -91,6 +91,8 @@ impl PgRepository {
         q: &QueryRequest,
     ) -> RepoResult<QueryPage> {
         let client = self.client().await?;
+        // Correlation queries run here once per object while `objects` may grow from empty.
+        self.stats.keep_fresh(&self.pool);
         query::run(&client, spec_for(object_type), SqlParams::new(), q, |row| {
             Ok(present(row.try_get(0).map_err(RepoError::internal)?))
         })
