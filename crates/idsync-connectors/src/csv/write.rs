@@ -114,12 +114,33 @@ struct Pending {
     reply: oneshot::Sender<WriteResult>,
 }
 
+/// The writes waiting for the next batch, and whether a flusher task is running.
+#[derive(Default)]
+struct Queue {
+    ops: Vec<Pending>,
+    flushing: bool,
+}
+
+/// Clears `flushing` (failing what is queued) if the flusher task ends abnormally, so the next
+/// write starts a new one.
+struct FlushGuard<'a>(&'a Mutex<Queue>, bool);
+
+impl Drop for FlushGuard<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            let mut q = lock(self.0);
+            q.flushing = false;
+            q.ops.clear();
+        }
+    }
+}
+
 /// One connector's view of a CSV file: its settings, its queue of writes, its count cache, and
 /// the process-wide lock of the file's path.
 pub(crate) struct CsvFile {
     settings: Arc<CsvSettings>,
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    pending: Mutex<Vec<Pending>>,
+    pending: Mutex<Queue>,
     /// The row count for a given file length and modification time.
     count_cache: Mutex<Option<(u64, Option<SystemTime>, u64)>>,
     /// The ids of the file as this connector last wrote or scanned it (for appends).
@@ -164,7 +185,7 @@ impl CsvFile {
         Arc::new(CsvFile {
             settings,
             write_lock,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Queue::default()),
             count_cache: Mutex::new(None),
             ids: Mutex::new(None),
         })
@@ -174,24 +195,45 @@ impl CsvFile {
         &self.settings
     }
 
-    /// Queues a write and waits for the rewrite that applies it.
+    /// Queues a write and waits for the batch that applies it.
+    ///
+    /// Group commit without a timer: the first write of an idle file starts a flusher task,
+    /// which applies everything queued in one batch, then everything queued meanwhile in the
+    /// next, until the queue is empty. Callers only wait for their answer (a waiter never holds
+    /// the file lock for a batch it is not in, which would cut the next batch short).
     pub async fn submit(self: &Arc<Self>, op: WriteOp) -> WriteResult {
         let (reply, answer) = oneshot::channel();
-        lock(&self.pending).push(Pending { op, reply });
-        {
-            let _guard = self.write_lock.lock().await;
-            let batch = std::mem::take(&mut *lock(&self.pending));
-            if !batch.is_empty() {
-                let file = Arc::clone(self);
-                let ran = tokio::task::spawn_blocking(move || file.rewrite(batch)).await;
-                if let Err(e) = ran {
-                    return Err(ConnectorError::Internal(format!("CSV rewrite failed: {e}")));
-                }
-            }
+        let start = {
+            let mut q = lock(&self.pending);
+            q.ops.push(Pending { op, reply });
+            !std::mem::replace(&mut q.flushing, true)
+        };
+        if start {
+            tokio::spawn(Arc::clone(self).flush_loop());
         }
         answer
             .await
             .map_err(|_| ConnectorError::Internal("CSV write was dropped".into()))?
+    }
+
+    async fn flush_loop(self: Arc<Self>) {
+        let mut guard = FlushGuard(&self.pending, false);
+        loop {
+            // The path lock is shared with other connectors naming the same file.
+            let _path = self.write_lock.lock().await;
+            let batch = {
+                let mut q = lock(&self.pending);
+                if q.ops.is_empty() {
+                    q.flushing = false;
+                    guard.1 = true;
+                    return;
+                }
+                std::mem::take(&mut q.ops)
+            };
+            let file = Arc::clone(&self);
+            // A panic in the batch drops its replies: those callers get "dropped".
+            let _ = tokio::task::spawn_blocking(move || file.rewrite(batch)).await;
+        }
     }
 
     /// The number of rows, cached against the file's length and modification time.
