@@ -3,9 +3,10 @@
 
 use crate::Engine;
 use crate::error::EngineResult;
+use idsync_repo::ClaimedJob;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// How many jobs a node runs at once: two lets a node query its next page while it
 /// reconciles the current one; each page is itself parallel over `taskThreads`.
@@ -13,22 +14,53 @@ pub const DEFAULT_CONCURRENCY: usize = 2;
 const IDLE_POLL: Duration = Duration::from_millis(50);
 const EVICT_EVERY: Duration = Duration::from_secs(5);
 
+/// While every slot is busy, how often the worker looks for lost work (see `run_worker`).
+const RECOVERY_POLL: Duration = Duration::from_millis(250);
+
 /// Runs until `stop` turns true, then waits for the jobs in flight.
+///
+/// Besides its `concurrency` slots the worker keeps one spare slot for lost work: a source page
+/// or target phase whose node died (lease expired, or released by down detection). Claims put
+/// lost work first, but a claim only happens when a slot frees, and with big pages every slot
+/// of every survivor may stay busy for longer than the lease; so while all slots are busy the
+/// worker still claims lost work every [`RECOVERY_POLL`] into the spare slot, and a dead node's
+/// page is re-claimed within the lease time whatever the page size.
 pub async fn run_worker(
     engine: Arc<Engine>,
     concurrency: usize,
     mut stop: watch::Receiver<bool>,
 ) -> EngineResult<()> {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let spare = Arc::new(Semaphore::new(1));
     let kinds: Vec<&str> = crate::recon::jobs::KINDS.to_vec();
+    let recoverable = crate::recon::jobs::RECOVERABLE_KINDS;
     let mut last_evict = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
         }
         let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.map_err(|e| crate::EngineError::Internal(e.to_string()))?,
+            p = slots.clone().acquire_owned() => Some(p.map_err(|e| crate::EngineError::Internal(e.to_string()))?),
+            _ = tokio::time::sleep(RECOVERY_POLL) => None,
             _ = stop.changed() => break,
+        };
+        let Some(permit) = permit else {
+            // Every slot is busy: lost work does not wait for one to free.
+            if let Ok(spare) = spare.clone().try_acquire_owned() {
+                match engine
+                    .repo
+                    .claim_recovered(&recoverable, &engine.node_id, engine.lease)
+                    .await
+                {
+                    Ok(Some(job)) => {
+                        tracing::info!(job = %job.job.id, "lost work re-claimed into the spare slot");
+                        spawn_job(&engine, job, spare);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "claiming lost work failed; retrying"),
+                }
+            }
+            continue;
         };
         let claimed = match engine
             .repo
@@ -42,18 +74,7 @@ pub async fn run_worker(
             }
         };
         match claimed {
-            Some(job) => {
-                crate::metered::job_claimed(&job.job.kind);
-                let engine = engine.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let renew = spawn_lease_renewal(engine.clone(), job.job.id.clone(), job.token);
-                    if let Err(e) = crate::recon::jobs::execute(&engine, job).await {
-                        tracing::error!(error = %e, "job failed");
-                    }
-                    renew.abort();
-                });
-            }
+            Some(job) => spawn_job(&engine, job, permit),
             None => {
                 drop(permit);
                 if last_evict.elapsed() > EVICT_EVERY {
@@ -71,7 +92,22 @@ pub async fn run_worker(
     }
     // Wait for the jobs in flight: in-flight objects finish (SPEC §15 graceful shutdown).
     let _all = slots.acquire_many(concurrency.max(1) as u32).await;
+    let _spare = spare.acquire().await;
     Ok(())
+}
+
+/// Runs a claimed job on its own task, holding `permit` (its slot) and renewing its lease.
+fn spawn_job(engine: &Arc<Engine>, job: ClaimedJob, permit: OwnedSemaphorePermit) {
+    crate::metered::job_claimed(&job.job.kind);
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let renew = spawn_lease_renewal(engine.clone(), job.job.id.clone(), job.token);
+        if let Err(e) = crate::recon::jobs::execute(&engine, job).await {
+            tracing::error!(error = %e, "job failed");
+        }
+        renew.abort();
+    });
 }
 
 fn spawn_lease_renewal(

@@ -123,9 +123,22 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     /// Inserts a job (existing id → Conflict). Same as committing `Op::EnqueueJob`.
     async fn enqueue_job(&self, job: &Job) -> RepoResult<()>;
     /// Claims one claimable job of one of `kinds` (PENDING and `not_before` passed, or CLAIMED
-    /// with an expired lease), oldest first, for `node_id` until now + `lease`; its token is
-    /// incremented. Two concurrent claimers never get the same job.
+    /// with an expired lease) for `node_id` until now + `lease`; its token is incremented. Lost
+    /// work comes first (a lease that expired, or a job released by
+    /// [`Self::release_jobs_of_node`]), then the oldest job. Two concurrent claimers never get
+    /// the same job.
     async fn claim_next(
+        &self,
+        kinds: &[&str],
+        node_id: &str,
+        lease: Duration,
+    ) -> RepoResult<Option<ClaimedJob>>;
+    /// Like [`Self::claim_next`], but only lost work: a job CLAIMED with an expired lease (its
+    /// node died) or released by [`Self::release_jobs_of_node`] (its node was found down or
+    /// shut down) — not one its owner gave back with [`Self::release_job`]. A worker whose
+    /// slots are all busy still takes these, so that a dead node's work is re-claimed within
+    /// the lease time whatever the page size.
+    async fn claim_recovered(
         &self,
         kinds: &[&str],
         node_id: &str,
@@ -139,7 +152,8 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     async fn get_job(&self, job_id: &str) -> RepoResult<Option<Job>>;
     /// Jobs of a run still in the table (pending or claimed).
     async fn count_jobs(&self, run_id: &str) -> RepoResult<u64>;
-    /// Returns every job claimed by `node_id` to PENDING (clean shutdown, restart).
+    /// Returns every job claimed by `node_id` to PENDING (clean shutdown, restart, node found
+    /// down), marked as lost work for [`Self::claim_recovered`] (its old lease end is kept).
     async fn release_jobs_of_node(&self, node_id: &str) -> RepoResult<u64>;
 
     // ---------------------------------------------------------------- cluster nodes

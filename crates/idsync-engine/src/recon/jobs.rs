@@ -27,6 +27,8 @@ pub const KIND_SOURCE_DONE: &str = "recon.source_done";
 pub const KIND_TARGET: &str = "recon.target";
 pub const KIND_FINISH: &str = "recon.finish";
 pub const KINDS: [&str; 4] = [KIND_SOURCE, KIND_SOURCE_DONE, KIND_TARGET, KIND_FINISH];
+/// The kinds whose lost jobs a busy worker still takes (the run's work, not its checks).
+pub const RECOVERABLE_KINDS: [&str; 2] = [KIND_SOURCE, KIND_TARGET];
 
 /// How many source entries of an unpaged query, or target ids, one commit covers.
 const CHUNK: usize = 2000;

@@ -38,19 +38,33 @@ impl PgRepository {
         kinds: &[&str],
         node_id: &str,
         lease: Duration,
+        recovered_only: bool,
     ) -> RepoResult<Option<ClaimedJob>> {
         let client = self.client().await?;
+        // Lost work first: a job with a lease that is not CLAIMED any more, or whose lease
+        // expired (its node died), i.e. `lease_until_ns` set. `release_job` (a job given back
+        // by its owner) clears it; `release_jobs_of_node` (a node found down) keeps it.
         let sql = format!(
             "UPDATE jobs SET state = 'CLAIMED', owner_node = $2, lease_until_ns = $3, token = token + 1 \
              WHERE id = (SELECT id FROM jobs WHERE kind = ANY($1) \
                  AND (not_before_ns IS NULL OR not_before_ns <= $4) \
                  AND (state = 'PENDING' OR (state = 'CLAIMED' AND lease_until_ns <= $4)) \
-                 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 AND (NOT $5 OR lease_until_ns IS NOT NULL) \
+                 ORDER BY lease_until_ns IS NOT NULL DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING {JOB_COLUMNS}"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
         let row = client
-            .query_opt(&stmt, &[&kinds, &node_id, &lease_end_ns(lease), &now_ns()])
+            .query_opt(
+                &stmt,
+                &[
+                    &kinds,
+                    &node_id,
+                    &lease_end_ns(lease),
+                    &now_ns(),
+                    &recovered_only,
+                ],
+            )
             .await
             .map_err(pg_err)?;
         match row {
@@ -133,7 +147,7 @@ impl PgRepository {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE jobs SET state = 'PENDING', owner_node = NULL, lease_until_ns = NULL \
+                "UPDATE jobs SET state = 'PENDING', owner_node = NULL \
                  WHERE owner_node = $1 AND state = 'CLAIMED'",
                 &[&node_id],
             )

@@ -149,7 +149,15 @@ impl Repository for PgRepository {
         node_id: &str,
         lease: Duration,
     ) -> RepoResult<Option<ClaimedJob>> {
-        self.pg_claim_next(kinds, node_id, lease).await
+        self.pg_claim_next(kinds, node_id, lease, false).await
+    }
+    async fn claim_recovered(
+        &self,
+        kinds: &[&str],
+        node_id: &str,
+        lease: Duration,
+    ) -> RepoResult<Option<ClaimedJob>> {
+        self.pg_claim_next(kinds, node_id, lease, true).await
     }
     async fn renew_lease(&self, job_id: &str, token: i64, lease: Duration) -> RepoResult<()> {
         self.pg_renew_lease(job_id, token, lease).await

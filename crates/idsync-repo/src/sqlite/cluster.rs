@@ -20,6 +20,7 @@ pub fn claim_next(
     kinds: &[String],
     node_id: &str,
     lease: Duration,
+    recovered_only: bool,
 ) -> RepoResult<Option<ClaimedJob>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -30,10 +31,11 @@ pub fn claim_next(
         .prepare_cached(
             "SELECT id FROM jobs WHERE kind IN (SELECT value FROM json_each(?1)) AND \
              ((state = 'PENDING' AND (not_before IS NULL OR not_before <= ?2)) OR \
-              (state = 'CLAIMED' AND lease_until < ?2)) ORDER BY created, seq LIMIT 1",
+              (state = 'CLAIMED' AND lease_until < ?2)) AND (NOT ?3 OR lease_until IS NOT NULL) \
+             ORDER BY lease_until IS NOT NULL DESC, created, seq LIMIT 1",
         )
         .map_err(map_err)?
-        .query_row(params![kinds_json, now], |r| r.get(0))
+        .query_row(params![kinds_json, now, recovered_only], |r| r.get(0))
         .optional()
         .map_err(map_err)?;
     let Some(id) = id else {

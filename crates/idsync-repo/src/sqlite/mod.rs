@@ -536,7 +536,20 @@ impl Repository for SqliteRepo {
         let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
         let node = node_id.to_string();
         self.pool
-            .write(move |c| cluster::claim_next(c, &kinds, &node, lease))
+            .write(move |c| cluster::claim_next(c, &kinds, &node, lease, false))
+            .await
+    }
+
+    async fn claim_recovered(
+        &self,
+        kinds: &[&str],
+        node_id: &str,
+        lease: Duration,
+    ) -> RepoResult<Option<ClaimedJob>> {
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        let node = node_id.to_string();
+        self.pool
+            .write(move |c| cluster::claim_next(c, &kinds, &node, lease, true))
             .await
     }
 
@@ -592,7 +605,7 @@ impl Repository for SqliteRepo {
             .write(move |c| {
                 let n = c
                     .execute(
-                        "UPDATE jobs SET state = 'PENDING', owner_node = NULL, lease_until = NULL \
+                        "UPDATE jobs SET state = 'PENDING', owner_node = NULL \
                          WHERE owner_node = ? AND state = 'CLAIMED'",
                         [&id],
                     )

@@ -4,7 +4,7 @@ use super::Backend;
 use super::data::{create, job, one};
 use crate::changes::{ChangeSet, Op};
 use crate::error::RepoError;
-use crate::model::{JobState, NodeState};
+use crate::model::{ClaimedJob, JobState, NodeState};
 use chrono::Utc;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -214,6 +214,109 @@ pub async fn job_lifecycle(b: &dyn Backend) {
         .await,
         Err(RepoError::NotFound(_))
     ));
+}
+
+/// Work a node lost (its lease expired, or it was released when the node was found down or
+/// shut down) is claimed before pending jobs, also before ones queued earlier;
+/// `claim_recovered` takes only such work; the token increases on every re-claim.
+pub async fn recovered_jobs_are_claimed_first(b: &dyn Backend) {
+    let (repo, _) = b.fresh().await;
+    const BOTH: [&str; 2] = ["page", "late"];
+    repo.enqueue_job(&job("a1", "page", Some("r1")))
+        .await
+        .unwrap();
+    repo.enqueue_job(&job("b1", "late", Some("r1")))
+        .await
+        .unwrap();
+    // A node claims b1 and dies at once (its lease ends immediately).
+    let lost = repo
+        .claim_next(&["late"], "dying", Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lost.job.id, "b1");
+    // A node whose slots are busy takes only lost work: b1, not the older fresh a1.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r1 = loop {
+        if let Some(c) = repo
+            .claim_recovered(&BOTH, "survivor", LEASE)
+            .await
+            .unwrap()
+        {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "an expired lease was never recovered"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(r1.job.id, "b1");
+    assert!(r1.token > lost.token, "a re-claim takes a new token");
+    assert!(
+        repo.claim_recovered(&BOTH, "survivor", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "a fresh job is not lost work"
+    );
+    // The survivor is found down: its work is released and claimed before the older a1.
+    assert_eq!(repo.release_jobs_of_node("survivor").await.unwrap(), 1);
+    let r2 = repo
+        .claim_next(&BOTH, "third", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r2.job.id, "b1",
+        "released work goes before older fresh work"
+    );
+    assert!(r2.token > r1.token);
+    // Given back by its owner (a check that waits, a page not started), a job is ordinary
+    // pending work again: not recovered, and claimed in queue order.
+    repo.release_job("b1", r2.token).await.unwrap();
+    assert!(
+        repo.claim_recovered(&BOTH, "fourth", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    repo.enqueue_job(&job("a0", "page", Some("r1")))
+        .await
+        .unwrap();
+    let order: Vec<ClaimedJob> = vec![
+        repo.claim_next(&BOTH, "fourth", LEASE)
+            .await
+            .unwrap()
+            .unwrap(),
+        repo.claim_next(&BOTH, "fourth", LEASE)
+            .await
+            .unwrap()
+            .unwrap(),
+        repo.claim_next(&BOTH, "fourth", LEASE)
+            .await
+            .unwrap()
+            .unwrap(),
+    ];
+    let ids: Vec<&str> = order.iter().map(|c| c.job.id.as_str()).collect();
+    assert_eq!(ids, ["a1", "b1", "a0"]);
+    let r3 = &order[1];
+    assert!(r3.token > r2.token);
+    // Every earlier holder of b1 is fenced out; the current one commits.
+    for stale in [lost.token, r1.token, r2.token] {
+        assert!(matches!(
+            repo.commit(ChangeSet::fenced("b1", stale).with(Op::CompleteJob {
+                job_id: "b1".into()
+            }))
+            .await,
+            Err(RepoError::StaleToken { .. })
+        ));
+    }
+    repo.commit(ChangeSet::fenced("b1", r3.token).with(Op::CompleteJob {
+        job_id: "b1".into(),
+    }))
+    .await
+    .unwrap();
 }
 
 pub async fn nodes(b: &dyn Backend) {

@@ -43,7 +43,7 @@ macro_rules! conformance_suite {
             paging_is_stable_under_concurrent_inserts, filter_matches_in_memory_evaluator,
             sort_fields_offsets_totals, bad_queries_are_rejected, eq_query_uses_index,
             fenced_commit_after_lease_loss, concurrent_claimers_never_share_a_job,
-            job_lifecycle, nodes, locks, links, runs_one_active_per_mapping, run_counters_add_up,
+            job_lifecycle, recovered_jobs_are_claimed_first, nodes, locks, links, runs_one_active_per_mapping, run_counters_add_up,
             prune_runs, plan_queries, target_registry, queue_order_and_states, dead_letters,
             dead_letter_replay_is_atomic, queue_event_deleted_with_its_commit,
             audit, sync_tokens, migrations_are_idempotent);
