@@ -46,6 +46,17 @@
 //!   FAILED with the script's message. With `concurrentExecution: false` a firing is SKIPPED
 //!   while an earlier script firing of the schedule still runs on a live node.
 //!
+//! # A node that dies with a firing
+//!
+//! Claiming a firing (its row) and starting its reconciliation are separate commits, so a node
+//! can die between them. The run of a firing has a deterministic id ([`firing_run_id`]), and
+//! every node's loop looks for `sync` firings still RUNNING whose node is down (or is this node
+//! in an earlier life): it takes the firing over (a revision-checked update of its row, so one
+//! node wins) and runs it again. A start with that run id that finds the run already created
+//! adopts it (and schedules its first page if the dead node had not), so a firing never starts
+//! two runs. Firings older than [`TAKEOVER_WINDOW`] are marked FAILED instead: the schedule's
+//! next firing does the work.
+//!
 //! Firing rows record the outcome (`status`: RUNNING, STARTED, SKIPPED, SUCCESS, FAILED, with
 //! `runId`, `activeRunId`, `message`); the node that wins a firing keeps the newest
 //! [`KEEP_FIRINGS`] rows of the schedule and deletes older ones.
@@ -78,6 +89,36 @@ pub const KEEP_FIRINGS: usize = 100;
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// A pause after a failed repository call, so that a down repository is not hammered.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
+/// How often a node looks for firings whose node died before their run started.
+const TAKEOVER_EVERY: Duration = Duration::from_secs(2);
+/// A stale firing older than this (by its fire time) is not run any more, only marked FAILED.
+pub const TAKEOVER_WINDOW: TimeDelta = TimeDelta::minutes(10);
+
+/// The run id of a firing's reconciliation: the same on every node, so that a node taking a
+/// firing over finds the run if the dead node had started it. UUID v7-shaped (the fire time in
+/// its timestamp bits), like the ids of other runs.
+pub fn firing_run_id(firing_id: &str, fire_time_ms: i64) -> String {
+    let fnv = |seed: u64| {
+        firing_id.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    let mut rand = [0u8; 10];
+    rand[..8].copy_from_slice(&a.to_be_bytes());
+    rand[8..].copy_from_slice(&b.to_be_bytes()[..2]);
+    let ms = u64::try_from(fire_time_ms).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(ms, &rand)
+        .into_uuid()
+        .to_string()
+}
+
+/// When this process's scheduler started: a RUNNING firing of this node id claimed before it
+/// belongs to an earlier life of the node.
+fn process_start() -> DateTime<Utc> {
+    static START: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    *START.get_or_init(Utc::now)
+}
 
 /// Keys of a schedule's JSON that are answers, not settings: ignored when a schedule is written,
 /// so that a client can PUT back what it read.
@@ -975,7 +1016,8 @@ impl Engine {
             source_id: None,
             overrides,
         };
-        match self.start_recon(&mapping, opts).await {
+        let run_id = firing_run_id(&f.id, f.fire_time);
+        match self.start_recon_as(&mapping, opts, run_id).await {
             Ok(run_id) => {
                 tracing::info!(schedule = name, firing = %f.id, run = %run_id, mapping, "scheduled reconciliation started");
                 f.status = FiringStatus::Started;
@@ -1145,6 +1187,85 @@ impl Engine {
             }
         }
         Ok(None)
+    }
+
+    /// Takes over and runs the `sync` firings that are still RUNNING on a node that is down
+    /// (missing its heartbeats, or this node before a restart), so that a node dying between a
+    /// firing's claim and its run's start does not lose the firing. Returns the firings this
+    /// node took over, with their new outcome.
+    pub async fn recover_firings(&self) -> EngineResult<Vec<Firing>> {
+        let req = QueryRequest::with_filter(eq("status", json!("RUNNING")));
+        let rows = self.repo.query_objects(FIRING_TYPE, &req).await?.results;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let nodes = self.repo.list_nodes().await?;
+        let timeout = TimeDelta::milliseconds(
+            i64::try_from(self.project.settings.node_timeout_ms).unwrap_or(i64::MAX / 2),
+        );
+        let now = Utc::now();
+        let started = process_start();
+        let mut out = Vec::new();
+        for row in rows {
+            let rev = row.get("_rev").and_then(Value::as_str).map(str::to_string);
+            let Ok(mut f) = serde_json::from_value::<Firing>(row) else {
+                continue;
+            };
+            let dead = if f.node == self.node_id {
+                !executing().contains(&f.id)
+                    && DateTime::parse_from_rfc3339(&f.claimed)
+                        .is_ok_and(|c| c.with_timezone(&Utc) < started)
+            } else {
+                match nodes.iter().find(|n| n.id == f.node) {
+                    Some(n) => n.state != NodeState::Running || now - n.last_heartbeat > timeout,
+                    // A node that never heartbeated is given the same time from its claim.
+                    None => DateTime::parse_from_rfc3339(&f.claimed)
+                        .is_ok_and(|c| now - c.with_timezone(&Utc) > timeout),
+                }
+            };
+            if !dead {
+                continue;
+            }
+            let Some(entry) = self.schedule(&f.schedule).await? else {
+                continue;
+            };
+            if entry.schedule.invoke_service != InvokeService::Sync {
+                continue;
+            }
+            let previous = std::mem::replace(&mut f.node, self.node_id.clone());
+            f.claimed = iso(now);
+            let too_old = f.fire_instant().is_none_or(|t| now - t > TAKEOVER_WINDOW);
+            if too_old {
+                f.status = FiringStatus::Failed;
+                f.finished = Some(iso(now));
+                f.message = Some(format!(
+                    "node {previous} stopped before this firing started its run; too old to run now"
+                ));
+            } else {
+                f.message = Some(format!(
+                    "taken over from node {previous}, which stopped before this firing started its run"
+                ));
+            }
+            let op = Op::UpdateObject {
+                object_type: FIRING_TYPE.into(),
+                id: f.id.clone(),
+                expected_rev: rev,
+                value: f.to_json(),
+            };
+            match self.repo.commit(ChangeSet::new().with(op)).await {
+                Ok(_) => {}
+                // Another node took it (or it finished) first.
+                Err(RepoError::Conflict(_) | RepoError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            tracing::warn!(schedule = %f.schedule, firing = %f.id, previous, "a firing of a node that stopped was taken over");
+            if too_old {
+                out.push(f);
+                continue;
+            }
+            out.push(self.execute(&entry, f).await);
+        }
+        Ok(out)
     }
 
     /// Keeps the newest [`KEEP_FIRINGS`] rows of a schedule. Failures are logged only: the
@@ -1346,11 +1467,20 @@ pub async fn run_scheduler(
     let mut broken: BTreeMap<String, String> = BTreeMap::new();
     let mut running: JoinSet<()> = JoinSet::new();
     let mut last_reload: Option<tokio::time::Instant> = None;
+    let mut last_takeover: Option<tokio::time::Instant> = None;
+    process_start();
     loop {
         if *stop.borrow() {
             break;
         }
         let mut failed = false;
+        if last_takeover.is_none_or(|t| t.elapsed() >= TAKEOVER_EVERY) {
+            last_takeover = Some(tokio::time::Instant::now());
+            if let Err(e) = engine.recover_firings().await {
+                tracing::warn!(error = %e, "scheduler: looking for firings of stopped nodes failed; retrying");
+                failed = true;
+            }
+        }
         if last_reload.is_none_or(|t| t.elapsed() >= RELOAD_EVERY) {
             match engine.schedules().await {
                 Ok(entries) => {

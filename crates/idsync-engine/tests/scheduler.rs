@@ -497,3 +497,143 @@ async fn livesync_firings_are_skipped_for_now() {
     );
     assert!(a.repo.list_runs(None).await.unwrap().is_empty());
 }
+
+/// The RUNNING firing row a node leaves behind when it dies right after claiming a firing.
+async fn orphan_firing(e: &Engine, node: &str, fire_time: DateTime<Utc>) -> Firing {
+    let entry = e.schedule(SCHEDULE).await.unwrap().unwrap();
+    let f = Firing {
+        id: idsync_scheduler::firing_id(SCHEDULE, fire_time),
+        schedule: SCHEDULE.into(),
+        fire_time: fire_time.timestamp_millis(),
+        fire_date: scheduler::iso(fire_time),
+        seq: 0,
+        manual: false,
+        trigger: entry.fingerprint(),
+        node: node.into(),
+        claimed: scheduler::iso(fire_time),
+        status: FiringStatus::Running,
+        run_id: None,
+        active_run_id: None,
+        message: None,
+        finished: None,
+    };
+    e.repo
+        .commit(
+            idsync_repo::ChangeSet::new().with(idsync_repo::Op::CreateObject {
+                object_type: scheduler::FIRING_TYPE.into(),
+                id: f.id.clone(),
+                value: f.to_json(),
+            }),
+        )
+        .await
+        .unwrap();
+    f
+}
+
+async fn mark_dead(e: &Engine, node: &str) {
+    e.repo
+        .heartbeat(node, Utc::now() - TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    e.repo
+        .set_node_state(node, idsync_repo::NodeState::Down)
+        .await
+        .unwrap();
+}
+
+/// A node that dies between claiming a firing and starting its run does not lose the firing:
+/// another node takes it over and starts the run, once; a live node's firing is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_firing_whose_node_died_before_its_run_started_is_taken_over() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let b = node(dir.path(), &url, "node-b").await;
+    let fire_time = DateTime::from_timestamp_millis(Utc::now().timestamp_millis() - 1000).unwrap();
+    let orphan = orphan_firing(&b, "node-a", fire_time).await;
+    // node-a is alive: nothing to take over.
+    b.repo.heartbeat("node-a", Utc::now()).await.unwrap();
+    assert!(b.recover_firings().await.unwrap().is_empty());
+    assert!(b.recon_list().await.unwrap().is_empty());
+
+    mark_dead(&b, "node-a").await;
+    let taken = b.recover_firings().await.unwrap();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let f = &taken[0];
+    assert_eq!(f.id, orphan.id);
+    assert_eq!(f.node, "node-b");
+    assert_eq!(f.status, FiringStatus::Started, "{f:?}");
+    let run = f.run_id.clone().unwrap();
+    assert_eq!(
+        run,
+        scheduler::firing_run_id(&orphan.id, orphan.fire_time),
+        "the firing's run id is the one every node computes"
+    );
+    assert!(f.message.as_deref().unwrap().contains("node-a"), "{f:?}");
+    let stored = all_firings(&b, SCHEDULE).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status, FiringStatus::Started);
+    run_nodes_workers_until_done(&b, &run).await;
+    assert_eq!(b.recon_summary(&run).await.unwrap()["state"], "SUCCESS");
+    // Taken over once: nothing more to do, and still one run.
+    assert!(b.recover_firings().await.unwrap().is_empty());
+    assert_eq!(b.recon_list().await.unwrap().len(), 1);
+}
+
+/// A node that started the firing's run but died before recording it: the node taking the
+/// firing over adopts that run instead of starting a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_taken_over_firing_adopts_the_run_its_node_started() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    let b = node(dir.path(), &url, "node-b").await;
+    let fire_time = DateTime::from_timestamp_millis(Utc::now().timestamp_millis() - 1000).unwrap();
+    let orphan = orphan_firing(&a, "node-a", fire_time).await;
+    let run_id = scheduler::firing_run_id(&orphan.id, orphan.fire_time);
+    let opts = ReconOptions {
+        analyze: false,
+        source_id: None,
+        overrides: Default::default(),
+    };
+    assert_eq!(
+        a.start_recon_as(MAPPING, opts, run_id.clone())
+            .await
+            .unwrap(),
+        run_id
+    );
+    mark_dead(&b, "node-a").await;
+    let taken = b.recover_firings().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].status, FiringStatus::Started, "{:?}", taken[0]);
+    assert_eq!(taken[0].run_id.as_deref(), Some(run_id.as_str()));
+    run_nodes_workers_until_done(&b, &run_id).await;
+    let runs = b.recon_list().await.unwrap();
+    assert_eq!(runs.len(), 1, "one run for the firing: {runs:?}");
+    assert_eq!(runs[0]["state"], "SUCCESS");
+    // The first page ran once: each of the 3 source rows processed once.
+    let summary = b.recon_summary(&run_id).await.unwrap();
+    assert_eq!(
+        summary["progress"]["source"]["existing"]["processed"], 3,
+        "{summary}"
+    );
+}
+
+/// A firing orphaned long ago is not run any more: it is marked FAILED, and the schedule's
+/// next firing does the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_orphaned_firing_is_failed_not_run() {
+    let dir = project();
+    let url = sqlite_url(dir.path());
+    let b = node(dir.path(), &url, "node-b").await;
+    let fire_time = DateTime::from_timestamp_millis(
+        (Utc::now() - scheduler::TAKEOVER_WINDOW - TimeDelta::minutes(1)).timestamp_millis(),
+    )
+    .unwrap();
+    orphan_firing(&b, "node-a", fire_time).await;
+    mark_dead(&b, "node-a").await;
+    let taken = b.recover_firings().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].status, FiringStatus::Failed, "{:?}", taken[0]);
+    assert!(b.recon_list().await.unwrap().is_empty());
+    assert!(b.recover_firings().await.unwrap().is_empty());
+}

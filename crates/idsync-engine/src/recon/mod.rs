@@ -30,12 +30,28 @@ impl Engine {
     /// Starts a run of `mapping` and returns its id. A second active run of the mapping is
     /// refused (`EngineError::ActiveRun`, SPEC §6.1).
     pub async fn start_recon(&self, mapping: &str, opts: ReconOptions) -> EngineResult<String> {
+        self.start_recon_as(mapping, opts, new_id()).await
+    }
+
+    /// [`Self::start_recon`] with a given run id, for a start that may be retried by another
+    /// node (a scheduler firing whose node died, SPEC §8): if the run already exists, this
+    /// start finishes what the earlier attempt may not have (its first page) and returns its
+    /// id instead of starting a second run.
+    pub async fn start_recon_as(
+        &self,
+        mapping: &str,
+        opts: ReconOptions,
+        run_id: String,
+    ) -> EngineResult<String> {
+        if let Some(run) = self.repo.get_run(&run_id).await? {
+            self.finish_start(&run).await?;
+            return Ok(run_id);
+        }
         let (config, _) = self.mapping(mapping)?;
         let eff = EffectiveRecon::new(&config, &opts)?;
         // Resolving the source refuses an unknown or disabled connector before a run exists.
         self.resources.object_set(&eff.source.resource)?;
         let target_set = self.resources.object_set(&eff.target.resource)?;
-        let run_id = new_id();
         let now = Utc::now();
         // Populations at the start, for percentage safety limits (SPEC §16).
         let mut totals = json!({"options": run_ctx::options_to_json(&opts)});
@@ -61,6 +77,15 @@ impl Engine {
         };
         match self.repo.create_run(&run).await {
             Ok(()) => {}
+            // Another attempt of the same start got there first.
+            Err(RepoError::Conflict(ConflictKind::ActiveRun {
+                ref active_run_id, ..
+            })) if *active_run_id == run_id => {
+                return self.adopt_start(run_id).await;
+            }
+            Err(RepoError::Conflict(ConflictKind::AlreadyExists { .. })) => {
+                return self.adopt_start(run_id).await;
+            }
             Err(RepoError::Conflict(ConflictKind::ActiveRun {
                 mapping,
                 active_run_id,
@@ -72,11 +97,31 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         }
+        self.commit_start(&run_id, mapping).await?;
+        tracing::info!(run = %run_id, mapping, analyze = opts.analyze, "reconciliation started");
+        Ok(run_id)
+    }
+
+    /// A start that found its run already created by another attempt.
+    async fn adopt_start(&self, run_id: String) -> EngineResult<String> {
+        match self.repo.get_run(&run_id).await? {
+            Some(run) => {
+                self.finish_start(&run).await?;
+                Ok(run_id)
+            }
+            None => Err(EngineError::Conflict(format!(
+                "reconciliation {run_id} is being started by another node"
+            ))),
+        }
+    }
+
+    /// The second step of a start: its audit entry and first page job, in one commit.
+    async fn commit_start(&self, run_id: &str, mapping: &str) -> EngineResult<()> {
         let start = AuditEntry {
             id: new_id(),
             kind: AuditKind::Recon,
-            timestamp: now,
-            recon_id: Some(run_id.clone()),
+            timestamp: Utc::now(),
+            recon_id: Some(run_id.to_string()),
             mapping: Some(mapping.to_string()),
             entry_type: Some("start".into()),
             entry: json!({
@@ -89,11 +134,28 @@ impl Engine {
         };
         let mut cs = ChangeSet::new().with(Op::AppendAudit(start));
         cs.ops
-            .extend(jobs::schedule_page_ops(&run_id, &self.node_id, 1, None));
+            .extend(jobs::schedule_page_ops(run_id, &self.node_id, 1, None));
         self.repo.commit(cs).await?;
         self.wake_workers();
-        tracing::info!(run = %run_id, mapping, analyze = opts.analyze, "reconciliation started");
-        Ok(run_id)
+        Ok(())
+    }
+
+    /// An existing run whose start may have stopped between its two commits (the node died):
+    /// commits the first page unless it exists (or existed: done jobs stay as tombstones).
+    async fn finish_start(&self, run: &RunRecord) -> EngineResult<()> {
+        if run.stage.is_completed() {
+            return Ok(());
+        }
+        match self.commit_start(&run.id, &run.mapping).await {
+            Ok(()) => {
+                tracing::info!(run = %run.id, mapping = %run.mapping, "an interrupted reconciliation start was completed");
+                Ok(())
+            }
+            Err(EngineError::Repo(RepoError::Conflict(ConflictKind::AlreadyExists { .. }))) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Requests the cancel of a run from any node (SPEC §6.4). `NotFound` for an unknown id;
