@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use conn::Pool;
 use idsync_core::{Filter, JsonPointer, QueryPage, QueryRequest};
 use query::{Source, map_err};
-use records::links_where;
+use records::{links_from, links_where};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -291,8 +291,12 @@ impl Repository for SqliteRepo {
         let (a, ids) = (link_type.to_string(), ids_json(first_ids)?);
         self.pool
             .read(move |c| {
-                links_where(
+                // Left to itself the planner walks every link of the type in id order
+                // (`links_type_id`, for the ORDER BY) and tests each against the list: a
+                // batch lookup would grow with the table. One index probe per id instead.
+                links_from(
                     c,
+                    "links INDEXED BY links_type_first",
                     "link_type = ? AND first_id IN (SELECT value FROM json_each(?)) ORDER BY id",
                     &[&a, &ids],
                 )
@@ -308,8 +312,12 @@ impl Repository for SqliteRepo {
         let (a, ids) = (link_type.to_string(), ids_json(second_ids)?);
         self.pool
             .read(move |c| {
-                links_where(
+                // Left to itself the planner walks every link of the type in id order
+                // (`links_type_id`, for the ORDER BY) and tests each against the list: a
+                // batch lookup would grow with the table. One index probe per id instead.
+                links_from(
                     c,
+                    "links INDEXED BY links_type_second",
                     "link_type = ? AND second_id IN (SELECT value FROM json_each(?)) ORDER BY id",
                     &[&a, &ids],
                 )
