@@ -10,7 +10,7 @@
 //!   `postgres://postgres@127.0.0.1:5432/postgres`), where a scratch database is made and dropped.
 //!
 //! The records have the 9 HR attributes of `idsync bench queue`. Each run checks that the target
-//! then holds every row. Figures and history: docs/bench/connector-creates.md.
+//! then holds every row. Figures: docs/adr/0005-connector-write-coalescing.md.
 
 use futures::StreamExt;
 use idsync_connectors::csv::CsvConnector;
