@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
-const MAX_IDLE_READERS: usize = 4;
+const MAX_IDLE_READERS: usize = 16;
 
 #[derive(Debug)]
 pub struct Pool {
