@@ -163,6 +163,7 @@ async fn mark_down_nodes(engine: &Engine, nodes: &[NodeRecord]) -> bool {
             let jobs = repo.release_jobs_of_node(&n.id).await?;
             let events = repo.return_acquired_to_pending(&n.id).await?;
             let locks = repo.release_locks_of_node(&n.id).await?;
+            finish_interrupted_starts(engine, &n.id).await?;
             repo.set_node_state(&n.id, NodeState::Down).await?;
             Ok::<_, idsync_repo::RepoError>((jobs, events, locks))
         }
@@ -176,6 +177,21 @@ async fn mark_down_nodes(engine: &Engine, nodes: &[NodeRecord]) -> bool {
         }
     }
     found
+}
+
+/// A run starts with two commits (the run, then its first page job): a node that died between
+/// them left a run that no job would ever finish, holding its mapping's one active run. Every
+/// unfinished run the node started gets its first page now (a no-op when it has one).
+async fn finish_interrupted_starts(engine: &Engine, node: &str) -> idsync_repo::RepoResult<()> {
+    for run in engine.repo.list_runs(None).await? {
+        if run.node_id != node || run.stage.is_completed() {
+            continue;
+        }
+        if let Err(e) = engine.finish_start(&run).await {
+            tracing::warn!(run = %run.id, node, error = %e, "could not resume a run whose start was interrupted");
+        }
+    }
+    Ok(())
 }
 
 /// Frees queue locks whose holder is not a running node, with its ACQUIRED events.

@@ -191,3 +191,56 @@ async fn audit_past_the_retention_is_deleted() {
     stop_tx.send(true).unwrap();
     monitor.await.unwrap();
 }
+
+/// A node that died between a run's two start commits (the run, then its first page job) left
+/// a run no job would finish, holding its mapping: marking the node down gives it its page.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_start_was_interrupted_gets_its_first_page_when_its_node_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let repo = engine.repo.clone();
+    repo.heartbeat("ghost", Utc::now() - chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    let run = |id: &str, node: &str, mapping: &str| idsync_repo::RunRecord {
+        id: id.into(),
+        mapping: mapping.into(),
+        analyze: false,
+        state: idsync_core::ReconState::Active,
+        stage: idsync_core::ReconStage::ActiveInitialized,
+        started: Utc::now(),
+        ended: None,
+        cancel_requested: false,
+        message: None,
+        parameters: json!({}),
+        summary: serde_json::Value::Null,
+        totals: json!({}),
+        node_id: node.into(),
+    };
+    repo.create_run(&run("r-ghost", "ghost", "m1"))
+        .await
+        .unwrap();
+    // A run of a live node without jobs yet is that node's business.
+    repo.create_run(&run("r-alive", "alive", "m2"))
+        .await
+        .unwrap();
+    assert_eq!(repo.count_jobs("r-ghost").await.unwrap(), 0);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let monitor = tokio::spawn(idsync_engine::cluster::run_cluster_monitor(
+        engine.clone(),
+        stop_rx,
+    ));
+    wait_for("ghost marked down", || async {
+        repo.list_nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.id == "ghost" && n.state == NodeState::Down)
+    })
+    .await;
+    assert_eq!(repo.count_jobs("r-ghost").await.unwrap(), 1, "first page");
+    assert_eq!(repo.count_jobs("r-alive").await.unwrap(), 0);
+    stop_tx.send(true).unwrap();
+    monitor.await.unwrap();
+}

@@ -142,7 +142,8 @@ impl Engine {
 
     /// An existing run whose start may have stopped between its two commits (the node died):
     /// commits the first page unless it exists (or existed: done jobs stay as tombstones).
-    async fn finish_start(&self, run: &RunRecord) -> EngineResult<()> {
+    /// The cluster monitor calls it for every unfinished run of a node it marks down.
+    pub(crate) async fn finish_start(&self, run: &RunRecord) -> EngineResult<()> {
         if run.stage.is_completed() {
             return Ok(());
         }
