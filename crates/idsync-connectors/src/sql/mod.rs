@@ -698,14 +698,14 @@ impl ObjectSet for SqlObjectSet {
     }
 
     async fn delete(&self, id: &str, _rev: Option<&str>) -> ConnectorResult<Option<Value>> {
+        let mut b = self.builder();
+        b.push("DELETE FROM ")
+            .ident(&self.settings.table)
+            .push(" WHERE ")
+            .ident(&self.key.name)
+            .push(" = ")
+            .param(self.key_param(id)?);
         if self.caps().await?.delete_returning {
-            let mut b = self.builder();
-            b.push("DELETE FROM ")
-                .ident(&self.settings.table)
-                .push(" WHERE ")
-                .ident(&self.key.name)
-                .push(" = ")
-                .param(self.key_param(id)?);
             self.returning(&mut b);
             let rows = self.pool.fetch_text(&b).await?;
             return match rows.first() {
@@ -717,13 +717,6 @@ impl ObjectSet for SqlObjectSet {
             .get(id)
             .await?
             .ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
-        let mut b = self.builder();
-        b.push("DELETE FROM ")
-            .ident(&self.settings.table)
-            .push(" WHERE ")
-            .ident(&self.key.name)
-            .push(" = ")
-            .param(self.key_param(id)?);
         if self.pool.execute(&b).await? == 0 {
             return Err(ConnectorError::NotFound(id.to_owned()));
         }
