@@ -75,6 +75,31 @@ where
     }
 }
 
+/// Starts the cluster monitor and waits until it marked `node` down; stop it with the sender.
+async fn monitor_until_down(
+    engine: &Arc<Engine>,
+    node: &str,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let monitor = tokio::spawn(idsync_engine::cluster::run_cluster_monitor(
+        engine.clone(),
+        stop_rx,
+    ));
+    let repo = engine.repo.clone();
+    wait_for("node marked down", || async {
+        repo.list_nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.id == node && n.state == NodeState::Down)
+    })
+    .await;
+    (stop_tx, monitor)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_node_is_marked_down_and_its_work_released() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,19 +135,7 @@ async fn a_silent_node_is_marked_down_and_its_work_released() {
     // And a node that is alive.
     repo.heartbeat("alive", Utc::now()).await.unwrap();
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let monitor = tokio::spawn(idsync_engine::cluster::run_cluster_monitor(
-        engine.clone(),
-        stop_rx,
-    ));
-    wait_for("ghost marked down", || async {
-        repo.list_nodes()
-            .await
-            .unwrap()
-            .iter()
-            .any(|n| n.id == "ghost" && n.state == NodeState::Down)
-    })
-    .await;
+    let (stop_tx, monitor) = monitor_until_down(&engine, "ghost").await;
     let alive = repo.list_nodes().await.unwrap();
     assert!(
         alive
@@ -226,19 +239,7 @@ async fn a_run_whose_start_was_interrupted_gets_its_first_page_when_its_node_is_
         .unwrap();
     assert_eq!(repo.count_jobs("r-ghost").await.unwrap(), 0);
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let monitor = tokio::spawn(idsync_engine::cluster::run_cluster_monitor(
-        engine.clone(),
-        stop_rx,
-    ));
-    wait_for("ghost marked down", || async {
-        repo.list_nodes()
-            .await
-            .unwrap()
-            .iter()
-            .any(|n| n.id == "ghost" && n.state == NodeState::Down)
-    })
-    .await;
+    let (stop_tx, monitor) = monitor_until_down(&engine, "ghost").await;
     assert_eq!(repo.count_jobs("r-ghost").await.unwrap(), 1, "first page");
     assert_eq!(repo.count_jobs("r-alive").await.unwrap(), 0);
     stop_tx.send(true).unwrap();
