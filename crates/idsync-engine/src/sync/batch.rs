@@ -1,6 +1,6 @@
 //! A batch of changes through one mapping — how the queue consumer runs a poll's events: one
 //! lookup of the batch's links (and linked targets) instead of one per event, the events' acts
-//! in turn, then ONE repository commit of every event's writes together with each successful
+//! side by side, then ONE repository commit of every event's writes together with each successful
 //! event's own ops (the deletion of its queue event). Per object the result is exactly what
 //! [`Engine::sync_mapping`] gives; what the batch saves is the round trips and transactions
 //! around it.
@@ -10,11 +10,18 @@
 //! event commits alone, so one conflict fails only its own event.
 
 use super::{Change, SyncOutcome, managed_changes, triggered};
+use crate::recon::object::ChunkLookups;
+use crate::recon::run_ctx::RunCtx;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::recon::object::ChunkOutput;
 use crate::recon::page::source_lookups;
+use futures::future::join_all;
+use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, Op};
+
+/// Most acts of one batch in flight at once (bounds the target calls a batch opens).
+const CONCURRENT_ACTS: usize = 128;
 
 /// One change of a batch and what commits with it when its sync succeeds.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,19 +45,15 @@ impl Engine {
         let ctx = self.sync_ctx(mapping)?;
         let ids: Vec<&str> = items.iter().map(|i| i.change.id.as_str()).collect();
         let look = source_lookups(self, &ctx, &ids).await?;
+        // The events touch different objects, so their acts run side by side: their target
+        // calls overlap, and a connector that coalesces concurrent writes (SQL creates, CSV
+        // appends) carries the batch in a few statements instead of one per event.
         let mut acted: Vec<Acted> = Vec::with_capacity(items.len());
-        for item in &items {
-            let c = &item.change;
-            acted.push(if config.source_str != c.collection {
-                Err(EngineError::BadRequest(format!(
-                    "mapping {mapping} reads {}, not {}",
-                    config.source_str, c.collection
-                )))
-            } else if triggered(&config, c) {
-                self.act(&ctx, &look, c).await.map(Some)
-            } else {
-                Ok(None)
-            });
+        for part in items.chunks(CONCURRENT_ACTS) {
+            let acts = part
+                .iter()
+                .map(|item| self.act_item(mapping, &config, &ctx, &look, &item.change));
+            acted.extend(join_all(acts).await);
         }
         drop(look);
 
@@ -112,6 +115,28 @@ impl Engine {
             });
         }
         Ok(results)
+    }
+
+    /// One change's act in a batch: refused when the mapping reads another collection, `None`
+    /// when the mapping does not react to it.
+    async fn act_item(
+        &self,
+        mapping: &str,
+        config: &Mapping,
+        ctx: &RunCtx,
+        look: &ChunkLookups,
+        c: &Change,
+    ) -> Acted {
+        if config.source_str != c.collection {
+            Err(EngineError::BadRequest(format!(
+                "mapping {mapping} reads {}, not {}",
+                config.source_str, c.collection
+            )))
+        } else if triggered(config, c) {
+            self.act(ctx, look, c).await.map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// One item's commit when the batch's was refused: its writes, plus `on_success` when
