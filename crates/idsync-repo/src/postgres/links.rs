@@ -21,27 +21,14 @@ const LINK_FIELDS: &[(&str, &str)] = &[
     ("secondId", "to_jsonb(second_id)"),
 ];
 
-/// The distinct qualifiers of a link type by a loose index scan (one probe per qualifier), so
-/// that batch lookups by first or second id can use the (type, qualifier, id) unique indexes.
-const QUALIFIERS_CTE: &str = "WITH RECURSIVE q(q) AS ( \
-     SELECT min(link_qualifier) FROM links WHERE link_type = $1 \
-     UNION ALL \
-     SELECT (SELECT min(link_qualifier) FROM links WHERE link_type = $1 AND link_qualifier > q.q) \
-     FROM q WHERE q.q IS NOT NULL)";
-
-/// The batch lookup by `side` (`first_id` or `second_id`): `$1` the link type, `$2` the ids.
+/// The batch lookup by `side` (`first_id` or `second_id`): `$1` the link type, `$2` the ids, every
+/// qualifier. The side's unique index leads with (type, side), so the natural plan is one index
+/// probe per id; the only other plans a planner can pick (on stale statistics) read the type's
+/// links once against a hashed id list — linear, never one scan per id.
 fn links_for_sql(side: &str) -> String {
     format!(
-        "{QUALIFIERS_CTE} SELECT {} FROM q \
-         CROSS JOIN (SELECT DISTINCT unnest($2::text[]) AS id) k \
-         CROSS JOIN LATERAL (SELECT {LINK_COLUMNS} FROM links x WHERE x.link_type = $1 \
-             AND x.link_qualifier = q.q AND x.{side} = k.id COLLATE \"C\" LIMIT 1) l \
-         WHERE q.q IS NOT NULL ORDER BY l.id",
-        LINK_COLUMNS
-            .split(", ")
-            .map(|c| format!("l.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "SELECT {LINK_COLUMNS} FROM links WHERE link_type = $1 AND {side} = ANY($2::text[]) \
+         ORDER BY id"
     )
 }
 
@@ -92,12 +79,10 @@ impl PgRepository {
             .next())
     }
 
-    /// The links of `link_type` whose `side` is one of `ids`: per qualifier, one probe of the
-    /// side's unique index per id (a `LATERAL ... LIMIT 1` join, so the only possible plan is a
-    /// nested loop of index lookups), sent as a fresh statement so that it is always planned
-    /// with its parameters. A cached generic plan made while `links` was empty once chose to
-    /// filter every link of the type against the array: quadratic as the table grows
-    /// (BENCHMARKS.md, clustered first load).
+    /// The links of `link_type` whose `side` is one of `ids`, sent as a fresh (unnamed)
+    /// statement so that it is planned with the ids as constants: a cached generic plan made
+    /// while `links` was empty once chose to compare every link of the type with the whole
+    /// array, unhashed — quadratic as the table grows (BENCHMARKS.md, clustered first load).
     pub(crate) async fn pg_links_for(
         &self,
         side: &str,

@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "queue pending index",
         include_str!("../../migrations/postgres/0002_queue_pending_index.sql"),
     ),
+    (
+        3,
+        "link indexes by side",
+        include_str!("../../migrations/postgres/0003_link_indexes_by_side.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).
