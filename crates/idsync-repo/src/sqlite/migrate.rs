@@ -5,7 +5,13 @@ use super::query::map_err;
 use crate::error::RepoResult;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_narrow_indexes.sql"),
+    ),
+];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.
 pub fn migrate(conn: &mut Connection) -> RepoResult<()> {

@@ -296,7 +296,7 @@ impl Repository for SqliteRepo {
                 // batch lookup would grow with the table. One index probe per id instead.
                 links_from(
                     c,
-                    "links INDEXED BY links_type_first",
+                    "links INDEXED BY links_by_first_side",
                     "link_type = ? AND first_id IN (SELECT value FROM json_each(?)) ORDER BY id",
                     &[&a, &ids],
                 )
@@ -317,7 +317,7 @@ impl Repository for SqliteRepo {
                 // batch lookup would grow with the table. One index probe per id instead.
                 links_from(
                     c,
-                    "links INDEXED BY links_type_second",
+                    "links INDEXED BY links_by_second_side",
                     "link_type = ? AND second_id IN (SELECT value FROM json_each(?)) ORDER BY id",
                     &[&a, &ids],
                 )
