@@ -10,12 +10,12 @@
 //! event commits alone, so one conflict fails only its own event.
 
 use super::{Change, SyncOutcome, managed_changes, triggered};
-use crate::recon::object::ChunkLookups;
-use crate::recon::run_ctx::RunCtx;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
+use crate::recon::object::ChunkLookups;
 use crate::recon::object::ChunkOutput;
 use crate::recon::page::source_lookups;
+use crate::recon::run_ctx::RunCtx;
 use futures::future::join_all;
 use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, Op};

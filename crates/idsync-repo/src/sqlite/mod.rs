@@ -779,8 +779,12 @@ impl Repository for SqliteRepo {
             .read(|c| {
                 let mut stmt = c
                     .prepare_cached(
-                        "SELECT mapping, SUM(state = 'PENDING'), SUM(state = 'ACQUIRED'), \
-                         MIN(create_date) FROM sync_queue GROUP BY mapping ORDER BY mapping",
+                        // Each state from its own partial index, without reading a row.
+                        "SELECT mapping, SUM(p), SUM(a), MIN(oldest) FROM ( \
+                         SELECT mapping, COUNT(*) AS p, 0 AS a, MIN(create_date) AS oldest \
+                         FROM sync_queue WHERE state = 'PENDING' GROUP BY mapping UNION ALL \
+                         SELECT mapping, 0, COUNT(*), MIN(create_date) FROM sync_queue \
+                         WHERE state = 'ACQUIRED' GROUP BY mapping) GROUP BY mapping ORDER BY mapping",
                     )
                     .map_err(map_err)?;
                 let rows = stmt
