@@ -7,6 +7,9 @@
 //! every [`CHECK_EVERY`], a cheap look at `pg_stat_user_tables`, and `ANALYZE` of a table that
 //! was never analyzed once it has [`MIN_ROWS`] rows, or that changed by half its size since.
 //! `ANALYZE` also invalidates the cached plans, so they are made again with the new figures.
+//! Nodes sharing the database take turns (a transaction-scoped advisory lock): one node's
+//! `ANALYZE` resets the change count the others would act on, so each growth step is analyzed
+//! once, not once per node.
 
 use deadpool_postgres::Pool;
 use std::sync::Mutex;
@@ -17,6 +20,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 const TABLES: [&str; 2] = ["links", "objects"];
 /// A never-analyzed table is analyzed from this size on.
 pub(crate) const MIN_ROWS: i64 = 1000;
+/// The advisory lock key of the check (the migration lock's key, `"idsync"`, and a suffix).
+const ANALYZE_LOCK: i64 = 0x6964_7379_6e63_0001;
 
 #[derive(Debug, Default)]
 pub(crate) struct StatsKeeper {
@@ -55,7 +60,17 @@ impl StatsKeeper {
 
 /// Analyzes the tables that need it; returns the ones analyzed.
 pub(crate) async fn analyze_grown(pool: &Pool) -> Result<Vec<String>, String> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = client.transaction().await.map_err(|e| e.to_string())?;
+    let ours: bool = client
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&ANALYZE_LOCK])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if !ours {
+        // Another node is analyzing; what it does resets the counts read below.
+        return Ok(Vec::new());
+    }
     let rows = client
         .query(
             "SELECT relname::text, n_live_tup, n_mod_since_analyze, \
@@ -84,5 +99,6 @@ pub(crate) async fn analyze_grown(pool: &Pool) -> Result<Vec<String>, String> {
             done.push(table);
         }
     }
+    client.commit().await.map_err(|e| e.to_string())?;
     Ok(done)
 }
