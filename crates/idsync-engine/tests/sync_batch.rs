@@ -155,7 +155,7 @@ async fn each_change_of_a_batch_succeeds_or_fails_on_its_own() {
             }],
         })
         .collect();
-    let results = engine.sync_mapping_batch(MAPPING, items).await.unwrap();
+    let results = engine.sync_mapping_batch(MAPPING, items, 1).await.unwrap();
     let failed: Vec<bool> = results
         .iter()
         .map(|r| r.as_ref().map_or(true, |o| o.failed))

@@ -1,6 +1,6 @@
 //! A batch of changes through one mapping — how the queue consumer runs a poll's events: one
 //! lookup of the batch's links (and linked targets) instead of one per event, the events' acts
-//! side by side, then ONE repository commit of every event's writes together with each successful
+//! in turn or side by side, then ONE repository commit of every event's writes together with each successful
 //! event's own ops (the deletion of its queue event). Per object the result is exactly what
 //! [`Engine::sync_mapping`] gives; what the batch saves is the round trips and transactions
 //! around it.
@@ -20,8 +20,9 @@ use futures::future::join_all;
 use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, Op};
 
-/// Most acts of one batch in flight at once (bounds the target calls a batch opens).
-const CONCURRENT_ACTS: usize = 128;
+/// Most acts of one batch in flight at once when a queue runs objects in parallel (bounds the
+/// target calls a batch opens).
+pub(crate) const BATCH_PARALLEL_ACTS: usize = 128;
 
 /// One change of a batch and what commits with it when its sync succeeds.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,21 +36,24 @@ type Acted = EngineResult<Option<ChunkOutput>>;
 
 impl Engine {
     /// Runs changes of *different* objects through one mapping as a batch (see the module
-    /// doc). Returns one outcome per item, in order; an `Err` is that item's failure.
+    /// doc), up to `parallel` acts at once. Returns one outcome per item, in order; an `Err` is
+    /// that item's failure.
     pub async fn sync_mapping_batch(
         &self,
         mapping: &str,
         items: Vec<BatchItem>,
+        parallel: usize,
     ) -> EngineResult<Vec<EngineResult<SyncOutcome>>> {
         let (config, _) = self.mapping(mapping)?;
         let ctx = self.sync_ctx(mapping)?;
         let ids: Vec<&str> = items.iter().map(|i| i.change.id.as_str()).collect();
         let look = source_lookups(self, &ctx, &ids).await?;
-        // The events touch different objects, so their acts run side by side: their target
-        // calls overlap, and a connector that coalesces concurrent writes (SQL creates, CSV
-        // appends) carries the batch in a few statements instead of one per event.
+        // The events touch different objects, so up to `parallel` acts run side by side: their
+        // target calls overlap, and a connector that coalesces concurrent writes (SQL creates,
+        // CSV appends) carries the batch in a few statements instead of one per event. With 1
+        // they run one after the other, in batch order.
         let mut acted: Vec<Acted> = Vec::with_capacity(items.len());
-        for part in items.chunks(CONCURRENT_ACTS) {
+        for part in items.chunks(parallel.max(1)) {
             let acts = part
                 .iter()
                 .map(|item| self.act_item(mapping, &config, &ctx, &look, &item.change));

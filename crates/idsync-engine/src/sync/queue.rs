@@ -23,6 +23,7 @@
 //! (`rejected-executions`) and go back to PENDING untouched — never lost. While memory is full
 //! the consumer does not poll at all.
 
+use super::batch::BATCH_PARALLEL_ACTS;
 use super::{BatchItem, Change};
 use crate::Engine;
 use crate::managed_set::new_id;
@@ -408,7 +409,18 @@ impl Consumer {
                 }],
             })
             .collect();
-        match self.engine.sync_mapping_batch(&self.mapping, items).await {
+        // `workers` 1 is IDM's queue: one event at a time, in order. With more, objects run in
+        // parallel: `workers` batches at once, and the events of a batch side by side.
+        let parallel = if self.q.workers <= 1 {
+            1
+        } else {
+            BATCH_PARALLEL_ACTS
+        };
+        match self
+            .engine
+            .sync_mapping_batch(&self.mapping, items, parallel)
+            .await
+        {
             Ok(results) => results
                 .into_iter()
                 .map(|r| match r {
