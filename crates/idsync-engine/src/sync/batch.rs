@@ -1,7 +1,7 @@
 //! A batch of changes through one mapping — how the queue consumer runs a poll's events: one
 //! lookup of the batch's links (and linked targets) instead of one per event, the events' acts
-//! in turn or side by side, then ONE repository commit of every event's writes together with each successful
-//! event's own ops (the deletion of its queue event). Per object the result is exactly what
+//! in turn or side by side, then ONE repository commit of every event's writes together with
+//! each successful event's own ops (the deletion of its queue event). Per object the result is exactly what
 //! [`Engine::sync_mapping`] gives; what the batch saves is the round trips and transactions
 //! around it.
 //!
@@ -12,8 +12,7 @@
 use super::{Change, SyncOutcome, managed_changes, triggered};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::recon::object::ChunkLookups;
-use crate::recon::object::ChunkOutput;
+use crate::recon::object::{ChunkLookups, ChunkOutput};
 use crate::recon::page::source_lookups;
 use crate::recon::run_ctx::RunCtx;
 use futures::future::join_all;
