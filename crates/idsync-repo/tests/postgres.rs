@@ -613,6 +613,95 @@ async fn fencing_refuses_commits_of_a_lost_lease() {
     );
 }
 
+/// While a fenced commit is in progress its job cannot be claimed by another node, even with
+/// the lease expired, yet the owner's lease renewals go through instead of queueing behind the
+/// commit. The commit is held open by a row it must wait for: an uncommitted insert of the same
+/// object id on a connection of the test's own.
+#[tokio::test]
+async fn a_commit_in_progress_keeps_claimers_out_but_lets_renewals_through() {
+    let db = TestDb::create().await;
+    let repo = db.open().await;
+    repo.enqueue_job(&Job::new("j1", "page", Some("r1".into()), json!({})))
+        .await
+        .unwrap();
+    let owner = repo
+        .claim_next(&["page"], "n1", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (mut raw, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let blocker = raw.transaction().await.unwrap();
+    blocker
+        .execute(
+            "INSERT INTO objects (object_type, id, rev, obj) VALUES ('user', 'x', 1, '{}')",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let committing = {
+        let repo = repo.clone();
+        let cs = ChangeSet::fenced("j1", owner.token)
+            .with(create("user", "x", json!({"by": "page"})))
+            .with(Op::CompleteJob {
+                job_id: "j1".into(),
+            });
+        tokio::spawn(async move { repo.commit(cs).await })
+    };
+    // Wait until the commit is blocked on the test's row (it then holds its fence lock).
+    let (watch, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO objects%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit never blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert!(
+        repo.claim_next(&["page"], "n2", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "a job whose commit is in progress was claimed by another node"
+    );
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        repo.renew_lease("j1", owner.token, Duration::from_secs(60)),
+    )
+    .await
+    .expect("the renewal waited for the commit")
+    .unwrap();
+
+    blocker.rollback().await.unwrap();
+    committing.await.unwrap().unwrap();
+    assert_eq!(
+        repo.get_object("user", "x").await.unwrap().unwrap()["by"],
+        "page"
+    );
+    assert_eq!(repo.count_jobs("r1").await.unwrap(), 0);
+}
+
 /// Eight concurrent claimers over 200 jobs: every job is claimed exactly once.
 #[tokio::test]
 async fn concurrent_claims_never_share_a_job() {

@@ -1,5 +1,5 @@
 //! `commit`: a ChangeSet in one transaction. The fence is checked first with the job row locked
-//! (`FOR UPDATE`), so a claim by another node cannot slip in between the check and the writes.
+//! ([`FENCE_SQL`]), so a claim by another node cannot slip in between the check and the writes.
 //! Runs of consecutive creates (objects, links, audit entries) are written with one `unnest`
 //! INSERT each, so a 10,000-object page is a handful of statements.
 
@@ -14,6 +14,14 @@ use std::collections::{BTreeMap, HashSet};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
+/// The fence check. `FOR KEY SHARE` is the weakest lock that keeps claimers out — a claim picks
+/// its job with `FOR UPDATE SKIP LOCKED`, which skips a row held in any mode — while the owner's
+/// own lease renewals (an `UPDATE` of non-key columns) go through: a page's commit can take
+/// seconds, and a renewal queued behind it used to land late with a lease end computed before
+/// it waited.
+pub(crate) const FENCE_SQL: &str =
+    "SELECT token FROM jobs WHERE id = $1 AND state <> 'DONE' FOR KEY SHARE";
+
 /// From this many consecutive creates on, a binary COPY beats `INSERT ... SELECT unnest(...)`.
 const COPY_THRESHOLD: usize = 1000;
 
@@ -23,10 +31,7 @@ impl PgRepository {
         let tx = client.transaction().await.map_err(pg_err)?;
         if let Some(fence) = &changes.fence {
             let row = tx
-                .query_opt(
-                    "SELECT token FROM jobs WHERE id = $1 AND state <> 'DONE' FOR UPDATE",
-                    &[&fence.job_id],
-                )
+                .query_opt(FENCE_SQL, &[&fence.job_id])
                 .await
                 .map_err(pg_err)?;
             if row.map(|r| r.get::<_, i64>(0)) != Some(fence.token) {

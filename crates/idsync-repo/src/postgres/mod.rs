@@ -32,6 +32,12 @@ use tokio_postgres::NoTls;
 /// Connections per node. Recon workers, queue consumers and the REST API share them.
 const POOL_SIZE: usize = 16;
 
+/// Prepared statements kept per connection before its cache is emptied. CREST queries are
+/// prepared and cached by their text, which depends on the filter's shape and not on its values
+/// (bound), so a workload's hot statements stay far below this; a client sending ever new
+/// filter shapes cannot grow the sessions without bound.
+const MAX_CACHED_STATEMENTS: usize = 256;
+
 /// Turns PostgreSQL's JIT off for the repository's sessions, unless the URL's `options` set it.
 /// The repository's statements are short lookups and writes whose cost estimates can still pass
 /// `jit_above_cost` (a batch link lookup of a page: a recursive CTE and a few thousand ids), and
@@ -87,10 +93,15 @@ impl PgRepository {
     }
 
     pub(crate) async fn client(&self) -> RepoResult<deadpool_postgres::Client> {
-        self.pool
+        let client = self
+            .pool
             .get()
             .await
-            .map_err(|e| RepoError::Unavailable(format!("PostgreSQL: {e}")))
+            .map_err(|e| RepoError::Unavailable(format!("PostgreSQL: {e}")))?;
+        if client.statement_cache.size() > MAX_CACHED_STATEMENTS {
+            client.statement_cache.clear();
+        }
+        Ok(client)
     }
 }
 

@@ -121,8 +121,9 @@ impl PgRepository {
                 .push(to_sql(f, OBJECT_FIELDS, &mut params).map_err(|e| RepoError::BadQuery(e.0))?);
         }
         let sql = format!("SELECT count(*) FROM objects{}", where_clause(&conditions));
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
         let row = client
-            .query_one(&sql, &params.refs())
+            .query_one(&stmt, &params.refs())
             .await
             .map_err(pg_err)?;
         Ok(super::convert::as_u64(row.get(0)))

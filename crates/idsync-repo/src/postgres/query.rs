@@ -66,8 +66,12 @@ where
         TotalPolicy::None => None,
         TotalPolicy::Exact | TotalPolicy::Estimate => {
             let sql = format!("SELECT count(*) FROM {}{where_sql}", spec.from);
+            let stmt = client
+                .prepare_cached(&sql)
+                .await
+                .map_err(super::convert::pg_err)?;
             let row = client
-                .query_one(&sql, &params.refs())
+                .query_one(&stmt, &params.refs())
                 .await
                 .map_err(super::convert::pg_err)?;
             Some(super::convert::as_u64(row.get::<_, i64>(0)))
@@ -103,8 +107,15 @@ where
     if let (Some(offset), None) = (query.offset, &query.cookie) {
         sql.push_str(&format!(" OFFSET {}", as_i64(offset)));
     }
+    // Prepared once per connection: the text depends on the filter's shape, not its values
+    // (those are bound), so a correlation query run for every object of a recon is parsed
+    // once and, after a few runs, executed on a generic plan instead of planned every time.
+    let stmt = client
+        .prepare_cached(&sql)
+        .await
+        .map_err(super::convert::pg_err)?;
     let mut rows = client
-        .query(&sql, &params.refs())
+        .query(&stmt, &params.refs())
         .await
         .map_err(super::convert::pg_err)?;
     let mut cookie = None;
