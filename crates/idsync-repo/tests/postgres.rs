@@ -489,28 +489,48 @@ async fn commits_are_atomic_and_revisions_checked() {
 }
 
 /// Large pages go through binary COPY: an existing id still fails the whole change set with a
-/// Conflict naming it, and a clean page is written whole.
+/// Conflict naming it, and a clean page is written whole. The page interleaves its writes per
+/// object as a recon page does (object, link, audit entry), and replaces an existing link in
+/// between (delete, then create on the same side): the order within a table is kept.
 #[tokio::test]
 async fn bulk_creates_by_copy_are_atomic() {
     let db = TestDb::create().await;
     let repo = db.open().await;
-    repo.commit(ChangeSet::new().with(create("user", "b0777", json!({}))))
-        .await
-        .unwrap();
+    repo.commit(
+        ChangeSet::new()
+            .with(create("user", "b0777", json!({})))
+            .with(Op::CreateLink(link("old", "src-x", "b0777"))),
+    )
+    .await
+    .unwrap();
     let page = |prefix: &str| {
         let mut cs = ChangeSet::new();
         for i in 0..1500 {
-            cs.push(create("user", &format!("{prefix}{i:04}"), json!({"i": i})));
+            let id = format!("{prefix}{i:04}");
+            cs.push(create("user", &id, json!({"i": i})));
+            if i == 700 {
+                cs.push(Op::DeleteLink {
+                    id: "old".into(),
+                    expected_rev: None,
+                });
+                cs.push(Op::CreateLink(link(&format!("{prefix}-l"), "src-x", &id)));
+            } else {
+                cs.push(Op::CreateLink(link(
+                    &format!("{prefix}-l{i}"),
+                    &format!("src-{i}"),
+                    &id,
+                )));
+            }
+            cs.push(Op::AppendAudit(idsync_repo::AuditEntry {
+                id: format!("{prefix}-audit{i}"),
+                kind: idsync_repo::AuditKind::Recon,
+                timestamp: chrono::Utc::now(),
+                recon_id: Some("r".into()),
+                mapping: None,
+                entry_type: Some("entry".into()),
+                entry: json!({"reconId": "r"}),
+            }));
         }
-        cs.push(Op::AppendAudit(idsync_repo::AuditEntry {
-            id: format!("{prefix}-audit"),
-            kind: idsync_repo::AuditKind::Recon,
-            timestamp: chrono::Utc::now(),
-            recon_id: Some("r".into()),
-            mapping: None,
-            entry_type: Some("entry".into()),
-            entry: json!({"reconId": "r"}),
-        }));
         cs
     };
     match repo.commit(page("b")).await {
@@ -530,7 +550,20 @@ async fn bulk_creates_by_copy_are_atomic() {
             .unwrap()
             .results
             .len(),
-        1
+        1500
+    );
+    let links = repo
+        .links_for_sources("hr_user", &["src-x".to_string(), "src-3".to_string()])
+        .await
+        .unwrap();
+    let mut pairs: Vec<(String, String)> = links.into_iter().map(|l| (l.id, l.second_id)).collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        vec![
+            ("c-l".to_string(), "c0700".to_string()),
+            ("c-l3".to_string(), "c0003".to_string())
+        ]
     );
 }
 

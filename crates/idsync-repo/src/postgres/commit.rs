@@ -41,12 +41,13 @@ impl PgRepository {
             }
         }
         let mut out = CommitOutcome::default();
-        let ops = &changes.ops;
+        let ops = &by_table(&changes.ops);
         let mut i = 0;
         while i < ops.len() {
-            let same_kind = |op: &Op| std::mem::discriminant(op) == std::mem::discriminant(&ops[i]);
+            let same_kind =
+                |op: &&Op| std::mem::discriminant(*op) == std::mem::discriminant(ops[i]);
             let end = i + ops[i..].iter().take_while(|op| same_kind(op)).count();
-            match &ops[i] {
+            match ops[i] {
                 Op::CreateObject { .. } if end - i >= COPY_THRESHOLD => {
                     copy_objects(&tx, &ops[i..end], &mut out).await?
                 }
@@ -91,13 +92,49 @@ impl PgRepository {
     }
 }
 
+/// The table an op writes. There are no foreign keys between tables, so ops on different
+/// tables commute inside a transaction.
+fn table_of(op: &Op) -> u8 {
+    match op {
+        Op::CreateObject { .. } | Op::UpdateObject { .. } | Op::DeleteObject { .. } => 0,
+        Op::CreateLink(_) | Op::UpdateLink { .. } | Op::DeleteLink { .. } => 1,
+        Op::AppendAudit(_) => 2,
+        Op::AddRunCounters { .. } => 3,
+        Op::AddPlanEntries(_) => 4,
+        Op::RegisterTargetIds { .. } => 5,
+        Op::EnqueueSyncEvent(_) | Op::DeleteSyncEvent { .. } => 6,
+        Op::CompleteJob { .. } | Op::EnqueueJob(_) => 7,
+        Op::SetSyncToken { .. } => 8,
+        Op::DeleteDeadLetter { .. } => 9,
+    }
+}
+
+/// The ops grouped by table, each table's ops in their original order, tables in the order they
+/// first appear. A recon page interleaves its writes per object (create the object, its link,
+/// its audit entry, then the next object); grouped, they are three runs of consecutive creates
+/// — a COPY and two `unnest` INSERTs instead of one statement per op.
+fn by_table(ops: &[Op]) -> Vec<&Op> {
+    let mut order: Vec<u8> = Vec::new();
+    for op in ops {
+        let t = table_of(op);
+        if !order.contains(&t) {
+            order.push(t);
+        }
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for t in order {
+        out.extend(ops.iter().filter(|op| table_of(op) == t));
+    }
+    out
+}
+
 async fn apply_one<C: GenericClient + Sync>(
     c: &C,
     op: &Op,
     out: &mut CommitOutcome,
 ) -> RepoResult<()> {
     match op {
-        Op::CreateObject { .. } => create_objects(c, std::slice::from_ref(op), out).await,
+        Op::CreateObject { .. } => create_objects(c, &[op], out).await,
         Op::UpdateObject {
             object_type,
             id,
@@ -256,12 +293,12 @@ async fn apply_one<C: GenericClient + Sync>(
                 _ => Ok(()),
             }
         }
-        Op::DeleteSyncEvent { .. } => delete_events(c, std::slice::from_ref(op)).await,
+        Op::DeleteSyncEvent { .. } => delete_events(c, &[op]).await,
     }
 }
 
 /// A run of `DeleteSyncEvent`s: one statement per node (a queue consumer's batch is one).
-async fn delete_events<C: GenericClient + Sync>(c: &C, ops: &[Op]) -> RepoResult<()> {
+async fn delete_events<C: GenericClient + Sync>(c: &C, ops: &[&Op]) -> RepoResult<()> {
     let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for op in ops {
         if let Op::DeleteSyncEvent { id, node_id } = op {
@@ -318,7 +355,7 @@ async fn missing_or_mismatch<C: GenericClient + Sync>(
 
 async fn create_objects<C: GenericClient + Sync>(
     c: &C,
-    ops: &[Op],
+    ops: &[&Op],
     out: &mut CommitOutcome,
 ) -> RepoResult<()> {
     let mut types = Vec::with_capacity(ops.len());
@@ -376,7 +413,7 @@ async fn create_objects<C: GenericClient + Sync>(
 /// and is reported as the Conflict on the id the server names.
 async fn copy_objects(
     tx: &deadpool_postgres::Transaction<'_>,
-    ops: &[Op],
+    ops: &[&Op],
     out: &mut CommitOutcome,
 ) -> RepoResult<()> {
     let mut seen = HashSet::with_capacity(ops.len());
@@ -650,4 +687,63 @@ pub(crate) async fn set_sync_token<C: GenericClient + Sync>(
         .await
         .map_err(pg_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_table;
+    use crate::changes::Op;
+    use crate::model::Link;
+
+    fn object(id: &str) -> Op {
+        Op::CreateObject {
+            object_type: "user".into(),
+            id: id.into(),
+            value: serde_json::json!({}),
+        }
+    }
+
+    fn link(id: &str) -> Op {
+        Op::CreateLink(Link {
+            id: id.into(),
+            rev: String::new(),
+            link_type: "t".into(),
+            link_qualifier: "default".into(),
+            first_id: id.into(),
+            second_id: id.into(),
+        })
+    }
+
+    fn ids(ops: &[&Op]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                Op::CreateObject { id, .. } => format!("o:{id}"),
+                Op::CreateLink(l) => format!("l:{}", l.id),
+                Op::DeleteLink { id, .. } => format!("-l:{id}"),
+                Op::CompleteJob { job_id } => format!("j:{job_id}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ops_are_grouped_by_table_keeping_each_tables_order() {
+        let ops = vec![
+            object("a"),
+            link("a"),
+            object("b"),
+            Op::DeleteLink {
+                id: "x".into(),
+                expected_rev: None,
+            },
+            link("x"),
+            Op::CompleteJob { job_id: "j".into() },
+            object("c"),
+            link("c"),
+        ];
+        assert_eq!(
+            ids(&by_table(&ops)),
+            ["o:a", "o:b", "o:c", "l:a", "-l:x", "l:x", "l:c", "j:j"]
+        );
+    }
 }
