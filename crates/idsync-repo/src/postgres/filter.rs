@@ -47,6 +47,18 @@ impl SqlParams {
     }
 }
 
+/// Whether the filter only tests equality and presence (combined with and/or/not): its plan
+/// is the same whatever the values, so a generic plan serves every call.
+pub(crate) fn equality_only(f: &Filter) -> bool {
+    match f {
+        Filter::True | Filter::False | Filter::Present { .. } => true,
+        Filter::Compare { op, .. } => *op == CompareOp::Eq,
+        Filter::And(items) | Filter::Or(items) => items.iter().all(equality_only),
+        Filter::Not(inner) => equality_only(inner),
+        Filter::Extended { .. } => false,
+    }
+}
+
 /// A SQL string literal with standard-conforming quoting (`'` doubled).
 pub(crate) fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -347,6 +359,20 @@ mod tests {
         let filter: Filter = f.parse().unwrap();
         let mut p = SqlParams::new();
         to_sql(&filter, FieldSource::Document("obj"), &mut p).unwrap()
+    }
+
+    #[test]
+    fn only_equality_and_presence_filters_take_a_generic_plan() {
+        let eq = |f: &str| equality_only(&f.parse::<Filter>().unwrap());
+        assert!(eq(r#"userName eq "bjensen""#));
+        assert!(eq(
+            r#"userName eq "b" or (mail eq "m" and !(active eq true)) or tel pr"#
+        ));
+        assert!(eq("true"));
+        assert!(!eq(r#"userName sw "b""#));
+        assert!(!eq(r#"userName eq "b" and age gt 3"#));
+        assert!(!eq(r#"userName co "b""#));
+        assert!(!eq(r#"userName ew "b""#));
     }
 
     #[test]

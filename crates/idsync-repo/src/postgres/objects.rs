@@ -3,7 +3,9 @@
 
 use super::PgRepository;
 use super::convert::pg_err;
-use super::filter::{FieldSource, SqlParams, ci_text, quote_ident, quote_literal, to_sql};
+use super::filter::{
+    FieldSource, SqlParams, ci_text, equality_only, quote_ident, quote_literal, to_sql,
+};
 use super::query::{self, QuerySpec, where_clause};
 use crate::error::{RepoError, RepoResult};
 use idsync_core::{Filter, JsonPointer, QueryPage, QueryRequest};
@@ -90,8 +92,12 @@ impl PgRepository {
         object_type: &str,
         q: &QueryRequest,
     ) -> RepoResult<QueryPage> {
-        let client = self.client().await?;
         // Correlation queries run here once per object while `objects` may grow from empty.
+        let client = if q.cookie.is_none() && q.filter.as_ref().is_some_and(equality_only) {
+            self.generic_plan_client().await?
+        } else {
+            self.client().await?
+        };
         self.stats.keep_fresh(&self.pool);
         query::run(&client, spec_for(object_type), SqlParams::new(), q, |row| {
             Ok(present(row.try_get(0).map_err(RepoError::internal)?))
