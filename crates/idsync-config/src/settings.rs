@@ -7,13 +7,14 @@ use crate::types::Settings;
 use serde_json::{Map, Number, Value};
 
 /// The typed keys and whether each is a number (environment values are converted accordingly).
-const KEYS: [(&str, bool); 8] = [
+const KEYS: [(&str, bool); 9] = [
     ("repo", false),
     ("nodeId", false),
     ("bind", false),
     ("heartbeatIntervalMs", true),
     ("nodeTimeoutMs", true),
     ("leaseMs", true),
+    ("maxConcurrentJobs", true),
     ("auditRetentionDays", true),
     ("requestTimeoutMs", true),
 ];
@@ -91,6 +92,9 @@ pub(crate) fn settings(
             .opt_at_least(cx, "nodeTimeoutMs", 1)
             .unwrap_or(d.node_timeout_ms),
         lease_ms: o.opt_at_least(cx, "leaseMs", 1).unwrap_or(d.lease_ms),
+        max_concurrent_jobs: o
+            .opt_at_least(cx, "maxConcurrentJobs", 1)
+            .unwrap_or(d.max_concurrent_jobs),
         audit_retention_days: o.opt_at_least(cx, "auditRetentionDays", 1),
         request_timeout_ms: o
             .opt_at_least(cx, "requestTimeoutMs", 1)

@@ -406,6 +406,12 @@ pub struct Settings {
     pub heartbeat_interval_ms: u64,
     pub node_timeout_ms: u64,
     pub lease_ms: u64,
+    /// How many jobs (recon source pages, target phases) this node runs at once
+    /// (`maxConcurrentJobs`, 2): two let a node query its next page while it reconciles the
+    /// current one; each is itself parallel over the mapping's `taskThreads`. Several nodes
+    /// sharing one small machine (and its PostgreSQL) do better with 1: every page in flight
+    /// adds to the repository's concurrent writers.
+    pub max_concurrent_jobs: u64,
     pub audit_retention_days: Option<u64>,
     /// How long a REST request may run before it is answered 504 (`requestTimeoutMs`, 300000).
     /// `POST recon?waitForCompletion=true` is exempt: it waits for the whole run.
@@ -424,6 +430,7 @@ impl Default for Settings {
             heartbeat_interval_ms: 2000,
             node_timeout_ms: 10000,
             lease_ms: 10000,
+            max_concurrent_jobs: 2,
             audit_retention_days: None,
             request_timeout_ms: 300_000,
             raw: Map::new(),

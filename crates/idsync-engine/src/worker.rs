@@ -8,9 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-/// How many jobs a node runs at once: two lets a node query its next page while it
-/// reconciles the current one; each page is itself parallel over `taskThreads`.
-pub const DEFAULT_CONCURRENCY: usize = 2;
 const IDLE_POLL: Duration = Duration::from_millis(50);
 const EVICT_EVERY: Duration = Duration::from_secs(5);
 

@@ -407,6 +407,7 @@ fn schedules_auth_settings_and_queue_settings() {
     );
     assert_eq!(s.audit_retention_days, Some(30));
     assert_eq!(s.request_timeout_ms, 300_000, "the default request timeout");
+    assert_eq!(s.max_concurrent_jobs, 2, "the default jobs per node");
 
     assert_eq!(
         p.queue_recovery,
@@ -429,12 +430,14 @@ fn environment_overrides_idsync_json() {
     let mut env = ENV.to_vec();
     env.extend([
         ("IDSYNC_LEASE_MS", "20000"),
+        ("IDSYNC_MAX_CONCURRENT_JOBS", "1"),
         ("IDSYNC_REQUEST_TIMEOUT_MS", "1500"),
         ("IDSYNC_NODE_ID", "node-b"),
         ("IDSYNC_LDAP_BASE_DN", "dc=other"),
     ]);
     let p = load_with(&fixture("full"), &env).unwrap().project;
     assert_eq!(p.settings.lease_ms, 20000);
+    assert_eq!(p.settings.max_concurrent_jobs, 1);
     assert_eq!(p.settings.request_timeout_ms, 1500);
     assert_eq!(p.settings.node_id.as_deref(), Some("node-b"));
     assert_eq!(

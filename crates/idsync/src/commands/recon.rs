@@ -37,7 +37,7 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(idsync_engine::worker::run_worker(
         engine.clone(),
-        idsync_engine::worker::DEFAULT_CONCURRENCY,
+        usize::try_from(project.settings.max_concurrent_jobs).unwrap_or(usize::MAX),
         stop_rx,
     ));
     let opts = ReconOptions {
