@@ -408,9 +408,9 @@ pub struct Settings {
     pub lease_ms: u64,
     /// How many jobs (recon source pages, target phases) this node runs at once
     /// (`maxConcurrentJobs`, 2): two let a node query its next page while it reconciles the
-    /// current one; each is itself parallel over the mapping's `taskThreads`. Several nodes
-    /// sharing one small machine (and its PostgreSQL) do better with 1: every page in flight
-    /// adds to the repository's concurrent writers.
+    /// current one; each is itself parallel over the mapping's `taskThreads`. Every page in
+    /// flight adds to the repository's concurrent writers: several nodes sharing one small
+    /// machine may do better with 1.
     pub max_concurrent_jobs: u64,
     pub audit_retention_days: Option<u64>,
     /// How long a REST request may run before it is answered 504 (`requestTimeoutMs`, 300000).

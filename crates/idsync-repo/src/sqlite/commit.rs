@@ -1,18 +1,62 @@
-//! Applies a `ChangeSet` in one IMMEDIATE transaction: the fence is checked first, then every
-//! op in order; the first failure drops the transaction (rollback), so nothing is written.
+//! Applies `ChangeSet`s in IMMEDIATE transactions: the fence is checked first, then every op in
+//! order; the first failure rolls the change set back, so nothing of it is written.
+//!
+//! Group commit: the change sets that wait for the writer at the same moment commit in one
+//! transaction, each in a savepoint of its own — a change set that fails is rolled back to its
+//! savepoint and only its caller gets the error. Concurrent committers (queue workers, recon
+//! pages, REST writes) touch the same hot B-tree pages; one transaction writes each of them to
+//! the WAL once instead of once per change set.
 
 use super::query::map_err;
 use super::time::micros;
 use crate::changes::{ChangeSet, CommitOutcome, Op};
 use crate::error::{ConflictKind, RepoError, RepoResult};
 use crate::model::{AuditEntry, Job, Link, SyncEvent};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-pub fn commit(conn: &mut Connection, changes: ChangeSet) -> RepoResult<CommitOutcome> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(map_err)?;
+/// A change set waiting for the writer, and its caller's answer channel.
+pub type Waiting = (
+    ChangeSet,
+    tokio::sync::oneshot::Sender<RepoResult<CommitOutcome>>,
+);
+
+/// Commits `group` in one transaction (see the module doc) and answers every caller.
+pub fn commit_group(conn: &mut Connection, group: Vec<Waiting>) {
+    let (sets, replies): (Vec<ChangeSet>, Vec<_>) = group.into_iter().unzip();
+    let outcomes = (|| -> RepoResult<Vec<RepoResult<CommitOutcome>>> {
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_err)?;
+        let mut outcomes = Vec::with_capacity(sets.len());
+        for changes in sets {
+            let sp = tx.savepoint().map_err(map_err)?;
+            let outcome = apply_changes(&sp, changes);
+            if outcome.is_ok() {
+                sp.commit().map_err(map_err)?;
+            } // else dropped: rolled back to the savepoint
+            outcomes.push(outcome);
+        }
+        tx.commit().map_err(map_err)?;
+        Ok(outcomes)
+    })();
+    match outcomes {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            // The transaction itself failed: nothing of the group was written.
+            let message = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(RepoError::Unavailable(message.clone())));
+            }
+        }
+    }
+}
+
+fn apply_changes(tx: &Connection, changes: ChangeSet) -> RepoResult<CommitOutcome> {
     if let Some(fence) = &changes.fence {
         let token: Option<i64> = tx
             .prepare_cached("SELECT token FROM jobs WHERE id = ? AND state <> 'DONE'")
@@ -28,9 +72,8 @@ pub fn commit(conn: &mut Connection, changes: ChangeSet) -> RepoResult<CommitOut
     }
     let mut outcome = CommitOutcome::default();
     for op in changes.ops {
-        apply(&tx, op, &mut outcome)?;
+        apply(tx, op, &mut outcome)?;
     }
-    tx.commit().map_err(map_err)?;
     Ok(outcome)
 }
 
@@ -45,7 +88,7 @@ fn with_meta(mut value: Value, id: &str, rev: i64) -> RepoResult<String> {
     serde_json::to_string(&value).map_err(RepoError::internal)
 }
 
-fn current_rev(tx: &Transaction<'_>, object_type: &str, id: &str) -> RepoResult<Option<i64>> {
+fn current_rev(tx: &Connection, object_type: &str, id: &str) -> RepoResult<Option<i64>> {
     tx.prepare_cached("SELECT rev FROM objects WHERE object_type = ? AND id = ?")
         .map_err(map_err)?
         .query_row([object_type, id], |r| r.get(0))
@@ -64,7 +107,7 @@ fn check_rev(id: &str, expected: Option<&String>, actual: i64) -> RepoResult<()>
     }
 }
 
-fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
+fn apply(tx: &Connection, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
     match op {
         Op::CreateObject {
             object_type,
@@ -281,7 +324,7 @@ fn apply(tx: &Transaction<'_>, op: Op, out: &mut CommitOutcome) -> RepoResult<()
     Ok(())
 }
 
-fn link_conflict(tx: &Transaction<'_>, link: &Link) -> RepoResult<RepoError> {
+fn link_conflict(tx: &Connection, link: &Link) -> RepoResult<RepoError> {
     let exists: Option<i64> = tx
         .prepare_cached("SELECT 1 FROM links WHERE id = ?")
         .map_err(map_err)?

@@ -38,6 +38,8 @@ use time::{from_micros, iso_sql, micros};
 pub struct SqliteRepo {
     pool: Pool,
     path: PathBuf,
+    /// Change sets waiting for the writer (group commit, see `commit.rs`).
+    waiting: Arc<std::sync::Mutex<Vec<commit::Waiting>>>,
 }
 
 /// Opens `sqlite://PATH` (also `sqlite:PATH`); creates the file and its parent directories,
@@ -71,6 +73,7 @@ impl SqliteRepo {
         Ok(SqliteRepo {
             pool: Pool::new(path.clone(), writer),
             path,
+            waiting: Arc::default(),
         })
     }
 
@@ -126,7 +129,30 @@ impl Repository for SqliteRepo {
     }
 
     async fn commit(&self, changes: ChangeSet) -> RepoResult<CommitOutcome> {
-        self.pool.write(move |c| commit::commit(c, changes)).await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.waiting
+            .lock()
+            .map_err(|_| RepoError::Internal("commit queue poisoned".into()))?
+            .push((changes, reply));
+        // Whoever gets the writer first commits everything waiting by then, this change set
+        // included or already done by an earlier holder.
+        let waiting = self.waiting.clone();
+        self.pool
+            .write(move |c| {
+                let group = std::mem::take(
+                    &mut *waiting
+                        .lock()
+                        .map_err(|_| RepoError::Internal("commit queue poisoned".into()))?,
+                );
+                if !group.is_empty() {
+                    commit::commit_group(c, group);
+                }
+                Ok(())
+            })
+            .await?;
+        answer
+            .await
+            .map_err(|_| RepoError::Internal("the commit was dropped".into()))?
     }
 
     async fn get_object(&self, object_type: &str, id: &str) -> RepoResult<Option<Value>> {

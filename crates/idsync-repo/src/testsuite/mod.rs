@@ -39,7 +39,8 @@ pub trait Backend: Send + Sync {
 macro_rules! conformance_suite {
     ($backend:expr) => {
         $crate::conformance_suite!(@cases $backend;
-            objects_crud, change_set_is_atomic, managed_write_and_event_are_atomic,
+            objects_crud, change_set_is_atomic, concurrent_change_sets_stay_atomic_each,
+            managed_write_and_event_are_atomic,
             paging_is_stable_under_concurrent_inserts, filter_matches_in_memory_evaluator,
             sort_fields_offsets_totals, bad_queries_are_rejected, eq_query_uses_index,
             fenced_commit_after_lease_loss, concurrent_claimers_never_share_a_job,

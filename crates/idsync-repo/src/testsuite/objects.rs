@@ -157,6 +157,51 @@ pub async fn change_set_is_atomic(b: &dyn Backend) {
     assert_eq!(repo.count_objects("user", None).await.unwrap(), 1);
 }
 
+/// Many change sets committed at once (as queue workers and recon pages do): each is atomic on
+/// its own — the failing ones leave nothing behind, and they take none of the others with them.
+pub async fn concurrent_change_sets_stay_atomic_each(b: &dyn Backend) {
+    let (repo, _) = b.fresh().await;
+    repo.commit(one(create("user", "taken", json!({}))))
+        .await
+        .unwrap();
+    let commits = (0..40).map(|i| {
+        let repo = repo.clone();
+        async move {
+            let mut cs = ChangeSet::new()
+                .with(create("user", &format!("c{i:02}"), json!({"i": i})))
+                .with(Op::CreateLink(super::data::link(
+                    &format!("l{i:02}"),
+                    "m",
+                    "default",
+                    &format!("c{i:02}"),
+                    &format!("t{i:02}"),
+                )));
+            if i % 5 == 0 {
+                cs.push(create("user", "taken", json!({})));
+            }
+            (i, repo.commit(cs).await)
+        }
+    });
+    for (i, outcome) in futures::future::join_all(commits).await {
+        let (object, link) = (
+            repo.get_object("user", &format!("c{i:02}")).await.unwrap(),
+            repo.get_link(&format!("l{i:02}")).await.unwrap(),
+        );
+        if i % 5 == 0 {
+            assert!(
+                matches!(outcome, Err(RepoError::Conflict(_))),
+                "{i}: {outcome:?}"
+            );
+            assert!(object.is_none() && link.is_none(), "{i} left writes behind");
+        } else {
+            assert!(outcome.is_ok(), "{i}: {outcome:?}");
+            assert_eq!(object.unwrap()["i"], json!(i));
+            assert!(link.is_some(), "{i} lost its link");
+        }
+    }
+    assert_eq!(repo.count_objects("user", None).await.unwrap(), 1 + 32);
+}
+
 pub async fn managed_write_and_event_are_atomic(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     let ev = super::data::event("e1", "m", "u1");
