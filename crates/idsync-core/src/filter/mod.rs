@@ -6,9 +6,11 @@
 //! [`Filter::extended_operators`] to refuse what they cannot express).
 
 mod eval;
+mod index;
 mod parse;
 mod print;
 
+pub use index::FilterIndex;
 pub use parse::{MAX_DEPTH, ParseError, parse};
 
 use crate::pointer::JsonPointer;

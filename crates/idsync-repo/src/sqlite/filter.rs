@@ -74,6 +74,7 @@ fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
     match f {
         Filter::True => out.text.push('1'),
         Filter::False => out.text.push('0'),
+        Filter::Or(items) if has_string_set(items) => or_with_sets(items, doc, out)?,
         Filter::And(items) | Filter::Or(items) => {
             let joiner = if matches!(f, Filter::And(_)) {
                 " AND "
@@ -109,6 +110,68 @@ fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
             )));
         }
     }
+    Ok(())
+}
+
+/// The string equalities of an `or`, grouped by field, and its other terms.
+type OrTerms<'a> = (Vec<(&'a JsonPointer, Vec<&'a str>)>, Vec<&'a Filter>);
+
+fn split_or(items: &[Filter]) -> OrTerms<'_> {
+    let mut sets: Vec<(&JsonPointer, Vec<&str>)> = Vec::new();
+    let mut others = Vec::new();
+    for item in items {
+        match item {
+            Filter::Compare {
+                field,
+                op: CompareOp::Eq,
+                value: Value::String(s),
+            } => match sets.iter_mut().find(|(f, _)| *f == field) {
+                Some((_, values)) => values.push(s),
+                None => sets.push((field, vec![s])),
+            },
+            _ => others.push(item),
+        }
+    }
+    (sets, others)
+}
+
+/// Whether an `or` holds two or more string equalities of one field.
+fn has_string_set(items: &[Filter]) -> bool {
+    split_or(items).0.iter().any(|(_, v)| v.len() > 1)
+}
+
+/// An `or` whose string equalities of one field (the shape of a batched correlation:
+/// `userName eq "a" or userName eq "b" or …`) become one `IN` over a JSON array parameter per
+/// field, served by the field's expression index; the other terms as usual.
+fn or_with_sets(items: &[Filter], doc: &str, out: &mut Sql) -> RepoResult<()> {
+    let (sets, others) = split_or(items);
+    out.text.push('(');
+    let mut first = true;
+    for (field, values) in sets {
+        if !first {
+            out.text.push_str(" OR ");
+        }
+        first = false;
+        let path = json_path(field)?;
+        let t = type_expr(doc, &path);
+        let scalar = ci_expr(doc, &path);
+        let set = Value::from(values.iter().map(|v| lower(v)).collect::<Vec<_>>()).to_string();
+        out.text.push_str(&format!(
+            "({scalar} IN (SELECT value FROM json_each(?)) OR ({t} = 'array' AND EXISTS \
+             (SELECT 1 FROM json_each({doc}, {path}) e WHERE e.type = 'text' AND \
+             idsync_lower(e.value) IN (SELECT value FROM json_each(?)))))"
+        ));
+        out.params.push(SqlValue::Text(set.clone()));
+        out.params.push(SqlValue::Text(set));
+    }
+    for o in others {
+        if !first {
+            out.text.push_str(" OR ");
+        }
+        first = false;
+        emit(o, doc, out)?;
+    }
+    out.text.push(')');
     Ok(())
 }
 

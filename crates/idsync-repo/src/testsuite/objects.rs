@@ -351,6 +351,13 @@ fn filters() -> Vec<String> {
             "tags co \"li\" and tags eq 5",
             "!(tags co \"li\")",
             "/manager/id eq \"ALICE\" or (active eq false and !(age pr))",
+            // Several string equalities of one field in an `or` (a batched correlation) are
+            // translated as one set test per field.
+            "userName eq \"alice\" or userName eq \"ALI\" or userName eq \"Émile\" or name eq \"x\" or userName eq \"straße\"",
+            "tags eq \"alice\" or tags eq \"BOB\" or tags eq 5 or age gt 30",
+            "!(userName eq \"alice\" or userName eq \"STRASSE\")",
+            "name eq \"alice\" or name eq \"Bob smith\" or name eq \"\" or mixed eq \"alice\" or mixed eq \"10\" or mixed eq 3",
+            "manager/id eq \"alice\" or manager/id eq \"bob\" or missing eq \"a\" or missing eq \"b\"",
         ]
         .iter()
         .map(|s| s.to_string()),
