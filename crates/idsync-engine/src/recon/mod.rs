@@ -3,6 +3,7 @@
 //! (crate::worker) then claims the jobs; summaries are assembled from committed counters, so
 //! every node shows the same progress for every run.
 
+mod correlate;
 pub mod effective;
 pub mod guard;
 pub mod jobs;

@@ -12,11 +12,10 @@ use crate::error::{EngineError, EngineResult};
 use crate::managed_set::new_id;
 use chrono::Utc;
 use idsync_connectors::ConnectorError;
-use idsync_core::{Action, QueryRequest, Situation};
+use idsync_core::{Action, Situation};
 use idsync_mapping::{
-    Assessment, Correlation, CorrelationOutcome, DecisionContext, HookContext, LinkedSource,
-    SourceFacts, SourceLink, TargetFacts, TargetState, assess_source, assess_target,
-    correlation_skipped, is_full_object,
+    Assessment, CorrelationOutcome, DecisionContext, HookContext, LinkedSource, SourceFacts,
+    SourceLink, TargetFacts, TargetState, assess_source, assess_target, is_full_object,
 };
 use idsync_repo::{AuditEntry, AuditKind, Link, Op, PlanEntry};
 use serde_json::{Value, json};
@@ -56,7 +55,15 @@ pub struct ChunkLookups {
     pub links: Option<HashMap<(String, String), Link>>,
     /// Linked targets read in one call, by normalised id.
     pub targets: HashMap<String, Value>,
+    /// Correlations run for the whole chunk at once, by (qualifier, normalised source id).
+    pub correlated: HashMap<(String, String), Candidates>,
+    /// How long the chunk's batched correlation took.
+    pub correlation_time: std::time::Duration,
 }
+
+/// What a correlation found: candidate ids in the order returned, and the full objects among
+/// them by id.
+pub type Candidates = (Vec<String>, HashMap<String, Value>);
 
 /// The state of one operation as it proceeds; it becomes the audit entry and the statistics.
 #[derive(Debug)]
@@ -175,55 +182,6 @@ impl RunCtx {
         Ok(self.target_set.get(id).await?)
     }
 
-    /// Runs the correlation of one source and qualifier on the target set.
-    pub(super) async fn correlate(
-        &self,
-        source: &Value,
-        qualifier: &str,
-    ) -> EngineResult<Option<(Vec<String>, HashMap<String, Value>)>> {
-        let has = self.mapping.has_correlation(qualifier);
-        if correlation_skipped(
-            has,
-            self.target_count(),
-            self.eff.correlate_empty_target_set,
-        ) {
-            return Ok(None);
-        }
-        let Some(c) = self.mapping.correlation(source, qualifier)? else {
-            return Ok(None);
-        };
-        let mut values = HashMap::new();
-        let ids = match c {
-            Correlation::Query(filter) => {
-                let page = self
-                    .target_set
-                    .query(&QueryRequest::with_filter(filter))
-                    .await?;
-                let mut ids = Vec::new();
-                for v in page.results {
-                    if let Some(id) = v.get("_id").and_then(Value::as_str) {
-                        ids.push(id.to_string());
-                        values.insert(id.to_string(), v);
-                    }
-                }
-                ids
-            }
-            Correlation::Candidates(cands) => {
-                let mut ids = Vec::new();
-                for v in cands {
-                    if let Some(id) = v.get("_id").and_then(Value::as_str).map(str::to_string) {
-                        if is_full_object(&v) {
-                            values.insert(id.clone(), v);
-                        }
-                        ids.push(id);
-                    }
-                }
-                ids
-            }
-        };
-        Ok(Some((ids, values)))
-    }
-
     /// The source phase for one source object (every qualifier). `source` is the preloaded
     /// entry when the source query returned full objects.
     pub async fn reconcile_source(
@@ -321,7 +279,7 @@ impl RunCtx {
             }
             None => {
                 let t = Instant::now();
-                let corr = self.correlate(source, q).await?;
+                let corr = self.correlate(look, source, &source_id, q).await?;
                 out.stats.time("correlationQuery", t.elapsed());
                 match corr {
                     None => SourceLink::Unlinked(CorrelationOutcome::Skipped),

@@ -115,7 +115,7 @@ impl RunCtx {
                 None => DeleteFacts::Unlinked { old_value: None },
                 Some(old) => {
                     let valid_source = self.mapping.valid_source(old, q)?;
-                    let correlation = match self.correlate(old, q).await? {
+                    let correlation = match self.correlate(look, old, &source_id, q).await? {
                         None => CorrelationOutcome::Skipped,
                         Some((ids, _)) => match <[String; 1]>::try_from(ids) {
                             Ok([tid]) => {

@@ -44,7 +44,9 @@ async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<
             Item::Target { .. } => None,
         })
         .collect();
-    source_lookups(engine, ctx, &source_ids).await
+    let mut look = source_lookups(engine, ctx, &source_ids).await?;
+    ctx.correlate_chunk(items, &mut look).await;
+    Ok(look)
 }
 
 /// The links of these source ids (unless prefetched) and their linked targets (unless the run
@@ -121,9 +123,14 @@ pub async fn process(
     items: Vec<Item>,
 ) -> EngineResult<ChunkOutput> {
     let look = Arc::new(lookups(engine, ctx, &items).await?);
+    let mut out = ChunkOutput::default();
+    if !look.correlated.is_empty() {
+        out.stats.time("correlationQuery", look.correlation_time);
+    }
     let threads = ctx.eff.task_threads;
     if threads == 0 || items.len() < 2 {
-        return Ok(run_items(engine.clone(), ctx.clone(), look, items).await);
+        out.merge(run_items(engine.clone(), ctx.clone(), look, items).await);
+        return Ok(out);
     }
     let per = items.len().div_ceil(threads.min(items.len()));
     let mut set = tokio::task::JoinSet::new();
@@ -135,7 +142,6 @@ pub async fn process(
         }
         set.spawn(run_items(engine.clone(), ctx.clone(), look.clone(), part));
     }
-    let mut out = ChunkOutput::default();
     while let Some(r) = set.join_next().await {
         out.merge(r.map_err(|e| EngineError::Internal(format!("recon task failed: {e}")))?);
     }

@@ -377,11 +377,22 @@ fn sql_op(op: CompareOp) -> &'static str {
 }
 
 enum Operand {
-    Text { op: CompareOp, param: String },
+    Text {
+        op: CompareOp,
+        param: String,
+    },
     /// Equal to one of the lower-cased strings of a `text[]` parameter.
-    TextIn { param: String },
-    Number { op: &'static str, param: String },
-    Bool { op: &'static str, param: String },
+    TextIn {
+        param: String,
+    },
+    Number {
+        op: &'static str,
+        param: String,
+    },
+    Bool {
+        op: &'static str,
+        param: String,
+    },
 }
 
 impl Operand {
@@ -398,7 +409,10 @@ impl Operand {
                 format!("(jsonb_typeof({j}) = 'string' AND {cmp})")
             }
             Operand::TextIn { param } => {
-                format!("(jsonb_typeof({j}) = 'string' AND {} = ANY({param}))", ci_text(t))
+                format!(
+                    "(jsonb_typeof({j}) = 'string' AND {} = ANY({param}))",
+                    ci_text(t)
+                )
             }
             Operand::Number { op, param } => format!(
                 "(CASE WHEN jsonb_typeof({j}) = 'number' THEN ({j})::float8 {op} {param} ELSE FALSE END)"

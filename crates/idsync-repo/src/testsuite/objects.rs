@@ -584,6 +584,32 @@ pub async fn eq_query_uses_index(b: &dyn Backend) {
     );
     let p = repo.query_objects("user", &q).await.unwrap();
     assert_eq!(ids(&p.results), vec!["17"]);
+    // A batched correlation: the `or` of many equalities is one index lookup per value.
+    let many = (0..500)
+        .map(|i| format!("userName eq \"USER{}\"", i * 7))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let q = QueryRequest::with_filter(many.parse().unwrap());
+    let plan = repo.explain_query("user", &q).await.unwrap();
+    eprintln!(
+        "{} plan for an or of 500 userName eq:\n{plan}",
+        repo.backend()
+    );
+    let lower = plan.to_lowercase();
+    assert!(
+        lower.contains("ix_obj") && !lower.contains("seq scan") && !lower.contains("scan objects"),
+        "plan does not use the index:\n{plan}"
+    );
+    let p = repo.query_objects("user", &q).await.unwrap();
+    let mut got = ids(&p.results);
+    got.sort();
+    let mut want: Vec<String> = (0..500)
+        .map(|i| i * 7)
+        .filter(|n| *n < 3000)
+        .map(|n| n.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
     let ids_all: BTreeSet<String> = ids(&repo
         .query_objects(
             "user",

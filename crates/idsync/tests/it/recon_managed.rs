@@ -209,3 +209,82 @@ fn a_second_run_of_an_active_mapping_is_refused() {
         "the first run is not disturbed"
     );
 }
+
+/// A page's correlations run as batched queries when the target is managed; the situations must
+/// be exactly those of one correlation query per source (an id-only source query takes that
+/// path): a case-insensitive match is FOUND, two managed users with the source's userName are
+/// AMBIGUOUS, a new person is ABSENT.
+fn batched_correlation_matches_per_source(pg: bool) {
+    let mut summaries = Vec::new();
+    for id_only in [false, true] {
+        // Each variant on its own repository (SQLite: the project's own file).
+        let db = pg.then(crate::support::PgDatabase::create);
+        let repo_args: Vec<&str> = db.as_ref().map_or(vec![], |d| vec!["--repo", &d.url]);
+        let p = Project::copy_of("samples/hr-to-managed");
+        // Rows 3 and 4 share a userName: the first load creates two managed users with it.
+        let hr = p.read("data/hr.csv");
+        let mut lines: Vec<String> = hr.lines().map(str::to_string).collect();
+        let name3 = lines[4].split(',').nth(1).unwrap().to_string();
+        let mut row4: Vec<String> = lines[5].split(',').map(str::to_string).collect();
+        row4[1] = name3.clone();
+        lines[5] = row4.join(",");
+        p.write("data/hr.csv", &(lines.join("\n") + "\n"));
+        let (code, s) = p.recon_json(MAPPING, &repo_args);
+        assert_eq!(code, 0, "{s:#}");
+        assert_eq!(s["situationSummary"]["ABSENT"], 10, "{s:#}");
+
+        // A second mapping of the same source and target has no links yet: every source
+        // correlates. Row 2's userName changes case; one new person joins.
+        let mut sync: serde_json::Value = serde_json::from_str(&p.read("conf/sync.json")).unwrap();
+        let mut again = sync["mappings"][0].clone();
+        again["name"] = "hrAgain_managedUser".into();
+        if id_only {
+            again["sourceQuery"] = serde_json::json!({"_queryId": "query-all-ids"});
+        }
+        sync["mappings"].as_array_mut().unwrap().push(again);
+        p.write(
+            "conf/sync.json",
+            &serde_json::to_string_pretty(&sync).unwrap(),
+        );
+        generate(&p, 11, 0, "data/hr.csv");
+        let hr = p.read("data/hr.csv");
+        let mut lines: Vec<String> = hr.lines().map(str::to_string).collect();
+        let mut row2: Vec<String> = lines[3].split(',').map(str::to_string).collect();
+        row2[1] = row2[1].to_uppercase();
+        lines[3] = row2.join(",");
+        let mut row4: Vec<String> = lines[5].split(',').map(str::to_string).collect();
+        row4[1] = name3.clone();
+        lines[5] = row4.join(",");
+        p.write("data/hr.csv", &(lines.join("\n") + "\n"));
+        let (code, s) = p.recon_json("hrAgain_managedUser", &repo_args);
+        assert_eq!(code, 0, "{s:#}");
+        assert_eq!(
+            s["situationSummary"]["FOUND"], 8,
+            "id-only {id_only}: {s:#}"
+        );
+        assert_eq!(
+            s["situationSummary"]["AMBIGUOUS"], 2,
+            "id-only {id_only}: {s:#}"
+        );
+        assert_eq!(
+            s["situationSummary"]["ABSENT"], 1,
+            "id-only {id_only}: {s:#}"
+        );
+        assert_eq!(
+            s["progress"]["links"]["created"], 9,
+            "id-only {id_only}: {s:#}"
+        );
+        summaries.push(s["situationSummary"].clone());
+    }
+    assert_eq!(summaries[0], summaries[1]);
+}
+
+#[test]
+fn a_page_correlates_in_batches_with_the_answers_of_one_query_per_source() {
+    batched_correlation_matches_per_source(false);
+}
+
+#[test]
+fn a_page_correlates_in_batches_on_postgresql_too() {
+    batched_correlation_matches_per_source(true);
+}

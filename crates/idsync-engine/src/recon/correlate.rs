@@ -1,0 +1,164 @@
+//! Correlation: finding the target of a source that has no link (reference §2.2), one source at
+//! a time or for a whole chunk at once.
+//!
+//! A first load correlates every source of every page, and one query per source is most of what
+//! the repository does for it (10,000 statements per page of 10,000). When the target is a
+//! managed type, the chunk's correlation queries run *before* its objects as one query — the
+//! `or` of the sources' filters, in slices of [`BATCH`] — and each result goes back to the
+//! sources whose filter it matches ([`FilterIndex`], with the exact semantics of a query). The
+//! answer is the same as one query per source: a managed target's writes join the chunk's
+//! commit, so no object of the chunk can see another's create either way. A system target's
+//! writes go out at once and a later object must see them, so there each source keeps its own
+//! query; so do correlations that are scripts or filters without an equality to index on.
+
+use super::object::{Candidates, ChunkLookups};
+use super::page::Item;
+use super::run_ctx::{CtxMode, RunCtx};
+use crate::error::EngineResult;
+use idsync_core::QueryRequest;
+use idsync_core::filter::{Filter, FilterIndex};
+use idsync_mapping::{Correlation, correlation_skipped, is_full_object};
+use serde_json::Value;
+use std::time::Instant;
+
+/// The most correlation filters one batched query carries.
+pub const BATCH: usize = 1000;
+
+impl RunCtx {
+    /// Runs the correlation of one source and qualifier on the target set (or takes the
+    /// chunk's batched answer). `None` when correlation is skipped.
+    pub(super) async fn correlate(
+        &self,
+        look: &ChunkLookups,
+        source: &Value,
+        source_id: &str,
+        qualifier: &str,
+    ) -> EngineResult<Option<Candidates>> {
+        if !self.correlates(qualifier) {
+            return Ok(None);
+        }
+        let key = (qualifier.to_string(), self.links.norm_source(source_id));
+        if let Some(found) = look.correlated.get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(c) = self.mapping.correlation(source, qualifier)? else {
+            return Ok(None);
+        };
+        Ok(Some(match c {
+            Correlation::Query(filter) => {
+                let page = self
+                    .target_set
+                    .query(&QueryRequest::with_filter(filter))
+                    .await?;
+                let mut found = Candidates::default();
+                for v in page.results {
+                    add(&mut found, v);
+                }
+                found
+            }
+            Correlation::Candidates(cands) => {
+                let mut found = Candidates::default();
+                for v in cands {
+                    if let Some(id) = v.get("_id").and_then(Value::as_str).map(str::to_string) {
+                        if is_full_object(&v) {
+                            found.1.insert(id.clone(), v);
+                        }
+                        found.0.push(id);
+                    }
+                }
+                found
+            }
+        }))
+    }
+
+    /// Whether correlation runs for this qualifier at all.
+    fn correlates(&self, qualifier: &str) -> bool {
+        !correlation_skipped(
+            self.mapping.has_correlation(qualifier),
+            self.target_count(),
+            self.eff.correlate_empty_target_set,
+        )
+    }
+
+    /// Correlates the chunk's unlinked sources in batched queries (see the module doc) and
+    /// records the answers in `look`. Anything it cannot batch, or whose batch fails, is left
+    /// to [`Self::correlate`] per source, which reports the error where it belongs.
+    pub(super) async fn correlate_chunk(&self, items: &[Item], look: &mut ChunkLookups) {
+        if self.mode != CtxMode::Recon || self.target_managed_type.is_none() {
+            return;
+        }
+        let t = Instant::now();
+        let mut wanted: Vec<((String, String), Filter)> = Vec::new();
+        for item in items {
+            let Item::Source {
+                id,
+                entry: Some(source),
+            } = item
+            else {
+                continue;
+            };
+            let Ok(qualifiers) = self.mapping.link_qualifiers(Some(source), None, false) else {
+                continue;
+            };
+            let norm = self.links.norm_source(id);
+            for q in qualifiers {
+                if !self.correlates(&q) || self.may_be_linked(look, &q, &norm) {
+                    continue;
+                }
+                if let Ok(Some(Correlation::Query(f))) = self.mapping.correlation(source, &q)
+                    && f.equality_probe().is_some()
+                {
+                    wanted.push(((q, norm.clone()), f));
+                }
+            }
+        }
+        if wanted.len() < 2 {
+            return;
+        }
+        for slice in wanted.chunks(BATCH) {
+            let filters: Vec<Filter> = slice.iter().map(|(_, f)| f.clone()).collect();
+            let index = FilterIndex::new(&filters);
+            let query = QueryRequest::with_filter(Filter::Or(filters.clone()));
+            let page = match self.target_set.query(&query).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(mapping = %self.mapping_name, error = %e, "batched correlation failed; correlating one source at a time");
+                    continue;
+                }
+            };
+            let mut found = vec![Candidates::default(); slice.len()];
+            for v in page.results {
+                for i in index.matching(&v) {
+                    add(&mut found[i], v.clone());
+                }
+            }
+            for ((key, _), f) in slice.iter().zip(found) {
+                look.correlated.insert(key.clone(), f);
+            }
+        }
+        look.correlation_time = t.elapsed();
+    }
+
+    /// Whether the source may have a link for the qualifier (then it does not correlate):
+    /// true unless the chunk's lookups say it has none.
+    fn may_be_linked(&self, look: &ChunkLookups, qualifier: &str, norm_source: &str) -> bool {
+        if !self.config.enable_linking {
+            return false;
+        }
+        if let Some(p) = &self.prefetched {
+            return p.get(&self.links, qualifier, norm_source).is_some();
+        }
+        match &look.links {
+            Some(map) => map.contains_key(&(qualifier.to_string(), norm_source.to_string())),
+            None => true,
+        }
+    }
+}
+
+/// Adds a query result to the candidates.
+fn add(found: &mut Candidates, v: Value) {
+    if let Some(id) = v.get("_id").and_then(Value::as_str).map(str::to_string) {
+        found.0.push(id.clone());
+        found.1.insert(id, v);
+    }
+}
