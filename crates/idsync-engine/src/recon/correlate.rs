@@ -41,8 +41,12 @@ impl RunCtx {
         if let Some(found) = look.correlated.get(&key) {
             return Ok(Some(found.clone()));
         }
-        let Some(c) = self.mapping.correlation(source, qualifier)? else {
-            return Ok(None);
+        let c = match look.correlations.get(&key) {
+            Some(c) => c.clone(),
+            None => match self.mapping.correlation(source, qualifier)? {
+                Some(c) => c,
+                None => return Ok(None),
+            },
         };
         Ok(Some(match c {
             Correlation::Query(filter) => {
@@ -105,14 +109,23 @@ impl RunCtx {
                 if !self.correlates(&q) || self.may_be_linked(look, &q, &norm) {
                     continue;
                 }
-                if let Ok(Some(Correlation::Query(f))) = self.mapping.correlation(source, &q)
-                    && f.equality_probe().is_some()
-                {
-                    wanted.push(((q, norm.clone()), f));
+                // An error is left for the source's own correlation to report.
+                let key = (q, norm.clone());
+                match self.mapping.correlation(source, &key.0) {
+                    Ok(Some(Correlation::Query(f))) if f.equality_probe().is_some() => {
+                        wanted.push((key, f));
+                    }
+                    Ok(Some(other)) => {
+                        look.correlations.insert(key, other);
+                    }
+                    Ok(None) | Err(_) => {}
                 }
             }
         }
         if wanted.len() < 2 {
+            for (key, f) in wanted {
+                look.correlations.insert(key, Correlation::Query(f));
+            }
             return;
         }
         for slice in wanted.chunks(BATCH) {
@@ -123,6 +136,10 @@ impl RunCtx {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::debug!(mapping = %self.mapping_name, error = %e, "batched correlation failed; correlating one source at a time");
+                    for (key, f) in slice {
+                        look.correlations
+                            .insert(key.clone(), Correlation::Query(f.clone()));
+                    }
                     continue;
                 }
             };

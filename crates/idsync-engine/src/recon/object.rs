@@ -57,6 +57,9 @@ pub struct ChunkLookups {
     pub targets: HashMap<String, Value>,
     /// Correlations run for the whole chunk at once, by (qualifier, normalised source id).
     pub correlated: HashMap<(String, String), Candidates>,
+    /// Correlation requests evaluated for the chunk but not batched (scripts' candidates,
+    /// filters without an equality to index on), so that no script runs twice.
+    pub correlations: HashMap<(String, String), idsync_mapping::Correlation>,
     /// How long the chunk's batched correlation took.
     pub correlation_time: std::time::Duration,
 }

@@ -288,3 +288,31 @@ fn a_page_correlates_in_batches_with_the_answers_of_one_query_per_source() {
 fn a_page_correlates_in_batches_on_postgresql_too() {
     batched_correlation_matches_per_source(true);
 }
+
+/// A `correlationScript` (candidates, not a query) is evaluated while the page prepares its
+/// batched correlation and its answer is used as is.
+#[test]
+fn a_correlation_script_finds_its_candidates_on_a_managed_target() {
+    let p = Project::copy_of("samples/hr-to-managed");
+    let (code, s) = p.recon_json(MAPPING, &[]);
+    assert_eq!(code, 0, "{s:#}");
+    let mut sync: serde_json::Value = serde_json::from_str(&p.read("conf/sync.json")).unwrap();
+    let mut again = sync["mappings"][0].clone();
+    again["name"] = "hrAgain_managedUser".into();
+    again.as_object_mut().unwrap().remove("correlationQuery");
+    again["correlationScript"] = serde_json::json!({
+        "type": "text/javascript",
+        "source": "source._id == 'u00000010' ? [] : [{'_id': source._id}]"
+    });
+    sync["mappings"].as_array_mut().unwrap().push(again);
+    p.write(
+        "conf/sync.json",
+        &serde_json::to_string_pretty(&sync).unwrap(),
+    );
+    generate(&p, 11, 0, "data/hr.csv");
+    let (code, s) = p.recon_json("hrAgain_managedUser", &[]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["situationSummary"]["FOUND"], 10, "{s:#}");
+    assert_eq!(s["situationSummary"]["ABSENT"], 1, "{s:#}");
+    assert_eq!(s["progress"]["links"]["created"], 11, "{s:#}");
+}
