@@ -66,6 +66,29 @@ impl Filter {
         out
     }
 
+    /// For backends that test set membership: the terms of an `or` (`items`) split into its
+    /// string equalities grouped by field (fields in order of first appearance, values in
+    /// order) and its other terms. A batched correlation (`userName eq "a" or userName eq "b"
+    /// or …`) is one group.
+    pub fn or_string_sets(items: &[Filter]) -> OrStringSets<'_> {
+        let mut sets: Vec<(&JsonPointer, Vec<&str>)> = Vec::new();
+        let mut others = Vec::new();
+        for item in items {
+            match item {
+                Filter::Compare {
+                    field,
+                    op: CompareOp::Eq,
+                    value: Value::String(s),
+                } => match sets.iter_mut().find(|(f, _)| *f == field) {
+                    Some((_, values)) => values.push(s),
+                    None => sets.push((field, vec![s])),
+                },
+                _ => others.push(item),
+            }
+        }
+        (sets, others)
+    }
+
     /// Calls `f` on this node and every node below it, parents first.
     fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Filter)) {
         f(self);
@@ -80,6 +103,9 @@ impl Filter {
         }
     }
 }
+
+/// See [`Filter::or_string_sets`].
+pub type OrStringSets<'a> = (Vec<(&'a JsonPointer, Vec<&'a str>)>, Vec<&'a Filter>);
 
 /// One field value against the operand. Different JSON types never match.
 fn compare(actual: &Value, op: CompareOp, operand: &Value) -> bool {

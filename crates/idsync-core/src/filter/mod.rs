@@ -10,6 +10,7 @@ mod index;
 mod parse;
 mod print;
 
+pub use eval::OrStringSets;
 pub use index::FilterIndex;
 pub use parse::{MAX_DEPTH, ParseError, parse};
 

@@ -246,40 +246,20 @@ impl Translator<'_, '_> {
     /// `= ANY($n::text[])` per field, which the field's expression index serves with one
     /// statement parameter instead of one per term.
     fn or(&mut self, items: &[Filter]) -> Result<String, Untranslatable> {
-        let mut sets: Vec<(&JsonPointer, Vec<&Filter>)> = Vec::new();
-        let mut others: Vec<&Filter> = Vec::new();
-        for item in items {
-            match item {
-                Filter::Compare {
-                    field,
-                    op: CompareOp::Eq,
-                    value: Value::String(_),
-                } => match sets.iter_mut().find(|(f, _)| *f == field) {
-                    Some((_, terms)) => terms.push(item),
-                    None => sets.push((field, vec![item])),
-                },
-                _ => others.push(item),
-            }
-        }
-        if sets.iter().all(|(_, terms)| terms.len() < 2) {
+        let (sets, others) = Filter::or_string_sets(items);
+        if sets.iter().all(|(_, values)| values.len() < 2) {
             return self.join(items, "OR", "FALSE");
         }
         let mut parts = Vec::with_capacity(sets.len() + others.len());
-        for (field, terms) in sets {
-            if let [one] = terms[..] {
-                parts.push(self.filter(one)?);
+        for (field, values) in sets {
+            if let [one] = values[..] {
+                parts.push(self.compare(field, CompareOp::Eq, &Value::from(one))?);
                 continue;
             }
-            let mut lowered = Vec::with_capacity(terms.len());
-            for t in terms {
-                if let Filter::Compare {
-                    value: Value::String(s),
-                    ..
-                } = t
-                {
-                    check_text(s)?;
-                    lowered.push(s.chars().flat_map(char::to_lowercase).collect::<String>());
-                }
+            let mut lowered = Vec::with_capacity(values.len());
+            for s in values {
+                check_text(s)?;
+                lowered.push(s.chars().flat_map(char::to_lowercase).collect::<String>());
             }
             let param = format!("{}::text[]", self.params.push(lowered));
             parts.push(self.arms(field, &Operand::TextIn { param }));

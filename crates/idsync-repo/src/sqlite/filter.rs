@@ -113,38 +113,19 @@ fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
     Ok(())
 }
 
-/// The string equalities of an `or`, grouped by field, and its other terms.
-type OrTerms<'a> = (Vec<(&'a JsonPointer, Vec<&'a str>)>, Vec<&'a Filter>);
-
-fn split_or(items: &[Filter]) -> OrTerms<'_> {
-    let mut sets: Vec<(&JsonPointer, Vec<&str>)> = Vec::new();
-    let mut others = Vec::new();
-    for item in items {
-        match item {
-            Filter::Compare {
-                field,
-                op: CompareOp::Eq,
-                value: Value::String(s),
-            } => match sets.iter_mut().find(|(f, _)| *f == field) {
-                Some((_, values)) => values.push(s),
-                None => sets.push((field, vec![s])),
-            },
-            _ => others.push(item),
-        }
-    }
-    (sets, others)
-}
-
 /// Whether an `or` holds two or more string equalities of one field.
 fn has_string_set(items: &[Filter]) -> bool {
-    split_or(items).0.iter().any(|(_, v)| v.len() > 1)
+    Filter::or_string_sets(items)
+        .0
+        .iter()
+        .any(|(_, v)| v.len() > 1)
 }
 
 /// An `or` whose string equalities of one field (the shape of a batched correlation:
 /// `userName eq "a" or userName eq "b" or …`) become one `IN` over a JSON array parameter per
 /// field, served by the field's expression index; the other terms as usual.
 fn or_with_sets(items: &[Filter], doc: &str, out: &mut Sql) -> RepoResult<()> {
-    let (sets, others) = split_or(items);
+    let (sets, others) = Filter::or_string_sets(items);
     out.text.push('(');
     let mut first = true;
     for (field, values) in sets {
