@@ -9,16 +9,21 @@
 //! answer is the same as one query per source: a managed target's writes join the chunk's
 //! commit, so no object of the chunk can see another's create either way. A system target's
 //! writes go out at once and a later object must see them, so there each source keeps its own
-//! query; so do correlations that are scripts or filters without an equality to index on.
+//! query; so do correlations that are scripts or filters without an equality to index on
+//! (evaluated once while the batch is prepared, and kept for their source). Whether a single
+//! candidate is linked already (FOUND vs FOUND_ALREADY_LINKED) is read for the whole chunk
+//! with one link lookup too.
 
 use super::object::{Candidates, ChunkLookups};
 use super::page::Item;
 use super::run_ctx::{CtxMode, RunCtx};
+use crate::Engine;
 use crate::error::EngineResult;
 use idsync_core::QueryRequest;
 use idsync_core::filter::{Filter, FilterIndex};
 use idsync_mapping::{Correlation, correlation_skipped, is_full_object};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::time::Instant;
 
 /// The most correlation filters one batched query carries.
@@ -87,7 +92,12 @@ impl RunCtx {
     /// Correlates the chunk's unlinked sources in batched queries (see the module doc) and
     /// records the answers in `look`. Anything it cannot batch, or whose batch fails, is left
     /// to [`Self::correlate`] per source, which reports the error where it belongs.
-    pub(super) async fn correlate_chunk(&self, items: &[Item], look: &mut ChunkLookups) {
+    pub(super) async fn correlate_chunk(
+        &self,
+        engine: &Engine,
+        items: &[Item],
+        look: &mut ChunkLookups,
+    ) {
         if self.mode != CtxMode::Recon || self.target_managed_type.is_none() {
             return;
         }
@@ -153,7 +163,74 @@ impl RunCtx {
                 look.correlated.insert(key.clone(), f);
             }
         }
+        self.candidate_links(engine, look).await;
         look.correlation_time = t.elapsed();
+    }
+
+    /// Reads in one call whether the single candidates of the batched correlations are linked
+    /// already (FOUND or FOUND_ALREADY_LINKED), instead of one query per source. Left to the
+    /// per-source query when linking is off or the read fails.
+    async fn candidate_links(&self, engine: &Engine, look: &mut ChunkLookups) {
+        if !self.config.enable_linking {
+            return;
+        }
+        let ids: HashSet<String> = look
+            .correlated
+            .values()
+            .filter_map(|(ids, _)| match &ids[..] {
+                [one] => Some(self.links.norm_target(one)),
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let list: Vec<String> = ids.iter().cloned().collect();
+        // The target is a link's second side, or its first when the mapping runs the link
+        // type backwards.
+        let found = if self.links.reversed {
+            engine
+                .repo
+                .links_for_sources(&self.links.link_type, &list)
+                .await
+        } else {
+            engine
+                .repo
+                .links_for_targets(&self.links.link_type, &list)
+                .await
+        };
+        let Ok(found) = found else { return };
+        let linked = found
+            .iter()
+            .map(|l| {
+                (
+                    l.link_qualifier.clone(),
+                    self.links.target_id(l).to_string(),
+                )
+            })
+            .collect();
+        look.candidate_links = Some((ids, linked));
+    }
+
+    /// Whether a link of this mapping and qualifier already points at the correlated target.
+    pub(super) async fn candidate_linked(
+        &self,
+        engine: &Engine,
+        look: &ChunkLookups,
+        qualifier: &str,
+        target_id: &str,
+    ) -> EngineResult<bool> {
+        let norm = self.links.norm_target(target_id);
+        if let Some((asked, linked)) = &look.candidate_links
+            && asked.contains(&norm)
+        {
+            return Ok(linked.contains(&(qualifier.to_string(), norm)));
+        }
+        Ok(self
+            .links
+            .by_target(&engine.repo, qualifier, target_id)
+            .await?
+            .is_some())
     }
 
     /// Whether the source may have a link for the qualifier (then it does not correlate):

@@ -19,7 +19,7 @@ use idsync_mapping::{
 };
 use idsync_repo::{AuditEntry, AuditKind, Link, Op, PlanEntry};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 /// Everything one chunk of objects produced, merged into the chunk's commit.
@@ -60,6 +60,10 @@ pub struct ChunkLookups {
     /// Correlation requests evaluated for the chunk but not batched (scripts' candidates,
     /// filters without an equality to index on), so that no script runs twice.
     pub correlations: HashMap<(String, String), idsync_mapping::Correlation>,
+    /// The links of the batched correlations' single candidates, read in one call: the
+    /// normalised target ids asked about, and the (qualifier, normalised target id) pairs
+    /// found linked.
+    pub candidate_links: Option<(HashSet<String>, HashSet<(String, String)>)>,
     /// How long the chunk's batched correlation took.
     pub correlation_time: std::time::Duration,
 }
@@ -289,14 +293,15 @@ impl RunCtx {
                     Some((ids, mut values)) => {
                         let outcome = match <[String; 1]>::try_from(ids) {
                             Ok([tid]) => {
-                                let existing = self.links.by_target(&engine.repo, q, &tid).await?;
+                                let already_linked =
+                                    self.candidate_linked(engine, look, q, &tid).await?;
                                 target = match values.remove(&tid) {
                                     Some(v) if is_full_object(&v) => Some(v),
                                     _ => self.read_target(look, &tid).await?,
                                 };
                                 CorrelationOutcome::One {
                                     target_id: tid,
-                                    already_linked: existing.is_some(),
+                                    already_linked,
                                 }
                             }
                             Err(ids) if ids.is_empty() => CorrelationOutcome::None,

@@ -45,7 +45,7 @@ async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<
         })
         .collect();
     let mut look = source_lookups(engine, ctx, &source_ids).await?;
-    ctx.correlate_chunk(items, &mut look).await;
+    ctx.correlate_chunk(engine, items, &mut look).await;
     Ok(look)
 }
 

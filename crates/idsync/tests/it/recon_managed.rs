@@ -275,8 +275,23 @@ fn batched_correlation_matches_per_source(pg: bool) {
             "id-only {id_only}: {s:#}"
         );
         summaries.push(s["situationSummary"].clone());
+
+        // Row 0 comes back under a new id: it correlates to the user that row 0's old link
+        // holds, which is FOUND_ALREADY_LINKED.
+        let hr = p.read("data/hr.csv");
+        let mut lines: Vec<String> = hr.lines().map(str::to_string).collect();
+        lines[1] = lines[1].replacen("u00000000", "z00000000", 1);
+        p.write("data/hr.csv", &(lines.join("\n") + "\n"));
+        let (code, s) = p.recon_json("hrAgain_managedUser", &repo_args);
+        assert_eq!(code, 0, "{s:#}");
+        assert_eq!(
+            s["situationSummary"]["FOUND_ALREADY_LINKED"], 1,
+            "id-only {id_only}: {s:#}"
+        );
+        summaries.push(s["situationSummary"].clone());
     }
-    assert_eq!(summaries[0], summaries[1]);
+    assert_eq!(summaries[0], summaries[2]);
+    assert_eq!(summaries[1], summaries[3]);
 }
 
 #[test]
