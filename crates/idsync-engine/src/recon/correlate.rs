@@ -14,7 +14,7 @@
 //! candidate is linked already (FOUND vs FOUND_ALREADY_LINKED) is read for the whole chunk
 //! with one link lookup too.
 
-use super::object::{Candidates, ChunkLookups};
+use super::object::{CandidateLinks, Candidates, ChunkLookups};
 use super::page::Item;
 use super::run_ctx::{CtxMode, RunCtx};
 use crate::Engine;
@@ -209,7 +209,7 @@ impl RunCtx {
                 )
             })
             .collect();
-        look.candidate_links = Some((ids, linked));
+        look.candidate_links = Some(CandidateLinks { asked: ids, linked });
     }
 
     /// Whether a link of this mapping and qualifier already points at the correlated target.
@@ -221,10 +221,10 @@ impl RunCtx {
         target_id: &str,
     ) -> EngineResult<bool> {
         let norm = self.links.norm_target(target_id);
-        if let Some((asked, linked)) = &look.candidate_links
-            && asked.contains(&norm)
+        if let Some(c) = &look.candidate_links
+            && c.asked.contains(&norm)
         {
-            return Ok(linked.contains(&(qualifier.to_string(), norm)));
+            return Ok(c.linked.contains(&(qualifier.to_string(), norm)));
         }
         Ok(self
             .links

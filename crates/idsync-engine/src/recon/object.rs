@@ -60,12 +60,19 @@ pub struct ChunkLookups {
     /// Correlation requests evaluated for the chunk but not batched (scripts' candidates,
     /// filters without an equality to index on), so that no script runs twice.
     pub correlations: HashMap<(String, String), idsync_mapping::Correlation>,
-    /// The links of the batched correlations' single candidates, read in one call: the
-    /// normalised target ids asked about, and the (qualifier, normalised target id) pairs
-    /// found linked.
-    pub candidate_links: Option<(HashSet<String>, HashSet<(String, String)>)>,
+    /// The links of the batched correlations' single candidates, read in one call.
+    pub candidate_links: Option<CandidateLinks>,
     /// How long the chunk's batched correlation took.
     pub correlation_time: std::time::Duration,
+}
+
+/// Which of some targets are linked already, from one lookup.
+#[derive(Debug, Default)]
+pub struct CandidateLinks {
+    /// The normalised target ids asked about.
+    pub asked: HashSet<String>,
+    /// The (qualifier, normalised target id) pairs found linked.
+    pub linked: HashSet<(String, String)>,
 }
 
 /// What a correlation found: candidate ids in the order returned, and the full objects among
