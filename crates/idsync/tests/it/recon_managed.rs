@@ -210,6 +210,18 @@ fn a_second_run_of_an_active_mapping_is_refused() {
     );
 }
 
+/// Rewrites `data/hr.csv`: `edit` gets its lines split into fields (line 0 is the header).
+fn edit_hr(p: &Project, edit: impl FnOnce(&mut [Vec<String>])) {
+    let mut rows: Vec<Vec<String>> = p
+        .read("data/hr.csv")
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    edit(&mut rows);
+    let text: String = rows.iter().map(|r| r.join(",") + "\n").collect();
+    p.write("data/hr.csv", &text);
+}
+
 /// A page's correlations run as batched queries when the target is managed; the situations must
 /// be exactly those of one correlation query per source (an id-only source query takes that
 /// path): a case-insensitive match is FOUND, two managed users with the source's userName are
@@ -222,13 +234,11 @@ fn batched_correlation_matches_per_source(pg: bool) {
         let repo_args: Vec<&str> = db.as_ref().map_or(vec![], |d| vec!["--repo", &d.url]);
         let p = Project::copy_of("samples/hr-to-managed");
         // Rows 3 and 4 share a userName: the first load creates two managed users with it.
-        let hr = p.read("data/hr.csv");
-        let mut lines: Vec<String> = hr.lines().map(str::to_string).collect();
-        let name3 = lines[4].split(',').nth(1).unwrap().to_string();
-        let mut row4: Vec<String> = lines[5].split(',').map(str::to_string).collect();
-        row4[1] = name3.clone();
-        lines[5] = row4.join(",");
-        p.write("data/hr.csv", &(lines.join("\n") + "\n"));
+        let mut name3 = String::new();
+        edit_hr(&p, |rows| {
+            name3 = rows[4][1].clone();
+            rows[5][1] = name3.clone();
+        });
         let (code, s) = p.recon_json(MAPPING, &repo_args);
         assert_eq!(code, 0, "{s:#}");
         assert_eq!(s["situationSummary"]["ABSENT"], 10, "{s:#}");
@@ -247,15 +257,10 @@ fn batched_correlation_matches_per_source(pg: bool) {
             &serde_json::to_string_pretty(&sync).unwrap(),
         );
         generate(&p, 11, 0, "data/hr.csv");
-        let hr = p.read("data/hr.csv");
-        let mut lines: Vec<String> = hr.lines().map(str::to_string).collect();
-        let mut row2: Vec<String> = lines[3].split(',').map(str::to_string).collect();
-        row2[1] = row2[1].to_uppercase();
-        lines[3] = row2.join(",");
-        let mut row4: Vec<String> = lines[5].split(',').map(str::to_string).collect();
-        row4[1] = name3.clone();
-        lines[5] = row4.join(",");
-        p.write("data/hr.csv", &(lines.join("\n") + "\n"));
+        edit_hr(&p, |rows| {
+            rows[3][1] = rows[3][1].to_uppercase();
+            rows[5][1] = name3.clone();
+        });
         let (code, s) = p.recon_json("hrAgain_managedUser", &repo_args);
         assert_eq!(code, 0, "{s:#}");
         assert_eq!(
@@ -278,10 +283,7 @@ fn batched_correlation_matches_per_source(pg: bool) {
 
         // Row 0 comes back under a new id: it correlates to the user that row 0's old link
         // holds, which is FOUND_ALREADY_LINKED.
-        let hr = p.read("data/hr.csv");
-        let mut lines: Vec<String> = hr.lines().map(str::to_string).collect();
-        lines[1] = lines[1].replacen("u00000000", "z00000000", 1);
-        p.write("data/hr.csv", &(lines.join("\n") + "\n"));
+        edit_hr(&p, |rows| rows[1][0] = "z00000000".into());
         let (code, s) = p.recon_json("hrAgain_managedUser", &repo_args);
         assert_eq!(code, 0, "{s:#}");
         assert_eq!(
