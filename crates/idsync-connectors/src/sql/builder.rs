@@ -11,6 +11,56 @@ pub enum Param {
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// One column of many rows, bound as one PostgreSQL array (see `ParamColumn`).
+    Column(ParamColumn),
+}
+
+/// The values of one column over many rows, bound as one PostgreSQL array: an `INSERT … SELECT
+/// … FROM UNNEST($1::text[], $2::int8[], …)` has one parameter per column whatever the row count,
+/// so its text — and its prepared statement and plan — is the same for every batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamColumn {
+    Str(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl ParamColumn {
+    /// The column of `values`, or `None` when they mix kinds (or are all NULL: no type to give).
+    pub fn collect<'a>(values: impl Iterator<Item = Option<&'a Param>> + Clone) -> Option<Self> {
+        let first = values.clone().flatten().next()?;
+        macro_rules! gather {
+            ($variant:ident) => {{
+                let mut out = Vec::new();
+                for v in values {
+                    out.push(match v {
+                        None => None,
+                        Some(Param::$variant(x)) => Some(x.clone()),
+                        Some(_) => return None,
+                    });
+                }
+                ParamColumn::$variant(out)
+            }};
+        }
+        Some(match first {
+            Param::Str(_) => gather!(Str),
+            Param::Int(_) => gather!(Int),
+            Param::Float(_) => gather!(Float),
+            Param::Bool(_) => gather!(Bool),
+            Param::Column(_) => return None,
+        })
+    }
+
+    /// The PostgreSQL array type the placeholder is cast to.
+    pub fn pg_array_type(&self) -> &'static str {
+        match self {
+            ParamColumn::Str(_) => "text[]",
+            ParamColumn::Int(_) => "int8[]",
+            ParamColumn::Float(_) => "float8[]",
+            ParamColumn::Bool(_) => "bool[]",
+        }
+    }
 }
 
 /// SQL text under construction plus its parameters, in placeholder order.
@@ -52,6 +102,15 @@ impl SqlBuilder {
             }
             Dialect::MySql | Dialect::Sqlite => self.sql.push('?'),
         }
+        self
+    }
+
+    /// Appends `$n::<type>[]` bound to a column of values (PostgreSQL only).
+    pub fn column_param(&mut self, column: ParamColumn) -> &mut Self {
+        let cast = column.pg_array_type();
+        self.param(Param::Column(column));
+        self.sql.push_str("::");
+        self.sql.push_str(cast);
         self
     }
 

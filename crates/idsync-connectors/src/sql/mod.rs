@@ -18,7 +18,7 @@ use crate::paging::{decode_cookie, encode_cookie};
 use crate::schema::{self, ObjectTypeSchema, PropKind, PropSchema, project_fields};
 use async_trait::async_trait;
 use batch::{CreateBatcher, NewRow};
-use builder::{Param, SqlBuilder};
+use builder::{Param, ParamColumn, SqlBuilder};
 use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
 use pool::SqlPool;
 use serde_json::{Map, Value};
@@ -281,6 +281,12 @@ impl SqlObjectSet {
 
     /// One `INSERT` of rows that all set the same columns (those of the first row).
     fn insert_statement(&self, rows: &[&NewRow], returning: bool) -> SqlBuilder {
+        if self.settings.dialect == Dialect::Postgres
+            && rows.len() > 1
+            && let Some(b) = self.unnest_statement(rows, returning)
+        {
+            return b;
+        }
         let mut b = self.builder();
         b.push("INSERT INTO ")
             .ident(&self.settings.table)
@@ -310,6 +316,54 @@ impl SqlObjectSet {
             self.returning(&mut b);
         }
         b
+    }
+
+    /// PostgreSQL: `INSERT INTO t (k, c1, …) SELECT u.c0, u.c1, … FROM UNNEST($1::text[], …)
+    /// AS u(c0, c1, …)`, one array parameter per column, so every batch of this column set has
+    /// the same text (one prepared statement, one plan) — a `VALUES` list of 1,000 rows is a new
+    /// 10,000-parameter statement to parse and plan each time. A column NULL in every row is a
+    /// `NULL` literal (an array needs an element type); `None` when a column mixes value kinds,
+    /// and the caller uses `VALUES`.
+    fn unnest_statement(&self, rows: &[&NewRow], returning: bool) -> Option<SqlBuilder> {
+        let first = rows.first()?;
+        let mut columns = vec![ParamColumn::collect(rows.iter().map(|r| Some(&r.key)))];
+        for (i, _) in first.assignments.iter().enumerate() {
+            let values = rows.iter().map(move |r| r.assignments[i].1.as_ref());
+            if values.clone().all(|v| v.is_none()) {
+                columns.push(None);
+            } else {
+                columns.push(Some(ParamColumn::collect(values)?));
+            }
+        }
+        let key = columns[0].take()?;
+        let mut b = self.builder();
+        b.push("INSERT INTO ")
+            .ident(&self.settings.table)
+            .push(" (")
+            .ident(&self.key.name);
+        for (col, _) in &first.assignments {
+            b.push(", ").ident(col);
+        }
+        b.push(") SELECT u.c0");
+        for (i, column) in columns.iter().enumerate().skip(1) {
+            match column {
+                Some(_) => b.push(&format!(", u.c{i}")),
+                None => b.push(", NULL"),
+            };
+        }
+        b.push(" FROM UNNEST(").column_param(key);
+        let mut names = vec!["c0".to_string()];
+        for (i, column) in columns.into_iter().enumerate().skip(1) {
+            if let Some(column) = column {
+                b.push(", ").column_param(column);
+                names.push(format!("c{i}"));
+            }
+        }
+        b.push(") AS u(").push(&names.join(", ")).push(")");
+        if returning {
+            self.returning(&mut b);
+        }
+        Some(b)
     }
 
     /// Inserts rows in one statement and returns them as stored (in no particular order).
@@ -841,4 +895,76 @@ fn number_token(text: &str) -> ConnectorResult<Value> {
         .ok_or_else(|| {
             ConnectorError::Config(format!("changeLogColumn must hold numbers, found {text:?}"))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests may unwrap.
+
+    use super::*;
+    use serde_json::json;
+
+    fn set() -> Arc<SqlObjectSet> {
+        let props: Map<String, Value> = serde_json::from_value(json!({
+            "url": "postgres://idsync@127.0.0.1:9/never_connected",
+            "table": "accounts", "keyColumn": "id"
+        }))
+        .unwrap();
+        let types = json!({"account": {"nativeType": "__ACCOUNT__", "properties": {
+            "userName": {"type": "string", "nativeName": "userName"},
+            "age": {"type": "integer", "nativeName": "age"},
+            "score": {"type": "number", "nativeName": "score"},
+            "active": {"type": "boolean", "nativeName": "active"},
+            "note": {"type": "string", "nativeName": "note"}
+        }}});
+        let c = SqlConnector::new("db", &props, Some(&types), Path::new("/")).unwrap();
+        Arc::clone(&c.sets[0])
+    }
+
+    fn row(set: &SqlObjectSet, i: i64, score: Value) -> NewRow {
+        let obj = json!({"userName": format!("u{i}"), "age": i, "score": score,
+            "active": i % 2 == 0, "note": null});
+        NewRow {
+            id: format!("id{i}"),
+            key: set.key_param(&format!("id{i}")).unwrap(),
+            assignments: set.assignments(&obj).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_batches_of_any_size_share_one_statement_text() {
+        let set = set();
+        let rows: Vec<NewRow> = (0..3).map(|i| row(&set, i, json!(1.5))).collect();
+        let refs: Vec<&NewRow> = rows.iter().collect();
+        let two = set.insert_statement(&refs[..2], true);
+        let three = set.insert_statement(&refs, true);
+        assert_eq!(
+            two.sql, three.sql,
+            "the text does not depend on the row count"
+        );
+        assert!(
+            three.sql.contains(
+                "SELECT u.c0, u.c1, u.c2, u.c3, u.c4, NULL FROM UNNEST($1::text[], \
+                 $2::text[], $3::int8[], $4::float8[], $5::bool[]) AS u(c0, c1, c2, c3, c4)"
+            ),
+            "{}",
+            three.sql
+        );
+        assert_eq!(three.params.len(), 5, "one array per column");
+        assert_eq!(
+            three.params[2],
+            Param::Column(ParamColumn::Int(vec![Some(0), Some(1), Some(2)]))
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_columns_mixing_kinds_fall_back_to_values() {
+        let set = set();
+        // A number property holds an integer in one row and a fraction in the other.
+        let rows = [row(&set, 1, json!(2)), row(&set, 2, json!(2.5))];
+        let refs: Vec<&NewRow> = rows.iter().collect();
+        let b = set.insert_statement(&refs, false);
+        assert!(b.sql.contains(" VALUES ("), "{}", b.sql);
+        assert!(!b.sql.contains("UNNEST"), "{}", b.sql);
+    }
 }

@@ -2,7 +2,7 @@
 //! or SQLite the settings name, with the statements the connector needs (fetch rows as text,
 //! execute, count) and the classification of driver errors into `ConnectorError`s.
 
-use super::builder::{Param, SqlBuilder};
+use super::builder::{Param, ParamColumn, SqlBuilder};
 use super::settings::{SqlSettings, Target};
 use crate::contract::{ConnectorError, ConnectorResult};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
@@ -21,7 +21,21 @@ pub enum SqlPool {
 
 /// Binds every parameter of a builder to a sqlx query, whatever the driver.
 macro_rules! bind_all {
-    ($query:expr, $params:expr) => {{
+    (@column pg, $q:ident, $c:ident) => {
+        match $c {
+            ParamColumn::Str(v) => $q.bind(v.clone()),
+            ParamColumn::Int(v) => $q.bind(v.clone()),
+            ParamColumn::Float(v) => $q.bind(v.clone()),
+            ParamColumn::Bool(v) => $q.bind(v.clone()),
+        }
+    };
+    (@column scalar, $q:ident, $c:ident) => {{
+        let _ = $c;
+        return Err(ConnectorError::Internal(
+            "column (array) parameters are bound on PostgreSQL only".into(),
+        ));
+    }};
+    ($query:expr, $params:expr, $columns:ident) => {{
         let mut q = $query;
         for p in $params {
             q = match p {
@@ -29,13 +43,13 @@ macro_rules! bind_all {
                 Param::Int(i) => q.bind(*i),
                 Param::Float(f) => q.bind(*f),
                 Param::Bool(b) => q.bind(*b),
+                Param::Column(c) => bind_all!(@column $columns, q, c),
             };
         }
         q
     }};
 }
 
-/// Reads every column of every row as optional text.
 macro_rules! text_rows {
     ($rows:expr) => {{
         let mut out = Vec::with_capacity($rows.len());
@@ -106,21 +120,21 @@ impl SqlPool {
         let sql = AssertSqlSafe(b.sql.clone());
         Ok(match self {
             SqlPool::Postgres(pool) => {
-                let rows = bind_all!(sqlx::query(sql), &b.params)
+                let rows = bind_all!(sqlx::query(sql), &b.params, pg)
                     .fetch_all(pool)
                     .await
                     .map_err(classify)?;
                 text_rows!(rows)
             }
             SqlPool::MySql(pool) => {
-                let rows = bind_all!(sqlx::query(sql), &b.params)
+                let rows = bind_all!(sqlx::query(sql), &b.params, scalar)
                     .fetch_all(pool)
                     .await
                     .map_err(classify)?;
                 text_rows!(rows)
             }
             SqlPool::Sqlite(pool) => {
-                let rows = bind_all!(sqlx::query(sql), &b.params)
+                let rows = bind_all!(sqlx::query(sql), &b.params, scalar)
                     .fetch_all(pool)
                     .await
                     .map_err(classify)?;
@@ -133,17 +147,17 @@ impl SqlPool {
     pub async fn execute(&self, b: &SqlBuilder) -> ConnectorResult<u64> {
         let sql = AssertSqlSafe(b.sql.clone());
         Ok(match self {
-            SqlPool::Postgres(pool) => bind_all!(sqlx::query(sql), &b.params)
+            SqlPool::Postgres(pool) => bind_all!(sqlx::query(sql), &b.params, pg)
                 .execute(pool)
                 .await
                 .map_err(classify)?
                 .rows_affected(),
-            SqlPool::MySql(pool) => bind_all!(sqlx::query(sql), &b.params)
+            SqlPool::MySql(pool) => bind_all!(sqlx::query(sql), &b.params, scalar)
                 .execute(pool)
                 .await
                 .map_err(classify)?
                 .rows_affected(),
-            SqlPool::Sqlite(pool) => bind_all!(sqlx::query(sql), &b.params)
+            SqlPool::Sqlite(pool) => bind_all!(sqlx::query(sql), &b.params, scalar)
                 .execute(pool)
                 .await
                 .map_err(classify)?
@@ -156,17 +170,17 @@ impl SqlPool {
         let sql = AssertSqlSafe(b.sql.clone());
         let n: i64 = match self {
             SqlPool::Postgres(pool) => {
-                bind_all!(sqlx::query_scalar(sql), &b.params)
+                bind_all!(sqlx::query_scalar(sql), &b.params, pg)
                     .fetch_one(pool)
                     .await
             }
             SqlPool::MySql(pool) => {
-                bind_all!(sqlx::query_scalar(sql), &b.params)
+                bind_all!(sqlx::query_scalar(sql), &b.params, scalar)
                     .fetch_one(pool)
                     .await
             }
             SqlPool::Sqlite(pool) => {
-                bind_all!(sqlx::query_scalar(sql), &b.params)
+                bind_all!(sqlx::query_scalar(sql), &b.params, scalar)
                     .fetch_one(pool)
                     .await
             }
