@@ -3,10 +3,10 @@
 //! (the SQLite equivalent of `FOR UPDATE SKIP LOCKED`).
 
 use super::query::map_err;
-use super::records::{EVENT_COLS, JOB_COLS, event_row, job_row};
-use super::time::{from_micros, micros};
+use super::records::{EVENT_COLS, JOB_COLS, RawEvent, job_row, raw_event_row};
+use super::time::from_micros;
 use crate::error::{ConflictKind, RepoError, RepoResult};
-use crate::model::{ClaimedJob, LockRecord, NodeRecord, NodeState, SyncEvent};
+use crate::model::{ClaimedJob, LockRecord, NodeRecord, NodeState};
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::time::Duration;
@@ -202,18 +202,21 @@ pub fn locks_where(conn: &Connection, node_id: Option<&str>) -> RepoResult<Vec<L
     rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
 }
 
+/// Marks up to `limit` ready events of `mapping` ACQUIRED by `node_id` and returns them as read
+/// (`RawEvent::parse` them after giving the writer back), in queue order.
 pub fn acquire_events(
     conn: &mut Connection,
     mapping: &str,
     node_id: &str,
     limit: usize,
-) -> RepoResult<Vec<SyncEvent>> {
+) -> RepoResult<Vec<RawEvent>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map_err)?;
     // An event waits while an earlier event of the same object is ACQUIRED, so per-object
     // commit order holds even with parallel workers and retries.
-    let mut events = {
+    let mut events = Vec::with_capacity(limit.min(10_000));
+    {
         let mut stmt = tx
             .prepare_cached(&format!(
                 "UPDATE sync_queue SET state = 'ACQUIRED', node_id = ?1, rev = rev + 1 \
@@ -226,12 +229,14 @@ pub fn acquire_events(
             ))
             .map_err(map_err)?;
         let rows = stmt
-            .query_map(params![node_id, mapping, limit as i64], event_row)
+            .query_map(params![node_id, mapping, limit as i64], raw_event_row)
             .map_err(map_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(map_err)?
-    };
+        for row in rows {
+            events.push(row.map_err(map_err)?);
+        }
+    }
     tx.commit().map_err(map_err)?;
-    events.sort_by_key(|e| (micros(&e.create_date), e.seq));
+    events.sort_by_key(|e| e.order());
     Ok(events)
 }
 

@@ -233,7 +233,7 @@ fn apply(tx: &Connection, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
                 .execute([&id])
                 .map_err(map_err)?;
         }
-        Op::AppendAudit(entry) => insert_audit(tx, &entry)?,
+        Op::AppendAudit(entry) => insert_audit(tx, entry)?,
         Op::AddRunCounters {
             run_id,
             node_id,
@@ -341,9 +341,8 @@ fn link_conflict(tx: &Connection, link: &Link) -> RepoResult<RepoError> {
     })
 }
 
-pub fn insert_audit(conn: &Connection, entry: &AuditEntry) -> RepoResult<()> {
-    let mut doc = entry.entry.clone();
-    if let Value::Object(m) = &mut doc
+pub fn insert_audit(conn: &Connection, mut entry: AuditEntry) -> RepoResult<()> {
+    if let Value::Object(m) = &mut entry.entry
         && !m.contains_key("_id")
     {
         m.insert("_id".into(), Value::String(entry.id.clone()));
@@ -360,7 +359,7 @@ pub fn insert_audit(conn: &Connection, entry: &AuditEntry) -> RepoResult<()> {
         entry.recon_id,
         entry.mapping,
         entry.entry_type,
-        doc.to_string()
+        entry.entry.to_string()
     ])
     .map_err(map_err)?;
     Ok(())

@@ -753,9 +753,11 @@ impl Repository for SqliteRepo {
         limit: usize,
     ) -> RepoResult<Vec<SyncEvent>> {
         let (m, n) = (mapping.to_string(), node_id.to_string());
-        self.pool
+        let raw = self
+            .pool
             .write(move |c| cluster::acquire_events(c, &m, &n, limit))
-            .await
+            .await?;
+        Ok(raw.into_iter().map(records::RawEvent::parse).collect())
     }
 
     async fn release_for_retry(&self, id: &str, remaining_retries: i64) -> RepoResult<()> {
@@ -921,7 +923,7 @@ impl Repository for SqliteRepo {
         self.pool
             .write(move |c| {
                 let tx = c.transaction().map_err(map_err)?;
-                for e in &entries {
+                for e in entries {
                     commit::insert_audit(&tx, e)?;
                 }
                 tx.commit().map_err(map_err)

@@ -210,37 +210,69 @@ pub const EVENT_COLS: &str = "id, rev, mapping, resource_id, resource_collection
     state, node_id, remaining_retries, create_date, old_object, new_object, object_rev, context, seq";
 
 pub fn event_row(r: &Row<'_>) -> rusqlite::Result<SyncEvent> {
+    raw_event_row(r).map(RawEvent::parse)
+}
+
+/// A queue row as read, its JSON columns still text: the queue poll reads rows on the writer
+/// connection and parses them after giving it back, so parsing never holds up other writers.
+#[derive(Debug)]
+pub struct RawEvent {
+    event: SyncEvent,
+    old_object: Option<String>,
+    new_object: Option<String>,
+    context: Option<String>,
+}
+
+impl RawEvent {
+    /// Queue order: creation date, then insertion order.
+    pub fn order(&self) -> (i64, i64) {
+        (micros(&self.event.create_date), self.event.seq)
+    }
+
+    pub fn parse(self) -> SyncEvent {
+        let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        SyncEvent {
+            old_object: json(self.old_object),
+            new_object: json(self.new_object),
+            context: json(self.context).unwrap_or(Value::Null),
+            ..self.event
+        }
+    }
+}
+
+pub fn raw_event_row(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
     let action: String = r.get(5)?;
     let state: String = r.get(6)?;
-    Ok(SyncEvent {
-        id: r.get(0)?,
-        rev: r.get::<_, i64>(1)?.to_string(),
-        mapping: r.get(2)?,
-        resource_id: r.get(3)?,
-        resource_collection: r.get(4)?,
-        sync_action: crate::model::SyncAction::parse(&action).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                5,
-                rusqlite::types::Type::Text,
-                format!("unknown syncAction {action}").into(),
-            )
-        })?,
-        state: if state == "ACQUIRED" {
-            crate::model::EventState::Acquired
-        } else {
-            crate::model::EventState::Pending
+    Ok(RawEvent {
+        event: SyncEvent {
+            id: r.get(0)?,
+            rev: r.get::<_, i64>(1)?.to_string(),
+            mapping: r.get(2)?,
+            resource_id: r.get(3)?,
+            resource_collection: r.get(4)?,
+            sync_action: crate::model::SyncAction::parse(&action).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    5,
+                    rusqlite::types::Type::Text,
+                    format!("unknown syncAction {action}").into(),
+                )
+            })?,
+            state: if state == "ACQUIRED" {
+                crate::model::EventState::Acquired
+            } else {
+                crate::model::EventState::Pending
+            },
+            node_id: r.get(7)?,
+            remaining_retries: r.get(8)?,
+            create_date: from_micros(r.get(9)?),
+            old_object: None,
+            new_object: None,
+            object_rev: r.get(12)?,
+            context: Value::Null,
+            seq: r.get(14)?,
         },
-        node_id: r.get(7)?,
-        remaining_retries: r.get(8)?,
-        create_date: from_micros(r.get(9)?),
-        old_object: r
-            .get::<_, Option<String>>(10)?
-            .and_then(|s| serde_json::from_str(&s).ok()),
-        new_object: r
-            .get::<_, Option<String>>(11)?
-            .and_then(|s| serde_json::from_str(&s).ok()),
-        object_rev: r.get(12)?,
-        context: parse_json(r.get(13)?)?,
-        seq: r.get(14)?,
+        old_object: r.get(10)?,
+        new_object: r.get(11)?,
+        context: r.get(13)?,
     })
 }
