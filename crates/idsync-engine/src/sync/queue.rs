@@ -63,10 +63,11 @@ pub async fn run_queue_consumers(engine: Arc<Engine>, stop: watch::Receiver<bool
     }
 }
 
-/// Events in memory: per object, in commit order; the front one is running or next.
+/// Events in memory: per object, in commit order; the front one is running or next. Shared
+/// with the worker running it, not copied (an event carries the object's old and new value).
 #[derive(Debug, Default)]
 struct Lines {
-    objects: HashMap<String, VecDeque<SyncEvent>>,
+    objects: HashMap<String, VecDeque<Arc<SyncEvent>>>,
     count: usize,
 }
 
@@ -267,7 +268,7 @@ impl Consumer {
                     lines.count += 1;
                     let rid = ev.resource_id.clone();
                     let line = lines.objects.entry(rid.clone()).or_default();
-                    line.push_back(ev);
+                    line.push_back(Arc::new(ev));
                     if line.len() == 1 {
                         let _ = self.ready.send(rid);
                     }
@@ -333,7 +334,7 @@ impl Consumer {
             if *stop.borrow() {
                 return;
             }
-            let events: Vec<SyncEvent> = {
+            let events: Vec<Arc<SyncEvent>> = {
                 let lines = self.lines();
                 rids.iter()
                     .filter_map(|rid| lines.objects.get(rid).and_then(|l| l.front().cloned()))
@@ -347,7 +348,7 @@ impl Consumer {
 
     /// Runs a batch of events of different objects; each then finishes, retries or fails on
     /// its own.
-    async fn process(self: &Arc<Self>, events: Vec<SyncEvent>) {
+    async fn process(self: &Arc<Self>, events: Vec<Arc<SyncEvent>>) {
         let t = Instant::now();
         let results = self.execute(&events).await;
         let elapsed = t.elapsed().as_secs_f64();
@@ -367,7 +368,7 @@ impl Consumer {
         }
     }
 
-    async fn failed(self: &Arc<Self>, ev: SyncEvent, cause: String) {
+    async fn failed(self: &Arc<Self>, ev: Arc<SyncEvent>, cause: String) {
         let rid = ev.resource_id.clone();
         self.metric("failed");
         if ev.remaining_retries != 0 {
@@ -391,7 +392,7 @@ impl Consumer {
 
     /// Runs the events as the notifies they record against this one mapping; one result per
     /// event, in order. A success has committed the event's deletion with its writes.
-    async fn execute(&self, events: &[SyncEvent]) -> Vec<Result<(), String>> {
+    async fn execute(&self, events: &[Arc<SyncEvent>]) -> Vec<Result<(), String>> {
         let node = &self.engine.node_id;
         let items = events
             .iter()

@@ -1,6 +1,11 @@
 //! SQLite connections: one serialised writer and a small pool of WAL readers, all used on
 //! tokio's blocking threads. Every connection gets the same pragmas and the `idsync_lower` /
 //! `idsync_ci` functions (filters and expression indexes depend on them).
+//!
+//! Checkpoints (copying the WAL back into the database file) run on a thread and connection of
+//! their own, not inside the writer's commits: a checkpoint needs no write lock, so commits go
+//! on while it copies. The writer still checkpoints itself if the WAL grows past
+//! `WRITER_AUTOCHECKPOINT_PAGES` (the checkpointer is behind, e.g. readers hold old snapshots).
 
 use super::query::map_err;
 use crate::error::{RepoError, RepoResult};
@@ -8,11 +13,18 @@ use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// Readers kept open between calls; more may be opened under load and are then dropped.
 const MAX_IDLE_READERS: usize = 16;
+
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// WAL size (in pages) at which the writer checkpoints during its own commit (SQLite's default
+/// is 1,000: about 10 ms of a busy queue drain).
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 #[derive(Debug)]
 pub struct Pool {
@@ -54,12 +66,17 @@ pub fn connect(path: &Path) -> RepoResult<Connection> {
 }
 
 impl Pool {
-    pub fn new(path: PathBuf, writer: Connection) -> Self {
-        Pool {
+    pub fn new(path: PathBuf, writer: Connection) -> RepoResult<Self> {
+        writer
+            .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            .map_err(map_err)?;
+        let writer = Arc::new(Mutex::new(writer));
+        spawn_checkpointer(path.clone(), Arc::downgrade(&writer))?;
+        Ok(Pool {
             path,
-            writer: Arc::new(Mutex::new(writer)),
+            writer,
             readers: Arc::new(Mutex::new(Vec::new())),
-        }
+        })
     }
 
     /// Runs `f` on the writer connection on a blocking thread; writes are serialised here.
@@ -107,4 +124,27 @@ impl Pool {
         .await
         .map_err(|e| RepoError::Internal(format!("sqlite task failed: {e}")))?
     }
+}
+
+/// Runs PASSIVE checkpoints every `CHECKPOINT_EVERY` until the writer is gone (the repository
+/// was dropped).
+fn spawn_checkpointer(path: PathBuf, writer: Weak<Mutex<Connection>>) -> RepoResult<()> {
+    let conn = connect(&path)?;
+    std::thread::Builder::new()
+        .name("idsync-sqlite-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if writer.strong_count() == 0 {
+                    return;
+                }
+                // PASSIVE copies what no reader still needs and never waits for a lock; a
+                // failure (the database busy or gone) is tried again on the next round.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, path = %path.display(), "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| RepoError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
 }

@@ -56,7 +56,7 @@ impl SqliteRepo {
     pub async fn open_path(path: &Path) -> RepoResult<Self> {
         let path = path.to_path_buf();
         let p = path.clone();
-        let writer = tokio::task::spawn_blocking(move || -> RepoResult<_> {
+        let pool = tokio::task::spawn_blocking(move || -> RepoResult<_> {
             if let Some(parent) = p.parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -66,12 +66,12 @@ impl SqliteRepo {
             }
             let mut c = conn::connect(&p)?;
             migrate::migrate(&mut c)?;
-            Ok(c)
+            Pool::new(p, c)
         })
         .await
         .map_err(|e| RepoError::Internal(format!("sqlite open task failed: {e}")))??;
         Ok(SqliteRepo {
-            pool: Pool::new(path.clone(), writer),
+            pool,
             path,
             waiting: Arc::default(),
         })
