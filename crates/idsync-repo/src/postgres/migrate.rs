@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "link indexes by side",
         include_str!("../../migrations/postgres/0003_link_indexes_by_side.sql"),
     ),
+    (
+        4,
+        "unread audit indexes",
+        include_str!("../../migrations/postgres/0004_unread_audit_indexes.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).
