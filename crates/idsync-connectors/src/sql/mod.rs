@@ -326,6 +326,10 @@ impl SqlObjectSet {
     /// and the caller uses `VALUES`.
     fn unnest_statement(&self, rows: &[&NewRow], returning: bool) -> Option<SqlBuilder> {
         let first = rows.first()?;
+        let width = first.assignments.len();
+        if rows.iter().any(|r| r.assignments.len() != width) {
+            return None;
+        }
         let mut columns = vec![ParamColumn::collect(rows.iter().map(|r| Some(&r.key)))];
         for (i, _) in first.assignments.iter().enumerate() {
             let values = rows.iter().map(move |r| r.assignments[i].1.as_ref());
