@@ -50,6 +50,7 @@ macro_rules! bind_all {
     }};
 }
 
+/// Reads every column of every row as optional text.
 macro_rules! text_rows {
     ($rows:expr) => {{
         let mut out = Vec::with_capacity($rows.len());
