@@ -139,18 +139,22 @@ async fn each_change_of_a_batch_succeeds_or_fails_on_its_own() {
         4
     );
 
-    let items = users
+    let changes: Vec<Change> = users
         .iter()
-        .map(|(id, u)| BatchItem {
-            change: Change {
-                collection: "managed/user".into(),
-                id: (*id).into(),
-                action: SyncAction::NotifyCreate,
-                old: None,
-                new: Some(u.clone()),
-            },
+        .map(|(id, u)| Change {
+            collection: "managed/user".into(),
+            id: (*id).into(),
+            action: SyncAction::NotifyCreate,
+            old: None,
+            new: Some(u.clone()),
+        })
+        .collect();
+    let items = changes
+        .iter()
+        .map(|c| BatchItem {
+            change: c.view(),
             on_success: vec![Op::DeleteSyncEvent {
-                id: format!("e-{id}"),
+                id: format!("e-{}", c.id),
                 node_id: "n1".into(),
             }],
         })

@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use tokio::sync::OnceCell;
 use translate::{
-    Column, ColumnResolver, OrderKey, after_position, order_by, param_for, where_clause,
+    Column, ColumnResolver, OrderKey, after_position, order_by, param_for, param_of, where_clause,
 };
 
 /// How many ids one `IN (...)` holds in `get_many`.
@@ -473,14 +473,7 @@ impl SqlObjectSet {
     }
 
     fn write_param(&self, prop: &PropSchema, col: &str, value: &Value) -> ConnectorResult<Param> {
-        param_for(
-            &Column {
-                name: col.to_owned(),
-                kind: prop.kind,
-            },
-            value,
-        )
-        .map_err(|_| {
+        param_of(prop.kind, col, value).map_err(|_| {
             ConnectorError::InvalidData(format!("{}: {value} does not fit column {col}", prop.name))
         })
     }

@@ -40,13 +40,14 @@ fn resolve(resolver: &dyn ColumnResolver, field: &JsonPointer) -> ConnectorResul
 /// compared with a text column is compared as text, as the in-memory evaluator would not
 /// match it at all otherwise).
 pub fn param_for(column: &Column, value: &Value) -> ConnectorResult<Param> {
-    let bad = || {
-        ConnectorError::BadRequest(format!(
-            "{value} cannot be compared with column {}",
-            column.name
-        ))
-    };
-    Ok(match (column.kind, value) {
+    param_of(column.kind, &column.name, value)
+}
+
+/// [`param_for`] a column given by its kind and name.
+pub fn param_of(kind: PropKind, column: &str, value: &Value) -> ConnectorResult<Param> {
+    let bad =
+        || ConnectorError::BadRequest(format!("{value} cannot be compared with column {column}"));
+    Ok(match (kind, value) {
         (PropKind::String | PropKind::Array, Value::String(s)) => Param::Str(s.clone()),
         (PropKind::String | PropKind::Array, Value::Number(n)) => Param::Str(n.to_string()),
         (PropKind::String | PropKind::Array, Value::Bool(b)) => Param::Str(b.to_string()),

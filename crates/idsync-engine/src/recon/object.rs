@@ -507,8 +507,8 @@ impl RunCtx {
                 let t = Instant::now();
                 let mut new_target = self.mapping.prepare_create(source, &self.hook(op))?;
                 out.stats.time("onCreateScript", t.elapsed());
-                let diff = idsync_mapping::diff(&Value::Null, &new_target);
                 if analyze {
+                    let diff = idsync_mapping::diff(&Value::Null, &new_target);
                     self.plan(op, Some(diff), out);
                     op.target_effect = TargetEffect::Created;
                     return Ok(());
@@ -656,9 +656,10 @@ impl RunCtx {
                 Ok(id)
             }
             None => {
+                // The connector gets the object itself; `obj` becomes what it created.
                 let created = self
                     .target_set
-                    .create(given.as_deref(), obj.clone())
+                    .create(given.as_deref(), std::mem::take(obj))
                     .await?;
                 let id = created
                     .get("_id")

@@ -9,7 +9,7 @@
 //! `on_success` ops; when the batch commit is refused (a link conflict of one event), every
 //! event commits alone, so one conflict fails only its own event.
 
-use super::{Change, SyncOutcome, managed_changes, triggered};
+use super::{ChangeRef, SyncOutcome, managed_changes, triggered};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::recon::object::{ChunkLookups, ChunkOutput};
@@ -25,8 +25,8 @@ pub(crate) const BATCH_PARALLEL_ACTS: usize = 128;
 
 /// One change of a batch and what commits with it when its sync succeeds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BatchItem {
-    pub change: Change,
+pub struct BatchItem<'a> {
+    pub change: ChangeRef<'a>,
     pub on_success: Vec<Op>,
 }
 
@@ -40,12 +40,12 @@ impl Engine {
     pub async fn sync_mapping_batch(
         &self,
         mapping: &str,
-        items: Vec<BatchItem>,
+        items: Vec<BatchItem<'_>>,
         parallel: usize,
     ) -> EngineResult<Vec<EngineResult<SyncOutcome>>> {
         let (config, _) = self.mapping(mapping)?;
         let ctx = self.sync_ctx(mapping)?;
-        let ids: Vec<&str> = items.iter().map(|i| i.change.id.as_str()).collect();
+        let ids: Vec<&str> = items.iter().map(|i| i.change.id).collect();
         let look = source_lookups(self, &ctx, &ids).await?;
         // The events touch different objects, so up to `parallel` acts run side by side: their
         // target calls overlap, and a connector that coalesces concurrent writes (SQL creates,
@@ -55,7 +55,7 @@ impl Engine {
         for part in items.chunks(parallel.max(1)) {
             let acts = part
                 .iter()
-                .map(|item| self.act_item(mapping, &config, &ctx, &look, &item.change));
+                .map(|item| self.act_item(mapping, &config, &ctx, &look, item.change));
             acted.extend(join_all(acts).await);
         }
         drop(look);
@@ -128,7 +128,7 @@ impl Engine {
         config: &Mapping,
         ctx: &RunCtx,
         look: &ChunkLookups,
-        c: &Change,
+        c: ChangeRef<'_>,
     ) -> Acted {
         if config.source_str != c.collection {
             Err(EngineError::BadRequest(format!(

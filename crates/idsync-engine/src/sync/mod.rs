@@ -42,6 +42,42 @@ pub struct Change {
     pub new: Option<Value>,
 }
 
+/// A change seen without owning it: what one mapping's act reads. A queue event and an owned
+/// [`Change`] both lend one, so a queued event runs without copying its objects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChangeRef<'a> {
+    pub collection: &'a str,
+    pub id: &'a str,
+    pub action: SyncAction,
+    pub old: Option<&'a Value>,
+    pub new: Option<&'a Value>,
+}
+
+impl Change {
+    pub fn view(&self) -> ChangeRef<'_> {
+        ChangeRef {
+            collection: &self.collection,
+            id: &self.id,
+            action: self.action,
+            old: self.old.as_ref(),
+            new: self.new.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a SyncEvent> for ChangeRef<'a> {
+    /// The notify a queue event records.
+    fn from(ev: &'a SyncEvent) -> Self {
+        ChangeRef {
+            collection: &ev.resource_collection,
+            id: &ev.resource_id,
+            action: ev.sync_action,
+            old: ev.old_object.as_ref(),
+            new: ev.new_object.as_ref(),
+        }
+    }
+}
+
 /// What a notify did: one `/sync` result per mapping and link qualifier.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SyncOutcome {
@@ -82,13 +118,13 @@ impl SyncOutcome {
 
 /// Whether `m` reacts to this change at all: `triggerSyncProperties` limits updates to changes
 /// of the listed properties (reference §1.1).
-fn triggered(m: &Mapping, change: &Change) -> bool {
+fn triggered(m: &Mapping, change: ChangeRef<'_>) -> bool {
     let (Some(props), SyncAction::NotifyUpdate, Some(old)) =
-        (&m.trigger_sync_properties, change.action, &change.old)
+        (&m.trigger_sync_properties, change.action, change.old)
     else {
         return true;
     };
-    let new = change.new.as_ref().unwrap_or(&Value::Null);
+    let new = change.new.unwrap_or(&Value::Null);
     props.iter().any(|p| p.get(old) != p.get(new))
 }
 
@@ -130,7 +166,7 @@ impl Engine {
     pub fn queue_events(&self, change: &Change) -> Vec<Op> {
         self.mappings_from(&change.collection)
             .into_iter()
-            .filter(|m| triggered(m, change))
+            .filter(|m| triggered(m, change.view()))
             .filter_map(|m| m.queued().map(|q| (m, q)))
             .map(|(m, q)| {
                 Op::EnqueueSyncEvent(SyncEvent {
@@ -176,7 +212,7 @@ impl Engine {
             )));
         }
         let mut outcome = SyncOutcome::default();
-        if triggered(&config, change) {
+        if triggered(&config, change.view()) {
             outcome.merge(self.run_one(mapping, change, 0).await?);
         }
         Ok(outcome)
@@ -200,7 +236,7 @@ impl Engine {
             let names: Vec<String> = self
                 .mappings_from(&change.collection)
                 .into_iter()
-                .filter(|m| m.queued().is_none() && triggered(m, change))
+                .filter(|m| m.queued().is_none() && triggered(m, change.view()))
                 .map(|m| m.name.clone())
                 .collect();
             for name in names {
@@ -222,7 +258,9 @@ impl Engine {
         depth: usize,
     ) -> EngineResult<SyncOutcome> {
         let ctx = self.sync_ctx(name)?;
-        let out = self.act(&ctx, &ChunkLookups::default(), change).await?;
+        let out = self
+            .act(&ctx, &ChunkLookups::default(), change.view())
+            .await?;
         let cascade = managed_changes(&out.ops);
         let (mut outcome, committed) = self.commit_output(out).await;
         if committed {
@@ -237,25 +275,29 @@ impl Engine {
         &self,
         ctx: &RunCtx,
         look: &ChunkLookups,
-        change: &Change,
+        change: ChangeRef<'_>,
     ) -> EngineResult<ChunkOutput> {
         let mut out = ChunkOutput::default();
         match change.action {
             SyncAction::NotifyDelete => {
-                ctx.sync_deleted(self, look, &change.id, change.old.as_ref(), &mut out)
+                ctx.sync_deleted(self, look, change.id, change.old, &mut out)
                     .await;
             }
             SyncAction::NotifyCreate | SyncAction::NotifyUpdate => {
-                let new = match &change.new {
-                    Some(v) => v.clone(),
-                    None => ctx.source_set.get(&change.id).await?.ok_or_else(|| {
-                        EngineError::NotFound(format!(
-                            "{}/{} not found",
-                            change.collection, change.id
-                        ))
-                    })?,
+                let fetched;
+                let new = match change.new {
+                    Some(v) => v,
+                    None => {
+                        fetched = ctx.source_set.get(change.id).await?.ok_or_else(|| {
+                            EngineError::NotFound(format!(
+                                "{}/{} not found",
+                                change.collection, change.id
+                            ))
+                        })?;
+                        &fetched
+                    }
                 };
-                ctx.sync_changed(self, look, &change.id, &new, change.old.as_ref(), &mut out)
+                ctx.sync_changed(self, look, change.id, new, change.old, &mut out)
                     .await;
             }
         }

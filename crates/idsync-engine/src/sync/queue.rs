@@ -23,8 +23,8 @@
 //! (`rejected-executions`) and go back to PENDING untouched — never lost. While memory is full
 //! the consumer does not poll at all.
 
+use super::BatchItem;
 use super::batch::BATCH_PARALLEL_ACTS;
-use super::{BatchItem, Change};
 use crate::Engine;
 use crate::managed_set::new_id;
 use chrono::Utc;
@@ -397,13 +397,7 @@ impl Consumer {
         let items = events
             .iter()
             .map(|ev| BatchItem {
-                change: Change {
-                    collection: ev.resource_collection.clone(),
-                    id: ev.resource_id.clone(),
-                    action: ev.sync_action,
-                    old: ev.old_object.clone(),
-                    new: ev.new_object.clone(),
-                },
+                change: ev.as_ref().into(),
                 on_success: vec![Op::DeleteSyncEvent {
                     id: ev.id.clone(),
                     node_id: node.clone(),
