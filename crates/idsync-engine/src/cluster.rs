@@ -93,6 +93,15 @@ pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<
         }
         match engine.repo.list_nodes().await {
             Ok(nodes) => {
+                let sharing = nodes_on_this_host(&engine, &nodes);
+                if engine.set_host_nodes(sharing) {
+                    let jobs = usize::try_from(s.max_concurrent_jobs).unwrap_or(usize::MAX);
+                    tracing::info!(
+                        nodes = sharing,
+                        jobs = engine.job_slots(jobs),
+                        "running nodes on this host changed: this node's share of maxConcurrentJobs"
+                    );
+                }
                 let downed = mark_down_nodes(&engine, &nodes).await;
                 if recovery.enabled && (downed || last_recovery.elapsed() >= recovery_every) {
                     recover_orphaned_locks(&engine).await;
@@ -142,6 +151,24 @@ fn running_nodes(engine: &Engine, nodes: &[NodeRecord]) -> HashSet<String> {
         .collect();
     running.insert(engine.node_id.clone());
     running
+}
+
+/// Running nodes on the host this node's heartbeat named, itself included (1 before its first
+/// heartbeat, or when the rows carry no host).
+fn nodes_on_this_host(engine: &Engine, nodes: &[NodeRecord]) -> usize {
+    let Some(host) = nodes
+        .iter()
+        .find(|n| n.id == engine.node_id)
+        .and_then(|n| n.host.as_deref())
+    else {
+        return 1;
+    };
+    let running = running_nodes(engine, nodes);
+    nodes
+        .iter()
+        .filter(|n| n.host.as_deref() == Some(host) && running.contains(&n.id))
+        .count()
+        .max(1)
 }
 
 /// Marks nodes past their heartbeat timeout down and recovers their work. Returns whether one

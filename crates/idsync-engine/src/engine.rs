@@ -8,6 +8,7 @@ use idsync_config::{Mapping, Project};
 use idsync_mapping::CompiledMapping;
 use idsync_repo::{Repository, RunRecord};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -28,6 +29,8 @@ pub struct Engine {
     sync_ctxs: Mutex<HashMap<String, Arc<RunCtx>>>,
     /// Rings when this node scheduled work, so its workers claim it at once.
     pub(crate) work: Notify,
+    /// Running nodes on this node's host, itself included (1 until the cluster monitor looked).
+    host_nodes: AtomicUsize,
 }
 
 impl Engine {
@@ -54,7 +57,20 @@ impl Engine {
             sync_ctxs: Mutex::new(HashMap::new()),
             queue_balance: crate::cluster::QueueBalance::default(),
             work: Notify::new(),
+            host_nodes: AtomicUsize::new(1),
         }))
+    }
+
+    /// How many jobs this node runs at once when its host runs `per_host`: the host's nodes
+    /// split them, each at least one.
+    pub fn job_slots(&self, per_host: usize) -> usize {
+        (per_host / self.host_nodes.load(Ordering::Relaxed).max(1)).max(1)
+    }
+
+    /// The cluster monitor saw `n` running nodes on this node's host (itself included).
+    /// Returns whether that changed.
+    pub(crate) fn set_host_nodes(&self, n: usize) -> bool {
+        self.host_nodes.swap(n.max(1), Ordering::Relaxed) != n.max(1)
     }
 
     /// A mapping's configuration and its compiled form.

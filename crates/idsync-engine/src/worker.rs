@@ -6,7 +6,7 @@ use crate::error::EngineResult;
 use idsync_repo::ClaimedJob;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 const IDLE_POLL: Duration = Duration::from_millis(50);
 const EVICT_EVERY: Duration = Duration::from_secs(5);
@@ -15,6 +15,10 @@ const EVICT_EVERY: Duration = Duration::from_secs(5);
 const RECOVERY_POLL: Duration = Duration::from_millis(250);
 
 /// Runs until `stop` turns true, then waits for the jobs in flight.
+///
+/// `concurrency` (`maxConcurrentJobs`) is what one *host* runs at once: nodes that share a host
+/// share its cores, so each runs [`Engine::job_slots`] of them — the same load on the machine
+/// whether one node or three run there.
 ///
 /// Besides its `concurrency` slots the worker keeps one spare slot for lost work: a source page
 /// or target phase whose node died (lease expired, or released by down detection). Claims put
@@ -27,8 +31,11 @@ pub async fn run_worker(
     concurrency: usize,
     mut stop: watch::Receiver<bool>,
 ) -> EngineResult<()> {
-    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let concurrency = concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
     let spare = Arc::new(Semaphore::new(1));
+    // Rings when a job ends: a node at its share claims again at once.
+    let finished = Arc::new(Notify::new());
     let kinds: Vec<&str> = crate::recon::jobs::KINDS.to_vec();
     let recoverable = crate::recon::jobs::RECOVERABLE_KINDS;
     let mut last_evict = tokio::time::Instant::now();
@@ -36,10 +43,20 @@ pub async fn run_worker(
         if *stop.borrow() {
             break;
         }
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => Some(p.map_err(|e| crate::EngineError::Internal(e.to_string()))?),
-            _ = tokio::time::sleep(RECOVERY_POLL) => None,
-            _ = stop.changed() => break,
+        let in_flight = concurrency - slots.available_permits();
+        let permit = if in_flight < engine.job_slots(concurrency) {
+            tokio::select! {
+                p = slots.clone().acquire_owned() => Some(p.map_err(|e| crate::EngineError::Internal(e.to_string()))?),
+                _ = tokio::time::sleep(RECOVERY_POLL) => None,
+                _ = stop.changed() => break,
+            }
+        } else {
+            // This node runs its share of the host's jobs: wait for one to end.
+            tokio::select! {
+                _ = finished.notified() => continue,
+                _ = tokio::time::sleep(RECOVERY_POLL) => None,
+                _ = stop.changed() => break,
+            }
         };
         let Some(permit) = permit else {
             // Every slot is busy: lost work does not wait for one to free.
@@ -51,7 +68,7 @@ pub async fn run_worker(
                 {
                     Ok(Some(job)) => {
                         tracing::info!(job = %job.job.id, "lost work re-claimed into the spare slot");
-                        spawn_job(&engine, job, spare);
+                        spawn_job(&engine, job, spare, finished.clone());
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "claiming lost work failed; retrying"),
@@ -71,7 +88,7 @@ pub async fn run_worker(
             }
         };
         match claimed {
-            Some(job) => spawn_job(&engine, job, permit),
+            Some(job) => spawn_job(&engine, job, permit, finished.clone()),
             None => {
                 drop(permit);
                 if last_evict.elapsed() > EVICT_EVERY {
@@ -88,22 +105,29 @@ pub async fn run_worker(
         }
     }
     // Wait for the jobs in flight: in-flight objects finish (SPEC §15 graceful shutdown).
-    let _all = slots.acquire_many(concurrency.max(1) as u32).await;
+    let _all = slots.acquire_many(concurrency as u32).await;
     let _spare = spare.acquire().await;
     Ok(())
 }
 
-/// Runs a claimed job on its own task, holding `permit` (its slot) and renewing its lease.
-fn spawn_job(engine: &Arc<Engine>, job: ClaimedJob, permit: OwnedSemaphorePermit) {
+/// Runs a claimed job on its own task, holding `permit` (its slot) and renewing its lease;
+/// rings `finished` at its end.
+fn spawn_job(
+    engine: &Arc<Engine>,
+    job: ClaimedJob,
+    permit: OwnedSemaphorePermit,
+    finished: Arc<Notify>,
+) {
     crate::metered::job_claimed(&job.job.kind);
     let engine = engine.clone();
     tokio::spawn(async move {
-        let _permit = permit;
         let renew = spawn_lease_renewal(engine.clone(), job.job.id.clone(), job.token);
         if let Err(e) = crate::recon::jobs::execute(&engine, job).await {
             tracing::error!(error = %e, "job failed");
         }
         renew.abort();
+        drop(permit);
+        finished.notify_one();
     });
 }
 

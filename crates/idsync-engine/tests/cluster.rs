@@ -108,7 +108,7 @@ async fn a_silent_node_is_marked_down_and_its_work_released() {
 
     // A node that held a job, two queue events and a lock, then went silent.
     let stale = Utc::now() - chrono::Duration::seconds(60);
-    repo.heartbeat("ghost", stale).await.unwrap();
+    repo.heartbeat("ghost", "h", stale).await.unwrap();
     repo.commit(
         ChangeSet::new()
             .with(Op::EnqueueSyncEvent(event("e1")))
@@ -133,7 +133,7 @@ async fn a_silent_node_is_marked_down_and_its_work_released() {
             .is_some()
     );
     // And a node that is alive.
-    repo.heartbeat("alive", Utc::now()).await.unwrap();
+    repo.heartbeat("alive", "h", Utc::now()).await.unwrap();
 
     let (stop_tx, monitor) = monitor_until_down(&engine, "ghost").await;
     let alive = repo.list_nodes().await.unwrap();
@@ -212,7 +212,7 @@ async fn a_run_whose_start_was_interrupted_gets_its_first_page_when_its_node_is_
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
     let repo = engine.repo.clone();
-    repo.heartbeat("ghost", Utc::now() - chrono::Duration::seconds(60))
+    repo.heartbeat("ghost", "h", Utc::now() - chrono::Duration::seconds(60))
         .await
         .unwrap();
     let run = |id: &str, node: &str, mapping: &str| idsync_repo::RunRecord {
@@ -242,6 +242,48 @@ async fn a_run_whose_start_was_interrupted_gets_its_first_page_when_its_node_is_
     let (stop_tx, monitor) = monitor_until_down(&engine, "ghost").await;
     assert_eq!(repo.count_jobs("r-ghost").await.unwrap(), 1, "first page");
     assert_eq!(repo.count_jobs("r-alive").await.unwrap(), 0);
+    stop_tx.send(true).unwrap();
+    monitor.await.unwrap();
+}
+
+/// `maxConcurrentJobs` is a host's: running nodes on one host split it (each at least one),
+/// and a node that goes down gives its share back.
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_sharing_a_host_split_its_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let repo = engine.repo.clone();
+    assert_eq!(engine.job_slots(6), 6, "alone until the monitor looked");
+
+    let now = Utc::now();
+    repo.heartbeat("alive", "h1", now).await.unwrap();
+    repo.heartbeat("b", "h1", now).await.unwrap();
+    repo.heartbeat("c", "h1", now).await.unwrap();
+    repo.heartbeat("elsewhere", "h2", now).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let monitor = tokio::spawn(idsync_engine::cluster::run_cluster_monitor(
+        engine.clone(),
+        stop_rx,
+    ));
+    wait_for("three nodes on h1", || async { engine.job_slots(6) == 2 }).await;
+    assert_eq!(engine.job_slots(2), 1, "at least one each");
+
+    // b and c stop heartbeating (nodeTimeoutMs 500): once they are down, h1 is this node's.
+    wait_for(
+        "b and c down, the host's jobs this node's again",
+        || async { engine.job_slots(6) == 6 },
+    )
+    .await;
+    // (The share follows the heartbeat timeout; the rows say DOWN once their work is released.)
+    wait_for("b, c and elsewhere marked down", || async {
+        let nodes = repo.list_nodes().await.unwrap();
+        nodes
+            .iter()
+            .filter(|n| n.id != "alive")
+            .all(|n| n.state == NodeState::Down)
+    })
+    .await;
+    assert_eq!(engine.job_slots(6), 6);
     stop_tx.send(true).unwrap();
     monitor.await.unwrap();
 }

@@ -532,7 +532,7 @@ async fn orphan_firing(e: &Engine, node: &str, fire_time: DateTime<Utc>) -> Firi
 
 async fn mark_dead(e: &Engine, node: &str) {
     e.repo
-        .heartbeat(node, Utc::now() - TimeDelta::minutes(1))
+        .heartbeat(node, "h", Utc::now() - TimeDelta::minutes(1))
         .await
         .unwrap();
     e.repo
@@ -551,7 +551,7 @@ async fn a_firing_whose_node_died_before_its_run_started_is_taken_over() {
     let fire_time = DateTime::from_timestamp_millis(Utc::now().timestamp_millis() - 1000).unwrap();
     let orphan = orphan_firing(&b, "node-a", fire_time).await;
     // node-a is alive: nothing to take over.
-    b.repo.heartbeat("node-a", Utc::now()).await.unwrap();
+    b.repo.heartbeat("node-a", "h", Utc::now()).await.unwrap();
     assert!(b.recover_firings().await.unwrap().is_empty());
     assert!(b.recon_list().await.unwrap().is_empty());
 

@@ -201,6 +201,8 @@ pub struct NodeRecord {
     pub startup: DateTime<Utc>,
     pub shutdown: Option<DateTime<Utc>>,
     pub last_heartbeat: DateTime<Utc>,
+    /// The host it runs on, as its last heartbeat said (`None` for a row older than that).
+    pub host: Option<String>,
 }
 
 /// A held lock (queued-sync mapping locks and others).

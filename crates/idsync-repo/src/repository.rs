@@ -157,9 +157,9 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     async fn release_jobs_of_node(&self, node_id: &str) -> RepoResult<u64>;
 
     // ---------------------------------------------------------------- cluster nodes
-    /// Upserts the node row as RUNNING with `last_heartbeat = now` (and `startup = now` on
-    /// first insert, or after it was DOWN).
-    async fn heartbeat(&self, node_id: &str, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Upserts the node row as RUNNING on `host` with `last_heartbeat = now` (and
+    /// `startup = now` on first insert, or after it was DOWN).
+    async fn heartbeat(&self, node_id: &str, host: &str, now: DateTime<Utc>) -> RepoResult<()>;
     /// Sets a node's state (DOWN sets `shutdown = now`). `NotFound` if unknown.
     async fn set_node_state(&self, node_id: &str, state: NodeState) -> RepoResult<()>;
     async fn list_nodes(&self) -> RepoResult<Vec<NodeRecord>>;

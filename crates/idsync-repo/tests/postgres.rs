@@ -981,8 +981,8 @@ async fn registry_tokens_nodes_and_locks() {
     );
 
     let t0 = chrono::Utc::now();
-    repo.heartbeat("n1", t0).await.unwrap();
-    repo.heartbeat("n1", t0 + chrono::Duration::seconds(2))
+    repo.heartbeat("n1", "h", t0).await.unwrap();
+    repo.heartbeat("n1", "h", t0 + chrono::Duration::seconds(2))
         .await
         .unwrap();
     let nodes = repo.list_nodes().await.unwrap();

@@ -18,6 +18,7 @@ fn node_from_row(row: &Row) -> RepoResult<NodeRecord> {
         startup: from_ns(row.try_get::<_, Option<i64>>(2).map_err(err)?.unwrap_or(0)),
         shutdown: row.try_get::<_, Option<i64>>(3).map_err(err)?.map(from_ns),
         last_heartbeat: from_ns(row.try_get(4).map_err(err)?),
+        host: row.try_get(5).map_err(err)?,
     })
 }
 
@@ -32,20 +33,25 @@ fn lock_from_row(row: &Row) -> RepoResult<LockRecord> {
 }
 
 impl PgRepository {
-    pub(crate) async fn pg_heartbeat(&self, node_id: &str, now: DateTime<Utc>) -> RepoResult<()> {
+    pub(crate) async fn pg_heartbeat(
+        &self,
+        node_id: &str,
+        host: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "INSERT INTO nodes (node_id, state, startup_ns, shutdown_ns, last_heartbeat_ns) \
-                 VALUES ($1, 'STATE_RUNNING', $2, NULL, $2) ON CONFLICT (node_id) DO UPDATE SET \
+                "INSERT INTO nodes (node_id, state, startup_ns, shutdown_ns, last_heartbeat_ns, host) \
+                 VALUES ($1, 'STATE_RUNNING', $2, NULL, $2, $3) ON CONFLICT (node_id) DO UPDATE SET \
                  startup_ns = CASE WHEN nodes.state = 'STATE_DOWN' THEN $2 ELSE nodes.startup_ns END, \
                  shutdown_ns = CASE WHEN nodes.state = 'STATE_DOWN' THEN NULL ELSE nodes.shutdown_ns END, \
-                 state = 'STATE_RUNNING', last_heartbeat_ns = $2",
+                 state = 'STATE_RUNNING', last_heartbeat_ns = $2, host = $3",
             )
             .await
             .map_err(pg_err)?;
         client
-            .execute(&stmt, &[&node_id, &to_ns(&now)?])
+            .execute(&stmt, &[&node_id, &to_ns(&now)?, &host])
             .await
             .map_err(pg_err)?;
         Ok(())
@@ -74,7 +80,7 @@ impl PgRepository {
     pub(crate) async fn pg_list_nodes(&self) -> RepoResult<Vec<NodeRecord>> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT node_id, state, startup_ns, shutdown_ns, last_heartbeat_ns FROM nodes ORDER BY node_id", &[])
+            .query("SELECT node_id, state, startup_ns, shutdown_ns, last_heartbeat_ns, host FROM nodes ORDER BY node_id", &[])
             .await
             .map_err(pg_err)?;
         rows.iter().map(node_from_row).collect()

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "unread audit indexes",
         include_str!("../../migrations/postgres/0004_unread_audit_indexes.sql"),
     ),
+    (
+        5,
+        "node host",
+        include_str!("../../migrations/postgres/0005_node_host.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).

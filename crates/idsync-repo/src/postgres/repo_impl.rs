@@ -175,8 +175,8 @@ impl Repository for PgRepository {
         self.pg_release_jobs_of_node(node_id).await
     }
 
-    async fn heartbeat(&self, node_id: &str, now: DateTime<Utc>) -> RepoResult<()> {
-        self.pg_heartbeat(node_id, now).await
+    async fn heartbeat(&self, node_id: &str, host: &str, now: DateTime<Utc>) -> RepoResult<()> {
+        self.pg_heartbeat(node_id, host, now).await
     }
     async fn set_node_state(&self, node_id: &str, state: NodeState) -> RepoResult<()> {
         self.pg_set_node_state(node_id, state).await

@@ -87,16 +87,16 @@ pub fn release(conn: &Connection, job_id: &str, token: i64) -> RepoResult<()> {
     Ok(())
 }
 
-pub fn heartbeat(conn: &Connection, node_id: &str, now: i64) -> RepoResult<()> {
+pub fn heartbeat(conn: &Connection, node_id: &str, host: &str, now: i64) -> RepoResult<()> {
     conn.prepare_cached(
-        "INSERT INTO nodes (id, state, startup, shutdown, last_heartbeat) \
-         VALUES (?1, 'STATE_RUNNING', ?2, NULL, ?2) ON CONFLICT (id) DO UPDATE SET \
+        "INSERT INTO nodes (id, state, startup, shutdown, last_heartbeat, host) \
+         VALUES (?1, 'STATE_RUNNING', ?2, NULL, ?2, ?3) ON CONFLICT (id) DO UPDATE SET \
          startup = CASE WHEN state = 'STATE_DOWN' THEN ?2 ELSE startup END, \
          shutdown = CASE WHEN state = 'STATE_DOWN' THEN NULL ELSE shutdown END, \
-         state = 'STATE_RUNNING', last_heartbeat = ?2",
+         state = 'STATE_RUNNING', last_heartbeat = ?2, host = ?3",
     )
     .map_err(map_err)?
-    .execute(params![node_id, now])
+    .execute(params![node_id, now, host])
     .map_err(map_err)?;
     Ok(())
 }
@@ -123,7 +123,7 @@ pub fn set_node_state(conn: &Connection, node_id: &str, state: NodeState) -> Rep
 pub fn list_nodes(conn: &Connection) -> RepoResult<Vec<NodeRecord>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, state, startup, shutdown, last_heartbeat FROM nodes ORDER BY id",
+            "SELECT id, state, startup, shutdown, last_heartbeat, host FROM nodes ORDER BY id",
         )
         .map_err(map_err)?;
     let rows = stmt
@@ -135,6 +135,7 @@ pub fn list_nodes(conn: &Connection) -> RepoResult<Vec<NodeRecord>> {
                 startup: from_micros(r.get(2)?),
                 shutdown: r.get::<_, Option<i64>>(3)?.map(from_micros),
                 last_heartbeat: from_micros(r.get(4)?),
+                host: r.get(5)?,
             })
         })
         .map_err(map_err)?;

@@ -11,6 +11,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_narrow_indexes.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_node_host.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.

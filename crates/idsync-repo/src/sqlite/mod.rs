@@ -649,11 +649,11 @@ impl Repository for SqliteRepo {
             .await
     }
 
-    async fn heartbeat(&self, node_id: &str, now: DateTime<Utc>) -> RepoResult<()> {
-        let id = node_id.to_string();
+    async fn heartbeat(&self, node_id: &str, host: &str, now: DateTime<Utc>) -> RepoResult<()> {
+        let (id, host) = (node_id.to_string(), host.to_string());
         let now = micros(&now);
         self.pool
-            .write(move |c| cluster::heartbeat(c, &id, now))
+            .write(move |c| cluster::heartbeat(c, &id, &host, now))
             .await
     }
 

@@ -322,10 +322,10 @@ pub async fn recovered_jobs_are_claimed_first(b: &dyn Backend) {
 pub async fn nodes(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     let t0 = Utc::now();
-    repo.heartbeat("n1", t0).await.unwrap();
-    repo.heartbeat("n2", t0).await.unwrap();
+    repo.heartbeat("n1", "host-a", t0).await.unwrap();
+    repo.heartbeat("n2", "host-b", t0).await.unwrap();
     let t1 = t0 + chrono::Duration::seconds(5);
-    repo.heartbeat("n1", t1).await.unwrap();
+    repo.heartbeat("n1", "host-a", t1).await.unwrap();
     let nodes = repo.list_nodes().await.unwrap();
     assert_eq!(nodes.len(), 2);
     assert_eq!(nodes[0].id, "n1");
@@ -335,12 +335,20 @@ pub async fn nodes(b: &dyn Backend) {
         t1.timestamp_millis()
     );
     assert_eq!(nodes[0].startup.timestamp_millis(), t0.timestamp_millis());
+    assert_eq!(nodes[0].host.as_deref(), Some("host-a"));
+    assert_eq!(nodes[1].host.as_deref(), Some("host-b"));
+    // A node that moved (a restart on another machine) says so with its next heartbeat.
+    repo.heartbeat("n1", "host-c", t1).await.unwrap();
+    assert_eq!(
+        repo.list_nodes().await.unwrap()[0].host.as_deref(),
+        Some("host-c")
+    );
     repo.set_node_state("n2", NodeState::Down).await.unwrap();
     let n2 = repo.list_nodes().await.unwrap().remove(1);
     assert_eq!(n2.state, NodeState::Down);
     assert!(n2.shutdown.is_some());
     // A node coming back is running again with a new startup time.
-    repo.heartbeat("n2", t1).await.unwrap();
+    repo.heartbeat("n2", "host-b", t1).await.unwrap();
     let n2 = repo.list_nodes().await.unwrap().remove(1);
     assert_eq!(n2.state, NodeState::Running);
     assert_eq!(n2.startup.timestamp_millis(), t1.timestamp_millis());

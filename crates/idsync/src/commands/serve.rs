@@ -89,11 +89,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let heartbeat = {
         let repo = repo.clone();
         let node_id = node_id.clone();
+        let host = setup::host_name();
         let every = Duration::from_millis(project.settings.heartbeat_interval_ms.max(100));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
-                let beat = repo.heartbeat(&node_id, chrono::Utc::now()).await;
+                let beat = repo.heartbeat(&node_id, &host, chrono::Utc::now()).await;
                 idsync_engine::metered::heartbeat(beat.is_ok());
                 if let Err(e) = beat {
                     tracing::warn!(error = %e, "heartbeat failed");
