@@ -406,11 +406,11 @@ pub struct Settings {
     pub heartbeat_interval_ms: u64,
     pub node_timeout_ms: u64,
     pub lease_ms: u64,
-    /// How many jobs (recon source pages, target phases) this node runs at once
+    /// How many jobs (recon source pages, target phases) one host runs at once
     /// (`maxConcurrentJobs`, 2): two let a node query its next page while it reconciles the
-    /// current one; each is itself parallel over the mapping's `taskThreads`. Every page in
-    /// flight adds to the repository's concurrent writers: several nodes sharing one small
-    /// machine may do better with 1.
+    /// current one; each is itself parallel over the mapping's `taskThreads`. Running nodes that
+    /// share a host (the host name their heartbeats record) split it, each running at least
+    /// one: every page in flight adds to the machine's load and the repository's writers.
     pub max_concurrent_jobs: u64,
     pub audit_retention_days: Option<u64>,
     /// How long a REST request may run before it is answered 504 (`requestTimeoutMs`, 300000).
