@@ -59,7 +59,7 @@ pub async fn run_worker(
             }
         };
         let Some(permit) = permit else {
-            // Every slot is busy: lost work does not wait for one to free.
+            // Every slot of this node's share is busy: lost work does not wait for one to free.
             if let Ok(spare) = spare.clone().try_acquire_owned() {
                 match engine
                     .repo
