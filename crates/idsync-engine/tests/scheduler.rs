@@ -1,7 +1,8 @@
 //! The scheduler across nodes (SPEC §8, §9): two `Engine`s with different node ids on one
 //! repository (the same SQLite file, or the same PostgreSQL database) both see every firing,
 //! and each firing runs on exactly one of them; a firing is skipped while the mapping's run is
-//! active; missed firings collapse into one; REST-created schedules are stored and shared.
+//! active; missed firings collapse into one; REST-created schedules are stored and shared. And
+//! the job worker of a node sharing its host runs only its share of the host's jobs.
 //!
 //! The project is a copy of `samples/getting-started` (CSV → CSV) plus a schedule file.
 
@@ -636,4 +637,86 @@ async fn an_old_orphaned_firing_is_failed_not_run() {
     assert_eq!(taken[0].status, FiringStatus::Failed, "{:?}", taken[0]);
     assert!(b.recon_list().await.unwrap().is_empty());
     assert!(b.recover_firings().await.unwrap().is_empty());
+}
+
+/// The job worker of a node that shares its host runs only its share of `maxConcurrentJobs`
+/// (`worker.rs`): two nodes on host `h` and a budget of 2 → one page at a time on node-a,
+/// although a clustered run schedules its next page before it reconciles its own (with two
+/// slots the next page would be claimed at once). Each page is one slow object (`validSource`
+/// waits 150 ms), so two pages in flight could not go unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_runs_only_its_share_of_the_hosts_jobs() {
+    let dir = project();
+    let sync = dir.path().join("conf/sync.json");
+    let mut conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sync).unwrap()).unwrap();
+    let m = &mut conf["mappings"][0];
+    m["clusteredSourceReconEnabled"] = json!(true);
+    m["reconSourceQueryPageSize"] = json!(1);
+    m["validSource"] = json!({
+        "type": "text/javascript",
+        "source": "var t = Date.now(); while (Date.now() - t < 150) {} true"
+    });
+    std::fs::write(&sync, conf.to_string()).unwrap();
+    let url = sqlite_url(dir.path());
+    let a = node(dir.path(), &url, "node-a").await;
+    a.repo.heartbeat("node-a", "h", Utc::now()).await.unwrap();
+    a.repo.heartbeat("node-b", "h", Utc::now()).await.unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let monitor = tokio::spawn(idsync_engine::cluster::run_cluster_monitor(
+        a.clone(),
+        stop_rx.clone(),
+    ));
+    for _ in 0..100 {
+        if a.job_slots(2) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.job_slots(2), 1, "node-a sees node-b on its host");
+    let worker = tokio::spawn(idsync_engine::worker::run_worker(a.clone(), 2, stop_rx));
+
+    let run = a
+        .start_recon(MAPPING, ReconOptions::default())
+        .await
+        .unwrap();
+    let (mut most, mut seen) = (0, BTreeSet::new());
+    loop {
+        let mut claimed = 0;
+        for page in 1..=4 {
+            if let Some(job) = a
+                .repo
+                .get_job(&format!("{run}/source/{page}"))
+                .await
+                .unwrap()
+                && job.state == idsync_repo::JobState::Claimed
+            {
+                claimed += 1;
+                seen.insert(page);
+            }
+        }
+        most = most.max(claimed);
+        if a.repo
+            .get_run(&run)
+            .await
+            .unwrap()
+            .unwrap()
+            .stage
+            .is_completed()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_tx.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    monitor.await.unwrap();
+    let r = a.repo.get_run(&run).await.unwrap().unwrap();
+    assert_eq!(r.state, idsync_core::ReconState::Success, "{r:?}");
+    assert!(
+        seen.len() >= 2,
+        "pages were watched while claimed: {seen:?}"
+    );
+    assert_eq!(most, 1, "node-a ran one page at a time");
 }
