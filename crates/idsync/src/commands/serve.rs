@@ -27,6 +27,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     repo.release_jobs_of_node(&node_id).await?;
     repo.return_acquired_to_pending(&node_id).await?;
     repo.release_locks_of_node(&node_id).await?;
+    // A member before it claims anything: the first look of every node's cluster monitor at
+    // the nodes of its host (their share of maxConcurrentJobs) already counts this one.
+    let host = setup::host_name();
+    repo.heartbeat(&node_id, &host, chrono::Utc::now()).await?;
     let engine = setup::engine(project.clone(), repo.clone(), node_id.clone()).await?;
 
     let env_token = std::env::var("IDSYNC_ADMIN_TOKEN")
@@ -89,7 +93,6 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let heartbeat = {
         let repo = repo.clone();
         let node_id = node_id.clone();
-        let host = setup::host_name();
         let every = Duration::from_millis(project.settings.heartbeat_interval_ms.max(100));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
