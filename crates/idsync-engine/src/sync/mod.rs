@@ -54,6 +54,7 @@ pub struct ChangeRef<'a> {
 }
 
 impl Change {
+    /// This change, lent.
     pub fn view(&self) -> ChangeRef<'_> {
         ChangeRef {
             collection: &self.collection,
