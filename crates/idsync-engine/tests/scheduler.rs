@@ -643,7 +643,7 @@ async fn an_old_orphaned_firing_is_failed_not_run() {
 /// (`worker.rs`): two nodes on host `h` and a budget of 2 → one page at a time on node-a,
 /// although a clustered run schedules its next page before it reconciles its own (with two
 /// slots the next page would be claimed at once). Each page is one slow object (`validSource`
-/// waits 150 ms), so two pages in flight could not go unseen.
+/// waits 300 ms), so two pages in flight could not go unseen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_runs_only_its_share_of_the_hosts_jobs() {
     let dir = project();
@@ -655,7 +655,7 @@ async fn a_node_runs_only_its_share_of_the_hosts_jobs() {
     m["reconSourceQueryPageSize"] = json!(1);
     m["validSource"] = json!({
         "type": "text/javascript",
-        "source": "var t = Date.now(); while (Date.now() - t < 150) {} true"
+        "source": "var t = Date.now(); while (Date.now() - t < 300) {} true"
     });
     std::fs::write(&sync, conf.to_string()).unwrap();
     let url = sqlite_url(dir.path());
