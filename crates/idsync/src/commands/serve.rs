@@ -31,6 +31,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     // the nodes of its host (their share of maxConcurrentJobs) already counts this one.
     let host = setup::host_name();
     repo.heartbeat(&node_id, &host, chrono::Utc::now()).await?;
+    idsync_engine::metered::heartbeat(true);
     let engine = setup::engine(project.clone(), repo.clone(), node_id.clone()).await?;
 
     let env_token = std::env::var("IDSYNC_ADMIN_TOKEN")
@@ -96,15 +97,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         let every = Duration::from_millis(project.settings.heartbeat_interval_ms.max(100));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            // The first beat was the one before startup.
             loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
                 let beat = repo.heartbeat(&node_id, &host, chrono::Utc::now()).await;
                 idsync_engine::metered::heartbeat(beat.is_ok());
                 if let Err(e) = beat {
                     tracing::warn!(error = %e, "heartbeat failed");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop.changed() => return,
                 }
             }
         })
