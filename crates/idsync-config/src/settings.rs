@@ -6,17 +6,26 @@ use crate::cx::Cx;
 use crate::types::Settings;
 use serde_json::{Map, Number, Value};
 
-/// The typed keys and whether each is a number (environment values are converted accordingly).
-const KEYS: [(&str, bool); 9] = [
-    ("repo", false),
-    ("nodeId", false),
-    ("bind", false),
-    ("heartbeatIntervalMs", true),
-    ("nodeTimeoutMs", true),
-    ("leaseMs", true),
-    ("maxConcurrentJobs", true),
-    ("auditRetentionDays", true),
-    ("requestTimeoutMs", true),
+/// How an environment override of a key is converted.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Text,
+    Number,
+    Bool,
+}
+
+/// The typed keys and their kinds.
+const KEYS: [(&str, Kind); 10] = [
+    ("repo", Kind::Text),
+    ("nodeId", Kind::Text),
+    ("bind", Kind::Text),
+    ("heartbeatIntervalMs", Kind::Number),
+    ("nodeTimeoutMs", Kind::Number),
+    ("leaseMs", Kind::Number),
+    ("maxConcurrentJobs", Kind::Number),
+    ("auditRetentionDays", Kind::Number),
+    ("requestTimeoutMs", Kind::Number),
+    ("sample", Kind::Bool),
 ];
 
 /// `heartbeatIntervalMs` → `IDSYNC_HEARTBEAT_INTERVAL_MS`.
@@ -40,30 +49,36 @@ pub(crate) fn apply_env(
     raw: &mut Map<String, Value>,
     env: &dyn Fn(&str) -> Option<String>,
 ) {
-    let mut keys: Vec<(String, bool)> = KEYS.iter().map(|(k, n)| ((*k).to_string(), *n)).collect();
-    for k in raw.keys() {
+    let mut keys: Vec<(String, Kind)> = KEYS.iter().map(|(k, n)| ((*k).to_string(), *n)).collect();
+    for (k, v) in raw.iter() {
         if !keys.iter().any(|(x, _)| x == k) {
-            keys.push((k.clone(), raw.get(k).is_some_and(Value::is_number)));
+            let kind = match v {
+                Value::Number(_) => Kind::Number,
+                Value::Bool(_) => Kind::Bool,
+                _ => Kind::Text,
+            };
+            keys.push((k.clone(), kind));
         }
     }
-    for (key, numeric) in keys {
+    for (key, kind) in keys {
         let var = env_var_for(&key);
         let Some(val) = env(&var) else { continue };
-        let v = if numeric {
-            match val.trim().parse::<u64>() {
-                Ok(n) => Value::Number(Number::from(n)),
-                Err(_) => {
-                    cx.error(
-                        &format!("/{key}"),
-                        format!(
-                            "environment variable {var}=\"{val}\" is not a non-negative integer"
-                        ),
-                    );
-                    continue;
-                }
-            }
-        } else {
-            Value::String(val)
+        let parsed = match kind {
+            Kind::Text => Some(Value::String(val.clone())),
+            Kind::Number => val.trim().parse::<u64>().ok().map(|n| Value::Number(Number::from(n))),
+            Kind::Bool => val.trim().parse::<bool>().ok().map(Value::Bool),
+        };
+        let Some(v) = parsed else {
+            let expected = if kind == Kind::Bool {
+                "true or false"
+            } else {
+                "a non-negative integer"
+            };
+            cx.error(
+                &format!("/{key}"),
+                format!("environment variable {var}=\"{val}\" is not {expected}"),
+            );
+            continue;
         };
         raw.insert(key, v);
     }
@@ -99,6 +114,7 @@ pub(crate) fn settings(
         request_timeout_ms: o
             .opt_at_least(cx, "requestTimeoutMs", 1)
             .unwrap_or(d.request_timeout_ms),
+        sample: o.opt_bool(cx, "sample").unwrap_or(d.sample),
         raw: raw.clone(),
     };
     if s.node_timeout_ms <= s.heartbeat_interval_ms {

@@ -416,6 +416,10 @@ pub struct Settings {
     /// How long a REST request may run before it is answered 504 (`requestTimeoutMs`, 300000).
     /// `POST recon?waitForCompletion=true` is exempt: it waits for the whole run.
     pub request_timeout_ms: u64,
+    /// The project is a sample shipped in a checkout (`sample`, false): commands run it in a
+    /// working copy under `.idsync/work/` so that a run never rewrites the tracked files
+    /// (docs/getting-started.md).
+    pub sample: bool,
     /// Every key of the file as given (after substitution and overrides), including the ones not
     /// typed above; also the first source of `&{NAME}` substitution.
     pub raw: Map<String, Value>,
@@ -433,6 +437,7 @@ impl Default for Settings {
             max_concurrent_jobs: 2,
             audit_retention_days: None,
             request_timeout_ms: 300_000,
+            sample: false,
             raw: Map::new(),
         }
     }

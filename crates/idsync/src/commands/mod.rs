@@ -6,6 +6,7 @@ mod connector;
 pub mod generate;
 mod queue;
 mod recon;
+mod sample;
 mod serve;
 pub mod setup;
 mod summary_table;

@@ -22,20 +22,37 @@ impl std::fmt::Display for ConfigInvalid {
 
 impl std::error::Error for ConfigInvalid {}
 
-/// Loads the project, printing warnings on stderr.
+/// Loads the project, printing warnings on stderr. A sample project is run in its working copy
+/// (see [`super::sample`]), and says so on stderr.
 pub fn load(dir: &Path) -> Result<Arc<Project>> {
+    let loaded = read(dir)?;
+    let loaded = if loaded.project.settings.sample {
+        let work = super::sample::refresh_working_copy(&loaded.project.dir)?;
+        eprintln!(
+            "sample project: running on its working copy {} (the sample's files stay as they are; delete that folder to start over)",
+            work.display()
+        );
+        read(&work)?
+    } else {
+        loaded
+    };
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(Arc::new(loaded.project))
+}
+
+/// Loads and validates the project in `dir` as it is.
+fn read(dir: &Path) -> Result<idsync_config::Loaded> {
     match idsync_config::load_project_from_env(dir) {
         Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprintln!("warning: {w}");
-            }
             // The schedules' triggers (cron syntax, time zones) are checked by the scheduler.
             let errors = idsync_engine::scheduler::trigger_diagnostics(&loaded.project);
             if !errors.is_empty() {
                 let lines: String = errors.iter().map(|e| format!("{e}\n")).collect();
                 return Err(ConfigInvalid(lines).into());
             }
-            Ok(Arc::new(loaded.project))
+            Ok(loaded)
         }
         Err(diags) => Err(ConfigInvalid(diags.to_string()).into()),
     }

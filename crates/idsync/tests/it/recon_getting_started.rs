@@ -94,3 +94,41 @@ fn recon_by_id_reconciles_one_source_object_without_a_target_phase() {
         .unwrap();
     assert_eq!(scarter["lastname"], "Carter");
 }
+
+/// The README's command, literally: the sample runs in its working copy, the checkout's files
+/// never change, and every run from the second on prints the same all-CONFIRMED summary.
+#[test]
+fn issue_26_the_sample_runs_in_a_working_copy_and_leaves_its_files_alone() {
+    let p = Project::sample_copy_of("samples/getting-started");
+    let pristine = p.read("data/engineering.csv");
+
+    let out = p.recon(MAPPING, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(".idsync/work"), "says where it runs: {stderr}");
+    let first = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(first.contains("FOUND") && first.contains("ABSENT"), "{first}");
+    assert_eq!(p.read("data/engineering.csv"), pristine, "the sample is not rewritten");
+    let rows = csv_rows(&p.read(".idsync/work/data/engineering.csv"));
+    assert_eq!(rows.len(), 3, "the working copy is reconciled: {rows:?}");
+
+    let (code, second) = p.recon_json(MAPPING, &[]);
+    assert_eq!(code, 0, "{second:#}");
+    assert_eq!(second["situationSummary"]["CONFIRMED"], 3, "{second:#}");
+    let (_, third) = p.recon_json(MAPPING, &[]);
+    assert_eq!(third["situationSummary"], second["situationSummary"]);
+    assert_eq!(third["statusSummary"], second["statusSummary"]);
+    assert_eq!(p.read("data/engineering.csv"), pristine);
+
+    // An edit of the sample reaches the next run; what the runs wrote is kept.
+    let hr = p.read("data/hr.csv").replace("Carter", "Karter");
+    p.write("data/hr.csv", &hr);
+    // A user's edit comes seconds after the copy; file times are coarser than a test's pace.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    let f = std::fs::File::options().write(true).open(p.file("data/hr.csv")).unwrap();
+    f.set_modified(later).unwrap();
+    let (code, s) = p.recon_json(MAPPING, &[]);
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["situationSummary"]["CONFIRMED"], 3, "{s:#}");
+    assert_eq!(s["progress"]["target"]["updated"], 1, "the edited person is updated: {s:#}");
+}

@@ -21,9 +21,36 @@ pub struct Project {
 }
 
 impl Project {
+    /// A project of the test's own made from `rel`: the files git tracks there (so nothing a
+    /// run left in the checkout leaks in), with a sample's `"sample": true` dropped, so the
+    /// commands run on the copy itself.
     pub fn copy_of(rel: &str) -> Project {
+        let p = Self::sample_copy_of(rel);
+        let settings = p.file("conf/idsync.json");
+        if let Ok(text) = std::fs::read_to_string(&settings) {
+            let mut v: Value = serde_json::from_str(&text).expect("idsync.json");
+            if v.as_object_mut().and_then(|o| o.remove("sample")).is_some() {
+                std::fs::write(&settings, v.to_string()).expect("write idsync.json");
+            }
+        }
+        p
+    }
+
+    /// A copy of `rel` as a user finds it in a fresh checkout: the files git tracks there.
+    pub fn sample_copy_of(rel: &str) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
-        copy_dir(&repo_root().join(rel), dir.path());
+        let root = repo_root();
+        match tracked_files(&root, rel) {
+            Some(files) => {
+                for f in files {
+                    let dest = dir.path().join(f.strip_prefix(rel).expect("under rel"));
+                    std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+                    std::fs::copy(root.join(&f), dest).expect("copy");
+                }
+            }
+            // Not a git checkout (a source archive): every file but the state folder.
+            None => copy_dir(&root.join(rel), dir.path()),
+        }
         Project { dir }
     }
 
@@ -67,6 +94,25 @@ impl Project {
             .output()
             .expect("run idsync")
     }
+}
+
+/// The files git tracks under `rel`, relative to the repository root; None outside a checkout.
+fn tracked_files(root: &Path, rel: &str) -> Option<Vec<PathBuf>> {
+    let out = Command::new("git")
+        .current_dir(root)
+        .args(["ls-files", "-z", "--", rel])
+        .output()
+        .ok()?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return None;
+    }
+    Some(
+        out.stdout
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
+            .collect(),
+    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {
