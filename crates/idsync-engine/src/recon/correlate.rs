@@ -14,7 +14,7 @@
 //! candidate is linked already (FOUND vs FOUND_ALREADY_LINKED) is read for the whole chunk
 //! with one link lookup too.
 
-use super::object::{CandidateLinks, Candidates, ChunkLookups};
+use super::object::{CandidateLinks, Candidates, ChunkLookups, Reads};
 use super::page::Item;
 use super::run_ctx::{CtxMode, RunCtx};
 use crate::Engine;
@@ -31,19 +31,25 @@ pub const BATCH: usize = 1000;
 
 impl RunCtx {
     /// Runs the correlation of one source and qualifier on the target set (or takes the
-    /// chunk's batched answer). `None` when correlation is skipped.
+    /// chunk's batched answer), and records its filter in `reads`. `None` when correlation is
+    /// skipped. With an overlay (an object assessed again while its chunk settles), the query
+    /// runs again and its answer is corrected by what the objects before it wrote.
     pub(super) async fn correlate(
         &self,
         look: &ChunkLookups,
         source: &Value,
         source_id: &str,
         qualifier: &str,
+        reads: &mut Reads,
     ) -> EngineResult<Option<Candidates>> {
         if !self.correlates(qualifier) {
             return Ok(None);
         }
         let key = (qualifier.to_string(), self.links.norm_source(source_id));
-        if let Some(found) = look.correlated.get(&key) {
+        if look.overlay.is_none()
+            && let Some((found, filter)) = look.correlated.get(&key)
+        {
+            reads.filter = Some(filter.clone());
             return Ok(Some(found.clone()));
         }
         let c = match look.correlations.get(&key) {
@@ -57,12 +63,16 @@ impl RunCtx {
             Correlation::Query(filter) => {
                 let page = self
                     .target_set
-                    .query(&QueryRequest::with_filter(filter))
+                    .query(&QueryRequest::with_filter(filter.clone()))
                     .await?;
                 let mut found = Candidates::default();
                 for v in page.results {
                     add(&mut found, v);
                 }
+                if let Some(overlay) = &look.overlay {
+                    found = overlay.correct(found, &filter, |id| self.links.norm_target(id));
+                }
+                reads.filter = Some(filter);
                 found
             }
             Correlation::Candidates(cands) => {
@@ -84,7 +94,7 @@ impl RunCtx {
     fn correlates(&self, qualifier: &str) -> bool {
         !correlation_skipped(
             self.mapping.has_correlation(qualifier),
-            self.target_count(),
+            self.target_set_was_empty().map(|empty| usize::from(!empty)),
             self.eff.correlate_empty_target_set,
         )
     }
@@ -159,8 +169,8 @@ impl RunCtx {
                     add(&mut found[i], v.clone());
                 }
             }
-            for ((key, _), f) in slice.iter().zip(found) {
-                look.correlated.insert(key.clone(), f);
+            for ((key, filter), f) in slice.iter().zip(found) {
+                look.correlated.insert(key.clone(), (f, filter.clone()));
             }
         }
         self.candidate_links(engine, look).await;
@@ -177,7 +187,7 @@ impl RunCtx {
         let ids: HashSet<String> = look
             .correlated
             .values()
-            .filter_map(|(ids, _)| match &ids[..] {
+            .filter_map(|((ids, _), _)| match &ids[..] {
                 [one] => Some(self.links.norm_target(one)),
                 _ => None,
             })
@@ -221,6 +231,13 @@ impl RunCtx {
         target_id: &str,
     ) -> EngineResult<bool> {
         let norm = self.links.norm_target(target_id);
+        if let Some(linked) = look
+            .overlay
+            .as_ref()
+            .and_then(|o| o.linked(qualifier, &norm))
+        {
+            return Ok(linked);
+        }
         if let Some(c) = &look.candidate_links
             && c.asked.contains(&norm)
         {

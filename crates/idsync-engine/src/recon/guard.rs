@@ -68,6 +68,22 @@ impl SafetyGuard {
         })
     }
 
+    /// Sets the counts to the run's committed ones. Called before a page is assessed, when every
+    /// earlier page has committed and none after it has (ADR 0007): the counts are then those
+    /// of the whole cluster, and the limit is exact however many nodes share the run.
+    pub async fn reseed(&self, repo: &Arc<dyn Repository>, run_id: &str) -> EngineResult<()> {
+        if self.max_deletes.is_none() && self.max_unlinks.is_none() {
+            return Ok(());
+        }
+        let counters = repo.run_counters(run_id).await?;
+        let committed = |a: Action| counters.totals.get(&keys::action(a)).copied().unwrap_or(0);
+        self.deletes
+            .store(committed(Action::Delete), Ordering::SeqCst);
+        self.unlinks
+            .store(committed(Action::Unlink), Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Takes one unit of the action's allowance; `Err(message)` when the limit is reached.
     pub fn admit(&self, action: Action) -> Result<(), String> {
         let (max, counter, name, describe) = match action {

@@ -62,6 +62,9 @@ pub fn finish_job(run_id: &str) -> Job {
 
 /// Counters that track outstanding jobs. They commit with the work (scheduled with the enqueue,
 /// done with the job's last commit), so "all pages done" is exact on every node.
+/// The run counter of source pages committed (with their job's completion).
+pub const PAGES_DONE_KEY: &str = track::PAGES_DONE;
+
 mod track {
     pub const PAGES_SCHEDULED: &str = "jobs.pages.scheduled";
     pub const PAGES_DONE: &str = "jobs.pages.done";
@@ -286,12 +289,13 @@ async fn commit_chunk(
     engine: &Engine,
     job: &ClaimedJob,
     ctx: &RunCtx,
-    out: ChunkOutput,
+    mut out: ChunkOutput,
     extra: StatsDelta,
     tail: Vec<Op>,
     started: std::time::Instant,
 ) -> EngineResult<Option<String>> {
     let abort = out.abort.clone();
+    let written = std::mem::take(&mut out.written);
     let metrics = ChunkMetrics::tally(ctx, &out);
     let mut cs = ChangeSet::fenced(&job.job.id, job.token);
     cs.ops = chunk_ops(ctx, out, extra)?;
@@ -311,6 +315,7 @@ async fn commit_chunk(
     }
     let (n, t) = (cs.ops.len(), std::time::Instant::now());
     engine.repo.commit(cs).await?;
+    ctx.note_written(written);
     for c in cascade {
         engine.notify_committed(c).await;
     }
@@ -407,6 +412,9 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
         let ops = schedule_page_ops(run_id, &engine.node_id, page_no + 1, Some(c.clone()));
         schedule_ops(engine, Some((&job.job.id, job.token)), ops).await?;
     }
+    wait_for_earlier_pages(engine, &ctx, page_no).await?;
+    ctx.check_caches(page_no);
+    ctx.guard.reseed(&engine.repo, run_id).await?;
     set_stage(engine, &run, ReconStage::ActiveReconcilingSource).await?;
     let full = ctx.eff.source_full_entry.unwrap_or_else(|| {
         !ctx.eff.source.ids_only && entries.first().is_some_and(super::effective::looks_full)
@@ -446,6 +454,9 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
         let extra_now = std::mem::take(&mut extra);
         let objects = out.stats.get(keys::SOURCE_PROCESSED);
         commit_chunk(engine, job, &ctx, out, extra_now, tail, chunk_started).await?;
+        if done {
+            ctx.page_committed(page_no);
+        }
         chunk_started = std::time::Instant::now();
         tracing::info!(run = run_id, page = page_no, objects, "page committed");
         if let Some(msg) = abort {
@@ -459,6 +470,24 @@ async fn source_page(engine: &Arc<Engine>, job: &ClaimedJob, run_id: &str) -> En
             return Ok(());
         }
         remaining = rest;
+    }
+}
+
+/// Waits until every page before `page_no` has committed: a page is assessed only then, so it
+/// sees their writes as a serial run would (ADR 0007). Its source query has run already, and
+/// the next page is scheduled, so querying still overlaps reconciling. Returns early when the
+/// run is canceled or ended (the page then takes no object).
+async fn wait_for_earlier_pages(engine: &Engine, ctx: &RunCtx, page_no: u64) -> EngineResult<()> {
+    let earlier = i64::try_from(page_no.saturating_sub(1)).unwrap_or(i64::MAX);
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        let counters = engine.repo.run_counters(&ctx.run_id).await?;
+        let done = counters.totals.get(track::PAGES_DONE).copied().unwrap_or(0);
+        if done >= earlier || ctx.refresh_cancel(engine).await? {
+            return Ok(());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(25));
     }
 }
 

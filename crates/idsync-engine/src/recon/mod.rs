@@ -11,6 +11,7 @@ pub mod object;
 pub mod object_sync;
 pub mod page;
 pub mod run_ctx;
+mod settle;
 pub mod stats;
 pub mod summary;
 
@@ -56,6 +57,15 @@ impl Engine {
         let now = Utc::now();
         // Populations at the start, for percentage safety limits (SPEC §16).
         let mut totals = json!({"options": run_ctx::options_to_json(&opts)});
+        // A clustered run queries no target ids; for `correlateEmptyTargetSet` it needs to know
+        // what a single node's target query would have told (ADR 0007).
+        if eff.clustered && eff.run_target_phase && !eff.correlate_empty_target_set {
+            let mut probe = eff.target.request.clone();
+            probe.page_size = Some(1);
+            probe.cookie = None;
+            totals["targetEmptyAtStart"] =
+                json!(target_set.query(&probe).await?.results.is_empty());
+        }
         if config.safety.is_some() {
             totals["targetsAtStart"] = json!(target_set.count().await?);
             let links = crate::links::LinkView::of(&self.project, &config);

@@ -7,19 +7,23 @@
 //! onLink → link create → postAction.
 
 use super::run_ctx::{CtxMode, RunCtx};
+use super::settle::Overlay;
 use super::stats::{OpOutcome, StatsDelta, TargetEffect};
 use crate::error::{EngineError, EngineResult};
 use crate::managed_set::new_id;
 use chrono::Utc;
 use idsync_connectors::ConnectorError;
+use idsync_core::filter::Filter;
 use idsync_core::{Action, Situation};
 use idsync_mapping::{
-    Assessment, CorrelationOutcome, DecisionContext, HookContext, LinkedSource, SourceFacts,
-    SourceLink, TargetFacts, TargetState, assess_source, assess_target, is_full_object,
+    Assessment, CorrelationOutcome, Decision, DecisionContext, HookContext, LinkedSource,
+    SourceFacts, SourceLink, TargetFacts, TargetState, assess_source, assess_target,
+    is_full_object,
 };
 use idsync_repo::{AuditEntry, AuditKind, Link, Op, PlanEntry};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything one chunk of objects produced, merged into the chunk's commit.
@@ -33,6 +37,8 @@ pub struct ChunkOutput {
     pub abort: Option<String>,
     /// Sync mode: one result per operation, in the `/sync` response shape (reference §3.8).
     pub sync_results: Vec<Value>,
+    /// Normalised ids of the targets written (created, updated, deleted).
+    pub written: Vec<String>,
 }
 
 impl ChunkOutput {
@@ -42,6 +48,7 @@ impl ChunkOutput {
         self.claimed.extend(other.claimed);
         self.stats.merge(other.stats);
         self.sync_results.extend(other.sync_results);
+        self.written.extend(other.written);
         if self.abort.is_none() {
             self.abort = other.abort;
         }
@@ -55,8 +62,9 @@ pub struct ChunkLookups {
     pub links: Option<HashMap<(String, String), Link>>,
     /// Linked targets read in one call, by normalised id.
     pub targets: HashMap<String, Value>,
-    /// Correlations run for the whole chunk at once, by (qualifier, normalised source id).
-    pub correlated: HashMap<(String, String), Candidates>,
+    /// Correlations run for the whole chunk at once, by (qualifier, normalised source id): the
+    /// candidates and the filter that found them.
+    pub correlated: HashMap<(String, String), (Candidates, Filter)>,
     /// Correlation requests evaluated for the chunk but not batched (scripts' candidates,
     /// filters without an equality to index on), so that no script runs twice.
     pub correlations: HashMap<(String, String), idsync_mapping::Correlation>,
@@ -64,6 +72,70 @@ pub struct ChunkLookups {
     pub candidate_links: Option<CandidateLinks>,
     /// How long the chunk's batched correlation took.
     pub correlation_time: std::time::Duration,
+    /// When an object is assessed again while its chunk settles: what the objects before it in
+    /// the chunk wrote, which reads consult first (see `settle.rs`).
+    pub overlay: Option<Overlay>,
+}
+
+/// What an assessment read that an earlier object's writes could change: the targets it read
+/// by id (the linked target, the correlation's candidates) and the correlation query (any
+/// target an earlier object created or changed to match it).
+#[derive(Debug, Default, Clone)]
+pub struct Reads {
+    /// Normalised target ids.
+    pub targets: Vec<String>,
+    pub filter: Option<Filter>,
+}
+
+/// What an action writes, prepared but not yet done: the scripts that run before the write
+/// have run and the new target is computed. A reconciliation settles its chunk's objects in
+/// source order before any write goes out (`settle.rs`).
+#[derive(Debug)]
+pub enum Intent {
+    /// Nothing to write: REPORT, IGNORE, EXCEPTION, a dry run, an UPDATE without a target.
+    Nothing,
+    /// CREATE: the new target (`onCreate` ran; a managed target has its `_id`), then its link.
+    Create { value: Value },
+    /// UPDATE or LINK of the target `id`: `new` when the target changed; `link` when the op
+    /// links (or re-points its link to) it.
+    Write {
+        id: String,
+        current: Value,
+        new: Option<Value>,
+        link: bool,
+    },
+    /// DELETE: the target (when it exists; `onDelete` ran), then the link.
+    Delete { target: Option<(String, Value)> },
+    /// UNLINK: the link.
+    Unlink,
+}
+
+/// One source-phase operation — a source object and a link qualifier — assessed, decided and
+/// prepared, not yet applied.
+#[derive(Debug)]
+pub struct Spec {
+    pub(super) op: Op1<'static>,
+    pub(super) source: Option<Arc<Value>>,
+    pub(super) target: Option<Value>,
+    pub(super) link: Option<Link>,
+    pub(super) decision: Option<Decision>,
+    pub(super) intent: Intent,
+    /// The op ended before its action (an error, a vanished source): it is only finished.
+    pub(super) done: bool,
+}
+
+impl Spec {
+    fn ended(op: Op1<'static>) -> Spec {
+        Spec {
+            op,
+            source: None,
+            target: None,
+            link: None,
+            decision: None,
+            intent: Intent::Nothing,
+            done: true,
+        }
+    }
 }
 
 /// Which of some targets are linked already, from one lookup.
@@ -82,7 +154,7 @@ pub type Candidates = (Vec<String>, HashMap<String, Value>);
 /// The state of one operation as it proceeds; it becomes the audit entry and the statistics.
 #[derive(Debug)]
 pub(super) struct Op1<'a> {
-    pub(super) qualifier: &'a str,
+    pub(super) qualifier: String,
     pub(super) phase: &'static str,
     pub(super) source_id: Option<String>,
     pub(super) target_id: Option<String>,
@@ -101,12 +173,16 @@ pub(super) struct Op1<'a> {
     pub(super) old_target: Option<Value>,
     /// The kind of `error` (sync results report it).
     pub(super) error_code: Option<idsync_core::ErrorCode>,
+    /// What the assessment read that an earlier object's writes could change.
+    pub(super) reads: Reads,
+    /// Target ids the source phase visited (the target phase skips them), added at finish.
+    pub(super) claimed: Vec<String>,
 }
 
 impl<'a> Op1<'a> {
-    pub(super) fn new(qualifier: &'a str, phase: &'static str) -> Self {
+    pub(super) fn new(qualifier: impl Into<String>, phase: &'static str) -> Self {
         Self {
-            qualifier,
+            qualifier: qualifier.into(),
             phase,
             source_id: None,
             target_id: None,
@@ -122,6 +198,8 @@ impl<'a> Op1<'a> {
             old_source: None,
             old_target: None,
             error_code: None,
+            reads: Reads::default(),
+            claimed: Vec::new(),
         }
     }
 
@@ -141,7 +219,7 @@ impl RunCtx {
     fn hook<'b>(&'b self, op: &'b Op1<'_>) -> HookContext<'b> {
         HookContext {
             situation: op.situation,
-            link_qualifier: op.qualifier,
+            link_qualifier: &op.qualifier,
             source_id: op.source_id.as_deref(),
             target_id: op.target_id.as_deref(),
             old_source: op.old_source,
@@ -171,24 +249,26 @@ impl RunCtx {
         self.links.by_source(repo, qualifier, source_id).await
     }
 
-    /// Reads a target: the run's snapshot, the chunk's batch, or one read.
+    /// Reads a target: what an earlier object of the chunk wrote, the run's snapshot (unless
+    /// the run wrote the target since), the chunk's batch, or one read.
     pub(super) async fn read_target(
         &self,
         look: &ChunkLookups,
         id: &str,
     ) -> EngineResult<Option<Value>> {
         let norm = self.links.norm_target(id);
-        if let Some(values) = self
-            .target_snapshot
-            .as_ref()
-            .and_then(|s| s.values.as_ref())
-        {
-            return Ok(values.get(&norm).cloned());
+        if let Some(v) = look.overlay.as_ref().and_then(|o| o.target(&norm)) {
+            return Ok(v.cloned());
         }
-        if let Some(snap) = &self.target_snapshot
-            && !snap.ids.contains(&norm)
+        if let Some(snap) = self.target_snapshot.as_ref()
+            && self.snapshot_holds(&norm)
         {
-            return Ok(None);
+            if let Some(values) = &snap.values {
+                return Ok(values.get(&norm).cloned());
+            }
+            if !snap.ids.contains(&norm) {
+                return Ok(None);
+            }
         }
         if let Some(v) = look.targets.get(&norm) {
             return Ok(Some(v.clone()));
@@ -196,16 +276,17 @@ impl RunCtx {
         Ok(self.target_set.get(id).await?)
     }
 
-    /// The source phase for one source object (every qualifier). `source` is the preloaded
-    /// entry when the source query returned full objects.
-    pub async fn reconcile_source(
+    /// The source phase for one source object (every qualifier), assessed, decided and
+    /// prepared but not applied: one [`Spec`] per qualifier, in qualifier order. `source` is the
+    /// preloaded entry when the source query returned full objects.
+    pub async fn speculate_source(
         &self,
         engine: &crate::Engine,
         look: &ChunkLookups,
         source_id: &str,
         preloaded: Option<Value>,
         out: &mut ChunkOutput,
-    ) {
+    ) -> Vec<Spec> {
         let source = match preloaded {
             Some(v) => Ok(Some(v)),
             None => {
@@ -226,31 +307,104 @@ impl RunCtx {
                 let mut op = Op1::new(idsync_mapping::DEFAULT_QUALIFIER, "source");
                 op.source_id = Some(source_id.to_string());
                 op.error = Some(e.to_string());
-                self.finish(op, true, out);
-                return;
+                return vec![Spec::ended(op)];
             }
         };
-        for q in &qualifiers {
+        let source = source.map(|s| s.map(Arc::new));
+        let mut specs = Vec::with_capacity(qualifiers.len());
+        for q in qualifiers {
             let mut op = Op1::new(q, "source");
             op.source_id = Some(source_id.to_string());
-            let result = match &source {
-                Ok(Some(s)) => self.source_op(engine, look, s, &mut op, out).await,
-                Ok(None) => Err(EngineError::NotFound(format!(
-                    "source {}/{source_id} disappeared during the run",
-                    self.config.source_str
-                ))),
-                Err(e) => Err(EngineError::Connector(e.clone())),
+            let spec = match &source {
+                Ok(Some(s)) => self.speculate_op(engine, look, s.clone(), op, out).await,
+                Ok(None) => {
+                    op.error = Some(
+                        EngineError::NotFound(format!(
+                            "source {}/{source_id} disappeared during the run",
+                            self.config.source_str
+                        ))
+                        .to_string(),
+                    );
+                    Spec::ended(op)
+                }
+                Err(e) => {
+                    op.error = Some(EngineError::Connector(e.clone()).to_string());
+                    Spec::ended(op)
+                }
             };
-            if let Err(e) = result {
+            specs.push(spec);
+        }
+        specs
+    }
+
+    /// Assesses, decides and prepares one source op; a failure ends it.
+    pub(super) async fn speculate_op(
+        &self,
+        engine: &crate::Engine,
+        look: &ChunkLookups,
+        source: Arc<Value>,
+        mut op: Op1<'static>,
+        out: &mut ChunkOutput,
+    ) -> Spec {
+        let prepared: EngineResult<_> = async {
+            let (target, link) = self
+                .assess_source_op(engine, look, &source, &mut op, out)
+                .await?;
+            let decision = self.decide(Some(&source), target.as_ref(), &mut op, out, true)?;
+            let intent =
+                self.prepare(decision.action, Some(&source), &target, &link, &mut op, out)?;
+            Ok((target, link, decision, intent))
+        }
+        .await;
+        match prepared {
+            Ok((target, link, decision, intent)) => Spec {
+                op,
+                source: Some(source),
+                target,
+                link,
+                decision: Some(decision),
+                intent,
+                done: false,
+            },
+            Err(e) => {
                 op.error = Some(e.to_string());
-            }
-            self.finish(op, true, out);
-            if out.abort.is_some() {
-                return;
+                Spec::ended(op)
             }
         }
     }
 
+    /// Applies a settled op (its write, link, post-write hooks and `postAction`) and finishes
+    /// it into `out`. Returns the id of the target it created, if it created one.
+    pub(super) async fn apply_spec(&self, spec: Spec, out: &mut ChunkOutput) -> Option<String> {
+        let Spec {
+            mut op,
+            source,
+            target,
+            link,
+            decision,
+            intent,
+            done,
+        } = spec;
+        let mut created = None;
+        if !done && let Some(decision) = decision {
+            let creates = matches!(intent, Intent::Create { .. });
+            let applied: EngineResult<()> = async {
+                self.apply(intent, source.as_deref(), target, link, &mut op, out)
+                    .await?;
+                self.post_action(&decision, source.as_deref(), &op, true, out)
+            }
+            .await;
+            match applied {
+                Ok(()) if creates => created.clone_from(&op.target_id),
+                Ok(()) => {}
+                Err(e) => op.error = Some(e.to_string()),
+            }
+        }
+        self.finish(op, true, out);
+        created
+    }
+
+    /// Implicit sync's source op: assess, decide and act at once.
     pub(super) async fn source_op(
         &self,
         engine: &crate::Engine,
@@ -274,7 +428,8 @@ impl RunCtx {
         op: &mut Op1<'_>,
         out: &mut ChunkOutput,
     ) -> EngineResult<(Option<Value>, Option<Link>)> {
-        let q = op.qualifier;
+        let q = op.qualifier.clone();
+        let q = q.as_str();
         let source_id = op.source_id.clone().unwrap_or_default();
         let t = Instant::now();
         let qualifies = self.mapping.source_qualifies(source, q)?;
@@ -285,6 +440,7 @@ impl RunCtx {
         let facts_link = match &link {
             Some(l) => {
                 let tid = self.links.target_id(l).to_string();
+                op.reads.targets.push(self.links.norm_target(&tid));
                 target = self.read_target(look, &tid).await?;
                 SourceLink::Linked {
                     target_id: tid,
@@ -293,11 +449,16 @@ impl RunCtx {
             }
             None => {
                 let t = Instant::now();
-                let corr = self.correlate(look, source, &source_id, q).await?;
+                let corr = self
+                    .correlate(look, source, &source_id, q, &mut op.reads)
+                    .await?;
                 out.stats.time("correlationQuery", t.elapsed());
                 match corr {
                     None => SourceLink::Unlinked(CorrelationOutcome::Skipped),
                     Some((ids, mut values)) => {
+                        op.reads
+                            .targets
+                            .extend(ids.iter().map(|i| self.links.norm_target(i)));
                         let outcome = match <[String; 1]>::try_from(ids) {
                             Ok([tid]) => {
                                 let already_linked =
@@ -327,7 +488,7 @@ impl RunCtx {
         op.target_id = assessment.target_id.clone();
         op.ambiguous = assessment.ambiguous_target_ids.clone();
         op.had_target = target.is_some();
-        out.claimed.extend(
+        op.claimed.extend(
             assessment
                 .claimed_target_ids()
                 .into_iter()
@@ -380,7 +541,8 @@ impl RunCtx {
         preloaded: Option<Value>,
         op: &mut Op1<'_>,
     ) -> EngineResult<(Option<Value>, Option<Value>, Option<Link>)> {
-        let q = op.qualifier;
+        let q = op.qualifier.clone();
+        let q = q.as_str();
         let tid = op.target_id.clone().unwrap_or_default();
         let link = if self.config.enable_linking {
             self.links.by_target(&engine.repo, q, &tid).await?
@@ -426,6 +588,8 @@ impl RunCtx {
         Ok((source, target, link))
     }
 
+    /// Decides, then acts at once: the target phase's ops and implicit sync, whose objects do
+    /// not settle against each other.
     pub(super) async fn decide_and_act(
         &self,
         source: Option<&Value>,
@@ -435,28 +599,7 @@ impl RunCtx {
         out: &mut ChunkOutput,
         source_action: bool,
     ) -> EngineResult<()> {
-        let situation = op
-            .situation
-            .ok_or_else(|| EngineError::Internal("no situation".into()))?;
-        let t = Instant::now();
-        let decision = self.mapping.decide(
-            situation,
-            &DecisionContext {
-                source,
-                target: target.as_ref(),
-                link_qualifier: op.qualifier,
-                source_action,
-                recon_id: self.recon_id(),
-                source_id: op.source_id.as_deref(),
-                target_id: op.target_id.as_deref(),
-                ambiguous_target_ids: &op.ambiguous,
-            },
-        )?;
-        out.stats.time("activePolicyScript", t.elapsed());
-        op.action = Some(decision.action);
-        if self.mode == CtxMode::Sync {
-            op.old_target.clone_from(&target);
-        }
+        let decision = self.decide(source, target.as_ref(), op, out, source_action)?;
         if !self.opts.analyze
             && let Err(msg) = self.guard.admit(decision.action)
         {
@@ -467,21 +610,68 @@ impl RunCtx {
         }
         self.act(decision.action, source, target, link, op, out)
             .await?;
+        self.post_action(&decision, source, op, source_action, out)
+    }
+
+    /// The policy's decision for the op's situation (into `op.action`).
+    pub(super) fn decide(
+        &self,
+        source: Option<&Value>,
+        target: Option<&Value>,
+        op: &mut Op1<'_>,
+        out: &mut ChunkOutput,
+        source_action: bool,
+    ) -> EngineResult<Decision> {
+        let situation = op
+            .situation
+            .ok_or_else(|| EngineError::Internal("no situation".into()))?;
+        let t = Instant::now();
+        let decision = self.mapping.decide(
+            situation,
+            &DecisionContext {
+                source,
+                target,
+                link_qualifier: &op.qualifier,
+                source_action,
+                recon_id: self.recon_id(),
+                source_id: op.source_id.as_deref(),
+                target_id: op.target_id.as_deref(),
+                ambiguous_target_ids: &op.ambiguous,
+            },
+        )?;
+        out.stats.time("activePolicyScript", t.elapsed());
+        op.action = Some(decision.action);
+        if self.mode == CtxMode::Sync {
+            op.old_target = target.cloned();
+        }
+        Ok(decision)
+    }
+
+    /// The policy's `postAction`, after the action (not in a dry run).
+    pub(super) fn post_action(
+        &self,
+        decision: &Decision,
+        source: Option<&Value>,
+        op: &Op1<'_>,
+        source_action: bool,
+        out: &mut ChunkOutput,
+    ) -> EngineResult<()> {
+        if self.opts.analyze || op.action.is_none() {
+            return Ok(());
+        }
         let ctx = DecisionContext {
             source,
             target: None,
-            link_qualifier: op.qualifier,
+            link_qualifier: &op.qualifier,
             source_action,
             recon_id: self.recon_id(),
             source_id: op.source_id.as_deref(),
             target_id: op.target_id.as_deref(),
             ambiguous_target_ids: &op.ambiguous,
         };
-        if !self.opts.analyze {
-            let t = Instant::now();
-            if self.mapping.post_action(&decision, &ctx)? {
-                out.stats.time("activePolicyPostActionScript", t.elapsed());
-            }
+        let t = Instant::now();
+        if self.mapping.post_action(decision, &ctx)? {
+            out.stats.time("activePolicyPostActionScript", t.elapsed());
         }
         Ok(())
     }
@@ -496,8 +686,23 @@ impl RunCtx {
         op: &mut Op1<'_>,
         out: &mut ChunkOutput,
     ) -> EngineResult<()> {
+        let intent = self.prepare(action, source, &target, &link, op, out)?;
+        self.apply(intent, source, target, link, op, out).await
+    }
+
+    /// The part of an action before its write: the scripts that precede it run and the new
+    /// target is computed; nothing is written. A dry run records its plan entry here.
+    pub(super) fn prepare(
+        &self,
+        action: Action,
+        source: Option<&Value>,
+        target: &Option<Value>,
+        link: &Option<Link>,
+        op: &mut Op1<'_>,
+        out: &mut ChunkOutput,
+    ) -> EngineResult<Intent> {
         let analyze = self.opts.analyze;
-        match action {
+        Ok(match action {
             Action::Create => {
                 let source = source
                     .ok_or_else(|| EngineError::Conflict("CREATE needs a source object".into()))?;
@@ -505,33 +710,36 @@ impl RunCtx {
                     return Err(EngineError::Conflict("target object already exists".into()));
                 }
                 let t = Instant::now();
-                let mut new_target = self.mapping.prepare_create(source, &self.hook(op))?;
+                let mut value = self.mapping.prepare_create(source, &self.hook(op))?;
                 out.stats.time("onCreateScript", t.elapsed());
                 if analyze {
-                    let diff = idsync_mapping::diff(&Value::Null, &new_target);
-                    self.plan(op, Some(diff), out);
                     op.target_effect = TargetEffect::Created;
-                    return Ok(());
+                    let diff = idsync_mapping::diff(&Value::Null, &value);
+                    self.plan(op, Some(diff), out);
+                    return Ok(Intent::Nothing);
                 }
-                let id = self.create_target(&mut new_target, out).await?;
-                op.target_id = Some(id.clone());
-                op.target_effect = TargetEffect::Created;
-                out.claimed.push(id.clone());
-                if self.config.enable_linking {
-                    self.write_link(source, &new_target, link.as_ref(), op, out)?;
+                // A managed target's id is chosen now, so that the objects after this one in
+                // the chunk can see the new target by its id before the commit.
+                if self.target_managed_type.is_some()
+                    && let Some(o) = value.as_object_mut()
+                    && !o.get("_id").is_some_and(Value::is_string)
+                {
+                    o.insert("_id".into(), Value::String(new_id()));
                 }
+                Intent::Create { value }
             }
             Action::Update | Action::Link => {
                 let tid = op
                     .target_id
                     .clone()
                     .ok_or_else(|| EngineError::Conflict(format!("{action} needs a target id")))?;
-                let Some(current) = target else {
+                let Some(current) = target.clone() else {
                     // IDM: UPDATE with a link but no target object does nothing and does not
                     // fail (ObjectMappingTest.testUpdateActionWithNullTargetObject).
                     self.plan(op, None, out);
-                    return Ok(());
+                    return Ok(Intent::Nothing);
                 };
+                let mut new = None;
                 let mut diff_out = None;
                 if action == Action::Update {
                     let source = source.ok_or_else(|| {
@@ -547,24 +755,23 @@ impl RunCtx {
                     } else {
                         TargetEffect::Unchanged
                     };
-                    if plan.changed && !analyze {
-                        self.update_target(&tid, &current, plan.new_target, out)
-                            .await?;
+                    if plan.changed {
+                        new = Some(plan.new_target);
                     }
                     diff_out = Some(plan.diff);
                 }
                 if analyze {
                     self.plan(op, diff_out, out);
-                    return Ok(());
+                    return Ok(Intent::Nothing);
                 }
                 let linked_here = link.as_ref().is_some_and(|l| {
                     self.links.norm_target(self.links.target_id(l)) == self.links.norm_target(&tid)
                 });
-                if self.config.enable_linking
-                    && !linked_here
-                    && let Some(s) = source
-                {
-                    self.write_link(s, &current, link.as_ref(), op, out)?;
+                Intent::Write {
+                    id: tid,
+                    current,
+                    new,
+                    link: self.config.enable_linking && !linked_here && source.is_some(),
                 }
             }
             Action::Delete => {
@@ -575,45 +782,26 @@ impl RunCtx {
                         TargetEffect::None
                     };
                     self.plan(op, None, out);
-                    return Ok(());
+                    return Ok(Intent::Nothing);
                 }
-                if let (Some(t), Some(tid)) = (&target, op.target_id.clone()) {
-                    let tm = Instant::now();
-                    self.mapping.on_delete(source, t, &self.hook(op))?;
-                    out.stats.time("onDeleteScript", tm.elapsed());
-                    self.delete_target(&tid, t, out).await?;
-                    op.target_effect = TargetEffect::Deleted;
-                }
-                if let Some(l) = link {
-                    let null = Value::Null;
-                    self.mapping.on_unlink(
-                        source,
-                        target.as_ref().unwrap_or(&null),
-                        &self.hook(op),
-                    )?;
-                    out.ops.push(Op::DeleteLink {
-                        id: l.id,
-                        expected_rev: None,
-                    });
+                match (target, op.target_id.clone()) {
+                    (Some(t), Some(tid)) => {
+                        let tm = Instant::now();
+                        self.mapping.on_delete(source, t, &self.hook(op))?;
+                        out.stats.time("onDeleteScript", tm.elapsed());
+                        Intent::Delete {
+                            target: Some((tid, t.clone())),
+                        }
+                    }
+                    _ => Intent::Delete { target: None },
                 }
             }
             Action::Unlink => {
                 if analyze {
                     self.plan(op, None, out);
-                    return Ok(());
+                    return Ok(Intent::Nothing);
                 }
-                if let Some(l) = link {
-                    let null = Value::Null;
-                    self.mapping.on_unlink(
-                        source,
-                        target.as_ref().unwrap_or(&null),
-                        &self.hook(op),
-                    )?;
-                    out.ops.push(Op::DeleteLink {
-                        id: l.id,
-                        expected_rev: None,
-                    });
-                }
+                Intent::Unlink
             }
             Action::Exception => {
                 let message = format!(
@@ -629,12 +817,86 @@ impl RunCtx {
                 if analyze {
                     self.plan(op, None, out);
                 }
+                Intent::Nothing
             }
             Action::Ignore | Action::Report | Action::Noreport | Action::Async => {
                 if analyze {
                     self.plan(op, None, out);
                 }
+                Intent::Nothing
             }
+        })
+    }
+
+    /// The write of a prepared action and what follows it: the target write, `onLink` and the
+    /// link, or `onUnlink` and the link's removal.
+    pub(super) async fn apply(
+        &self,
+        intent: Intent,
+        source: Option<&Value>,
+        target: Option<Value>,
+        link: Option<Link>,
+        op: &mut Op1<'_>,
+        out: &mut ChunkOutput,
+    ) -> EngineResult<()> {
+        match intent {
+            Intent::Nothing => {}
+            Intent::Create { mut value } => {
+                let id = self.create_target(&mut value, out).await?;
+                out.written.push(self.links.norm_target(&id));
+                op.target_id = Some(id.clone());
+                op.target_effect = TargetEffect::Created;
+                op.claimed.push(id);
+                if self.config.enable_linking
+                    && let Some(source) = source
+                {
+                    self.write_link(source, &value, link.as_ref(), op, out)?;
+                }
+            }
+            Intent::Write {
+                id,
+                current,
+                new,
+                link: links,
+            } => {
+                if let Some(new) = new {
+                    self.update_target(&id, &current, new, out).await?;
+                    out.written.push(self.links.norm_target(&id));
+                }
+                if links && let Some(s) = source {
+                    self.write_link(s, &current, link.as_ref(), op, out)?;
+                }
+            }
+            Intent::Delete { target: doomed } => {
+                if let Some((tid, t)) = &doomed {
+                    self.delete_target(tid, t, out).await?;
+                    out.written.push(self.links.norm_target(tid));
+                    op.target_effect = TargetEffect::Deleted;
+                }
+                self.remove_link(source, target.as_ref(), link, op, out)?;
+            }
+            Intent::Unlink => self.remove_link(source, target.as_ref(), link, op, out)?,
+        }
+        Ok(())
+    }
+
+    /// `onUnlink`, then the link's removal (when there is a link).
+    fn remove_link(
+        &self,
+        source: Option<&Value>,
+        target: Option<&Value>,
+        link: Option<Link>,
+        op: &Op1<'_>,
+        out: &mut ChunkOutput,
+    ) -> EngineResult<()> {
+        if let Some(l) = link {
+            let null = Value::Null;
+            self.mapping
+                .on_unlink(source, target.unwrap_or(&null), &self.hook(op))?;
+            out.ops.push(Op::DeleteLink {
+                id: l.id,
+                expected_rev: None,
+            });
         }
         Ok(())
     }
@@ -751,7 +1013,7 @@ impl RunCtx {
         let t = Instant::now();
         self.mapping.on_link(Some(source), target, &self.hook(op))?;
         out.stats.time("onLinkScript", t.elapsed());
-        let mut link = self.links.new_link(op.qualifier, &sid, &tid);
+        let mut link = self.links.new_link(&op.qualifier, &sid, &tid);
         match existing {
             Some(l) => {
                 link.id = l.id.clone();
@@ -808,7 +1070,8 @@ impl RunCtx {
     }
 
     /// Turns a finished op into statistics and its audit entry.
-    pub(super) fn finish(&self, op: Op1<'_>, source_phase: bool, out: &mut ChunkOutput) {
+    pub(super) fn finish(&self, mut op: Op1<'_>, source_phase: bool, out: &mut ChunkOutput) {
+        out.claimed.append(&mut op.claimed);
         if self.mode == CtxMode::Sync {
             self.finish_sync(op, out);
             return;

@@ -92,7 +92,8 @@ impl RunCtx {
         op: &mut Op1<'_>,
         out: &mut ChunkOutput,
     ) -> EngineResult<()> {
-        let q = op.qualifier;
+        let q = op.qualifier.clone();
+        let q = q.as_str();
         let source_id = op.source_id.clone().unwrap_or_default();
         let link = self.source_link(&engine.repo, look, q, &source_id).await?;
         op.link_existed = link.is_some();
@@ -115,20 +116,22 @@ impl RunCtx {
                 None => DeleteFacts::Unlinked { old_value: None },
                 Some(old) => {
                     let valid_source = self.mapping.valid_source(old, q)?;
-                    let correlation = match self.correlate(look, old, &source_id, q).await? {
-                        None => CorrelationOutcome::Skipped,
-                        Some((ids, _)) => match <[String; 1]>::try_from(ids) {
-                            Ok([tid]) => {
-                                target = self.target_set.get(&tid).await?;
-                                CorrelationOutcome::One {
-                                    target_id: tid,
-                                    already_linked: false,
+                    let mut reads = super::object::Reads::default();
+                    let correlation =
+                        match self.correlate(look, old, &source_id, q, &mut reads).await? {
+                            None => CorrelationOutcome::Skipped,
+                            Some((ids, _)) => match <[String; 1]>::try_from(ids) {
+                                Ok([tid]) => {
+                                    target = self.target_set.get(&tid).await?;
+                                    CorrelationOutcome::One {
+                                        target_id: tid,
+                                        already_linked: false,
+                                    }
                                 }
-                            }
-                            Err(ids) if ids.is_empty() => CorrelationOutcome::None,
-                            Err(ids) => CorrelationOutcome::Many(ids),
-                        },
-                    };
+                                Err(ids) if ids.is_empty() => CorrelationOutcome::None,
+                                Err(ids) => CorrelationOutcome::Many(ids),
+                            },
+                        };
                     DeleteFacts::Unlinked {
                         old_value: Some(OldValueFacts {
                             valid_source,

@@ -2,7 +2,7 @@
 //! targets), then the objects on `taskThreads` parallel tasks, then one merged output for the
 //! commit; and what a committed chunk adds to the recon metrics.
 
-use super::object::{ChunkLookups, ChunkOutput, entry_id};
+use super::object::{ChunkLookups, ChunkOutput, Spec, entry_id};
 use super::run_ctx::RunCtx;
 use super::stats::keys;
 use crate::Engine;
@@ -117,6 +117,10 @@ pub async fn source_lookups(
 
 /// Processes the items on up to `taskThreads` tasks (0 = serially on this task). Stops taking
 /// new items once the run is canceled or the safety guard fired; items already started finish.
+///
+/// Source items are assessed, decided and prepared in parallel, then settled and applied in
+/// source order (`settle.rs`), so that the chunk leaves what a serial run leaves; target items
+/// (the target phase) do not depend on each other and run to the end in parallel.
 pub async fn process(
     engine: &Arc<Engine>,
     ctx: &Arc<RunCtx>,
@@ -127,49 +131,95 @@ pub async fn process(
     if !look.correlated.is_empty() {
         out.stats.time("correlationQuery", look.correlation_time);
     }
+    let (sources, targets): (Vec<(usize, Item)>, Vec<(usize, Item)>) = items
+        .into_iter()
+        .enumerate()
+        .partition(|(_, i)| matches!(i, Item::Source { .. }));
+    let results = in_parallel(engine, ctx, &look, sources).await?;
+    let mut specs: Vec<(usize, Vec<Spec>)> = Vec::new();
+    for r in results {
+        out.merge(r.out);
+        specs.extend(r.specs);
+    }
+    // Source order: the order of the items, whatever task prepared them.
+    specs.sort_by_key(|(i, _)| *i);
+    let specs: Vec<Spec> = specs.into_iter().flat_map(|(_, s)| s).collect();
+    if !targets.is_empty() {
+        for r in in_parallel(engine, ctx, &look, targets).await? {
+            out.merge(r.out);
+        }
+    }
+    if !specs.is_empty() {
+        // Every task has ended, so the lookups are this chunk's alone again.
+        let look = Arc::try_unwrap(look)
+            .map_err(|_| EngineError::Internal("the chunk's lookups are still shared".into()))?;
+        ctx.settle(engine, look, specs, &mut out).await;
+    }
+    Ok(out)
+}
+
+/// What one task made of its items: the finished output of target items, and the prepared
+/// ops of source items by item index.
+#[derive(Default)]
+struct TaskResult {
+    out: ChunkOutput,
+    specs: Vec<(usize, Vec<Spec>)>,
+}
+
+/// Runs the items on up to `taskThreads` tasks.
+async fn in_parallel(
+    engine: &Arc<Engine>,
+    ctx: &Arc<RunCtx>,
+    look: &Arc<ChunkLookups>,
+    items: Vec<(usize, Item)>,
+) -> EngineResult<Vec<TaskResult>> {
     let threads = ctx.eff.task_threads;
     if threads == 0 || items.len() < 2 {
-        out.merge(run_items(engine.clone(), ctx.clone(), look, items).await);
-        return Ok(out);
+        return Ok(vec![
+            run_items(engine.clone(), ctx.clone(), look.clone(), items).await,
+        ]);
     }
     let per = items.len().div_ceil(threads.min(items.len()));
     let mut set = tokio::task::JoinSet::new();
     let mut iter = items.into_iter();
     loop {
-        let part: Vec<Item> = iter.by_ref().take(per).collect();
+        let part: Vec<(usize, Item)> = iter.by_ref().take(per).collect();
         if part.is_empty() {
             break;
         }
         set.spawn(run_items(engine.clone(), ctx.clone(), look.clone(), part));
     }
+    let mut results = Vec::new();
     while let Some(r) = set.join_next().await {
-        out.merge(r.map_err(|e| EngineError::Internal(format!("recon task failed: {e}")))?);
+        results.push(r.map_err(|e| EngineError::Internal(format!("recon task failed: {e}")))?);
     }
-    Ok(out)
+    Ok(results)
 }
 
 async fn run_items(
     engine: Arc<Engine>,
     ctx: Arc<RunCtx>,
     look: Arc<ChunkLookups>,
-    items: Vec<Item>,
-) -> ChunkOutput {
-    let mut out = ChunkOutput::default();
-    for item in items {
-        if out.abort.is_some() || ctx.refresh_cancel(&engine).await.unwrap_or(false) {
+    items: Vec<(usize, Item)>,
+) -> TaskResult {
+    let mut r = TaskResult::default();
+    for (index, item) in items {
+        if r.out.abort.is_some() || ctx.refresh_cancel(&engine).await.unwrap_or(false) {
             break;
         }
         match item {
             Item::Source { id, entry } => {
-                ctx.reconcile_source(&engine, &look, &id, entry, &mut out)
+                let specs = ctx
+                    .speculate_source(&engine, &look, &id, entry, &mut r.out)
                     .await;
+                r.specs.push((index, specs));
             }
             Item::Target { id, entry } => {
-                ctx.reconcile_target(&engine, &id, entry, &mut out).await;
+                ctx.reconcile_target(&engine, &id, entry, &mut r.out).await;
             }
         }
     }
-    out
+    r
 }
 
 /// What one committed chunk adds to the recon metrics (SPEC §13): decisions per situation and

@@ -58,6 +58,16 @@ pub struct RunCtx {
     /// Every link of the mapping, when `prefetchLinks` (non-clustered runs).
     pub prefetched: Option<PrefetchedLinks>,
     pub guard: SafetyGuard,
+    /// Clustered runs, which query no target ids: whether the target query found nothing when
+    /// the run started (for `correlateEmptyTargetSet`, as the snapshot tells a single node).
+    pub target_empty_at_start: Option<bool>,
+    /// Targets the run wrote in chunks this node committed (normalised ids): the snapshot no
+    /// longer tells their state.
+    written: std::sync::RwLock<HashSet<String>>,
+    /// The last page whose writes the run-wide caches reflect, while they reflect every
+    /// committed page; `None` once a page this node did not see committed (another node's)
+    /// came after them, and the snapshot is no longer used for reads.
+    caches_page: std::sync::Mutex<Option<u64>>,
     pub extremes: std::sync::Mutex<NodeExtremes>,
     canceled: AtomicBool,
     last_cancel_check: std::sync::Mutex<Instant>,
@@ -94,6 +104,18 @@ impl RunCtx {
         let mut ctx = RunCtx::base(engine, &run.mapping, opts, CtxMode::Recon)?;
         ctx.run_id = run.id.clone();
         ctx.canceled = AtomicBool::new(run.cancel_requested);
+        ctx.target_empty_at_start = run
+            .totals
+            .get("targetEmptyAtStart")
+            .and_then(Value::as_bool);
+        // The pages committed before the caches are loaded are in them.
+        let done = engine.repo.run_counters(&run.id).await?;
+        let done = done
+            .totals
+            .get(super::jobs::PAGES_DONE_KEY)
+            .copied()
+            .unwrap_or(0);
+        ctx.caches_page = std::sync::Mutex::new(Some(u64::try_from(done).unwrap_or(0)));
         // IDM's clustered pages neither prefetch links nor pre-query target ids (reference §4);
         // they look both up per page. Single-node runs do both once, up front.
         if ctx.eff.run_target_phase && !ctx.eff.clustered {
@@ -149,6 +171,9 @@ impl RunCtx {
             target_snapshot: None,
             prefetched: None,
             guard: SafetyGuard::default(),
+            target_empty_at_start: None,
+            written: std::sync::RwLock::new(HashSet::new()),
+            caches_page: std::sync::Mutex::new(Some(0)),
             extremes: std::sync::Mutex::new(NodeExtremes::default()),
             canceled: AtomicBool::new(false),
             last_cancel_check: std::sync::Mutex::new(Instant::now()),
@@ -212,6 +237,60 @@ impl RunCtx {
     /// The number of target ids the target query returned, when it ran.
     pub fn target_count(&self) -> Option<usize> {
         self.target_snapshot.as_ref().map(|s| s.ids.len())
+    }
+
+    /// Whether the target set was empty when the run started, when known: from the snapshot,
+    /// or (clustered runs) from the run record.
+    pub fn target_set_was_empty(&self) -> Option<bool> {
+        self.target_count()
+            .map(|n| n == 0)
+            .or(self.target_empty_at_start)
+    }
+
+    /// Whether the snapshot still tells the state of this target: the run has not written it
+    /// and no page committed elsewhere came after the snapshot.
+    pub fn snapshot_holds(&self, norm_id: &str) -> bool {
+        let current = self
+            .caches_page
+            .lock()
+            .map(|p| p.is_some())
+            .unwrap_or(false);
+        current
+            && self
+                .written
+                .read()
+                .map(|w| !w.contains(norm_id))
+                .unwrap_or(false)
+    }
+
+    /// A chunk this node committed wrote these targets.
+    pub fn note_written(&self, norm_ids: Vec<String>) {
+        if self.target_snapshot.is_none() || norm_ids.is_empty() {
+            return;
+        }
+        if let Ok(mut w) = self.written.write() {
+            w.extend(norm_ids);
+        }
+    }
+
+    /// Page `page` is about to be assessed, every earlier page committed: the caches stay in use
+    /// only if they reflect all of those.
+    pub fn check_caches(&self, page: u64) {
+        if let Ok(mut p) = self.caches_page.lock()
+            && p.is_some_and(|last| last + 1 < page)
+        {
+            tracing::debug!(run = %self.run_id, page, "pages committed on other nodes: the run-wide snapshot is no longer read");
+            *p = None;
+        }
+    }
+
+    /// This node committed page `page`.
+    pub fn page_committed(&self, page: u64) {
+        if let Ok(mut p) = self.caches_page.lock()
+            && *p == Some(page.saturating_sub(1))
+        {
+            *p = Some(page);
+        }
     }
 
     pub fn is_canceled(&self) -> bool {
