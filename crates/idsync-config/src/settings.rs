@@ -65,7 +65,11 @@ pub(crate) fn apply_env(
         let Some(val) = env(&var) else { continue };
         let parsed = match kind {
             Kind::Text => Some(Value::String(val.clone())),
-            Kind::Number => val.trim().parse::<u64>().ok().map(|n| Value::Number(Number::from(n))),
+            Kind::Number => val
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(|n| Value::Number(Number::from(n))),
             Kind::Bool => val.trim().parse::<bool>().ok().map(Value::Bool),
         };
         let Some(v) = parsed else {

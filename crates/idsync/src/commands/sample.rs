@@ -71,20 +71,38 @@ mod tests {
 
         let work = refresh_working_copy(s).unwrap();
         assert_eq!(work, s.join(".idsync/work"));
-        assert!(!work.join(".idsync/repo.db").exists(), "state is not copied");
-        assert_eq!(std::fs::read_to_string(work.join("data/target.csv")).unwrap(), "original");
+        assert!(
+            !work.join(".idsync/repo.db").exists(),
+            "state is not copied"
+        );
+        assert_eq!(
+            std::fs::read_to_string(work.join("data/target.csv")).unwrap(),
+            "original"
+        );
 
         // A run rewrites the target in the copy; the user edits the sample's source.
         std::fs::write(work.join("data/target.csv"), "reconciled").unwrap();
         std::fs::write(s.join("data/source.csv"), "v2").unwrap();
         // File times are coarser than a test's pace; a user's edit comes seconds later.
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        let f = std::fs::File::options().write(true).open(s.join("data/source.csv")).unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(s.join("data/source.csv"))
+            .unwrap();
         f.set_modified(later).unwrap();
 
         refresh_working_copy(s).unwrap();
-        assert_eq!(std::fs::read_to_string(work.join("data/target.csv")).unwrap(), "reconciled");
-        assert_eq!(std::fs::read_to_string(work.join("data/source.csv")).unwrap(), "v2");
-        assert_eq!(std::fs::read_to_string(s.join("data/target.csv")).unwrap(), "original");
+        assert_eq!(
+            std::fs::read_to_string(work.join("data/target.csv")).unwrap(),
+            "reconciled"
+        );
+        assert_eq!(
+            std::fs::read_to_string(work.join("data/source.csv")).unwrap(),
+            "v2"
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.join("data/target.csv")).unwrap(),
+            "original"
+        );
     }
 }

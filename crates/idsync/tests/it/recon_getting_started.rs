@@ -103,12 +103,26 @@ fn issue_26_the_sample_runs_in_a_working_copy_and_leaves_its_files_alone() {
     let pristine = p.read("data/engineering.csv");
 
     let out = p.recon(MAPPING, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(".idsync/work"), "says where it runs: {stderr}");
+    assert!(
+        stderr.contains(".idsync/work"),
+        "says where it runs: {stderr}"
+    );
     let first = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(first.contains("FOUND") && first.contains("ABSENT"), "{first}");
-    assert_eq!(p.read("data/engineering.csv"), pristine, "the sample is not rewritten");
+    assert!(
+        first.contains("FOUND") && first.contains("ABSENT"),
+        "{first}"
+    );
+    assert_eq!(
+        p.read("data/engineering.csv"),
+        pristine,
+        "the sample is not rewritten"
+    );
     let rows = csv_rows(&p.read(".idsync/work/data/engineering.csv"));
     assert_eq!(rows.len(), 3, "the working copy is reconciled: {rows:?}");
 
@@ -125,10 +139,16 @@ fn issue_26_the_sample_runs_in_a_working_copy_and_leaves_its_files_alone() {
     p.write("data/hr.csv", &hr);
     // A user's edit comes seconds after the copy; file times are coarser than a test's pace.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    let f = std::fs::File::options().write(true).open(p.file("data/hr.csv")).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(p.file("data/hr.csv"))
+        .unwrap();
     f.set_modified(later).unwrap();
     let (code, s) = p.recon_json(MAPPING, &[]);
     assert_eq!(code, 0, "{s:#}");
     assert_eq!(s["situationSummary"]["CONFIRMED"], 3, "{s:#}");
-    assert_eq!(s["progress"]["target"]["updated"], 1, "the edited person is updated: {s:#}");
+    assert_eq!(
+        s["progress"]["target"]["updated"], 1,
+        "the edited person is updated: {s:#}"
+    );
 }
