@@ -3,14 +3,15 @@
 //! so a node that lost its lease cannot commit late; ids are deterministic so a re-run job
 //! schedules its successors at most once.
 
-use super::object::ChunkOutput;
-use super::page::{ChunkMetrics, Item, process};
-use super::run_ctx::RunCtx;
-use super::stats::{RunCounters, StatsDelta, keys};
-use super::summary::{SummaryHead, build_summary, summary_message};
+use super::page::{ChunkMetrics, process};
+use super::summary::{RunCounters, SummaryHead, build_summary, summary_message};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::managed_set::new_id;
+use crate::pipeline::ctx::RunCtx;
+use crate::pipeline::lookups::Item;
+use crate::pipeline::object::ChunkOutput;
+use crate::pipeline::stats::{StatsDelta, keys};
 use chrono::Utc;
 use idsync_core::ReconStage;
 use idsync_repo::{
