@@ -2,7 +2,7 @@
 //! mappings, and the per-run caches of the runs this node works on.
 
 use crate::error::{EngineError, EngineResult};
-use crate::recon::run_ctx::RunCtx;
+use crate::pipeline::ctx::RunCtx;
 use crate::resources::Resources;
 use idsync_config::{Mapping, Project};
 use idsync_mapping::CompiledMapping;

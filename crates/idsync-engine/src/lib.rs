@@ -13,6 +13,7 @@ pub mod error;
 pub mod links;
 pub mod managed_set;
 pub mod metered;
+mod pipeline;
 pub mod recon;
 pub mod resources;
 pub mod scheduler;

@@ -8,8 +8,8 @@
 //! each execute up to the remaining allowance before seeing the other's commits; the limit is
 //! then exceeded by at most one page's worth per extra node (documented in the README).
 
-use super::stats::keys;
 use crate::error::EngineResult;
+use crate::pipeline::stats::keys;
 use idsync_config::{Limit, Safety};
 use idsync_core::Action;
 use idsync_repo::Repository;

@@ -3,17 +3,16 @@
 //! (crate::worker) then claims the jobs; summaries are assembled from committed counters, so
 //! every node shows the same progress for every run.
 
-mod correlate;
 pub mod effective;
 pub mod guard;
 pub mod jobs;
-pub mod object;
-pub mod object_sync;
 pub mod page;
-pub mod run_ctx;
-mod settle;
-pub mod stats;
 pub mod summary;
+
+/// The path other crates name an explicit sync action by; the action runs in the pipeline.
+pub mod object_sync {
+    pub use crate::pipeline::explicit::ExplicitAction;
+}
 
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
@@ -25,8 +24,7 @@ use idsync_repo::{
     AuditEntry, AuditKind, ChangeSet, ConflictKind, Op, RepoError, RunRecord, RunUpdate,
 };
 use serde_json::{Value, json};
-use stats::RunCounters;
-use summary::{SummaryHead, build_summary};
+use summary::{RunCounters, SummaryHead, build_summary};
 
 impl Engine {
     /// Starts a run of `mapping` and returns its id. A second active run of the mapping is
@@ -56,7 +54,7 @@ impl Engine {
         let target_set = self.resources.object_set(&eff.target.resource)?;
         let now = Utc::now();
         // Populations at the start, for percentage safety limits (SPEC §16).
-        let mut totals = json!({"options": run_ctx::options_to_json(&opts)});
+        let mut totals = json!({"options": crate::pipeline::ctx::options_to_json(&opts)});
         // A clustered run queries no target ids; for `correlateEmptyTargetSet` it needs to know
         // what a single node's target query would have told (ADR 0007).
         if eff.clustered && eff.run_target_phase && !eff.correlate_empty_target_set {

@@ -1,119 +1,19 @@
 //! Processing a batch of source entries or target ids: bulk lookups first (links, linked
-//! targets), then the objects on `taskThreads` parallel tasks, then one merged output for the
-//! commit; and what a committed chunk adds to the recon metrics.
+//! targets, `pipeline::lookups`), then the objects on `taskThreads` parallel tasks, then one
+//! merged output for the commit; and what a committed chunk adds to the recon metrics.
 
-use super::object::{ChunkLookups, ChunkOutput, Spec, entry_id};
-use super::run_ctx::RunCtx;
-use super::stats::keys;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
+use crate::pipeline::ctx::RunCtx;
+use crate::pipeline::lookups::{Item, lookups};
+use crate::pipeline::object::{ChunkLookups, ChunkOutput, Spec};
+use crate::pipeline::stats::keys;
 use idsync_core::{Action, Situation};
 use idsync_repo::{AuditKind, Op};
 use metrics::{counter, histogram};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What one unit of work hands to the parallel tasks.
-#[derive(Debug, Clone)]
-pub enum Item {
-    /// A source entry: full object, or just `{_id}` (read again when processed).
-    Source { id: String, entry: Option<Value> },
-    /// An unclaimed target id, with its entry when the target query returned full objects.
-    Target { id: String, entry: Option<Value> },
-}
-
-impl Item {
-    pub fn source_from(entry: Value, full: bool) -> Option<Item> {
-        let id = entry_id(&entry)?.to_string();
-        Some(Item::Source {
-            id,
-            entry: full.then_some(entry),
-        })
-    }
-}
-
-/// Looks up in bulk what the items will need: their links (unless prefetched) and their
-/// linked targets (unless the run holds full target entries).
-async fn lookups(engine: &Engine, ctx: &RunCtx, items: &[Item]) -> EngineResult<ChunkLookups> {
-    let source_ids: Vec<&str> = items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Source { id, .. } => Some(id.as_str()),
-            Item::Target { .. } => None,
-        })
-        .collect();
-    let mut look = source_lookups(engine, ctx, &source_ids).await?;
-    ctx.correlate_chunk(engine, items, &mut look).await;
-    Ok(look)
-}
-
-/// The links of these source ids (unless prefetched) and their linked targets (unless the run
-/// holds full target entries), each read with one call. A recon chunk and a batch of queued
-/// sync events share it.
-pub async fn source_lookups(
-    engine: &Engine,
-    ctx: &RunCtx,
-    source_ids: &[&str],
-) -> EngineResult<ChunkLookups> {
-    let mut look = ChunkLookups::default();
-    let source_ids: Vec<String> = source_ids
-        .iter()
-        .map(|id| ctx.links.norm_source(id))
-        .collect();
-    if source_ids.is_empty() || !ctx.config.enable_linking {
-        return Ok(look);
-    }
-    let links = match &ctx.prefetched {
-        Some(map) => source_ids
-            .iter()
-            .flat_map(|sid| {
-                ctx.all_qualifiers
-                    .iter()
-                    .filter_map(|q| map.get(&ctx.links, q, sid))
-            })
-            .collect::<Vec<_>>(),
-        None => {
-            let found = if ctx.links.reversed {
-                engine
-                    .repo
-                    .links_for_targets(&ctx.links.link_type, &source_ids)
-                    .await?
-            } else {
-                engine
-                    .repo
-                    .links_for_sources(&ctx.links.link_type, &source_ids)
-                    .await?
-            };
-            let mut map = HashMap::with_capacity(found.len());
-            for l in &found {
-                map.insert(
-                    (l.link_qualifier.clone(), ctx.links.source_id(l).to_string()),
-                    l.clone(),
-                );
-            }
-            look.links = Some(map);
-            found
-        }
-    };
-    let needs_read = ctx
-        .target_snapshot
-        .as_ref()
-        .is_none_or(|s| s.values.is_none());
-    if needs_read && !links.is_empty() {
-        let ids: Vec<String> = links
-            .iter()
-            .map(|l| ctx.links.target_id(l).to_string())
-            .collect();
-        for v in ctx.target_set.get_many(&ids).await? {
-            if let Some(id) = entry_id(&v) {
-                look.targets.insert(ctx.links.norm_target(id), v);
-            }
-        }
-    }
-    Ok(look)
-}
 
 /// Processes the items on up to `taskThreads` tasks (0 = serially on this task). Stops taking
 /// new items once the run is canceled or the safety guard fired; items already started finish.
@@ -342,7 +242,7 @@ impl ChunkMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recon::stats::{OpOutcome, TargetEffect};
+    use crate::pipeline::stats::{OpOutcome, TargetEffect};
     use idsync_repo::AuditEntry;
     use metrics_exporter_prometheus::PrometheusBuilder;
     use serde_json::json;

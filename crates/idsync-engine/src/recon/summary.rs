@@ -1,11 +1,15 @@
 //! The run summary JSON (SPEC §6.3, §16; reference §3.4), assembled from a run's record and its
 //! committed counters. The same function serves the CLI, `GET recon/<id>` and the stored summary,
 //! so every node shows the same numbers for any run.
+//!
+//! [`RunCounters`] is the run-level sum: the counters every node committed for the run, which
+//! the per-object accounting (`pipeline::stats`) adds to page by page.
 
-use super::stats::{RunCounters, keys};
+use crate::pipeline::stats::keys;
 use chrono::{DateTime, SecondsFormat, Utc};
 use idsync_core::{Action, ReconStage, Situation};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
 /// What the summary needs besides the counters.
 #[derive(Debug, Clone)]
@@ -126,10 +130,93 @@ pub fn summary_message(c: &RunCounters) -> String {
         .join(" ")
 }
 
+/// The committed counters of a run, per node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunCounters {
+    pub by_node: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl RunCounters {
+    /// The sum over nodes of one counter.
+    pub fn total(&self, key: &str) -> i64 {
+        self.by_node.values().filter_map(|c| c.get(key)).sum()
+    }
+
+    pub fn per_node(&self, key: &str) -> BTreeMap<String, i64> {
+        self.by_node
+            .iter()
+            .map(|(n, c)| (n.clone(), c.get(key).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// `durationSummary`: `{name: {count, sum, min, max, mean, stdDev}}` in milliseconds.
+    pub fn duration_summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut names: Vec<String> = self
+            .by_node
+            .values()
+            .flat_map(|c| c.keys())
+            .filter_map(|k| {
+                k.strip_prefix("duration.")?
+                    .strip_suffix(".count")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut out = serde_json::Map::new();
+        for name in names {
+            let count = self.total(&keys::duration(&name, "count"));
+            if count == 0 {
+                continue;
+            }
+            let sum_ms = self.total(&keys::duration(&name, "sum_us")) as f64 / 1000.0;
+            let sumsq = self.total(&keys::duration(&name, "sumsq_ums")) as f64 / 1000.0;
+            let min_key = keys::duration(&name, "min_us");
+            let max_key = keys::duration(&name, "max_us");
+            let min = self
+                .by_node
+                .values()
+                .filter_map(|c| c.get(&min_key))
+                .min()
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0;
+            let max = self
+                .by_node
+                .values()
+                .filter_map(|c| c.get(&max_key))
+                .max()
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0;
+            let n = count as f64;
+            let mean = (sum_ms / n).max(min);
+            let variance = (sumsq / n - (sum_ms / n).powi(2)).max(0.0);
+            out.insert(
+                name,
+                serde_json::json!({
+                    "count": count,
+                    "sum": round3(sum_ms),
+                    "min": round3(min),
+                    "max": round3(max),
+                    "mean": round3(mean),
+                    "stdDev": round3(variance.sqrt()),
+                }),
+            );
+        }
+        out
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::pipeline::stats::{NodeExtremes, StatsDelta};
+    use std::time::Duration;
 
     #[test]
     fn summary_has_idsms_shape_and_true_totals() {
@@ -188,5 +275,33 @@ mod tests {
         assert_eq!(s["duration"], 187);
         assert_eq!(s["sourceProcessedByNode"]["node1"], 3);
         assert_eq!(summary_message(&c), "FOUND: 2 ABSENT: 1");
+    }
+
+    #[test]
+    fn durations_from_several_nodes_and_pages_summarise_exactly() {
+        let mut ext_a = NodeExtremes::default();
+        let mut ext_b = NodeExtremes::default();
+        let mut counters = RunCounters::default();
+        let mut add = |node: &str, ext: &mut NodeExtremes, ms: &[u64]| {
+            let mut d = StatsDelta::default();
+            for m in ms {
+                d.time("sourceQuery", Duration::from_millis(*m));
+            }
+            let c = d.into_counters(ext);
+            let n = counters.by_node.entry(node.to_string()).or_default();
+            for (k, v) in c {
+                *n.entry(k).or_insert(0) += v;
+            }
+        };
+        add("a", &mut ext_a, &[10, 30]);
+        add("a", &mut ext_a, &[5]);
+        add("b", &mut ext_b, &[50]);
+        let s = counters.duration_summary();
+        let q = &s["sourceQuery"];
+        assert_eq!(q["count"], 4);
+        assert_eq!(q["sum"], 95.0);
+        assert_eq!(q["min"], 5.0);
+        assert_eq!(q["max"], 50.0);
+        assert_eq!(q["mean"], 23.75);
     }
 }

@@ -12,9 +12,9 @@
 use super::{ChangeRef, SyncOutcome, managed_changes, triggered};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::recon::object::{ChunkLookups, ChunkOutput};
-use crate::recon::page::source_lookups;
-use crate::recon::run_ctx::RunCtx;
+use crate::pipeline::ctx::RunCtx;
+use crate::pipeline::lookups::source_lookups;
+use crate::pipeline::object::{ChunkLookups, ChunkOutput};
 use futures::future::join_all;
 use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, Op};

@@ -6,8 +6,8 @@ use super::SyncOutcome;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::links::LinkView;
-use crate::recon::object::ChunkOutput;
-use crate::recon::object_sync::ExplicitAction;
+use crate::pipeline::explicit::ExplicitAction;
+use crate::pipeline::object::ChunkOutput;
 use idsync_core::ResourcePath;
 use serde_json::{Value, json};
 

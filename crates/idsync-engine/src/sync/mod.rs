@@ -3,7 +3,7 @@
 //! a recon or another mapping wrote, a queued event — runs every mapping whose source is that
 //! collection, in `sync.json` order.
 //!
-//! Per mapping: the per-object assess → decide → act of `recon/object_sync.rs`; its repository
+//! Per mapping: the per-object assess → decide → act of the pipeline (`pipeline/changed.rs`); its repository
 //! writes (links, managed targets, the sync audit entries) commit together, so a managed
 //! target's own outbound mappings, run next (the cascade), already see the link — IDM's pending
 //! LINK/UNLINK. After a mapping fails, the later ones are SKIPPED. Queued mappings are not run
@@ -18,8 +18,8 @@ pub use batch::BatchItem;
 
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::recon::object::{ChunkLookups, ChunkOutput};
-use crate::recon::run_ctx::RunCtx;
+use crate::pipeline::ctx::RunCtx;
+use crate::pipeline::object::{ChunkLookups, ChunkOutput};
 use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, EventState, Op, SyncAction, SyncEvent};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 //! Hook order for a first-time CREATE (reference §2.6): properties → onCreate → target create →
 //! onLink → link create → postAction.
 
-use super::run_ctx::{CtxMode, RunCtx};
+use super::ctx::{CtxMode, RunCtx};
 use super::settle::Overlay;
 use super::stats::{OpOutcome, StatsDelta, TargetEffect};
 use crate::error::{EngineError, EngineResult};

@@ -1,14 +1,17 @@
-//! What one node knows about one run while it works on the run's jobs: the effective
-//! configuration (rebuilt from the run record, so every node uses the same), the object sets,
+//! The mapping context the pipeline runs in: a reconciliation run's, or one mapping's for
+//! implicit and queued sync ([`CtxMode`]).
+//!
+//! For a run, it is what one node knows about the run while it works on the run's jobs: the
+//! effective configuration (rebuilt from the run record, so every node uses the same), the object sets,
 //! and the run-wide caches IDM keeps — the target-id set of the target query and the prefetched
 //! links. Built once per node per run, on the first job of the run the node claims.
 
-use super::effective::{EffectiveRecon, ReconOptions, looks_full};
-use super::guard::SafetyGuard;
 use super::stats::NodeExtremes;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::links::{LinkView, PrefetchedLinks};
+use crate::recon::effective::{EffectiveRecon, ReconOptions, looks_full};
+use crate::recon::guard::SafetyGuard;
 use crate::resources::managed_type;
 use idsync_config::Mapping;
 use idsync_connectors::ObjectSet;
@@ -112,7 +115,7 @@ impl RunCtx {
         let done = engine.repo.run_counters(&run.id).await?;
         let done = done
             .totals
-            .get(super::jobs::PAGES_DONE_KEY)
+            .get(crate::recon::jobs::PAGES_DONE_KEY)
             .copied()
             .unwrap_or(0);
         ctx.caches_page = std::sync::Mutex::new(Some(u64::try_from(done).unwrap_or(0)));

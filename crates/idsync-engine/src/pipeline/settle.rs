@@ -28,8 +28,8 @@
 //! Earlier chunks and pages need no such walk: a page is assessed only once every earlier page
 //! of the run has committed (`jobs.rs`), so its reads already see their writes.
 
+use super::ctx::RunCtx;
 use super::object::{Candidates, ChunkLookups, ChunkOutput, Intent, Op1, Spec};
-use super::run_ctx::RunCtx;
 use crate::Engine;
 use crate::error::EngineError;
 use idsync_core::filter::{Filter, FilterIndex};
@@ -146,7 +146,7 @@ struct Effects {
 impl RunCtx {
     /// Settles the chunk's source ops (in source order) and applies them into `out`. `look` is
     /// what the chunk looked up before its ops were prepared.
-    pub(super) async fn settle(
+    pub(crate) async fn settle(
         self: &Arc<Self>,
         engine: &Arc<Engine>,
         mut look: ChunkLookups,

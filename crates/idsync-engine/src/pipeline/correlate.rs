@@ -14,9 +14,9 @@
 //! candidate is linked already (FOUND vs FOUND_ALREADY_LINKED) is read for the whole chunk
 //! with one link lookup too.
 
+use super::ctx::{CtxMode, RunCtx};
+use super::lookups::Item;
 use super::object::{CandidateLinks, Candidates, ChunkLookups, Reads};
-use super::page::Item;
-use super::run_ctx::{CtxMode, RunCtx};
 use crate::Engine;
 use crate::error::EngineResult;
 use idsync_core::QueryRequest;
