@@ -3,10 +3,11 @@
 //! ends FAILED naming the limit and the counts. `minSourceSize` is checked when the source phase
 //! ends.
 //!
-//! The counts are kept per node in memory, seeded from the run's committed counters when the
-//! node starts working on the run. On a single node that is exact. In a cluster two nodes may
-//! each execute up to the remaining allowance before seeing the other's commits; the limit is
-//! then exceeded by at most one page's worth per extra node (documented in the README).
+//! The counts are kept per node in memory and re-read from the run's committed counters before
+//! each source page is assessed ([`SafetyGuard::reseed`]): pages are assessed in turn, once
+//! every earlier page has committed (ADR 0007), so the counts are then the whole cluster's and
+//! the chunk's settle walk admits its actions in source order. The limit is exact on one node
+//! and on many.
 
 use crate::error::EngineResult;
 use crate::pipeline::stats::keys;

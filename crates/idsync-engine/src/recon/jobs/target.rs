@@ -32,6 +32,8 @@ pub(super) async fn target_phase(
     set_stage(engine, &run, ReconStage::ActiveReconcilingTarget).await?;
     let mut chunk_started = std::time::Instant::now();
     let ctx = engine.run_ctx(&run).await?;
+    // Every source page has committed: the guard counts what the whole cluster did.
+    ctx.guard.reseed(&engine.repo, run_id).await?;
     // The target ids: the run's snapshot, or (clustered) a fresh target query.
     let mut batch: Vec<(String, Option<Value>)> = Vec::new();
     let mut stopped = false;
