@@ -202,6 +202,8 @@ fn correlation(cx: &mut Cx<'_>, o: &mut Obj<'_>) -> Option<Correlation> {
             ok = false;
             continue;
         };
+        // The entry's own keys; the rest are the script's.
+        cx.recognise(&eptr, ["linkQualifier", "expressionTree"]);
         let link_qualifier = match map.get("linkQualifier") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),

@@ -123,5 +123,6 @@ fn invoke_context_shape(cx: &mut Cx<'_>, service: InvokeService, mut ctx: crate:
             }
         }
     }
-    // The rest of invokeContext is passed to the service as parameters (reference §3.7).
+    // The rest of invokeContext is passed to the service as parameters.
+    ctx.open_end(cx);
 }
