@@ -42,6 +42,15 @@ pub enum Command {
     /// Benchmarks on a throw-away project (BENCHMARKS.md quotes them).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The manual's generated pages (docs/cli.md).
+    #[command(subcommand, hide = true)]
+    Docs(DocsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// Print the CLI reference (docs/cli.md) as markdown.
+    Cli,
 }
 
 #[derive(Debug, Args)]
