@@ -308,7 +308,8 @@ fn prefixed<'a>(file: &'a str, prefix: &str) -> Option<&'a str> {
         .filter(|n| !n.is_empty())
 }
 
-/// The names that always mean the project folder (SPEC §16).
+/// The names that always mean the project folder
+/// (docs/configuration.md#values-from-outside-name-substitution).
 fn special(name: &str, project_dir: &str) -> Option<String> {
     matches!(name, "launcher.project.location" | "idm.instance.dir")
         .then(|| project_dir.to_string())

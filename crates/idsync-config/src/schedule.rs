@@ -1,4 +1,4 @@
-//! `conf/schedule-<name>.json` read into a [`Schedule`] (SPEC §8, reference §3.7): shape only.
+//! `conf/schedule-<name>.json` read into a [`Schedule`]: shape only.
 //! The Quartz cron syntax is checked by the scheduler, not here.
 
 use crate::cx::Cx;

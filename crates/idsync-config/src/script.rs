@@ -1,4 +1,4 @@
-//! Script objects and conditions (SPEC §1, reference §1.4): `{"type","source"|"file","globals"}`
+//! Script objects and conditions (docs/configuration.md): `{"type","source"|"file","globals"}`
 //! read into a [`ScriptSpec`] (file contents read here, relative to the project), and condition
 //! strings parsed as CREST filters. Scripts stay data: this module must not compile or run them.
 

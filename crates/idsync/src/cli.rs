@@ -1,5 +1,5 @@
-//! Command-line syntax. Every subcommand has `--help`; the flags are part of SPEC §15's stable
-//! interface.
+//! Command-line syntax. Every subcommand has `--help`; the flags are a stable
+//! interface (docs/cli.md, generated from this file).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -149,7 +149,7 @@ pub enum AuthCommand {
     HashPassword,
 }
 
-/// API roles (SPEC §10).
+/// API roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoleArg {
     /// Everything.
@@ -191,7 +191,7 @@ pub struct QueueListArgs {
     pub json: bool,
 }
 
-/// The state of a queue event (SPEC §7).
+/// The state of a queue event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EventStateArg {
     /// Waiting to be executed.
