@@ -1,4 +1,4 @@
-//! `GET audit/recon` and `GET audit/sync` (SPEC §13): CREST queries over the audit topics.
+//! `GET audit/recon` and `GET audit/sync` (docs/rest.md): CREST queries over the audit topics.
 //! Read-only; entries are written by the engine with the work they describe.
 
 use crate::error::{ApiError, ApiResult};

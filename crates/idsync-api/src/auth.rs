@@ -1,7 +1,7 @@
-//! Authentication and roles (SPEC §10, §15): bearer tokens checked by their SHA-256, IDM's
-//! `X-OpenIDM-Username` / `X-OpenIDM-Password` headers checked against argon2 PHC hashes, roles
-//! `admin` (everything) and `reader` (GET only), and the helpers the CLI needs (`auth new-token`,
-//! `auth hash-password`, the generated admin token file).
+//! Authentication and roles (docs/rest.md#common-rules): bearer tokens checked by their SHA-256,
+//! IDM's `X-OpenIDM-Username` / `X-OpenIDM-Password` headers checked against argon2 PHC hashes,
+//! roles `admin` (everything) and `reader` (GET only), and the helpers the CLI needs
+//! (`auth new-token`, `auth hash-password`, the generated admin token file).
 //!
 //! Secrets never leave this module: tokens and passwords are not logged, not echoed in errors,
 //! and compared in constant time. It must not read the environment: `IDSYNC_ADMIN_TOKEN` is
@@ -27,7 +27,7 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Whether this principal may call `method` (SPEC §10: readers may only read).
+    /// Whether this principal may call `method` (readers may only read).
     pub fn may(&self, method: &Method) -> bool {
         self.roles.contains(&Role::Admin)
             || (self.roles.contains(&Role::Reader)
@@ -260,7 +260,8 @@ pub struct AdminTokenFile {
 
 /// Makes sure `<project>/.idsync/admin-token` exists (a random token, mode 0600) and returns
 /// its path and hash. An existing file is reused, so restarts keep the token that scripts
-/// already read. Call only when no credentials are configured (SPEC §10).
+/// already read. Call only when no credentials are configured
+/// (docs/configuration.md#confauthenticationjson).
 pub fn ensure_admin_token_file(project_dir: &Path) -> ApiResult<AdminTokenFile> {
     let dir = project_dir.join(".idsync");
     let path = dir.join("admin-token");

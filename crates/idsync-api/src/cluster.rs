@@ -1,4 +1,4 @@
-//! `GET cluster` (SPEC §16): the nodes known to the repository, this one included even before
+//! `GET cluster` (docs/rest.md): the nodes known to the repository, this one included even before
 //! its first heartbeat is written.
 
 use crate::error::ApiResult;

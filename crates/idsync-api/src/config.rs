@@ -1,4 +1,4 @@
-//! `GET config[/<name>]` (SPEC §16 "Config over REST"): the effective configuration as written
+//! `GET config[/<name>]` (docs/rest.md): the effective configuration as written
 //! (after substitution), with every secret masked as `"********"`. Read-only: configuration is
 //! changed in the project folder, never over REST.
 

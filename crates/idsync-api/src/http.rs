@@ -166,7 +166,7 @@ pub async fn timeout_layer(State(state): State<ApiState>, req: Request, next: Ne
 }
 
 /// `POST recon?_action=...&waitForCompletion=true`: the client asked to wait for the whole run
-/// (SPEC §9, however long a clustered run takes), so the request timeout does not apply. The
+/// (however long a clustered run takes), so the request timeout does not apply. The
 /// handler ends when the run does; a client that gives up just closes the connection.
 pub fn waits_for_a_run(req: &Request) -> bool {
     req.method() == axum::http::Method::POST

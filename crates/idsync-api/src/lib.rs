@@ -1,4 +1,4 @@
-//! idsync's REST API (SPEC §10, §11, §15): axum routers under `/openidm`, CREST query
+//! idsync's REST API (docs/rest.md): axum routers under `/openidm`, CREST query
 //! parameters and envelopes, CREST error bodies, authentication and roles.
 //!
 //! This crate owns HTTP only: it must not contain sync or recon logic (it calls the engine, the
@@ -100,7 +100,7 @@ pub async fn serve_with(
         .await
 }
 
-/// `GET info/ping`: liveness, no authentication (SPEC §15).
+/// `GET info/ping`: liveness, no authentication (docs/rest.md).
 async fn ping() -> Response {
     axum::Json(json!({"_id": "", "state": "ACTIVE_READY", "shortDesc": "OpenIDM ready"}))
         .into_response()

@@ -1,4 +1,4 @@
-//! `GET repo/link[/<id>]` (SPEC §11, reference §6.4): CREST queries over the links table,
+//! `GET repo/link[/<id>]` (docs/rest.md): CREST queries over the links table,
 //! read-only (links are written by the engine only).
 
 use crate::error::{ApiError, ApiResult};

@@ -1,4 +1,4 @@
-//! `managed/<type>[/<id>]` (SPEC §11): reads and queries through the repository, writes as
+//! `managed/<type>[/<id>]` (docs/rest.md): reads and queries through the repository, writes as
 //! [`ChangeSet`]s so that the engine's hooks (implicit and queued sync) commit with them.
 //! CREST preconditions: `If-Match` (412 on a revision mismatch), `If-None-Match: *` on PUT
 //! (create only). This module must not decide sync actions: it calls [`ManagedHooks`].

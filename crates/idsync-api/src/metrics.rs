@@ -1,6 +1,6 @@
-//! Prometheus metrics (SPEC §13): `GET metrics/prometheus` renders the installed recorder in the
-//! text exposition format, and a middleware records every request by method, matched route
-//! template and status.
+//! Prometheus metrics (docs/operations.md#monitoring): `GET metrics/prometheus` renders the
+//! installed recorder in the text exposition format, and a middleware records every request by
+//! method, matched route template and status.
 //!
 //! The route label is axum's [`MatchedPath`] (`/openidm/managed/{type}/{id}`), never the raw URI:
 //! ids in paths would make one series per object. Requests that match no route are labelled

@@ -1,7 +1,7 @@
-//! The queued-sync queue and its dead letters (SPEC §7, §11, §16; reference §5):
-//! `GET sync/queue[/<id>]` (CREST query over the events' REST fields), `DELETE sync/queue/<id>`
-//! (a PENDING event only: an ACQUIRED one is being executed and answers 409),
-//! `GET sync/deadletter[/<id>]`, `DELETE sync/deadletter/<id>` and
+//! The queued-sync queue and its dead letters (docs/rest.md,
+//! docs/operations.md#queued-sync-and-dead-letters): `GET sync/queue[/<id>]` (CREST query over the
+//! events' REST fields), `DELETE sync/queue/<id>` (a PENDING event only: an ACQUIRED one is being
+//! executed and answers 409), `GET sync/deadletter[/<id>]`, `DELETE sync/deadletter/<id>` and
 //! `POST sync/deadletter/<id>?_action=replay`.
 //!
 //! Replay removes the dead letter and queues the event again in one commit, so a letter is

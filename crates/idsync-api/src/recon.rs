@@ -1,4 +1,4 @@
-//! `recon` (SPEC §6, §11; reference §3.1): start (`_action=recon|reconById`, with
+//! `recon` (docs/rest.md#reconciliation): start (`_action=recon|reconById`, with
 //! `waitForCompletion`), list, read, cancel and the dry-run plan, over the engine. Runs are rows
 //! in the repository, so every node answers for every run.
 

@@ -1,4 +1,4 @@
-//! `scheduler/job` (SPEC §8, §11; reference §3.7): the schedules of the project's
+//! `scheduler/job` (docs/rest.md): the schedules of the project's
 //! `conf/schedule-<name>.json` files and the ones created over REST, with `nextRunDate`.
 //!
 //! - `GET scheduler/job?_queryFilter=...` (or `_queryId=query-all-ids|query-all`): a CREST query

@@ -101,8 +101,8 @@ pub struct ApiContext {
     pub limits: Limits,
     pub hooks: Option<Arc<dyn ManagedHooks>>,
     pub system_actions: Option<Arc<dyn SystemActions>>,
-    /// The installed Prometheus recorder, rendered by `GET metrics/prometheus` (SPEC §13);
-    /// `None` when this process records no metrics.
+    /// The installed Prometheus recorder, rendered by `GET metrics/prometheus`
+    /// (docs/operations.md#monitoring); `None` when this process records no metrics.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 

@@ -1,4 +1,4 @@
-//! `sync` (SPEC §7, §11; reference §3.8): `notifyCreate`, `notifyUpdate`, `notifyDelete`,
+//! `sync` (docs/rest.md): `notifyCreate`, `notifyUpdate`, `notifyDelete`,
 //! `performAction`, `getLinkedResources` and `GET sync/mappings`, over the engine; and
 //! [`EngineHooks`], the engine plugged into managed-object writes (implicit and queued sync).
 

@@ -1,4 +1,4 @@
-//! `system/<name>[/<type>[/<id>]]` (SPEC §11): objects of connected systems through the
+//! `system/<name>[/<type>[/<id>]]` (docs/rest.md): objects of connected systems through the
 //! connector contract, `?_action=test` and `?_action=schema`. Connector errors map to CREST
 //! statuses through their error codes (an unreachable system is a 503). This module must not
 //! know any connector's implementation.

@@ -7,7 +7,7 @@ use crate::types::*;
 use serde_json::{Map, Value, json};
 
 impl Project {
-    /// The effective configuration behind `GET config/<name>` (SPEC §16): `sync`, `managed`,
+    /// The effective configuration behind `GET config/<name>`: `sync`, `managed`,
     /// `provisioner.openicf/<name>`, `schedule/<name>`, with secrets masked; `None` when unknown.
     pub fn config_json(&self, name: &str) -> Option<Value> {
         let v = match name {
@@ -40,7 +40,7 @@ impl Project {
 }
 
 impl Mapping {
-    /// The source page size a run uses (reference §1.1, SPEC §9): clustered runs always page
+    /// The source page size a run uses (docs/configuration.md#mappings): clustered runs always page
     /// (default 10000), paged runs default to 1000, and `None` means one unpaged query.
     pub fn effective_source_page_size(&self) -> Option<u64> {
         if self.clustered_source_recon_enabled {

@@ -1,5 +1,6 @@
-//! `conf/authentication.json` read into [`AuthConfig`] (SPEC §10, §15): token hashes and user
-//! password hashes with their roles. It must not hash or verify anything.
+//! `conf/authentication.json` read into [`AuthConfig`]
+//! (docs/configuration.md#confauthenticationjson): token hashes and user password hashes with their
+//! roles. It must not hash or verify anything.
 
 use crate::cx::Cx;
 use crate::types::{AuthConfig, Role, TokenDef, UserDef};

@@ -1,6 +1,7 @@
-//! `conf/provisioner.openicf-<name>.json` read into a [`ConnectorConfig`] (SPEC §4), and the
-//! masking of secrets for `GET config/...` (SPEC §10). It must not open connections: whether the
-//! configuration properties work is for the connector to find out.
+//! `conf/provisioner.openicf-<name>.json` read into a [`ConnectorConfig`]
+//! (docs/configuration.md#confprovisioneropenicf-namejson), and the masking of secrets for
+//! `GET config/...`. It must not open connections: whether the configuration properties work
+//! is for the connector to find out.
 
 use crate::cx::{Cx, known_list};
 use crate::mapping::{max_retries, post_retry_action};
@@ -8,7 +9,7 @@ use crate::types::*;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// `connectorRef.connectorName` values and the kind each selects (SPEC §4).
+/// `connectorRef.connectorName` values and the kind each selects.
 const KINDS: [(&str, ConnectorKind); 6] = [
     (
         "org.forgerock.openicf.csvfile.CSVFileConnector",

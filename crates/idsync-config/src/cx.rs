@@ -1,10 +1,14 @@
 //! The validation context: which file is being read, where the diagnostics go, and a typed reader
 //! over one JSON object that records which keys were understood. It owns the wording of the
 //! generic messages (wrong type, missing key, unknown key); it must not know any config schema.
+//!
+//! The keys each reader understood are also collected in [`Sink::keys`], named as the
+//! configuration reference (docs/configuration.md) names them, so that a test can hold the
+//! reference to exactly what the readers accept.
 
 use crate::diag::Diagnostic;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 /// Every diagnostic found so far, across files.
@@ -12,6 +16,9 @@ use std::path::Path;
 pub(crate) struct Sink {
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
+    /// Every key a reader asked for (used, or accepted and ignored), as `FILE PATH`: see
+    /// [`Cx::recognise`].
+    pub keys: BTreeSet<String>,
 }
 
 /// One file being validated.
@@ -41,6 +48,28 @@ impl<'a> Cx<'a> {
         self.sink
             .errors
             .push(Diagnostic::new(self.file.clone(), pointer, message));
+    }
+
+    /// Records that the object at `pointer` understands `keys`, as `FILE PATH` in the reference's
+    /// spelling: `sync.json mappings[].queuedSync.workers` (array indexes become `[]`; a file of a
+    /// family, e.g. `schedule-nightly.json`, becomes `schedule-<name>.json`).
+    pub fn recognise<'k>(&mut self, pointer: &str, keys: impl IntoIterator<Item = &'k str>) {
+        let file = file_family(self.file.trim_start_matches("conf/"));
+        let mut path = String::new();
+        for token in pointer.split('/').skip(1) {
+            if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+                path.push_str("[]");
+            } else {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&token.replace("~1", "/").replace("~0", "~"));
+            }
+        }
+        for key in keys {
+            let sep = if path.is_empty() { "" } else { "." };
+            self.sink.keys.insert(format!("{file} {path}{sep}{key}"));
+        }
     }
 
     pub fn warn(&mut self, pointer: &str, message: impl Into<String>) {
@@ -269,12 +298,29 @@ impl<'v> Obj<'v> {
 
     /// Warns about every key no reader asked for.
     pub fn finish(self, cx: &mut Cx<'_>) {
+        cx.recognise(&self.ptr, self.used.iter().map(String::as_str));
         for key in self.map.keys() {
             if !self.used.contains(key) {
                 cx.warn(&self.at(key), format!("unknown key \"{key}\""));
             }
         }
     }
+
+    /// Ends the reading of an object whose other keys are passed on, not unknown (a schedule's
+    /// `invokeContext` becomes the service's parameters).
+    pub fn open_end(self, cx: &mut Cx<'_>) {
+        cx.recognise(&self.ptr, self.used.iter().map(String::as_str));
+    }
+}
+
+/// `provisioner.openicf-hr.json` → `provisioner.openicf-<name>.json`; other names unchanged.
+fn file_family(file: &str) -> String {
+    for prefix in ["provisioner.openicf-", "schedule-", "mapping-"] {
+        if file.starts_with(prefix) && file.ends_with(".json") {
+            return format!("{prefix}<name>.json");
+        }
+    }
+    file.to_string()
 }
 
 /// RFC 6901 escaping of one pointer token.

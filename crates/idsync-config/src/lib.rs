@@ -22,7 +22,7 @@ pub mod types;
 pub use connector::{MASK, is_secret_key, mask_secrets};
 pub use diag::{Diagnostic, Diagnostics};
 pub use error::ConfigError;
-pub use load::{load_project, load_project_from_env};
+pub use load::{load_project, load_project_from_env, recognised_keys};
 pub use settings::env_var_for;
 pub use types::*;
 

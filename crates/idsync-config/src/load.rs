@@ -45,6 +45,17 @@ pub fn load_project_from_env(dir: &Path) -> Result<Loaded, Diagnostics> {
     load_project(dir, &|name| std::env::var(name).ok())
 }
 
+/// Every key the readers of the project in `dir` recognise (used, or accepted and ignored), as
+/// `FILE PATH` (`sync.json mappings[].queuedSync.workers`, `script source`): the names the
+/// configuration reference (docs/configuration.md) must list. A reader only reports its keys
+/// when the project has an object it reads, so `dir` should hold one of each; whether the
+/// values are valid does not matter. Loads with an empty environment.
+pub fn recognised_keys(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut sink = Sink::default();
+    let _ = load(dir, &|_| None, &mut sink);
+    sink.keys
+}
+
 fn fatal(dir: &Path, message: &str) -> Diagnostics {
     Diagnostics {
         errors: vec![Diagnostic::new(dir.display().to_string(), "", message)],
@@ -297,7 +308,8 @@ fn prefixed<'a>(file: &'a str, prefix: &str) -> Option<&'a str> {
         .filter(|n| !n.is_empty())
 }
 
-/// The names that always mean the project folder (SPEC §16).
+/// The names that always mean the project folder
+/// (docs/configuration.md#values-from-outside-name-substitution).
 fn special(name: &str, project_dir: &str) -> Option<String> {
     matches!(name, "launcher.project.location" | "idm.instance.dir")
         .then(|| project_dir.to_string())

@@ -1,4 +1,4 @@
-//! `conf/managed.json` read into [`ManagedType`]s (SPEC §1): names, schema, the properties to
+//! `conf/managed.json` read into [`ManagedType`]s: names, schema, the properties to
 //! index, and the object hooks. It must not create tables; the repository does that from `indexed`.
 
 use crate::cx::Cx;

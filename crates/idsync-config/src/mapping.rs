@@ -1,4 +1,4 @@
-//! One mapping object of sync.json or mapping-*.json (reference §1.1–1.3, SPEC §5–7) read into a
+//! One mapping object of sync.json or mapping-*.json (docs/configuration.md#mappings) read into a
 //! [`Mapping`] with every default applied. Checks that need the rest of the project (connectors,
 //! managed types, other mappings) live in `crossref`; this module must not look beyond one mapping.
 
@@ -8,7 +8,7 @@ use crate::types::*;
 use idsync_core::{Action, JsonPointer, ResourcePath, Situation};
 use serde_json::Value;
 
-/// Keys accepted for IDM compatibility but not implemented (SPEC §5).
+/// Keys accepted for IDM compatibility but not implemented.
 const IGNORED_KEYS: [&str; 3] = ["defaultMapping", "postMapping", "onRecon"];
 
 /// Reads the mapping at `ptr`. `fallback_name` is used when the object has no `name`
@@ -202,6 +202,8 @@ fn correlation(cx: &mut Cx<'_>, o: &mut Obj<'_>) -> Option<Correlation> {
             ok = false;
             continue;
         };
+        // The entry's own keys; the rest are the script's.
+        cx.recognise(&eptr, ["linkQualifier", "expressionTree"]);
         let link_qualifier = match map.get("linkQualifier") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -459,7 +461,7 @@ fn safety(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<Safety> {
     })
 }
 
-/// `N` or `"N%"` (SPEC §6.6, §16).
+/// `N` or `"N%"` (`safety`).
 fn limit(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<Limit> {
     if let Value::String(s) = v {
         if let Some(num) = s.trim().strip_suffix('%') {

@@ -1,4 +1,4 @@
-//! `conf/schedule-<name>.json` read into a [`Schedule`] (SPEC §8, reference §3.7): shape only.
+//! `conf/schedule-<name>.json` read into a [`Schedule`]: shape only.
 //! The Quartz cron syntax is checked by the scheduler, not here.
 
 use crate::cx::Cx;
@@ -123,5 +123,6 @@ fn invoke_context_shape(cx: &mut Cx<'_>, service: InvokeService, mut ctx: crate:
             }
         }
     }
-    // The rest of invokeContext is passed to the service as parameters (reference §3.7).
+    // The rest of invokeContext is passed to the service as parameters.
+    ctx.open_end(cx);
 }

@@ -1,4 +1,4 @@
-//! Script objects and conditions (SPEC §1, reference §1.4): `{"type","source"|"file","globals"}`
+//! Script objects and conditions (docs/configuration.md): `{"type","source"|"file","globals"}`
 //! read into a [`ScriptSpec`] (file contents read here, relative to the project), and condition
 //! strings parsed as CREST filters. Scripts stay data: this module must not compile or run them.
 
@@ -20,6 +20,10 @@ pub(crate) fn script(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ScriptSpec
         );
         return None;
     };
+    // One entry for every script position: the reference describes script objects once.
+    cx.sink
+        .keys
+        .extend(SCRIPT_KEYS.iter().map(|k| format!("script {k}")));
     let mut ok = true;
     match map.get("type") {
         None | Some(Value::Null) => {}
@@ -152,6 +156,7 @@ fn tree_expr(cx: &mut Cx<'_>, ptr: &str, tree: &Value) -> Option<String> {
         cx.wrong_type(ptr, "an object ({\"all\":[...]} or {\"any\":[...]})", tree);
         return None;
     };
+    cx.recognise(ptr, ["all", "any"]);
     let (op, items) = match (map.get("all"), map.get("any")) {
         (Some(a), None) => (" and ", a),
         (None, Some(a)) => (" or ", a),

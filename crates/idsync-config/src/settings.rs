@@ -1,6 +1,6 @@
 //! `conf/idsync.json` read into [`Settings`] with the `IDSYNC_<UPPER_SNAKE>` environment
-//! overrides of SPEC §16. It owns only the file and the environment rule; CLI flags are applied
-//! by the binary on top.
+//! overrides (docs/configuration.md#confidsyncjson). It owns only the file and the environment
+//! rule; CLI flags are applied by the binary on top.
 
 use crate::cx::Cx;
 use crate::types::Settings;

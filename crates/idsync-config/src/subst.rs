@@ -1,6 +1,7 @@
-//! `&{NAME}` property substitution over every string of a parsed conf file (SPEC §1, §16). It owns
-//! the syntax and the walk; where a name resolves (idsync.json, environment) is decided by the
-//! resolver passed in. It must not read files.
+//! `&{NAME}` property substitution over every string of a parsed conf file
+//! (docs/configuration.md#values-from-outside-name-substitution). It owns the syntax and the walk;
+//! where a name resolves (idsync.json, environment) is decided by the resolver passed in. It must
+//! not read files.
 
 use crate::cx::{Cx, escape};
 use serde_json::Value;

@@ -18,9 +18,9 @@ pub struct Project {
     pub schedules: BTreeMap<String, Schedule>,
     pub auth: AuthConfig,
     pub settings: Settings,
-    /// sync.json `queueRecovery` (SPEC §7, §9).
+    /// sync.json `queueRecovery`.
     pub queue_recovery: QueueRecovery,
-    /// sync.json `queueBalancing` (SPEC §7, §9).
+    /// sync.json `queueBalancing`.
     pub queue_balancing: QueueBalancing,
 }
 
@@ -148,7 +148,7 @@ pub enum PostRetryAction {
     Script(ScriptSpec),
 }
 
-/// Queued implicit sync (SPEC §7, §16), with defaults applied. `enabled` defaults to false as in
+/// Queued implicit sync (`queuedSync`), with defaults applied. `enabled` defaults to false as in
 /// IDM: use [`Mapping::queued`] to get it only when it is on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedSync {
@@ -232,7 +232,7 @@ pub struct Mapping {
     pub raw: Value,
 }
 
-/// The connector implementations idsync ships (SPEC §4).
+/// The connector implementations idsync ships.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectorKind {
     Csv,
@@ -312,7 +312,7 @@ pub enum InvokeService {
     Script,
 }
 
-/// One `schedule-*.json` (SPEC §8); the cron syntax is checked by the scheduler.
+/// One `schedule-*.json`; the cron syntax is checked by the scheduler.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     pub name: String,
@@ -331,7 +331,7 @@ pub struct Schedule {
     pub raw: Value,
 }
 
-/// API roles (SPEC §15).
+/// API roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Admin,

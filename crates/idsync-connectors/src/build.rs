@@ -1,6 +1,7 @@
 //! `build_connector`: the one place that turns a provisioner config into a running connector,
-//! with the one `match` over the connector kinds (SPEC §4). Building opens nothing: pools and
-//! files are opened by the first operation (or `Connector::test`).
+//! with the one `match` over the connector kinds
+//! (docs/configuration.md#confprovisioneropenicf-namejson). Building opens nothing: pools and files
+//! are opened by the first operation (or `Connector::test`).
 
 use crate::contract::{Connector, ConnectorError, ConnectorResult};
 use crate::csv::CsvConnector;

@@ -1,6 +1,6 @@
 //! Opaque keyset paging cookies shared by the CSV and SQL connectors: a cookie is the base64 of
 //! the JSON array of the last returned object's sort values followed by its `_id`. Keyset (not
-//! offset) positions keep paging stable under concurrent inserts (SPEC §3).
+//! offset) positions keep paging stable under concurrent inserts (docs/rest.md#queries).
 //!
 //! Nothing here reads data; it only encodes, decodes and orders positions.
 

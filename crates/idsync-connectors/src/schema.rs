@@ -119,7 +119,8 @@ impl ObjectTypeSchema {
 }
 
 /// Turns a native string (a CSV field, a stringly-typed column) into the property's JSON value.
-/// `None` for an empty string: an empty field is a missing property (SPEC §16).
+/// `None` for an empty string: an empty field is a missing property
+/// (docs/configuration.md#confprovisioneropenicf-namejson).
 pub fn value_from_text(
     prop: &PropSchema,
     text: &str,

@@ -1,5 +1,5 @@
 //! Resource paths: `managed/<type>[/<id>]`, `system/<connector>/<objectType>[/<id>]`,
-//! `repo/link[/<id>]` (SPEC §2).
+//! `repo/link[/<id>]` (docs/rest.md).
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! Query requests and result pages shared by the repository, the connectors and the REST API
-//! (SPEC §3, reference §7.2).
+//! (docs/rest.md#queries).
 
 use crate::filter::Filter;
 use crate::pointer::JsonPointer;

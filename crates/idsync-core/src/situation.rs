@@ -60,7 +60,7 @@ impl Situation {
     }
 
     /// The default action when no policy matches. Follows IDM's code, not its docs
-    /// (SPEC §5): the two IGNORED situations REPORT, ALL_GONE is NOREPORT.
+    /// (docs/configuration.md#mappings): the two IGNORED situations REPORT, ALL_GONE is NOREPORT.
     pub fn default_action(self) -> Action {
         match self {
             Situation::Confirmed | Situation::Found => Action::Update,

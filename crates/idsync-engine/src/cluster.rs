@@ -1,4 +1,5 @@
-//! Cluster membership and the queued-sync lock protocol across nodes (SPEC §9, reference §5).
+//! Cluster membership and the queued-sync lock protocol across nodes
+//! (docs/operations.md#running-a-cluster).
 //!
 //! Every node runs [`run_cluster_monitor`]:
 //! - **Down detection**: a node whose heartbeat is older than `nodeTimeoutMs` is marked
@@ -124,7 +125,7 @@ pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<
 /// How often audit older than `auditRetentionDays` is deleted.
 const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Deletes recon and sync audit entries older than `auditRetentionDays` (SPEC §13), when set.
+/// Deletes recon and sync audit entries older than `auditRetentionDays`, when set.
 /// Every node may do it; deleting twice is harmless.
 async fn prune_audit(engine: &Engine) {
     let Some(days) = engine.project.settings.audit_retention_days else {

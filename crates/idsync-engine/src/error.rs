@@ -8,7 +8,7 @@ pub enum EngineError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    /// Another run of the mapping is active (SPEC §6.1).
+    /// Another run of the mapping is active.
     #[error("mapping {mapping} already has an active reconciliation: {run_id}")]
     ActiveRun { mapping: String, run_id: String },
     #[error("{0}")]

@@ -1,6 +1,6 @@
-//! Metrics of the engine (SPEC §13): connector call latency and errors per connector, recon
-//! objects per situation and action, page timers, job claims, lease takeovers and cluster
-//! heartbeats.
+//! Metrics of the engine (docs/operations.md#monitoring): connector call latency and errors per
+//! connector, recon objects per situation and action, page timers, job claims, lease takeovers and
+//! cluster heartbeats.
 //!
 //! Everything goes through the `metrics` facade: without an installed recorder (`idsync recon`,
 //! tests) every call is a no-op. `idsync serve` installs a Prometheus recorder and renders it at

@@ -104,7 +104,7 @@ pub async fn run_worker(
             }
         }
     }
-    // Wait for the jobs in flight: in-flight objects finish (SPEC §15 graceful shutdown).
+    // Wait for the jobs in flight: in-flight objects finish (graceful shutdown).
     let _all = slots.acquire_many(concurrency as u32).await;
     let _spare = spare.acquire().await;
     Ok(())

@@ -1,5 +1,5 @@
-//! The cluster monitor (SPEC §9, §13) on one SQLite repository: a node that stopped
-//! heartbeating is marked down and its jobs, ACQUIRED queue events and locks are released;
+//! The cluster monitor (docs/operations.md#running-a-cluster) on one SQLite repository: a node that
+//! stopped heartbeating is marked down and its jobs, ACQUIRED queue events and locks are released;
 //! audit older than `auditRetentionDays` is deleted.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap.

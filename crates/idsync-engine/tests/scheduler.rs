@@ -1,8 +1,9 @@
-//! The scheduler across nodes (SPEC §8, §9): two `Engine`s with different node ids on one
-//! repository (the same SQLite file, or the same PostgreSQL database) both see every firing,
-//! and each firing runs on exactly one of them; a firing is skipped while the mapping's run is
-//! active; missed firings collapse into one; REST-created schedules are stored and shared. And
-//! the job worker of a node sharing its host runs only its share of the host's jobs.
+//! The scheduler across nodes (docs/configuration.md#confschedule-namejson): two `Engine`s with
+//! different node ids on one repository (the same SQLite file, or the same PostgreSQL database)
+//! both see every firing, and each firing runs on exactly one of them; a firing is skipped while
+//! the mapping's run is active; missed firings collapse into one; REST-created schedules are stored
+//! and shared. And the job worker of a node sharing its host runs only its share of the host's
+//! jobs.
 //!
 //! The project is a copy of `samples/getting-started` (CSV → CSV) plus a schedule file.
 

@@ -1,6 +1,6 @@
 //! The attribute diff between a target as it is and as an UPDATE would write it: the `diff` of a
-//! dry-run plan entry (SPEC §16) and the "did anything change" answer of UPDATE (reference §2.6).
-//! Pure comparison of two JSON values; it never decides whether to write.
+//! dry-run plan entry (docs/rest.md) and the "did anything change" answer of UPDATE (reference
+//! §2.6). Pure comparison of two JSON values; it never decides whether to write.
 
 use idsync_core::JsonPointer;
 use serde::Serialize;
@@ -18,7 +18,7 @@ pub enum DiffOperation {
     Remove,
 }
 
-/// One changed field, serialized as SPEC §16's
+/// One changed field, serialized as docs/rest.md's
 /// `{"operation","field","oldValue","value"}` (`oldValue` absent for add, `value` for remove).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -36,7 +36,7 @@ pub struct UpdatePlan {
     /// (so a mapping that changes `_id` is a change, and the engine's write refuses it).
     /// UPDATE writes the target only when this is true.
     pub changed: bool,
-    /// The field-level changes, without `_id`/`_rev` (SPEC §16 plan diff).
+    /// The field-level changes, without `_id`/`_rev` (the plan diff of docs/rest.md).
     pub diff: Vec<DiffEntry>,
 }
 

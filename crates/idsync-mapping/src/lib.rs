@@ -1,6 +1,6 @@
 //! The pure mapping engine of idsync: situation assessment (reference §2.2–§2.4), the
 //! compiled form of one mapping, property mapping (§1.2), qualification, link qualifiers,
-//! correlation queries, policy decisions (§1.3), hooks (§2.6) and the plan diff (SPEC §16).
+//! correlation queries, policy decisions (§1.3), hooks (§2.6) and the plan diff (docs/rest.md).
 //!
 //! This crate does no I/O and nothing async. The engine gathers facts (links, reads,
 //! correlation query results), calls in here, and gets values and enums back; it alone

@@ -41,14 +41,14 @@ impl Link {
     }
 }
 
-/// A reconciliation run as stored (SPEC §6). `summary` is the latest reference §3.4 summary
+/// A reconciliation run as stored. `summary` is the latest reference §3.4 summary
 /// JSON written by the engine; counters of clustered pages are kept separately (see
 /// [`RunCounters`]) and merged by the engine when it renders a summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: String,
     pub mapping: String,
-    /// A dry run (SPEC §6.5).
+    /// A dry run.
     pub analyze: bool,
     pub state: ReconState,
     pub stage: ReconStage,
@@ -84,7 +84,7 @@ pub struct RunCounters {
     pub totals: BTreeMap<String, i64>,
 }
 
-/// One dry-run plan entry (SPEC §16 shape). `entry` is the whole JSON entry
+/// One dry-run plan entry (docs/rest.md#reconciliation). `entry` is the whole JSON entry
 /// (`{"_id","reconId","phase","sourceId","targetId","linkQualifier","situation","action",
 /// "ambiguousTargetIds","diff"}`); `query_plan` filters over its fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +113,7 @@ impl JobState {
     }
 }
 
-/// A unit of clustered work (SPEC §9): a source page, a completion check, a target phase, …
+/// A unit of clustered work: a source page, a completion check, a target phase, …
 /// Completed jobs are deleted (`Op::CompleteJob`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -162,7 +162,7 @@ pub struct ClaimedJob {
     pub token: i64,
 }
 
-/// Cluster node states as shown by `GET cluster` (SPEC §16).
+/// Cluster node states as shown by `GET cluster`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum NodeState {
     #[serde(rename = "STATE_RUNNING")]
@@ -260,7 +260,7 @@ impl EventState {
     }
 }
 
-/// A queued-sync event (SPEC §7, §16). `rev` is assigned by the repository.
+/// A queued-sync event (docs/rest.md). `rev` is assigned by the repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncEvent {
     pub id: String,
@@ -305,7 +305,7 @@ impl SyncEvent {
     }
 }
 
-/// A dead letter (SPEC §16): the failed event kept whole so that replay can queue it again.
+/// A dead letter: the failed event kept whole so that replay can queue it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub id: String,

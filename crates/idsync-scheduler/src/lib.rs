@@ -1,6 +1,6 @@
-//! Pure scheduling for idsync (SPEC §8, reference §3.7): Quartz cron expressions, the cron and
-//! simple triggers of `conf/schedule-<name>.json`, and the id of each firing. No I/O, no
-//! clock, no async: the engine asks "when next?" and runs the firing.
+//! Pure scheduling for idsync (docs/configuration.md#confschedule-namejson): Quartz cron
+//! expressions, the cron and simple triggers of `conf/schedule-<name>.json`, and the id of each
+//! firing. No I/O, no clock, no async: the engine asks "when next?" and runs the firing.
 //!
 //! - [`CronExpr`]: the Quartz dialect IDM uses — seconds first, `?`, `L`, `W`, `#`, names,
 //!   optional year — evaluated in any `chrono` time zone ([`CronExpr::next_after`]); see the

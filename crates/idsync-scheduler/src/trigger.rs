@@ -1,5 +1,5 @@
-//! Triggers built from `conf/schedule-<name>.json` (SPEC §8): when a schedule fires next, and
-//! the id of each firing.
+//! Triggers built from `conf/schedule-<name>.json` (docs/configuration.md#confschedule-namejson):
+//! when a schedule fires next, and the id of each firing.
 
 use crate::cron::{CronError, CronExpr, resolve_local};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
@@ -61,7 +61,7 @@ impl ScheduleError {
 /// Checks a schedule's trigger settings: the cron syntax, the time zone, `startTime`/`endTime`,
 /// `repeatInterval`/`repeatCount`. The error reads `/<pointer>: <message>` (for instance
 /// `/schedule: invalid minute field "61": 61 is out of range (0-59)`), ready to follow
-/// `FILE: ` in `idsync config validate` output (SPEC §16).
+/// `FILE: ` in `idsync config validate` output (docs/configuration.md).
 pub fn validate_schedule(schedule: &Schedule) -> Result<(), String> {
     Trigger::from_schedule(schedule)
         .map(|_| ())

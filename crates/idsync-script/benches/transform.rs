@@ -1,4 +1,4 @@
-//! Per-call cost of script evaluation (SPEC §14: ≤ 2 µs per transform call).
+//! Per-call cost of script evaluation (target: ≤ 2 µs per transform call, BENCHMARKS.md).
 //! Run: `cargo bench -p idsync-script` (prints ns/call per case; no timing assertions).
 
 use std::hint::black_box;

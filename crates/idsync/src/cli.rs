@@ -1,5 +1,5 @@
-//! Command-line syntax. Every subcommand has `--help`; the flags are part of SPEC §15's stable
-//! interface.
+//! Command-line syntax. Every subcommand has `--help`; the flags are a stable
+//! interface (docs/cli.md, generated from this file).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -42,6 +42,15 @@ pub enum Command {
     /// Benchmarks on a throw-away project (BENCHMARKS.md quotes them).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The manual's generated pages (docs/cli.md).
+    #[command(subcommand, hide = true)]
+    Docs(DocsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// Print the CLI reference (docs/cli.md) as markdown.
+    Cli,
 }
 
 #[derive(Debug, Args)]
@@ -140,7 +149,7 @@ pub enum AuthCommand {
     HashPassword,
 }
 
-/// API roles (SPEC §10).
+/// API roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoleArg {
     /// Everything.
@@ -182,7 +191,7 @@ pub struct QueueListArgs {
     pub json: bool,
 }
 
-/// The state of a queue event (SPEC §7).
+/// The state of a queue event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EventStateArg {
     /// Waiting to be executed.

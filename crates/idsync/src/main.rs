@@ -1,4 +1,4 @@
-//! The `idsync` binary: the command line over the engine (SPEC §12, §15).
+//! The `idsync` binary: the command line over the engine (docs/cli.md).
 //!
 //! Exit codes: 0 success; 1 a run that ended FAILED or CANCELED; 2 a usage or configuration
 //! error. Progress goes to stderr, results to stdout, so `--json` output can be piped.

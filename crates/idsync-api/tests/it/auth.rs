@@ -1,5 +1,5 @@
-//! SPEC §10/§15: 401 without credentials on every route but ping, 403 for a reader's writes,
-//! bearer tokens and IDM's username/password headers.
+//! Authentication (docs/rest.md#common-rules): 401 without credentials on every route but ping, 403
+//! for a reader's writes, bearer tokens and IDM's username/password headers.
 
 use crate::harness::*;
 use reqwest::Method;

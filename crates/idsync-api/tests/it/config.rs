@@ -1,4 +1,4 @@
-//! SPEC §16 "Config over REST": effective configuration with secrets masked.
+//! `GET config` (docs/rest.md): effective configuration with secrets masked.
 
 use crate::harness::*;
 use reqwest::Method;

@@ -1,5 +1,5 @@
-//! SPEC §10: every bad request is a CREST 400/404/412 with a message, never plain text, a 500
-//! or a crash.
+//! Errors (docs/rest.md#common-rules): every bad request is a CREST 400/404/412 with a message,
+//! never plain text, a 500 or a crash.
 
 use crate::harness::*;
 use idsync_api::Limits;

@@ -13,4 +13,5 @@ mod metrics;
 mod queries;
 mod queue;
 mod recon_wait;
+mod reference;
 mod system;

@@ -1,5 +1,6 @@
-//! SPEC §13: `GET metrics/prometheus` renders the process's Prometheus recorder; requests are
-//! counted and timed by method, route template (never the raw path) and status.
+//! Metrics (docs/operations.md#monitoring): `GET metrics/prometheus` renders the process's
+//! Prometheus recorder; requests are counted and timed by method, route template (never the raw
+//! path) and status.
 //!
 //! A process has one global recorder, so every test here shares the one installed by
 //! [`recorder`]; tests in the same process (plain `cargo test`) add to the same counters, so

@@ -1,4 +1,4 @@
-//! `sync/queue` and `sync/deadletter` (SPEC §7, §11, §16): CREST queries filtered on every
+//! `sync/queue` and `sync/deadletter` (docs/rest.md): CREST queries filtered on every
 //! event field, paging, reads, DELETE of a PENDING event (200) versus an ACQUIRED one (409),
 //! dead-letter replay (letter gone, event PENDING again with the mapping's full retry budget,
 //! in one commit), and the errors. Rows are seeded through the repository the server uses.

@@ -1,6 +1,6 @@
 //! `POST recon?_action=recon&waitForCompletion=true` waits for the whole run however long it
-//! takes (SPEC §9): the request timeout, which answers 504 for every other request, does not
-//! apply to it.
+//! takes (docs/rest.md#reconciliation): the request timeout, which answers 504 for every other
+//! request, does not apply to it.
 
 use crate::harness::{Server, assert_crest_error, send};
 use axum::Router;

@@ -3,6 +3,7 @@
 
 mod full;
 mod invalid;
+mod reference;
 mod split;
 mod temp;
 

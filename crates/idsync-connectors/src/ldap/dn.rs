@@ -1,5 +1,5 @@
 //! Just enough DN handling for rename and comparison: DNs compare case-insensitively with
-//! insignificant spaces ignored (SPEC §16), and split at the first unescaped comma.
+//! insignificant spaces ignored, and split at the first unescaped comma.
 
 /// The components of a DN, split at unescaped commas and trimmed.
 fn components(dn: &str) -> Vec<String> {

@@ -9,7 +9,7 @@
 //! it. The cursor expires after `CURSOR_TTL` without use; a cookie for an expired, unknown or
 //! already consumed cursor is a `BadRequest`. Cookies do not survive a restart or travel to
 //! another process: for clustered recon the LDAP connector has "static" cookies in the sense
-//! of SPEC §9 (the engine restarts the source phase).
+//! (the engine restarts the source phase).
 
 use super::error::classify;
 use crate::contract::{ConnectorError, ConnectorResult};

@@ -3,7 +3,8 @@
 //! to reject filters they cannot translate.
 //!
 //! This is for conditions (`sourceCondition`, policy and property conditions) and for small
-//! in-memory sets. It must not be used to filter what a backend can filter natively (SPEC §3).
+//! in-memory sets. It must not be used to filter what a backend can filter natively
+//! (docs/rest.md#queries).
 
 use super::{CompareOp, Filter};
 use crate::pointer::JsonPointer;

@@ -3,7 +3,7 @@
 //! run-level sum of the committed counters is `recon::summary::RunCounters`.
 //!
 //! Counters are additive so that pages committed by different nodes, in any order, add up to
-//! the run's totals (SPEC §9 "a page's statistics commit with its work"). Minimum and maximum
+//! the run's totals ("a page's statistics commit with its work"). Minimum and maximum
 //! durations are not additive; they are kept per node as the node's running extreme, written as
 //! the difference to what the node wrote before, so the per-node sum *is* the node's extreme.
 

@@ -89,7 +89,7 @@ impl EffectiveRecon {
             .then(|| m.recon_target_query_page_size.unwrap_or(DEFAULT_PAGE_SIZE) as usize);
         let source_cfg = map_override("sourceQuery")?.or_else(|| m.source_query.clone());
         let target_cfg = map_override("targetQuery")?.or_else(|| m.target_query.clone());
-        // Full objects by default for the source (SPEC §6.2: never re-read what the query
+        // Full objects by default for the source (never re-read what the query
         // returned); only ids for the target, so memory stays bounded by the target-id set.
         let source = set_query(source_cfg.as_ref(), &m.source, &m.source_str, false)?;
         let target = set_query(target_cfg.as_ref(), &m.target, &m.target_str, true)?;

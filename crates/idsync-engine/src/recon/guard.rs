@@ -1,7 +1,7 @@
-//! The blast-radius guard (SPEC §6.6, §16): at most `maxDeletes` DELETE and `maxUnlinks`
-//! UNLINK actions execute in a run; the one that would exceed a limit does not run, and the run
-//! ends FAILED naming the limit and the counts. `minSourceSize` is checked when the source phase
-//! ends.
+//! The blast-radius guard (`safety`, docs/configuration.md#mappings): at most `maxDeletes` DELETE
+//! and `maxUnlinks` UNLINK actions execute in a run; the one that would exceed a limit does not
+//! run, and the run ends FAILED naming the limit and the counts. `minSourceSize` is checked when
+//! the source phase ends.
 //!
 //! The counts are kept per node in memory and re-read from the run's committed counters before
 //! each source page is assessed ([`SafetyGuard::reseed`]): pages are assessed in turn, once

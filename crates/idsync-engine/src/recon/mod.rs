@@ -1,7 +1,7 @@
 //! Reconciliation: runs of one mapping as page jobs in the repository (reference §3, §4;
-//! SPEC §6). `Engine::start_recon` creates the run and its first page job; any node's worker
-//! (crate::worker) then claims the jobs; summaries are assembled from committed counters, so
-//! every node shows the same progress for every run.
+//! docs/rest.md#reconciliation). `Engine::start_recon` creates the run and its first page job; any
+//! node's worker (crate::worker) then claims the jobs; summaries are assembled from committed
+//! counters, so every node shows the same progress for every run.
 
 pub mod effective;
 pub mod guard;
@@ -28,13 +28,13 @@ use summary::{RunCounters, SummaryHead, build_summary};
 
 impl Engine {
     /// Starts a run of `mapping` and returns its id. A second active run of the mapping is
-    /// refused (`EngineError::ActiveRun`, SPEC §6.1).
+    /// refused (`EngineError::ActiveRun`).
     pub async fn start_recon(&self, mapping: &str, opts: ReconOptions) -> EngineResult<String> {
         self.start_recon_as(mapping, opts, new_id()).await
     }
 
     /// [`Self::start_recon`] with a given run id, for a start that may be retried by another
-    /// node (a scheduler firing whose node died, SPEC §8): if the run already exists, this
+    /// node (a scheduler firing whose node died): if the run already exists, this
     /// start finishes what the earlier attempt may not have (its first page) and returns its
     /// id instead of starting a second run.
     pub async fn start_recon_as(
@@ -53,7 +53,7 @@ impl Engine {
         self.resources.object_set(&eff.source.resource)?;
         let target_set = self.resources.object_set(&eff.target.resource)?;
         let now = Utc::now();
-        // Populations at the start, for percentage safety limits (SPEC §16).
+        // Populations at the start, for percentage safety limits.
         let mut totals = json!({"options": crate::pipeline::ctx::options_to_json(&opts)});
         // A clustered run queries no target ids; for `correlateEmptyTargetSet` it needs to know
         // what a single node's target query would have told (ADR 0007).
@@ -168,7 +168,7 @@ impl Engine {
         }
     }
 
-    /// Requests the cancel of a run from any node (SPEC §6.4). `NotFound` for an unknown id;
+    /// Requests the cancel of a run from any node. `NotFound` for an unknown id;
     /// a run that already ended is left as it is.
     pub async fn cancel_recon(&self, run_id: &str) -> EngineResult<()> {
         let Some(run) = self.repo.get_run(run_id).await? else {

@@ -122,10 +122,10 @@ async fn run_items(
     r
 }
 
-/// What one committed chunk adds to the recon metrics (SPEC §13): decisions per situation and
-/// action, and the chunk's duration. Tallied from the chunk's output before the commit consumes
-/// it, emitted only once the commit succeeded, so a chunk whose commit failed (a lost lease) is
-/// not counted and a retried page is counted once.
+/// What one committed chunk adds to the recon metrics (docs/operations.md#monitoring): decisions
+/// per situation and action, and the chunk's duration. Tallied from the chunk's output before the
+/// commit consumes it, emitted only once the commit succeeded, so a chunk whose commit failed (a
+/// lost lease) is not counted and a retried page is counted once.
 #[derive(Debug)]
 pub struct ChunkMetrics {
     /// Decisions by situation (index in `Situation::ALL`) and action (index in `Action::ALL`,

@@ -1,4 +1,4 @@
-//! The run summary JSON (SPEC §6.3, §16; reference §3.4), assembled from a run's record and its
+//! The run summary JSON (docs/rest.md#reconciliation), assembled from a run's record and its
 //! committed counters. The same function serves the CLI, `GET recon/<id>` and the stored summary,
 //! so every node shows the same numbers for any run.
 //!

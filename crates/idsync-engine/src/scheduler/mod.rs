@@ -1,6 +1,6 @@
-//! The scheduler (SPEC §8, reference §3.7): fires every enabled schedule — the project's
-//! `conf/schedule-<name>.json` files and the ones created over REST — on exactly one node of the
-//! cluster, and runs what it invokes (a reconciliation, an inline script).
+//! The scheduler (docs/configuration.md#confschedule-namejson): fires every enabled schedule — the
+//! project's `conf/schedule-<name>.json` files and the ones created over REST — on exactly one node
+//! of the cluster, and runs what it invokes (a reconciliation, an inline script).
 //!
 //! # Storage
 //!
@@ -38,7 +38,7 @@
 //!   run's overrides. While the mapping has an active run (anywhere in the cluster, the whole
 //!   clustered run) the firing is SKIPPED and logged with the active run's id: with
 //!   `concurrentExecution: false` that is the documented behaviour, and with `true` it is the
-//!   one-active-run-per-mapping rule (SPEC §6.1).
+//!   one-active-run-per-mapping rule.
 //! - `"provisioner"` (liveSync) is not supported yet: the firing is SKIPPED, logged once.
 //! - `"script"` runs the inline (or `file`) JavaScript on a blocking thread with `input` (the
 //!   context's `input`) and `context` (`{"schedule","firingId","scheduledFireTime"}`) bound.
@@ -102,7 +102,7 @@ const TAKEOVER_EVERY: Duration = Duration::from_secs(2);
 /// A stale firing older than this (by its fire time) is not run any more, only marked FAILED.
 pub const TAKEOVER_WINDOW: TimeDelta = TimeDelta::minutes(10);
 
-/// ISO-8601 UTC with milliseconds (SPEC §16).
+/// ISO-8601 UTC with milliseconds.
 pub fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

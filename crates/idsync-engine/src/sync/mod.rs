@@ -1,4 +1,4 @@
-//! Implicit synchronization (SPEC §7, reference §6.1 and §3.8): a change of a source object —
+//! Implicit synchronization: a change of a source object —
 //! a managed-object write through the API, a `POST sync?_action=notify*`, a managed target that
 //! a recon or another mapping wrote, a queued event — runs every mapping whose source is that
 //! collection, in `sync.json` order.
@@ -163,7 +163,7 @@ impl Engine {
     }
 
     /// The queue events of a change for its queued mappings, to commit with the change itself
-    /// (SPEC §7: a committed change always has its events).
+    /// (a committed change always has its events).
     pub fn queue_events(&self, change: &Change) -> Vec<Op> {
         self.mappings_from(&change.collection)
             .into_iter()

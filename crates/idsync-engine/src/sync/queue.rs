@@ -1,7 +1,8 @@
-//! Queued synchronization (SPEC §7, reference §5): one consumer per queued mapping, holding the
-//! mapping's lock. It polls `pageSize` PENDING events every `pollingInterval` (the repository
-//! marks them ACQUIRED by this node), hands them to `workers` tasks through a bounded in-memory
-//! queue, and runs each as the notify it records against that one mapping.
+//! Queued synchronization (docs/operations.md#queued-sync-and-dead-letters): one consumer per
+//! queued mapping, holding the mapping's lock. It polls `pageSize` PENDING events every
+//! `pollingInterval` (the repository marks them ACQUIRED by this node), hands them to `workers`
+//! tasks through a bounded in-memory queue, and runs each as the notify it records against that one
+//! mapping.
 //!
 //! Batches: a worker takes its share of the objects whose next event is ready (at most
 //! `pageSize`) and runs their events together (`Engine::sync_mapping_batch`): one link lookup,

@@ -62,7 +62,8 @@ CREATE TABLE run_counters (
     PRIMARY KEY (run_id, node_id, key)
 );
 
--- Dry-run plan entries (SPEC §16); `entry` is the REST form, filtered with the jsonb translator.
+-- Dry-run plan entries (docs/rest.md); `entry` is the REST form, filtered with the jsonb
+-- translator.
 CREATE TABLE plan_entries (
     run_id text COLLATE "C" NOT NULL,
     id     text COLLATE "C" NOT NULL,
@@ -78,7 +79,7 @@ CREATE TABLE target_ids (
     PRIMARY KEY (run_id, target_id)
 );
 
--- Jobs with leases and fencing tokens (SPEC §9). `token` increases on every claim.
+-- Jobs with leases and fencing tokens. `token` increases on every claim.
 CREATE TABLE jobs (
     id             text COLLATE "C" PRIMARY KEY,
     seq            bigint GENERATED ALWAYS AS IDENTITY,
@@ -96,7 +97,7 @@ CREATE INDEX jobs_claimable ON jobs (kind, seq) WHERE state <> 'DONE';
 CREATE INDEX jobs_by_run ON jobs (run_id);
 CREATE INDEX jobs_by_owner ON jobs (owner_node) WHERE owner_node IS NOT NULL;
 
--- Cluster membership (SPEC §9).
+-- Cluster membership.
 CREATE TABLE nodes (
     node_id           text COLLATE "C" PRIMARY KEY,
     state             text COLLATE "C" NOT NULL,
@@ -115,7 +116,7 @@ CREATE TABLE locks (
 CREATE INDEX locks_by_node ON locks (node_id);
 CREATE SEQUENCE lock_tokens;
 
--- Queued sync events (SPEC §7/§16, reference §5), persisted with the write that caused them.
+-- Queued sync events, persisted with the write that caused them.
 CREATE TABLE syncqueue (
     id                  text COLLATE "C" PRIMARY KEY,
     seq                 bigint GENERATED ALWAYS AS IDENTITY,
@@ -137,7 +138,7 @@ CREATE INDEX syncqueue_by_mapping_state ON syncqueue (mapping, state, create_dat
 CREATE INDEX syncqueue_by_resource ON syncqueue (mapping, resource_id);
 CREATE INDEX syncqueue_acquired_by_node ON syncqueue (node_id) WHERE state = 'ACQUIRED';
 
--- Dead letters (SPEC §16): the REST entry (what queries filter) plus the whole record needed
+-- Dead letters: the REST entry (what queries filter) plus the whole record needed
 -- for a replay.
 CREATE TABLE deadletters (
     id      text COLLATE "C" PRIMARY KEY,
@@ -148,7 +149,7 @@ CREATE TABLE deadletters (
 );
 CREATE INDEX deadletters_by_mapping ON deadletters (mapping, seq);
 
--- Audit (SPEC §13): recon and sync entries as JSON, with their hot fields indexed.
+-- Audit: recon and sync entries as JSON, with their hot fields indexed.
 CREATE TABLE audit (
     kind         text COLLATE "C" NOT NULL,
     id           text COLLATE "C" NOT NULL,
@@ -166,7 +167,7 @@ CREATE INDEX audit_by_time ON audit (kind, timestamp_ns);
 -- `GET audit/recon?_queryFilter=reconId eq "..."` goes through the jsonb translator.
 CREATE INDEX audit_by_recon_ci ON audit (kind, (lower(entry ->> 'reconId') COLLATE "C"));
 
--- LiveSync tokens per source (SPEC §8), advanced in the same transaction as their work.
+-- LiveSync tokens per source, advanced in the same transaction as their work.
 CREATE TABLE livesync_tokens (
     source     text COLLATE "C" PRIMARY KEY,
     token      jsonb NOT NULL,

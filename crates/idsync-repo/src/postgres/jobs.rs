@@ -1,4 +1,4 @@
-//! Jobs and leases (SPEC §9): claims with `FOR UPDATE SKIP LOCKED` (two claimers never get the
+//! Jobs and leases: claims with `FOR UPDATE SKIP LOCKED` (two claimers never get the
 //! same row, and neither waits for the other), a token incremented on every claim, and lease
 //! renewal/release checked against that token.
 

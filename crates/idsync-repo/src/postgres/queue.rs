@@ -1,4 +1,4 @@
-//! The sync queue (SPEC §7/§16) and the dead-letter queue. Events are acquired with
+//! The sync queue and the dead-letter queue. Events are acquired with
 //! `FOR UPDATE SKIP LOCKED` in commit order (createDate, then the insert sequence); an event
 //! waits while an earlier event of the same object is ACQUIRED, so per-object order holds with
 //! parallel workers and retries.

@@ -366,7 +366,7 @@ pub fn insert_audit(conn: &Connection, mut entry: AuditEntry) -> RepoResult<()> 
 }
 
 pub fn insert_event(conn: &Connection, ev: &SyncEvent) -> RepoResult<()> {
-    // Queue dates have millisecond precision (SPEC §16); truncate so the stored value and the
+    // Queue dates have millisecond precision; truncate so the stored value and the
     // rendered createDate agree.
     let create = micros(&ev.create_date) / 1000 * 1000;
     let n = conn

@@ -1,6 +1,7 @@
-//! `idsync auth` (SPEC §15): credentials for `conf/authentication.json`, which stores only
-//! hashes. `new-token` prints a fresh token alone on stdout's first line and the entry to add on
-//! the second; `hash-password` reads one line on stdin and prints its argon2 PHC string.
+//! `idsync auth` (docs/configuration.md#confauthenticationjson): credentials for
+//! `conf/authentication.json`, which stores only hashes. `new-token` prints a fresh token alone on
+//! stdout's first line and the entry to add on the second; `hash-password` reads one line on stdin
+//! and prints its argon2 PHC string.
 
 use crate::cli::RoleArg;
 use anyhow::{Result, bail};

@@ -1,4 +1,4 @@
-//! `idsync bench queue`: the queued-sync drain rate (SPEC §14, "Queued sync, fast target").
+//! `idsync bench queue`: the queued-sync drain rate (BENCHMARKS.md, "Queued sync").
 //!
 //! It builds a throw-away project in a temp folder — managed type `user`, one connector
 //! `target` (a CSV file, or a table of a fresh PostgreSQL database made with `psql` and dropped

@@ -1,4 +1,4 @@
-//! `idsync generate hr`: HR-style test data for samples and benchmarks (SPEC §14: "HR-style
+//! `idsync generate hr`: HR-style test data for samples and benchmarks (BENCHMARKS.md: "HR-style
 //! users, 10 attributes"). Deterministic for a given seed, so benchmark runs are comparable.
 
 use anyhow::{Context, Result};

@@ -3,6 +3,7 @@
 mod auth;
 mod bench;
 mod connector;
+mod docs;
 pub mod generate;
 mod queue;
 mod recon;
@@ -61,6 +62,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Auth(AuthCommand::HashPassword) => auth::hash_password(),
         Command::Bench(crate::cli::BenchCommand::Queue(args)) => {
             runtime()?.block_on(bench::queue(args))
+        }
+        Command::Docs(crate::cli::DocsCommand::Cli) => {
+            print!("{}", docs::cli_markdown());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `idsync queue list` (SPEC §7, §12): the queued-sync events of a running server, read with
+//! `idsync queue list` (docs/cli.md): the queued-sync events of a running server, read with
 //! `GET /openidm/sync/queue` page by page (`_pageSize` and the paged-results cookie), printed as
 //! a table or, with `--json`, as one event JSON per line.
 //!

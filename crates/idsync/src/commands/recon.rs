@@ -1,5 +1,5 @@
 //! `idsync recon`: one reconciliation in-process, with a progress bar on stderr and the summary
-//! on stdout (SPEC §12, §15). Exit 0 on SUCCESS, 1 on FAILED or CANCELED, 2 on a usage or
+//! on stdout (docs/cli.md). Exit 0 on SUCCESS, 1 on FAILED or CANCELED, 2 on a usage or
 //! configuration error. Ctrl-C cancels the run (in-flight objects finish) and still prints it.
 
 use super::setup;
@@ -30,7 +30,8 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| project.settings.node_id.clone())
         .unwrap_or_else(setup::host_name);
-    // Leases this node held in an earlier life are released at once (SPEC §16).
+    // Leases this node held in an earlier life are released at once
+    // (docs/operations.md#when-something-fails).
     repo.release_jobs_of_node(&node_id).await?;
     let engine = setup::engine(project.clone(), repo, node_id).await?;
 

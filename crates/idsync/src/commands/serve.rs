@@ -1,4 +1,4 @@
-//! `idsync serve` (SPEC §15): the REST API under `/openidm`, this node's job worker and its
+//! `idsync serve` (docs/cli.md): the REST API under `/openidm`, this node's job worker and its
 //! heartbeat. Prints `listening on http://ADDR` once it serves; SIGTERM or SIGINT stop accepting,
 //! let in-flight jobs finish, mark the node down and exit 0.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
-    // First, so that every metric handle made from here on records (SPEC §13).
+    // First, so that every metric handle made from here on records.
     let metrics =
         idsync_api::metrics::install_recorder().context("installing the metrics recorder")?;
     let project = setup::load(&args.project.project)?;
@@ -23,7 +23,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| project.settings.node_id.clone())
         .unwrap_or_else(setup::host_name);
-    // Work this node held in an earlier life is released at once (SPEC §16).
+    // Work this node held in an earlier life is released at once
+    // (docs/operations.md#when-something-fails).
     repo.release_jobs_of_node(&node_id).await?;
     repo.return_acquired_to_pending(&node_id).await?;
     repo.release_locks_of_node(&node_id).await?;

@@ -58,7 +58,7 @@ fn read(dir: &Path) -> Result<idsync_config::Loaded> {
     }
 }
 
-/// This machine's host name: the default node id (SPEC §15).
+/// This machine's host name: the default node id (docs/configuration.md#confidsyncjson).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use std::fmt::Write;
 
-/// Renders a run summary (SPEC §6.3 shape) as an aligned text table.
+/// Renders a run summary (docs/rest.md#reconciliation) as an aligned text table.
 pub fn render(s: &Value) -> String {
     let mut out = String::new();
     let str_of = |v: &Value| match v {
@@ -88,8 +88,8 @@ pub fn render(s: &Value) -> String {
     out
 }
 
-/// The dry-run plan (SPEC §6.5): one line per object operation, with the fields an UPDATE or
-/// CREATE would write.
+/// The dry-run plan (docs/rest.md#reconciliation): one line per object operation, with the fields
+/// an UPDATE or CREATE would write.
 pub fn render_plan(entries: &[Value]) -> String {
     let mut out = String::new();
     if entries.is_empty() {

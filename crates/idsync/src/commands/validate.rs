@@ -1,4 +1,4 @@
-//! `idsync config validate`: every problem as `FILE: /json/pointer: message` (SPEC §15, §16).
+//! `idsync config validate`: every problem as `FILE: /json/pointer: message` (docs/cli.md).
 //! The loader checks the files' shapes and references; the schedules' triggers (Quartz cron
 //! syntax, time zones, start and end times) are checked by the scheduler.
 

@@ -1,4 +1,4 @@
-//! `idsync auth new-token` and `idsync auth hash-password` (SPEC §15): their output, their
+//! `idsync auth new-token` and `idsync auth hash-password` (docs/cli.md): their output, their
 //! usage errors, and a real `idsync serve` that accepts the credentials they made.
 
 use crate::server::{Server, assert_crest_error, send};

@@ -1,7 +1,7 @@
-//! The cluster (SPEC §9) with three real `idsync serve` processes sharing one PostgreSQL
-//! database: a clustered reconciliation spread over the nodes and surviving a SIGKILL, cancel
-//! and the one-active-run rule from any node, and queued-sync locks that spread, move off a
-//! dead node and go to a joining node.
+//! The cluster (docs/operations.md#running-a-cluster) with three real `idsync serve` processes
+//! sharing one PostgreSQL database: a clustered reconciliation spread over the nodes and surviving
+//! a SIGKILL, cancel and the one-active-run rule from any node, and queued-sync locks that spread,
+//! move off a dead node and go to a joining node.
 
 use crate::server::{Server, send};
 use crate::support::{PgDatabase, Project, idsync, psql_query};

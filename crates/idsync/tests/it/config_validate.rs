@@ -1,4 +1,4 @@
-//! `idsync config validate`: exit codes and the `FILE: /pointer: message` lines (SPEC §15).
+//! `idsync config validate`: exit codes and the `FILE: /pointer: message` lines (docs/cli.md).
 
 use crate::support::{Project, idsync};
 

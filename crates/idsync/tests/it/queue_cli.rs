@@ -1,4 +1,4 @@
-//! `idsync queue list` against a real `idsync serve` (SPEC §12): an empty table, events written
+//! `idsync queue list` against a real `idsync serve` (docs/cli.md): an empty table, events written
 //! to the server's repository listed as a table (across several pages) and as JSON lines, the
 //! --mapping/--state filters, the URL and token from the environment, and clear failures with
 //! a non-zero exit for a wrong token and for a server that is not there.

@@ -1,4 +1,4 @@
-//! `idsync serve`: the real binary on port 0, driven over HTTP (SPEC §11, §15): ping without
+//! `idsync serve`: the real binary on port 0, driven over HTTP (docs/rest.md): ping without
 //! credentials, 401 without a token, recon started with waitForCompletion and read back, the
 //! plan of a dry run, errors in the CREST shape, and a clean exit on SIGTERM.
 

@@ -1,4 +1,4 @@
-//! `idsync serve` over a reconciled store (SPEC §3, §11; reference §7.2): a generated HR CSV of
+//! `idsync serve` over a reconciled store (docs/rest.md#queries): a generated HR CSV of
 //! 2,500 people reconciled into `managed/user` over REST, then read back with CREST queries —
 //! filters (`eq`, `sw`, `and`, `or`, `!`, `pr`), keyset paging with cookies (every object
 //! exactly once, also under a sort key), `_fields`, `_sortKeys`, the EXACT count envelope — and
@@ -15,7 +15,8 @@ const MAPPING: &str = "systemHrAccounts_managedUser";
 type Row = BTreeMap<String, String>;
 
 /// `samples/hr-to-managed` with `ROWS` generated people; every 7th has no telephone number
-/// (an empty CSV field is a missing property, SPEC §16), so that `pr` has something to tell.
+/// (an empty CSV field is a missing property,
+/// docs/configuration.md#confprovisioneropenicf-namejson), so that `pr` has something to tell.
 fn project() -> (Project, Vec<Row>) {
     let p = Project::copy_of("samples/hr-to-managed");
     let out = idsync()

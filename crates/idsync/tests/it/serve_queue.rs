@@ -1,7 +1,7 @@
-//! Queued synchronization (SPEC §7) with the real binary and a real slapd target: writes return
-//! without waiting for LDAP, events wait in the repository while slapd is down, retries end in
-//! the dead-letter queue and replay, a script postRetryAction, backpressure, per-object order,
-//! and durability across a SIGKILL.
+//! Queued synchronization (docs/operations.md#queued-sync-and-dead-letters) with the real binary
+//! and a real slapd target: writes return without waiting for LDAP, events wait in the repository
+//! while slapd is down, retries end in the dead-letter queue and replay, a script postRetryAction,
+//! backpressure, per-object order, and durability across a SIGKILL.
 
 use crate::server::{Server, send};
 use crate::slapd::{PEOPLE, Slapd};

@@ -1,5 +1,5 @@
-//! Runs over REST against the real binary (SPEC §6.1, §6.4): one active run per mapping (a
-//! second start answers 409 in the CREST shape, naming the active run), cancel of a running
+//! Runs over REST against the real binary (docs/rest.md#reconciliation): one active run per mapping
+//! (a second start answers 409 in the CREST shape, naming the active run), cancel of a running
 //! reconciliation (`INITIATED`, then `CANCELED` / `COMPLETED_CANCELED` with its counts), and the
 //! mapping's slot free again afterwards — on SQLite, and across two nodes sharing PostgreSQL.
 //!

@@ -1,6 +1,6 @@
-//! The scheduler of `idsync serve` (SPEC §8, §9, §11): a cron schedule reconciling
-//! getting-started's mapping on three nodes sharing one PostgreSQL database fires each slot on
-//! exactly one node and starts exactly one run per started firing; `scheduler/job` CRUD,
+//! The scheduler of `idsync serve` (docs/configuration.md#confschedule-namejson): a cron schedule
+//! reconciling getting-started's mapping on three nodes sharing one PostgreSQL database fires each
+//! slot on exactly one node and starts exactly one run per started firing; `scheduler/job` CRUD,
 //! trigger and errors; `config validate` reports a bad cron with its file and pointer.
 
 use crate::server::{Server, assert_crest_error};

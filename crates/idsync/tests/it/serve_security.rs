@@ -1,7 +1,7 @@
-//! Security and error answers of the real `idsync serve` (SPEC §10, §15, §16): 401 in the CREST
-//! shape on every route but `info/ping`, a reader token from `conf/authentication.json` that
-//! may GET but not write (403), connector secrets masked in `config/*`, and 400/404 CREST
-//! errors with messages for bad input and unknown resources.
+//! Security and error answers of the real `idsync serve` (docs/rest.md#common-rules): 401 in the
+//! CREST shape on every route but `info/ping`, a reader token from `conf/authentication.json` that
+//! may GET but not write (403), connector secrets masked in `config/*`, and 400/404 CREST errors
+//! with messages for bad input and unknown resources.
 
 use crate::server::{ADMIN_TOKEN, Server, assert_crest_error, send};
 use crate::support::Project;
@@ -15,8 +15,9 @@ const LDAP_SECRET: &str = "e2e-ldap-secret-8d2b";
 const MAPPING: &str = "systemHrAccounts_managedUser";
 
 /// `samples/hr-to-managed` plus a reader token and a reader user, and an LDAP connector whose
-/// password comes from the environment (`&{LDAP_PASSWORD}`, SPEC §16). Building connectors
-/// opens nothing, so no directory needs to run.
+/// password comes from the environment (`&{LDAP_PASSWORD}`,
+/// docs/configuration.md#values-from-outside-name-substitution). Building connectors opens nothing,
+/// so no directory needs to run.
 fn project() -> Project {
     let p = Project::copy_of("samples/hr-to-managed");
     p.write(

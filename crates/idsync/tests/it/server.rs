@@ -1,5 +1,5 @@
 //! A real `idsync serve` for end-to-end tests: the binary on `127.0.0.1:0`, its address read
-//! from the `listening on http://ADDR` line (SPEC §15), killed when the value drops.
+//! from the `listening on http://ADDR` line (docs/cli.md), killed when the value drops.
 //!
 //! ```ignore
 //! let p = Project::copy_of("samples/hr-to-managed");
