@@ -7,7 +7,7 @@ use crate::types::Settings;
 use serde_json::{Map, Number, Value};
 
 /// The typed keys and whether each is a number (environment values are converted accordingly).
-const KEYS: [(&str, bool); 9] = [
+const KEYS: [(&str, bool); 17] = [
     ("repo", false),
     ("nodeId", false),
     ("bind", false),
@@ -17,6 +17,14 @@ const KEYS: [(&str, bool); 9] = [
     ("maxConcurrentJobs", true),
     ("auditRetentionDays", true),
     ("requestTimeoutMs", true),
+    ("headerTimeoutMs", true),
+    ("maxConnections", true),
+    ("maxSortKeys", true),
+    ("maxJsonDepth", true),
+    ("maxObjectBytes", true),
+    ("maxFilterTerms", true),
+    ("maxConcurrentLogins", true),
+    ("maxUnpagedResults", true),
 ];
 
 /// `heartbeatIntervalMs` → `IDSYNC_HEARTBEAT_INTERVAL_MS`.
@@ -99,6 +107,28 @@ pub(crate) fn settings(
         request_timeout_ms: o
             .opt_at_least(cx, "requestTimeoutMs", 1)
             .unwrap_or(d.request_timeout_ms),
+        header_timeout_ms: o
+            .opt_at_least(cx, "headerTimeoutMs", 1)
+            .unwrap_or(d.header_timeout_ms),
+        max_connections: o
+            .opt_at_least(cx, "maxConnections", 1)
+            .unwrap_or(d.max_connections),
+        max_sort_keys: o
+            .opt_at_least(cx, "maxSortKeys", 1)
+            .unwrap_or(d.max_sort_keys),
+        max_json_depth: o
+            .opt_at_least(cx, "maxJsonDepth", 2)
+            .unwrap_or(d.max_json_depth),
+        max_object_bytes: o
+            .opt_at_least(cx, "maxObjectBytes", 2)
+            .unwrap_or(d.max_object_bytes),
+        max_filter_terms: o
+            .opt_at_least(cx, "maxFilterTerms", 1)
+            .unwrap_or(d.max_filter_terms),
+        max_concurrent_logins: o
+            .opt_at_least(cx, "maxConcurrentLogins", 1)
+            .unwrap_or(d.max_concurrent_logins),
+        max_unpaged_results: o.opt_at_least(cx, "maxUnpagedResults", 1),
         raw: raw.clone(),
     };
     if s.node_timeout_ms <= s.heartbeat_interval_ms {
