@@ -208,3 +208,24 @@ fn mask_plan_entry(entry: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_diffs_hide_secret_values() {
+        let mut entry = json!({"_id": "e", "diff": [
+            {"operation": "replace", "field": "/userPassword", "oldValue": "old-secret", "value": "new-secret"},
+            {"operation": "add", "field": "/credentials/value", "value": "cred-secret"},
+            {"operation": "remove", "field": "/password", "oldValue": "gone-secret", "value": null},
+            {"operation": "replace", "field": "/mail", "oldValue": "a@x", "value": "b@x"}
+        ]});
+        mask_plan_entry(&mut entry);
+        let text = entry.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!(entry["diff"][0]["value"], "********");
+        assert_eq!(entry["diff"][2]["value"], Value::Null);
+        assert_eq!(entry["diff"][3]["value"], "b@x");
+    }
+}
