@@ -2,13 +2,11 @@
 //! Read-only; entries are written by the engine with the work they describe.
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::object_response;
-use crate::managed::run_query;
-use crate::params::{Params, envelope};
+use crate::params::Params;
 use crate::state::ApiState;
+use crate::stream::query_response;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use idsync_repo::AuditKind;
@@ -37,11 +35,11 @@ async fn query(
             "reading audit/{topic} needs _queryFilter or _queryId"
         )));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
+    let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    let page = run_query(&state, &req, |q| async move {
-        Ok(repo.query_audit(kind, &q).await?)
+    query_response(&state, req, move |q| {
+        let repo = repo.clone();
+        async move { Ok(repo.query_audit(kind, &q).await?) }
     })
-    .await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+    .await
 }

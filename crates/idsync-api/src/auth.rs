@@ -16,7 +16,9 @@ use idsync_config::{AuthConfig, Role, TokenDef, UserDef};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 /// Who made a request, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +45,29 @@ struct TokenCredential {
 }
 
 /// The credentials a server accepts.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AuthState {
     tokens: Vec<TokenCredential>,
     users: Vec<UserDef>,
+    /// Turns for password checks: argon2 costs 19 MiB and tens of milliseconds of a core, so
+    /// a storm of logins (wrong or unknown users included) waits here instead of taking every
+    /// core and gigabytes of memory.
+    password_checks: Arc<Semaphore>,
 }
+
+impl Default for AuthState {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            users: Vec::new(),
+            password_checks: Arc::new(Semaphore::new(DEFAULT_CONCURRENT_PASSWORD_CHECKS)),
+        }
+    }
+}
+
+/// Password checks that run at once unless [`AuthState::with_concurrent_password_checks`]
+/// says otherwise.
+pub const DEFAULT_CONCURRENT_PASSWORD_CHECKS: usize = 2;
 
 impl std::fmt::Debug for AuthState {
     // Hashes are not secrets, but there is no reason to print them either.
@@ -98,7 +118,14 @@ impl AuthState {
         Ok(Self {
             tokens,
             users: config.users.clone(),
+            ..Self::default()
         })
+    }
+
+    /// The same credentials with at most `n` password checks running at once.
+    pub fn with_concurrent_password_checks(mut self, n: usize) -> Self {
+        self.password_checks = Arc::new(Semaphore::new(n.clamp(1, 1024)));
+        self
     }
 
     /// True when no credential at all is configured (the binary then generates the admin token
@@ -169,9 +196,20 @@ impl AuthState {
             .as_ref()
             .map(|u| u.password.clone())
             .unwrap_or_else(|| DUMMY_PHC.to_string());
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        let turn = self
+            .password_checks
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| ApiError::Internal(format!("password check task: {e}")))?;
+            .map_err(|e| ApiError::Internal(format!("password check turn: {e}")))?;
+        let ok = tokio::task::spawn_blocking(move || {
+            let ok = verify_password(&password, &phc);
+            // Given back when the hash is done, even if the client has gone.
+            drop(turn);
+            ok
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("password check task: {e}")))?;
         match (ok, user) {
             (true, Some(u)) => Ok(Principal {
                 name: u.username,
@@ -258,26 +296,40 @@ pub struct AdminTokenFile {
     pub sha256: String,
 }
 
-/// Makes sure `<project>/.idsync/admin-token` exists (a random token, mode 0600) and returns
-/// its path and hash. An existing file is reused, so restarts keep the token that scripts
-/// already read. Call only when no credentials are configured
-/// (docs/configuration.md#confauthenticationjson).
+/// Makes sure `<project>/.idsync/admin-token` exists (a random token, mode 0600, in a folder
+/// of mode 0700) and returns its path and hash. An existing file is reused, so restarts keep
+/// the token that scripts already read. Call only when no credentials are configured
+/// (docs/SECURITY.md).
+///
+/// The file is never reached through a symbolic link: one planted at its place (to make the
+/// server write the token elsewhere, or read it from elsewhere) is refused, and a new file is
+/// created with `O_EXCL`, which fails rather than follows a link.
 pub fn ensure_admin_token_file(project_dir: &Path) -> ApiResult<AdminTokenFile> {
     let dir = project_dir.join(".idsync");
     let path = dir.join("admin-token");
     let io = |what: &str, e: std::io::Error| {
         ApiError::Internal(format!("{what} {}: {e}", path.display()))
     };
-    std::fs::create_dir_all(&dir).map_err(|e| io("creating the folder of", e))?;
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => {
-            restrict_mode(&path).map_err(|e| io("setting the mode of", e))?;
-            return Ok(AdminTokenFile {
-                sha256: sha256_hex(text.trim()),
-                path,
-            });
+    private_dir(&dir).map_err(|e| io("creating the folder of", e))?;
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if !m.is_file() => {
+            return Err(io(
+                "refusing",
+                std::io::Error::other("the admin token file is not a regular file"),
+            ));
         }
-        Ok(_) => {}
+        Ok(_) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| io("reading", e))?;
+            if !text.trim().is_empty() {
+                restrict_mode(&path).map_err(|e| io("setting the mode of", e))?;
+                return Ok(AdminTokenFile {
+                    sha256: sha256_hex(text.trim()),
+                    path,
+                });
+            }
+            // An empty file (a crash between create and write) is replaced.
+            std::fs::remove_file(&path).map_err(|e| io("replacing", e))?;
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io("reading", e)),
     }
@@ -289,14 +341,29 @@ pub fn ensure_admin_token_file(project_dir: &Path) -> ApiResult<AdminTokenFile> 
     })
 }
 
+/// `.idsync/` readable by this user only; an existing one is tightened.
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())?;
@@ -414,6 +481,34 @@ mod tests {
         }
         let again = ensure_admin_token_file(dir.path()).unwrap();
         assert_eq!(again, first);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_planted_as_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "attacker-chosen-token\n").unwrap();
+        std::fs::create_dir(dir.path().join(".idsync")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join(".idsync"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(".idsync/admin-token")).unwrap();
+        assert!(ensure_admin_token_file(dir.path()).is_err());
+        // A dangling link is not followed either (no file is created at its target).
+        let target = dir.path().join("created-through-link");
+        std::fs::remove_file(dir.path().join(".idsync/admin-token")).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(".idsync/admin-token")).unwrap();
+        assert!(ensure_admin_token_file(dir.path()).is_err());
+        assert!(!target.exists());
+        let mode = std::fs::metadata(dir.path().join(".idsync"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the folder is tightened");
     }
 
     #[test]

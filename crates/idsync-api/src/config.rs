@@ -10,64 +10,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-/// What a masked secret looks like.
-pub const MASK: &str = "********";
+pub use idsync_core::secrets::{MASK, is_secret_key, mask_secrets};
 
 /// The routes of this resource.
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/openidm/config", get(list))
         .route("/openidm/config/{*name}", get(read))
-}
-
-/// Whether a key names a secret: password, credentials, secret, private key, token (and token
-/// hashes), API keys, passphrases, in any case and anywhere in the key. Keys that only name
-/// *where* a secret lives (`passwordColumn`, `passwordAttribute`) hold no secret and stay
-/// readable.
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    let names_secret = [
-        "password",
-        "credential",
-        "secret",
-        "privatekey",
-        "token",
-        "sha256",
-        "apikey",
-        "passphrase",
-    ]
-    .iter()
-    .any(|s| k.contains(s));
-    let names_location = ["column", "attribute", "header", "field", "name"]
-        .iter()
-        .any(|s| k.ends_with(s));
-    names_secret && !names_location
-}
-
-/// A copy of `value` with the value of every secret key replaced by [`MASK`]. Null stays null
-/// (a reader can tell "not set" from "set"). An object under a secret key is masked whole
-/// (`"credentials": {"$crypt": ...}`) unless it is a schema property definition (it has
-/// `type` or `nativeName`), which describes a field and holds no secret.
-pub fn mask_secrets(value: &Value) -> Value {
-    match value {
-        Value::Object(m) => {
-            let mut out = Map::with_capacity(m.len());
-            for (k, v) in m {
-                let is_schema = v.get("type").is_some() || v.get("nativeName").is_some();
-                let masked = if is_secret_key(k) && !v.is_null() && !is_schema {
-                    Value::String(MASK.into())
-                } else {
-                    mask_secrets(v)
-                };
-                out.insert(k.clone(), masked);
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(mask_secrets).collect()),
-        other => other.clone(),
-    }
 }
 
 fn names(state: &ApiState) -> Vec<String> {
@@ -143,14 +94,17 @@ mod tests {
                 "host": "db", "password": "pw1", "passwordColumn": "pwd",
                 "principal": "cn=admin", "credentials": {"$crypt": "xyz"},
                 "clientSecret": "s", "apiToken": "t", "nested": [{"Password": "p"}],
-                "unset": null, "userPassword": null, "passwordAttribute": "userPassword"
+                "unset": null, "userPassword": null, "passwordAttribute": "userPassword",
+                "url": "postgres://u:pw2@db/x", "passwd": "pw3", "pwd": "pw4",
+                "clientKey": "pw5", "accessKey": "pw6",
+                "credentials2": {"type": "password", "value": "pw7"}
             },
             "objectTypes": {"account": {"properties": {"password": {"type": "string"}}}}
         });
         let m = mask_secrets(&cfg);
         let c = &m["configurationProperties"];
         assert_eq!(c["password"], MASK);
-        assert_eq!(c["credentials"], MASK);
+        assert_eq!(c["credentials"]["$crypt"], MASK);
         assert_eq!(c["clientSecret"], MASK);
         assert_eq!(c["apiToken"], MASK);
         assert_eq!(c["nested"][0]["Password"], MASK);
@@ -162,7 +116,10 @@ mod tests {
             m["objectTypes"]["account"]["properties"]["password"]["type"],
             "string"
         );
-        for secret in ["pw1", "xyz", "\"s\"", "\"t\"", "\"p\""] {
+        assert_eq!(c["url"], "postgres://u:********@db/x");
+        for secret in [
+            "pw1", "pw2", "pw3", "pw4", "pw5", "pw6", "pw7", "xyz", "\"s\"", "\"t\"", "\"p\"",
+        ] {
             assert!(!m.to_string().contains(secret), "{secret} leaked: {m}");
         }
     }

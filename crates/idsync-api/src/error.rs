@@ -99,7 +99,9 @@ impl ApiError {
             // Internals stay in the log; the body is generic.
             body.insert("message".into(), json!("internal server error"));
         } else {
-            body.insert("message".into(), json!(self.to_string()));
+            // Driver and configuration messages may quote a URL with its password.
+            let message = idsync_core::secrets::redact_urls(&self.to_string());
+            body.insert("message".into(), json!(message));
         }
         if let ApiError::WithDetail { detail, .. } = self {
             body.insert("detail".into(), detail.clone());
@@ -116,9 +118,11 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             // The full chain goes to the log (messages never hold secrets: connectors and the
             // repository do not put credentials in their errors).
-            tracing::error!(error = %self, ?code, "request failed");
+            let error = idsync_core::secrets::redact_urls(&self.to_string());
+            tracing::error!(%error, ?code, "request failed");
         } else {
-            tracing::debug!(error = %self, ?code, "request refused");
+            let error = idsync_core::secrets::redact_urls(&self.to_string());
+            tracing::debug!(%error, ?code, "request refused");
         }
         (status, axum::Json(self.body())).into_response()
     }

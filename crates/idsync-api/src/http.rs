@@ -190,6 +190,10 @@ pub async fn pretty_print_layer(req: Request, next: Next) -> Response {
     if !pretty || !is_json(resp.headers()) {
         return resp;
     }
+    // A streamed answer (no known size) stays compact: re-rendering it would hold it whole.
+    if http_body::Body::size_hint(resp.body()).exact().is_none() {
+        return resp;
+    }
     let (mut parts, body) = resp.into_parts();
     // Answers are small JSON documents built by this crate; the cap only guards memory.
     let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024 * 1024).await else {
@@ -208,6 +212,41 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Turns every error answer that is not JSON (axum's and hyper's own rejections: a path that is
+/// not UTF-8, a body over a route's limit, a missing content type) into the CREST error shape,
+/// keeping its status and its text as the message. Handlers' own errors are JSON already and
+/// pass untouched.
+pub async fn crest_rejections(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // Rejection texts are short; a long one is cut rather than buffered whole.
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let body = serde_json::json!({
+        "code": status.as_u16(),
+        "reason": status.canonical_reason().unwrap_or("Error"),
+        "message": message,
+    });
+    let mut out = (status, axum::Json(body)).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Unknown paths: CREST 404.

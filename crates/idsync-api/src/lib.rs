@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod links;
 pub mod managed;
 pub mod metrics;
@@ -24,7 +25,9 @@ pub mod patch;
 pub mod queue;
 pub mod recon;
 pub mod scheduler;
+pub mod server;
 pub mod state;
+pub mod stream;
 pub mod sync;
 pub mod system;
 
@@ -70,6 +73,7 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .route("/openidm/info/ping", get(ping))
         .merge(protected)
         .layer(from_fn_with_state(state.clone(), http::timeout_layer))
+        .layer(from_fn(http::crest_rejections))
         .layer(from_fn(http::pretty_print_layer))
         .layer(from_fn(log_request))
         .layer(from_fn(crate::metrics::record_request))
@@ -77,15 +81,13 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish (axum's graceful shutdown).
+/// finish. The connections get the state's header timeout and connection cap.
 pub async fn serve(
     state: ApiState,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(state, Router::new(), listener, shutdown).await
 }
 
 /// Like [`serve`] with extra routes (see [`router_with`]).
@@ -95,9 +97,11 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_with(state, extra))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = server::ConnectionLimits {
+        header_timeout: state.limits.header_timeout,
+        max_connections: state.limits.max_connections,
+    };
+    server::serve_router(router_with(state, extra), listener, limits, shutdown).await
 }
 
 /// `GET info/ping`: liveness, no authentication (docs/rest.md).

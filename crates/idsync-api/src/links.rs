@@ -3,9 +3,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::object_response;
-use crate::managed::run_query;
-use crate::params::{Params, envelope};
+use crate::params::Params;
 use crate::state::ApiState;
+use crate::stream::query_response;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,15 +25,13 @@ async fn query(State(state): State<ApiState>, params: Params) -> ApiResult<Respo
             "reading repo/link needs _queryFilter or _queryId".into(),
         ));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
+    let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    let page = run_query(
-        &state,
-        &req,
-        |q| async move { Ok(repo.query_links(&q).await?) },
-    )
-    .await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+    query_response(&state, req, move |q| {
+        let repo = repo.clone();
+        async move { Ok(repo.query_links(&q).await?) }
+    })
+    .await
 }
 
 async fn read(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {

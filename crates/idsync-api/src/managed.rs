@@ -5,14 +5,14 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, Precondition, object_response};
-use crate::params::{Params, envelope, project_fields};
+use crate::params::{Params, project_fields};
 use crate::state::{ApiState, ManagedChange};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use idsync_core::{QueryPage, QueryRequest, ResourcePath};
+use idsync_core::ResourcePath;
 use idsync_repo::{ChangeSet, Op, RepoError};
 use serde_json::Value;
 
@@ -69,41 +69,14 @@ async fn query(
             "reading a collection needs _queryFilter or _queryId".into(),
         ));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
-    let page = run_query(&state, &req, |q| {
-        let state = state.clone();
+    let req = params.query_request(&state.limits)?;
+    let repo = state.repo.clone();
+    crate::stream::query_response(&state, req, move |q| {
+        let repo = repo.clone();
         let object_type = object_type.clone();
-        async move { Ok(state.repo.query_objects(&object_type, &q).await?) }
+        async move { Ok(repo.query_objects(&object_type, &q).await?) }
     })
-    .await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
-}
-
-/// Runs a query; an unpaged one is bounded by `max_unpaged_results` (one more is fetched to
-/// tell "exactly the limit" from "too many", and "too many" asks the client to page).
-pub(crate) async fn run_query<F, Fut>(
-    state: &ApiState,
-    req: &QueryRequest,
-    run: F,
-) -> ApiResult<QueryPage>
-where
-    F: FnOnce(QueryRequest) -> Fut,
-    Fut: std::future::Future<Output = ApiResult<QueryPage>>,
-{
-    if req.page_size.is_some() {
-        return run(req.clone()).await;
-    }
-    let cap = state.limits.max_unpaged_results;
-    let mut bounded = req.clone();
-    bounded.page_size = Some(cap + 1);
-    let mut page = run(bounded).await?;
-    if page.results.len() > cap {
-        return Err(ApiError::BadRequest(format!(
-            "the query matches more than {cap} objects: page it with _pageSize"
-        )));
-    }
-    page.cookie = None;
-    Ok(page)
+    .await
 }
 
 async fn read(
@@ -219,7 +192,7 @@ async fn patch(
         attempts += 1;
         let before = get_existing(&state, &object_type, &id).await?;
         let mut after = before.clone();
-        crate::patch::apply_patch(&mut after, &body.0)?;
+        crate::patch::apply_patch(&mut after, &body.0, state.limits.max_object_bytes)?;
         strip_meta(&mut after);
         let expected = match pre.rev() {
             Some(r) => Some(r.to_string()),
@@ -298,6 +271,9 @@ async fn create_object(
     id: &str,
     object: Value,
 ) -> ApiResult<(Value, Option<Value>)> {
+    // Before anything is stored: an object the repository could not parse back would break
+    // every later read and query of its type.
+    crate::limits::check_object(&object, &state.limits)?;
     let mut change = ManagedChange {
         object_type: object_type.to_string(),
         id: id.to_string(),
@@ -331,6 +307,8 @@ async fn update_object(
     object: Value,
     expected_rev: Option<&str>,
 ) -> ApiResult<(Value, Option<Value>)> {
+    // The result of a PATCH or PUT, checked before it is stored (see `create_object`).
+    crate::limits::check_object(&object, &state.limits)?;
     let mut change = ManagedChange {
         object_type: object_type.to_string(),
         id: id.to_string(),

@@ -4,6 +4,7 @@
 //! with a message (axum's own `Query` rejection would answer plain text).
 
 use crate::error::{ApiError, ApiResult};
+use crate::state::Limits;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use idsync_core::{JsonPointer, QueryPage, QueryRequest, SortKey, TotalPolicy};
@@ -74,10 +75,12 @@ impl Params {
             .any(|(k, _)| k == "_queryFilter" || k == "_queryId")
     }
 
-    /// Builds the [`QueryRequest`]. `max_page_size` caps `_pageSize` (a bigger value is a 400,
-    /// so a client never silently gets fewer objects than it asked for); an unpaged query is
-    /// left unpaged here: callers decide how to bound it.
-    pub fn query_request(&self, max_page_size: usize) -> ApiResult<QueryRequest> {
+    /// Builds the [`QueryRequest`] within `limits`: `max_page_size` caps `_pageSize` (a bigger
+    /// value is a 400, so a client never silently gets fewer objects than it asked for), and the
+    /// sort keys and filter terms are bounded; an unpaged query is left unpaged here: callers
+    /// decide how to bound it.
+    pub fn query_request(&self, limits: &Limits) -> ApiResult<QueryRequest> {
+        let max_page_size = limits.max_page_size;
         let filter_text = self.get("_queryFilter")?;
         let query_id = self.get("_queryId")?;
         if self.get("_queryExpression")?.is_some() {
@@ -128,6 +131,14 @@ impl Params {
                     "_sortKeys is not supported with _queryId".into(),
                 ));
             }
+            // Counted before they are parsed: a URL can hold thousands.
+            let count = keys.split(',').filter(|k| !k.trim().is_empty()).count();
+            if count > limits.max_sort_keys {
+                return Err(ApiError::BadRequest(format!(
+                    "_sortKeys names {count} keys; the limit is {}",
+                    limits.max_sort_keys
+                )));
+            }
             req.sort_keys = SortKey::parse_list(keys);
             if req.sort_keys.iter().any(|k| k.field.is_root()) {
                 return Err(ApiError::BadRequest(format!(
@@ -168,6 +179,7 @@ impl Params {
                 }
             };
         }
+        crate::limits::check_query(&req, limits)?;
         Ok(req)
     }
 }
@@ -289,6 +301,13 @@ fn compare(a: &Value, b: &Value, keys: &[SortKey]) -> std::cmp::Ordering {
 mod tests {
     use super::*;
 
+    fn page_limit(max_page_size: usize) -> Limits {
+        Limits {
+            max_page_size,
+            ..Limits::default()
+        }
+    }
+
     fn p(pairs: &[(&str, &str)]) -> Params {
         Params(
             pairs
@@ -308,7 +327,7 @@ mod tests {
             ("_pagedResultsCookie", "abc"),
             ("_totalPagedResultsPolicy", "EXACT"),
         ])
-        .query_request(1000)
+        .query_request(&page_limit(1000))
         .unwrap();
         assert!(req.filter.is_some());
         assert_eq!(req.fields.as_ref().unwrap().len(), 2);
@@ -323,13 +342,13 @@ mod tests {
     fn true_filter_means_no_filter_and_query_ids() {
         assert_eq!(
             p(&[("_queryFilter", "true")])
-                .query_request(10)
+                .query_request(&page_limit(10))
                 .unwrap()
                 .filter,
             None
         );
         let ids = p(&[("_queryId", "query-all-ids")])
-            .query_request(10)
+            .query_request(&page_limit(10))
             .unwrap();
         assert_eq!(ids.fields.unwrap()[0].to_string(), "/_id");
     }
@@ -371,7 +390,7 @@ mod tests {
                 "_sortKeys",
             ),
         ] {
-            let e = p(&pairs).query_request(1000).unwrap_err();
+            let e = p(&pairs).query_request(&page_limit(1000)).unwrap_err();
             assert!(matches!(e, ApiError::BadRequest(_)), "{pairs:?}: {e:?}");
             assert!(e.to_string().contains(needle), "{pairs:?}: {e}");
         }

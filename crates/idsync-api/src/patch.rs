@@ -17,16 +17,31 @@ use crate::error::{ApiError, ApiResult};
 use idsync_core::JsonPointer;
 use serde_json::Value;
 
-/// Applies a CREST patch document (an array of operations) to `object`.
-pub fn apply_patch(object: &mut Value, patch: &Value) -> ApiResult<()> {
+/// Applies a CREST patch document (an array of operations) to `object`, whose compact JSON may
+/// not grow past `max_bytes` on the way: `copy` can double an object with each operation, so
+/// the size is tracked as operations apply, not only checked at the end (the caller checks the
+/// result's depth and size before storing it).
+pub fn apply_patch(object: &mut Value, patch: &Value, max_bytes: usize) -> ApiResult<()> {
     let ops = patch.as_array().ok_or_else(|| {
         ApiError::BadRequest("a PATCH body must be an array of patch operations".into())
     })?;
+    // An upper bound of the object's size: each operation adds at most the size of the value
+    // it places. When the bound passes the limit the real size is measured again.
+    let mut bound = crate::limits::json_size(object, max_bytes);
     for (i, op) in ops.iter().enumerate() {
-        apply_one(object, op).map_err(|e| match e {
+        let added = apply_one(object, op).map_err(|e| match e {
             ApiError::BadRequest(m) => ApiError::BadRequest(format!("patch operation {i}: {m}")),
             other => other,
         })?;
+        bound = bound.saturating_add(added);
+        if bound > max_bytes {
+            bound = crate::limits::json_size(object, max_bytes);
+            if bound > max_bytes {
+                return Err(ApiError::BadRequest(format!(
+                    "patch operation {i}: the object would be larger than the limit of {max_bytes} bytes"
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -52,13 +67,41 @@ fn pointer_of(op: &Value, key: &str) -> ApiResult<JsonPointer> {
     Ok(p)
 }
 
-fn apply_one(object: &mut Value, op: &Value) -> ApiResult<()> {
+/// Applies one operation; answers an upper bound of the bytes it added to the object.
+fn apply_one(object: &mut Value, op: &Value) -> ApiResult<usize> {
     let name = op
         .get("operation")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("each operation needs an \"operation\" string"))?;
     let field = pointer_of(op, "field")?;
     let value = op.get("value");
+    // Values from the body are bounded by the body; a copied value by the object itself.
+    let placed = |v: &Value| crate::limits::json_size(v, usize::MAX) + field.to_string().len() + 4;
+    if name == "copy" || name == "move" {
+        let from = pointer_of(op, "from")?;
+        let v = from
+            .get(object)
+            .cloned()
+            .ok_or_else(|| bad(format!("{name}: the field {from} does not exist")))?;
+        let added = placed(&v);
+        if name == "move" {
+            from.remove(object);
+        }
+        set(object, &field, v)?;
+        return Ok(added);
+    }
+    let added = value.map_or(0, placed);
+    apply_value_op(object, name, &field, value)?;
+    Ok(added)
+}
+
+fn apply_value_op(
+    object: &mut Value,
+    name: &str,
+    field: &JsonPointer,
+    value: Option<&Value>,
+) -> ApiResult<()> {
+    let field = field.clone();
     match name {
         "add" => add(object, &field, required(value, name)?.clone()),
         "remove" => {
@@ -73,17 +116,6 @@ fn apply_one(object: &mut Value, op: &Value) -> ApiResult<()> {
             Some(v) => set(object, &field, v.clone()),
         },
         "increment" => increment(object, &field, required(value, name)?),
-        "copy" | "move" => {
-            let from = pointer_of(op, "from")?;
-            let v = from
-                .get(object)
-                .cloned()
-                .ok_or_else(|| bad(format!("{name}: the field {from} does not exist")))?;
-            if name == "move" {
-                from.remove(object);
-            }
-            set(object, &field, v)
-        }
         "transform" => Err(ApiError::NotSupported(
             "the transform patch operation is not supported".into(),
         )),
@@ -201,7 +233,7 @@ mod tests {
     use serde_json::json;
 
     fn patched(mut obj: Value, patch: Value) -> Value {
-        apply_patch(&mut obj, &patch).unwrap();
+        apply_patch(&mut obj, &patch, usize::MAX).unwrap();
         obj
     }
 
@@ -283,7 +315,7 @@ mod tests {
             json!([{"field":"/a","value":1}]),
         ] {
             let mut obj = json!({"mail":"a"});
-            let e = apply_patch(&mut obj, &patch).unwrap_err();
+            let e = apply_patch(&mut obj, &patch, usize::MAX).unwrap_err();
             assert!(matches!(e, ApiError::BadRequest(_)), "{patch}: {e:?}");
         }
     }

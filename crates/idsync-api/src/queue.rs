@@ -10,9 +10,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::object_response;
-use crate::managed::run_query;
-use crate::params::{Params, envelope, project_fields};
+use crate::params::{Params, project_fields};
 use crate::state::ApiState;
+use crate::stream::query_response;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -42,15 +42,13 @@ async fn query_events(State(state): State<ApiState>, params: Params) -> ApiResul
             "reading sync/queue needs _queryFilter or _queryId".into(),
         ));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
+    let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    let page = run_query(
-        &state,
-        &req,
-        |q| async move { Ok(repo.query_queue(&q).await?) },
-    )
-    .await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+    query_response(&state, req, move |q| {
+        let repo = repo.clone();
+        async move { Ok(repo.query_queue(&q).await?) }
+    })
+    .await
 }
 
 async fn get_event(state: &ApiState, id: &str) -> ApiResult<SyncEvent> {
@@ -99,13 +97,13 @@ async fn query_letters(State(state): State<ApiState>, params: Params) -> ApiResu
             "reading sync/deadletter needs _queryFilter or _queryId".into(),
         ));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
+    let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    let page = run_query(&state, &req, |q| async move {
-        Ok(repo.query_dead_letters(&q).await?)
+    query_response(&state, req, move |q| {
+        let repo = repo.clone();
+        async move { Ok(repo.query_dead_letters(&q).await?) }
     })
-    .await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+    .await
 }
 
 async fn get_letter(state: &ApiState, id: &str) -> ApiResult<DeadLetter> {

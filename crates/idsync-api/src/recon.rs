@@ -4,7 +4,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::object_response;
-use crate::params::{Params, envelope};
+use crate::params::Params;
 use crate::state::ApiState;
 use axum::Router;
 use axum::body::Bytes;
@@ -166,10 +166,66 @@ async fn plan(
         return Err(ApiError::NotFound(format!("no reconciliation {id}")));
     }
     let req = if params.is_query() {
-        params.query_request(state.limits.max_page_size)?
+        params.query_request(&state.limits)?
     } else {
         idsync_core::QueryRequest::all()
     };
-    let page = engine.repo.query_plan(&id, &req).await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+    // Without _pageSize the plan streams page by page (a run's plan can be as large as its
+    // source).
+    let repo = engine.repo.clone();
+    crate::stream::query_response(&state, req, move |q| {
+        let repo = repo.clone();
+        let id = id.clone();
+        async move {
+            let mut page = repo.query_plan(&id, &q).await?;
+            page.results.iter_mut().for_each(mask_plan_entry);
+            Ok(page)
+        }
+    })
+    .await
+}
+
+/// Hides the values of secret attributes (`/password`, `/userPassword`...) in a plan entry's
+/// `diff`: readers see that a secret would change, not what it is or becomes.
+fn mask_plan_entry(entry: &mut Value) {
+    let Some(diff) = entry.get_mut("diff").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for change in diff {
+        let secret = change
+            .get("field")
+            .and_then(Value::as_str)
+            .is_some_and(|f| f.split('/').any(idsync_core::secrets::is_secret_key));
+        if !secret {
+            continue;
+        }
+        for key in ["oldValue", "value"] {
+            if let Some(v) = change.get_mut(key)
+                && !v.is_null()
+            {
+                *v = Value::String(idsync_core::secrets::MASK.into());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_diffs_hide_secret_values() {
+        let mut entry = json!({"_id": "e", "diff": [
+            {"operation": "replace", "field": "/userPassword", "oldValue": "old-secret", "value": "new-secret"},
+            {"operation": "add", "field": "/credentials/value", "value": "cred-secret"},
+            {"operation": "remove", "field": "/password", "oldValue": "gone-secret", "value": null},
+            {"operation": "replace", "field": "/mail", "oldValue": "a@x", "value": "b@x"}
+        ]});
+        mask_plan_entry(&mut entry);
+        let text = entry.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!(entry["diff"][0]["value"], "********");
+        assert_eq!(entry["diff"][2]["value"], Value::Null);
+        assert_eq!(entry["diff"][3]["value"], "b@x");
+    }
 }

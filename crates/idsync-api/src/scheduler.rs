@@ -20,9 +20,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, OptionalJsonBody, Precondition, object_response};
-use crate::managed::run_query;
 use crate::params::{Params, envelope, page_in_memory, project_fields};
 use crate::state::ApiState;
+use crate::stream::query_response;
 use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -69,7 +69,7 @@ async fn query(
             "reading scheduler/job needs _queryFilter or _queryId".into(),
         ));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
+    let req = params.query_request(&state.limits)?;
     let mut all = Vec::new();
     for entry in engine.schedules().await? {
         all.push(to_json(&engine, &entry).await?);
@@ -256,15 +256,14 @@ async fn firings(
 ) -> ApiResult<Response> {
     existing(&engine, &id).await?;
     let req = if params.is_query() {
-        params.query_request(state.limits.max_page_size)?
+        params.query_request(&state.limits)?
     } else {
         QueryRequest::all()
     };
-    let page = run_query(&state, &req, |q| {
+    query_response(&state, req, move |q| {
         let engine = engine.clone();
         let id = id.clone();
         async move { Ok(engine.query_firings(&id, &q).await?) }
     })
-    .await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+    .await
 }

@@ -15,17 +15,32 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Request limits (issue 6: every request is bounded).
+/// Request limits: every request is bounded (docs/SECURITY.md lists them with their defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Largest `_pageSize` a client may ask for.
     pub max_page_size: usize,
-    /// Most results an unpaged query may return; past it the client is told to page.
+    /// Most results an unpaged query may return; past it the client is told to page. Off
+    /// (`usize::MAX`) unless an operator sets it: unpaged queries stream with bounded memory.
     pub max_unpaged_results: usize,
     /// Time after which a request is answered 504 (its effect unknown).
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers, and that a kept-alive connection may
+    /// stay idle between requests.
+    pub header_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Most `_sortKeys` in a query.
+    pub max_sort_keys: usize,
+    /// An object whose arrays and objects nest this deep is refused (at most 128, the depth
+    /// at which JSON parsers stop).
+    pub max_json_depth: usize,
+    /// Largest object stored, as compact JSON.
+    pub max_object_bytes: usize,
+    /// Most terms in a `_queryFilter`.
+    pub max_filter_terms: usize,
 }
 
 impl Default for Limits {
@@ -33,8 +48,14 @@ impl Default for Limits {
         Self {
             max_body_bytes: 10 * 1024 * 1024,
             max_page_size: 10_000,
-            max_unpaged_results: 10_000,
+            max_unpaged_results: usize::MAX,
             request_timeout: Duration::from_secs(300),
+            header_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_sort_keys: 16,
+            max_json_depth: 128,
+            max_object_bytes: 10 * 1024 * 1024,
+            max_filter_terms: 1000,
         }
     }
 }

@@ -245,7 +245,7 @@ async fn mappings(
             "reading sync/mappings needs _queryFilter".into(),
         ));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
+    let req = params.query_request(&state.limits)?;
     let all: Vec<Value> = state
         .project
         .mappings

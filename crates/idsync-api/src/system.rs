@@ -5,9 +5,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, OptionalJsonBody, Precondition, object_response};
-use crate::managed::run_query;
-use crate::params::{Params, envelope, project_fields};
+use crate::params::{Params, project_fields};
 use crate::state::ApiState;
+use crate::stream::query_response;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -105,9 +105,12 @@ async fn query(
             "reading a collection needs _queryFilter or _queryId".into(),
         ));
     }
-    let req = params.query_request(state.limits.max_page_size)?;
-    let page = run_query(&state, &req, |q| async move { Ok(set.query(&q).await?) }).await?;
-    Ok(object_response(StatusCode::OK, envelope(&req, page)))
+    let req = params.query_request(&state.limits)?;
+    query_response(&state, req, move |q| {
+        let set = set.clone();
+        async move { Ok(set.query(&q).await?) }
+    })
+    .await
 }
 
 async fn read(
@@ -156,6 +159,7 @@ async fn create(
         .get("_id")
         .and_then(Value::as_str)
         .map(str::to_string);
+    crate::limits::check_object(&object, &state.limits)?;
     let created = set.create(id.as_deref(), object).await?;
     Ok(object_response(StatusCode::CREATED, created))
 }
@@ -169,6 +173,7 @@ async fn put(
     let set = object_set(&state, &name, &object_type)?;
     let pre = Precondition::from_headers(&headers)?;
     let object = body.into_object()?;
+    crate::limits::check_object(&object, &state.limits)?;
     let existing = set.get(&id).await?;
     match (pre, existing) {
         (Precondition::Absent, Some(_)) => Err(ApiError::PreconditionFailed(format!(
@@ -200,7 +205,8 @@ async fn patch(
         .get(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("system/{name}/{object_type}/{id} not found")))?;
-    crate::patch::apply_patch(&mut object, &body.0)?;
+    crate::patch::apply_patch(&mut object, &body.0, state.limits.max_object_bytes)?;
+    crate::limits::check_object(&object, &state.limits)?;
     let updated = set.update(&id, pre.rev(), object).await?;
     Ok(object_response(StatusCode::OK, updated))
 }

@@ -6,7 +6,7 @@
 use crate::cx::{Cx, known_list};
 use crate::mapping::{max_retries, post_retry_action};
 use crate::types::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// `connectorRef.connectorName` values and the kind each selects.
@@ -211,55 +211,7 @@ fn sync_failure_handler(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<SyncFai
     })
 }
 
-/// The replacement shown for a secret.
-pub const MASK: &str = "********";
-
-/// Whether a key names a secret (connector passwords, LDAP `credentials`, token hashes).
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "credential",
-        "secret",
-        "privatekey",
-        "sha256",
-        "apikey",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
-
-/// A copy of `v` with every scalar under a secret key replaced by `"********"`. Objects under a
-/// secret key are walked, not masked, so a schema property called `password` stays readable.
-pub fn mask_secrets(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut out = Map::with_capacity(map.len());
-            for (k, val) in map {
-                let masked = match val {
-                    // A list of secrets (e.g. several credentials) is masked element by element.
-                    Value::Array(items) if is_secret_key(k) => Value::Array(
-                        items
-                            .iter()
-                            .map(|i| match i {
-                                Value::Object(_) | Value::Array(_) => mask_secrets(i),
-                                _ => Value::String(MASK.to_string()),
-                            })
-                            .collect(),
-                    ),
-                    Value::Object(_) | Value::Array(_) => mask_secrets(val),
-                    Value::Null => Value::Null,
-                    _ if is_secret_key(k) => Value::String(MASK.to_string()),
-                    _ => val.clone(),
-                };
-                out.insert(k.clone(), masked);
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(mask_secrets).collect()),
-        other => other.clone(),
-    }
-}
+pub use idsync_core::secrets::{MASK, is_secret_key, mask_secrets};
 
 impl ConnectorConfig {
     /// The configuration as `GET config/provisioner.openicf/<name>` shows it: secrets masked.

@@ -89,8 +89,7 @@ pub(crate) fn script(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ScriptSpec
         (None, Some(f)) => {
             let fptr = format!("{ptr}/file");
             let file = cx.string(&fptr, f)?;
-            let path = cx.dir.join(&file);
-            match std::fs::read_to_string(&path) {
+            match read_script_file(cx.dir, &file) {
                 Ok(source) => Some(ScriptSpec {
                     source,
                     file: Some(file.clone()),
@@ -109,6 +108,22 @@ pub(crate) fn script(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ScriptSpec
         }
     };
     if ok { spec } else { None }
+}
+
+/// Reads a script `file` of the project in `project_dir`. The file's canonical path (links
+/// resolved) must lie inside the project folder: a script named `/etc/shadow` or
+/// `../../secret.js` is refused as not found, so that neither a configuration nor a schedule
+/// made over REST can read (and show in a compile error) any file of the machine.
+pub fn read_script_file(project_dir: &std::path::Path, file: &str) -> std::io::Result<String> {
+    let root = std::fs::canonicalize(project_dir)?;
+    let path = std::fs::canonicalize(root.join(file))?;
+    if !path.starts_with(&root) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "script files must be inside the project folder",
+        ));
+    }
+    std::fs::read_to_string(path)
 }
 
 /// Reads a condition: a filter string, or a script object.

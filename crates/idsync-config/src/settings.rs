@@ -15,7 +15,7 @@ enum Kind {
 }
 
 /// The typed keys and their kinds.
-const KEYS: [(&str, Kind); 10] = [
+const KEYS: [(&str, Kind); 18] = [
     ("repo", Kind::Text),
     ("nodeId", Kind::Text),
     ("bind", Kind::Text),
@@ -25,6 +25,14 @@ const KEYS: [(&str, Kind); 10] = [
     ("maxConcurrentJobs", Kind::Number),
     ("auditRetentionDays", Kind::Number),
     ("requestTimeoutMs", Kind::Number),
+    ("headerTimeoutMs", Kind::Number),
+    ("maxConnections", Kind::Number),
+    ("maxSortKeys", Kind::Number),
+    ("maxJsonDepth", Kind::Number),
+    ("maxObjectBytes", Kind::Number),
+    ("maxFilterTerms", Kind::Number),
+    ("maxConcurrentLogins", Kind::Number),
+    ("maxUnpagedResults", Kind::Number),
     ("sample", Kind::Bool),
 ];
 
@@ -119,6 +127,28 @@ pub(crate) fn settings(
             .opt_at_least(cx, "requestTimeoutMs", 1)
             .unwrap_or(d.request_timeout_ms),
         sample: o.opt_bool(cx, "sample").unwrap_or(d.sample),
+        header_timeout_ms: o
+            .opt_at_least(cx, "headerTimeoutMs", 1)
+            .unwrap_or(d.header_timeout_ms),
+        max_connections: o
+            .opt_at_least(cx, "maxConnections", 1)
+            .unwrap_or(d.max_connections),
+        max_sort_keys: o
+            .opt_at_least(cx, "maxSortKeys", 1)
+            .unwrap_or(d.max_sort_keys),
+        max_json_depth: o
+            .opt_at_least(cx, "maxJsonDepth", 2)
+            .unwrap_or(d.max_json_depth),
+        max_object_bytes: o
+            .opt_at_least(cx, "maxObjectBytes", 2)
+            .unwrap_or(d.max_object_bytes),
+        max_filter_terms: o
+            .opt_at_least(cx, "maxFilterTerms", 1)
+            .unwrap_or(d.max_filter_terms),
+        max_concurrent_logins: o
+            .opt_at_least(cx, "maxConcurrentLogins", 1)
+            .unwrap_or(d.max_concurrent_logins),
+        max_unpaged_results: o.opt_at_least(cx, "maxUnpagedResults", 1),
         raw: raw.clone(),
     };
     if s.node_timeout_ms <= s.heartbeat_interval_ms {

@@ -420,6 +420,26 @@ pub struct Settings {
     /// working copy under `.idsync/work/` so that a run never rewrites the tracked files
     /// (docs/getting-started.md).
     pub sample: bool,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle between requests (`headerTimeoutMs`, 30000).
+    pub header_timeout_ms: u64,
+    /// Most client connections served at once (`maxConnections`, 1024); more wait in the
+    /// listen queue until one closes.
+    pub max_connections: u64,
+    /// Most `_sortKeys` a query may name (`maxSortKeys`, 16).
+    pub max_sort_keys: u64,
+    /// Deepest nesting of a stored object's JSON (`maxJsonDepth`, 128), checked on the
+    /// result of every write, PATCH included.
+    pub max_json_depth: u64,
+    /// Largest stored object, as compact JSON (`maxObjectBytes`, 10 MiB), checked like the depth.
+    pub max_object_bytes: u64,
+    /// Most terms (conditions and operators) a `_queryFilter` may hold (`maxFilterTerms`, 1000).
+    pub max_filter_terms: u64,
+    /// Most results an unpaged query may return (`maxUnpagedResults`); `None` (the default):
+    /// no cap, unpaged queries stream every match as IDM answers them.
+    pub max_unpaged_results: Option<u64>,
+    /// Password checks (argon2) run at once (`maxConcurrentLogins`, 2); more wait their turn.
+    pub max_concurrent_logins: u64,
     /// Every key of the file as given (after substitution and overrides), including the ones not
     /// typed above; also the first source of `&{NAME}` substitution.
     pub raw: Map<String, Value>,
@@ -438,6 +458,14 @@ impl Default for Settings {
             audit_retention_days: None,
             request_timeout_ms: 300_000,
             sample: false,
+            header_timeout_ms: 30_000,
+            max_connections: 1024,
+            max_sort_keys: 16,
+            max_json_depth: 128,
+            max_object_bytes: 10 * 1024 * 1024,
+            max_filter_terms: 1000,
+            max_concurrent_logins: 2,
+            max_unpaged_results: None,
             raw: Map::new(),
         }
     }

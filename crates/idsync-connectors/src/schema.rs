@@ -51,6 +51,9 @@ pub struct PropSchema {
     /// The native name (`mail`, `__NAME__`, ...); defaults to `name`.
     pub native_name: String,
     pub kind: PropKind,
+    /// Whether reads return it: false for `__PASSWORD__` and for a property whose ICF `flags`
+    /// hold `NOT_READABLE` (write-only attributes, as in IDM).
+    pub readable: bool,
 }
 
 /// One object type (`account`, `group`, ...).
@@ -84,8 +87,13 @@ impl ObjectTypeSchema {
                     PropKind::parse(def.get("type").and_then(Value::as_str)).map_err(|e| {
                         ConnectorError::Config(format!("objectTypes/{name}/{prop}: {e}"))
                     })?;
+                let not_readable = def
+                    .get("flags")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| f.iter().any(|f| f.as_str() == Some("NOT_READABLE")));
                 properties.push(PropSchema {
                     name: prop.clone(),
+                    readable: !not_readable && native_name != PASSWORD,
                     native_name,
                     kind,
                 });

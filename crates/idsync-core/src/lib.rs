@@ -11,6 +11,7 @@ pub mod path;
 pub mod pointer;
 pub mod query;
 pub mod recon;
+pub mod secrets;
 pub mod situation;
 
 pub use error::{ErrorCode, HasErrorCode};

@@ -31,6 +31,8 @@ pub(crate) fn effective_props(
     if !schema.properties.is_empty() {
         return schema.properties.clone();
     }
+    // Without a schema every column is a string property, except the uid and the password
+    // column (write-only, never read back).
     header
         .iter()
         .filter(|c| **c != settings.header_uid)
@@ -38,6 +40,7 @@ pub(crate) fn effective_props(
             name: c.clone(),
             native_name: c.clone(),
             kind: PropKind::String,
+            readable: settings.header_password.as_deref() != Some(c.as_str()),
         })
         .collect()
 }
@@ -68,7 +71,9 @@ impl Layout {
         })?;
         let props = effective_props(settings, schema, &cols)
             .into_iter()
-            .filter(|p| p.native_name != schema::PASSWORD)
+            .filter(|p| {
+                p.readable && settings.header_password.as_deref() != Some(p.native_name.as_str())
+            })
             .map(|p| {
                 let col = find(column_of(settings, &p.native_name));
                 (p, col)

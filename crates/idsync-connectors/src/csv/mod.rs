@@ -143,6 +143,11 @@ impl CsvObjectSet {
                     continue;
                 }
                 let value = obj.get(&prop.name).unwrap_or(&Value::Null);
+                // A write-only column keeps its value unless the object sets it (reads never
+                // return it, so a read-modify-write must not clear it).
+                if !prop.readable && value.is_null() {
+                    continue;
+                }
                 let text =
                     schema::value_to_text(prop, value, settings.multivalue_delimiter.as_deref())
                         .map_err(ConnectorError::InvalidData)?;
@@ -164,6 +169,7 @@ impl CsvObjectSet {
                 }
                 let prop = schema::PropSchema {
                     name: k.clone(),
+                    readable: true,
                     native_name: k.clone(),
                     kind: if v.is_array() {
                         schema::PropKind::Array

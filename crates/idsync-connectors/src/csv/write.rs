@@ -312,6 +312,12 @@ impl CsvFile {
             .open(&tmp_path)
             .map_err(|e| ConnectorError::Unavailable(format!("{}: {e}", tmp_path.display())))?;
         let cleanup = TempGuard(Some(tmp_path.clone()));
+        // The rewritten file replaces the old one: it keeps its mode (a 0600 file of personal
+        // data must not come back readable by everyone).
+        if let Ok(m) = std::fs::metadata(&settings.csv_file) {
+            tmp.set_permissions(m.permissions())
+                .map_err(|e| ConnectorError::Unavailable(format!("{}: {e}", tmp_path.display())))?;
+        }
         let mut writer = settings
             .writer_builder()
             .from_writer(BufWriter::with_capacity(1 << 16, tmp));

@@ -240,8 +240,10 @@ impl SqlObjectSet {
         let readable = schema
             .properties
             .iter()
-            .filter(|p| p.native_name != schema::PASSWORD)
+            .filter(|p| p.readable)
             .map(|p| (p.clone(), column_of(&settings, &p.native_name)))
+            // The password column is write-only whatever property names it.
+            .filter(|(_, col)| settings.password_column.as_deref() != Some(col.as_str()))
             .collect();
         let key_kind = schema
             .properties
@@ -456,7 +458,9 @@ impl SqlObjectSet {
                 continue;
             }
             let value = obj.get(&prop.name).unwrap_or(&Value::Null);
-            if prop.native_name == schema::PASSWORD && value.is_null() {
+            // A write-only column keeps its value unless the object sets it (reads never
+            // return it, so a read-modify-write must not clear it).
+            if !prop.readable && value.is_null() {
                 continue;
             }
             let param = match value {

@@ -27,8 +27,8 @@ impl Dialect {
     }
 }
 
-/// Where the database is.
-#[derive(Debug, Clone, PartialEq)]
+/// Where the database is. `Debug` masks a password in the URL.
+#[derive(Clone, PartialEq)]
 pub enum Target {
     /// A `postgres://` or `mysql://` URL.
     Url(String),
@@ -36,7 +36,20 @@ pub enum Target {
     SqliteFile(PathBuf),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Url(u) => f
+                .debug_tuple("Url")
+                .field(&idsync_core::secrets::redact_urls(u))
+                .finish(),
+            Target::SqliteFile(p) => f.debug_tuple("SqliteFile").field(p).finish(),
+        }
+    }
+}
+
+/// The SQL connector's settings. `Debug` masks the password.
+#[derive(Clone, PartialEq)]
 pub struct SqlSettings {
     pub dialect: Dialect,
     pub target: Target,
@@ -53,6 +66,26 @@ pub struct SqlSettings {
     /// The bound on waiting for a connection (idsync extension `acquireTimeoutMs`, default 5 s):
     /// a down server is reported as unavailable within it instead of hanging.
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for SqlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlSettings")
+            .field("dialect", &self.dialect)
+            .field("target", &self.target)
+            .field("user", &self.user)
+            .field(
+                "password",
+                &self.password.as_ref().map(|_| idsync_core::secrets::MASK),
+            )
+            .field("table", &self.table)
+            .field("key_column", &self.key_column)
+            .field("password_column", &self.password_column)
+            .field("change_log_column", &self.change_log_column)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 fn string(props: &Map<String, Value>, key: &str) -> ConnectorResult<Option<String>> {
@@ -181,7 +214,8 @@ fn parse_url(url: &str, project_dir: &Path) -> ConnectorResult<(Dialect, Target)
         let path = path.split('?').next().unwrap_or(path);
         if path.is_empty() {
             return Err(ConnectorError::Config(format!(
-                "{url}: no SQLite file named"
+                "{}: no SQLite file named",
+                idsync_core::secrets::redact_urls(url)
             )));
         }
         let path = PathBuf::from(path);
@@ -193,7 +227,8 @@ fn parse_url(url: &str, project_dir: &Path) -> ConnectorResult<(Dialect, Target)
         return Ok((Dialect::Sqlite, Target::SqliteFile(path)));
     }
     Err(ConnectorError::Config(format!(
-        "unsupported database URL {url:?} (PostgreSQL, MySQL/MariaDB or SQLite)"
+        "unsupported database URL {:?} (PostgreSQL, MySQL/MariaDB or SQLite)",
+        idsync_core::secrets::redact_urls(url)
     )))
 }
 

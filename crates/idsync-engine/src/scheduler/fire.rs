@@ -273,7 +273,8 @@ impl Engine {
                         globals,
                     )
                 } else if let Some(file) = o.get("file").and_then(Value::as_str) {
-                    let text = std::fs::read_to_string(self.project.dir.join(file))
+                    // Confined to the project folder (a schedule may come over REST).
+                    let text = idsync_config::read_script_file(&self.project.dir, file)
                         .map_err(|e| format!("cannot read the script file {file}: {e}"))?;
                     (
                         text,

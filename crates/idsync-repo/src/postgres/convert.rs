@@ -16,10 +16,10 @@ pub(crate) fn pg_err(e: tokio_postgres::Error) -> RepoError {
                 db.detail().unwrap_or(db.message()).to_string(),
             ));
         }
-        if *code == SqlState::INVALID_TEXT_REPRESENTATION
-            || *code == SqlState::INVALID_PARAMETER_VALUE
-            || *code == SqlState::PROGRAM_LIMIT_EXCEEDED
-        {
+        // Data exceptions (class 22: a NUL character, a value out of range, text that is not
+        // valid) and program limits (class 54: an expression too complex or too deep) come
+        // from what a client sent, never from a fault of the server.
+        if code.code().starts_with("22") || code.code().starts_with("54") {
             return RepoError::BadQuery(db.message().to_string());
         }
         if code.code().starts_with("08")

@@ -35,6 +35,11 @@ pub fn json_path(ptr: &JsonPointer) -> RepoResult<String> {
                     "field names containing '\"' are not supported: {t}"
                 )));
             }
+            if t.chars().any(char::is_control) {
+                return Err(RepoError::BadQuery(format!(
+                    "field names containing control characters are not supported: {t:?}"
+                )));
+            }
             p.push_str(&format!(".\"{t}\""));
         }
     }
@@ -81,14 +86,7 @@ fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
             } else {
                 " OR "
             };
-            out.text.push('(');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.text.push_str(joiner);
-                }
-                emit(item, doc, out)?;
-            }
-            out.text.push(')');
+            emit_joined(items, joiner, doc, out)?;
         }
         Filter::Not(inner) => {
             // A leaf may be NULL (missing field); NULL means "does not match", so it must
@@ -110,6 +108,28 @@ fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
             )));
         }
     }
+    Ok(())
+}
+
+/// `(a OR b OR ...)`, grouped as a balanced tree of parentheses past a few items: SQLite parses
+/// `a OR b OR c ...` into a chain as deep as the list is long, and refuses an expression deeper
+/// than 1000, so a flat `or` of a thousand terms must not become a chain of a thousand.
+fn emit_joined(items: &[Filter], joiner: &str, doc: &str, out: &mut Sql) -> RepoResult<()> {
+    out.text.push('(');
+    if items.len() <= 8 {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.text.push_str(joiner);
+            }
+            emit(item, doc, out)?;
+        }
+    } else {
+        let (left, right) = items.split_at(items.len() / 2);
+        emit_joined(left, joiner, doc, out)?;
+        out.text.push_str(joiner);
+        emit_joined(right, joiner, doc, out)?;
+    }
+    out.text.push(')');
     Ok(())
 }
 

@@ -60,10 +60,13 @@ impl SqliteRepo {
             if let Some(parent) = p.parent()
                 && !parent.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(parent).map_err(|e| {
+                private_dir(parent).map_err(|e| {
                     RepoError::Unavailable(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
+            private_file(&p).map_err(|e| {
+                RepoError::Unavailable(format!("cannot create {}: {e}", p.display()))
+            })?;
             let mut c = conn::connect(&p)?;
             migrate::migrate(&mut c)?;
             Pool::new(p, c)
@@ -80,6 +83,49 @@ impl SqliteRepo {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Creates the database's folder (and missing parents) readable by this user only. An existing
+/// folder keeps its mode: it may be shared on purpose.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// The database file is readable by this user only (it holds every identity), created so
+/// before SQLite opens it: SQLite gives its WAL and shared-memory files the database file's
+/// mode. An existing file is tightened to 0600 as well.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                let file = Path::new(&name);
+                match std::fs::symlink_metadata(file) {
+                    Ok(m) if m.is_file() && m.permissions().mode() & 0o077 != 0 => {
+                        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

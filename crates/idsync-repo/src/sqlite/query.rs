@@ -140,10 +140,10 @@ pub fn build_select(
 /// Runs the query.
 pub fn run(conn: &Connection, src: &Source<'_>, q: &QueryRequest) -> RepoResult<QueryPage> {
     let (sql, params, nkeys) = build_select(src, q)?;
-    let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params.iter()))
-        .map_err(map_err)?;
+        .map_err(query_err)?;
     let mut docs: Vec<(String, String, Vec<SqlValue>)> = Vec::new();
     while let Some(row) = rows.next().map_err(map_err)? {
         let doc: String = row.get(0).map_err(map_err)?;
@@ -194,11 +194,32 @@ pub fn count(
 ) -> RepoResult<u64> {
     let (w, params) = where_clause(src, filter)?;
     let sql = format!("SELECT COUNT(*) FROM {} WHERE {w}", src.from);
-    let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
     let n: i64 = stmt
         .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))
-        .map_err(map_err)?;
+        .map_err(query_err)?;
     Ok(n as u64)
+}
+
+/// Errors of preparing or starting a query built from a client's filter, sort keys and cookie.
+/// The statement is generated, so a statement SQLite refuses was made so by the input: too many
+/// terms or parameters, an expression too deep, a NUL character. Those are `BadQuery` (a 400),
+/// the rest as [`map_err`].
+pub fn query_err(e: rusqlite::Error) -> RepoError {
+    let refused = match &e {
+        rusqlite::Error::NulError(_) | rusqlite::Error::InvalidParameterCount(..) => true,
+        rusqlite::Error::SqliteFailure(f, _) => matches!(
+            f.code,
+            rusqlite::ErrorCode::TooBig
+                | rusqlite::ErrorCode::Unknown
+                | rusqlite::ErrorCode::ParameterOutOfRange
+        ),
+        _ => false,
+    };
+    if refused {
+        return RepoError::BadQuery(format!("the query cannot be evaluated: {e}"));
+    }
+    map_err(e)
 }
 
 /// Driver errors: a busy/locked database is `Unavailable`, everything else `Internal`.

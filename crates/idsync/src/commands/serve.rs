@@ -47,7 +47,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         );
         admin_hash = Some(file.sha256);
     }
-    let auth = AuthState::new(&project.auth, admin_hash.as_deref())?;
+    let auth = AuthState::new(&project.auth, admin_hash.as_deref())?
+        .with_concurrent_password_checks(to_usize(project.settings.max_concurrent_logins));
     let connectors = setup::connectors(&project).await?;
     let state = ApiState::new(
         project.clone(),
@@ -58,6 +59,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     )
     .with_limits(idsync_api::Limits {
         request_timeout: Duration::from_millis(project.settings.request_timeout_ms),
+        header_timeout: Duration::from_millis(project.settings.header_timeout_ms),
+        max_connections: to_usize(project.settings.max_connections),
+        max_sort_keys: to_usize(project.settings.max_sort_keys),
+        max_json_depth: to_usize(project.settings.max_json_depth),
+        max_object_bytes: to_usize(project.settings.max_object_bytes),
+        max_filter_terms: to_usize(project.settings.max_filter_terms),
+        max_unpaged_results: project
+            .settings
+            .max_unpaged_results
+            .map_or(usize::MAX, to_usize),
         ..Default::default()
     })
     .with_metrics(metrics)
@@ -142,4 +153,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         tracing::warn!(error = %e, "could not mark this node down");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }

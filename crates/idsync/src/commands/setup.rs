@@ -68,6 +68,20 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// `<project>/.idsync/` (the embedded repository, the generated admin token) is readable by
+/// this user only: an existing one is tightened to 0700 (the repository creates it so).
+fn private_state_dir(project: &Project) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = project.dir.join(".idsync");
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() && m.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("setting the mode of {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The repository URL: the flag or environment, then `idsync.json`, then the embedded default.
 pub fn repo_url(project: &Project, flag: Option<&str>) -> String {
     flag.map(str::to_string)
@@ -77,6 +91,7 @@ pub fn repo_url(project: &Project, flag: Option<&str>) -> String {
 
 pub async fn open_repo(project: &Project, flag: Option<&str>) -> Result<Arc<dyn Repository>> {
     let url = repo_url(project, flag);
+    private_state_dir(project)?;
     let repo = idsync_repo::open(&url)
         .await
         .with_context(|| format!("opening the repository {}", redact(&url)))?;
@@ -99,18 +114,9 @@ pub async fn open_repo(project: &Project, flag: Option<&str>) -> Result<Arc<dyn 
     Ok(repo)
 }
 
-/// A URL without its password, for messages.
+/// A URL without its password, for messages (the product's one masker).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:********{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    idsync_core::secrets::redact_urls(url)
 }
 
 /// Builds every enabled connector of the project.

@@ -4,8 +4,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary under test: this build's, or `IDSYNC_E2E_BIN` (to show that a test fails on
+/// another build, e.g. the one before a fix).
 pub fn idsync() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_idsync"))
+    match std::env::var_os("IDSYNC_E2E_BIN") {
+        Some(bin) => Command::new(bin),
+        None => Command::new(env!("CARGO_BIN_EXE_idsync")),
+    }
 }
 
 pub fn repo_root() -> PathBuf {
