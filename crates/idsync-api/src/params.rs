@@ -1,4 +1,4 @@
-//! CREST query parameters (reference §7.2) → [`QueryRequest`], and the query response envelope.
+//! CREST query parameters (docs/rest.md#the-query-language) → [`QueryRequest`], and the query response envelope.
 //!
 //! Parameters arrive as raw `(name, value)` pairs so that every mistake becomes a CREST 400
 //! with a message (axum's own `Query` rejection would answer plain text).
@@ -192,7 +192,7 @@ fn parse_count(name: &str, v: &str) -> ApiResult<usize> {
     })
 }
 
-/// The query response envelope of reference §7.2.
+/// The query response envelope of docs/rest.md#the-query-language
 ///
 /// `remainingPagedResults` is -1 unless a total is known, then the count after this page (0 on
 /// the last page; -1 on a page reached by cookie, where the count before it is unknown).

@@ -66,7 +66,7 @@ impl ManagedHooks for EngineHooks {
         let Some(c) = change_of(change) else {
             return Ok(None);
         };
-        // A failed implicit sync does not fail the write (reference §6.1): the sync audit and
+        // A failed implicit sync does not fail the write (docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync): the sync audit and
         // the log say what happened.
         match self.0.notify(&c).await {
             Ok(outcome) => {
@@ -129,7 +129,7 @@ async fn action(
 }
 
 /// A sync whose mapping failed answers with the failure and every result as the detail
-/// (reference §3.8); a connector that could not be reached makes it a 503.
+/// (docs/rest.md#synchronization); a connector that could not be reached makes it a 503.
 fn respond(action: &str, outcome: SyncOutcome) -> ApiResult<Response> {
     if !outcome.failed {
         let body = if action == "performAction" {

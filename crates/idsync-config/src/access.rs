@@ -59,7 +59,7 @@ impl Mapping {
     }
 
     /// Whether the target phase runs: the configured value, else true for `recon` and false for
-    /// `reconById` (reference §1.1).
+    /// `reconById` (docs/configuration.md#mappings).
     pub fn effective_run_target_phase(&self, by_id: bool) -> bool {
         self.run_target_phase.unwrap_or(!by_id)
     }

@@ -379,7 +379,7 @@ fn policies(cx: &mut Cx<'_>, o: &mut Obj<'_>) -> Vec<Policy> {
     out
 }
 
-/// `logged-ignore`, `dead-letter-queue` or `{"script":{...}}` (reference §5, §6.3).
+/// `logged-ignore`, `dead-letter-queue` or `{"script":{...}}` (docs/operations.md#queued-sync-and-dead-letters, docs/configuration.md).
 pub(crate) fn post_retry_action(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<PostRetryAction> {
     match v {
         Value::String(s) => match s.as_str() {

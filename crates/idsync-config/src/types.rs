@@ -62,7 +62,7 @@ pub enum Condition {
     Script(ScriptSpec),
 }
 
-/// Where a mapping's links live (reference §1.1 `links`).
+/// Where a mapping's links live (docs/configuration.md#mappings `links`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinksRef {
     /// The mapping whose name is the link type.
@@ -71,7 +71,7 @@ pub struct LinksRef {
     pub reversed: bool,
 }
 
-/// One correlation query entry (reference §1.1 `correlationQuery`).
+/// One correlation query entry (docs/configuration.md#mappings `correlationQuery`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CorrelationQuery {
     pub link_qualifier: Option<String>,
@@ -98,7 +98,7 @@ impl Default for LinkQualifiers {
     }
 }
 
-/// One property mapping (reference §1.2).
+/// One property mapping (docs/configuration.md#mappings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PropertyMapping {
     pub target: JsonPointer,
@@ -116,7 +116,7 @@ pub enum ActionSpec {
     Script(ScriptSpec),
 }
 
-/// One situation policy (reference §1.3).
+/// One situation policy (docs/configuration.md#mappings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub situation: Situation,
@@ -178,7 +178,7 @@ impl Default for QueuedSync {
     }
 }
 
-/// One mapping with every property of reference §1.1 and its default applied.
+/// One mapping with every property of docs/configuration.md#mappings and its default applied.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     pub name: String,
@@ -260,7 +260,7 @@ pub struct ObjectType {
     pub raw: Value,
 }
 
-/// What to do when a liveSync change fails (reference §6.3).
+/// What to do when a liveSync change fails (docs/configuration.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncFailureHandler {
     /// `None` = retry forever.
@@ -362,7 +362,7 @@ pub struct AuthConfig {
     pub users: Vec<UserDef>,
 }
 
-/// Queued-sync recovery monitor (sync.json `queueRecovery`, reference §5): how often locks of
+/// Queued-sync recovery monitor (sync.json `queueRecovery`, docs/operations.md#queued-sync-and-dead-letters): how often locks of
 /// down nodes are freed and their ACQUIRED events returned to PENDING.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueRecovery {

@@ -73,7 +73,7 @@ impl JsonPointer {
         })
     }
 
-    /// Writes `new` at this pointer, creating intermediate objects (reference §1.2 step 5).
+    /// Writes `new` at this pointer, creating intermediate objects (docs/configuration.md#mappings step 5).
     pub fn set(&self, value: &mut Value, new: Value) -> Result<(), PointerError> {
         let Some((last, parents)) = self.tokens.split_last() else {
             return Err(PointerError::Root);

@@ -1,4 +1,4 @@
-//! Reconciliation run states and stages with IDM's exact description strings (reference §3.2).
+//! Reconciliation run states and stages with IDM's exact description strings (docs/rest.md#reconciliation).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The 13 synchronization situations and the 9 actions (reference §2).
+//! The 13 synchronization situations and the 9 actions (docs/configuration.md#mappings).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -152,7 +152,7 @@ impl Action {
         }
     }
 
-    /// Whether a policy's `postAction` script runs after this action (reference §1.3).
+    /// Whether a policy's `postAction` script runs after this action (docs/configuration.md#mappings).
     pub fn runs_post_action(self) -> bool {
         match self {
             Action::Create

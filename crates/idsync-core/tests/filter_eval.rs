@@ -1,4 +1,4 @@
-//! In-memory evaluation (reference §7.3), IDM's ConditionsTest cases and
+//! In-memory evaluation (docs/rest.md#the-query-language), IDM's ConditionsTest cases and
 //! ObjectMappingTest.testSourceCondition, plus the introspection helpers.
 
 use idsync_core::filter::parse;

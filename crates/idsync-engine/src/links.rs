@@ -1,4 +1,4 @@
-//! A mapping's view of its links (reference §6.4): which link type it uses (its own name, or the
+//! A mapping's view of its links (docs/configuration.md#mappings): which link type it uses (its own name, or the
 //! link-defining mapping's through `links`), which side of the link is its source (a reverse
 //! mapping reads `secondId` as its source id), and how ids are normalised (the definer's
 //! case-sensitivity flags).

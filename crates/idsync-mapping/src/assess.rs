@@ -1,4 +1,4 @@
-//! Situation assessment (reference §2.2–§2.4) as pure functions over facts.
+//! Situation assessment (docs/configuration.md#mappings–§2.4) as pure functions over facts.
 //!
 //! The fact types mirror the decision trees: each enum level is one question the engine must
 //! answer (and one thing it must fetch) before the next level matters. The engine therefore
@@ -53,7 +53,7 @@ impl CorrelationOutcome {
     }
 }
 
-/// Whether correlation is skipped for a qualifier (reference §2.2, `correlateEmptyTargetSet`):
+/// Whether correlation is skipped for a qualifier (docs/configuration.md#mappings, `correlateEmptyTargetSet`):
 /// it is when the mapping has no correlation query or script for that qualifier, or when the
 /// recon target query ran, returned zero ids and `correlateEmptyTargetSet` is false.
 /// `target_query_count` is `None` when no target query ran (implicit sync, `reconById`,
@@ -123,7 +123,7 @@ impl Assessment {
         }
     }
 
-    /// The target ids the source phase claims (reference §2.2, "target claiming"): the linked
+    /// The target ids the source phase claims (docs/configuration.md#mappings, "target claiming"): the linked
     /// or correlated target, or every ambiguous candidate. The recon removes them from its
     /// remaining-target set so the target phase skips them.
     pub fn claimed_target_ids(&self) -> Vec<&str> {
@@ -135,7 +135,7 @@ impl Assessment {
     }
 }
 
-/// Source-side assessment (reference §2.2) of an existing source for one link qualifier.
+/// Source-side assessment (docs/configuration.md#mappings) of an existing source for one link qualifier.
 pub fn assess_source(facts: &SourceFacts) -> Assessment {
     match (&facts.link, facts.qualifies) {
         (
@@ -175,7 +175,7 @@ pub fn assess_source(facts: &SourceFacts) -> Assessment {
             CorrelationOutcome::Skipped | CorrelationOutcome::None => {
                 Assessment::bare(Situation::SourceIgnored)
             }
-            // Quirk kept from IDM (reference §11.3): the correlated, never-linked target of an
+            // Quirk kept from IDM (docs/migrating-from-idm.md): the correlated, never-linked target of an
             // unqualified source becomes the target, and the default action deletes it.
             CorrelationOutcome::One { target_id, .. } => {
                 Assessment::with_target(Situation::Unqualified, target_id)
@@ -219,7 +219,7 @@ pub enum LinkedSource {
     /// A link, and the force-read of `link.sourceId` found nothing.
     Missing,
     /// A link, and the source exists; `valid_source` is `validSource` only (the target phase
-    /// does not evaluate `sourceCondition`, reference §11.4).
+    /// does not evaluate `sourceCondition`, docs/migrating-from-idm.md).
     Exists { valid_source: bool },
 }
 
@@ -230,7 +230,7 @@ pub struct TargetFacts {
     pub source: LinkedSource,
 }
 
-/// Target-phase assessment (reference §2.3) of one remaining target id and qualifier. The
+/// Target-phase assessment (docs/configuration.md#mappings) of one remaining target id and qualifier. The
 /// engine already holds the target id, so only the situation is returned.
 pub fn assess_target(facts: &TargetFacts) -> Situation {
     match (facts.target, facts.source) {
@@ -247,7 +247,7 @@ pub fn assess_target(facts: &TargetFacts) -> Situation {
     }
 }
 
-/// The correlation of a deleted source's `oldValue` (reference §2.4).
+/// The correlation of a deleted source's `oldValue` (docs/configuration.md#mappings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OldValueFacts {
     /// `validSource` evaluated on `oldValue`.
@@ -268,7 +268,7 @@ pub enum DeleteFacts {
     Unlinked { old_value: Option<OldValueFacts> },
 }
 
-/// Delete-branch assessment (reference §2.4).
+/// Delete-branch assessment (docs/configuration.md#mappings).
 pub fn assess_delete(facts: &DeleteFacts) -> Assessment {
     match facts {
         DeleteFacts::Linked { target_id, target } => Assessment::with_target(

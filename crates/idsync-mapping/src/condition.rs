@@ -1,4 +1,4 @@
-//! Conditions (reference §1.4): a filter evaluated in memory, or a script whose variables are the
+//! Conditions (docs/configuration.md#mappings): a filter evaluated in memory, or a script whose variables are the
 //! top-level keys of the condition content. Owns evaluating them against a content made of named
 //! parts (`object`, `target`, `linkQualifier`, ...) WITHOUT assembling those parts into one JSON
 //! object: that would clone the source (and the target) once per condition per object, which
@@ -90,7 +90,7 @@ impl Scoped {
     /// Same result as the original filter on the assembled content: a pointer lookup is a fold
     /// over tokens, so looking the first token up in the parts and the rest in the part is
     /// equivalent; a leaf whose part is absent resolves nothing, which every leaf kind answers
-    /// with false (reference §7.3).
+    /// with false (docs/rest.md#the-query-language).
     fn matches(&self, content: &Content<'_>) -> bool {
         match self {
             Scoped::True => true,

@@ -1,4 +1,4 @@
-//! The mapping's hooks with their documented scopes (reference §1.1, §2.6), and the two
+//! The mapping's hooks with their documented scopes (docs/configuration.md#mappings), and the two
 //! composite steps CREATE and UPDATE need before the engine writes: [`prepare_create`] and
 //! [`prepare_update`]. Owns evaluating the hooks; the ENGINE sequences them around its writes in
 //! the order of §2.6 (`properties` → `onCreate` → create → `onLink` → link → `postAction`).
@@ -171,7 +171,7 @@ impl CompiledMapping {
     }
 
     /// The `result` script, once after a run (also failed and canceled runs), with the
-    /// statistics maps of reference §3.6: `stats` holds `source`, `target` and `global`.
+    /// statistics maps of docs/rest.md#reconciliation: `stats` holds `source`, `target` and `global`.
     /// Returns whether a script ran.
     pub fn result(&self, stats: &Value) -> Result<bool> {
         let Some(script) = &self.result else {

@@ -1,4 +1,4 @@
-//! The pure mapping engine of idsync: situation assessment (reference §2.2–§2.4), the
+//! The pure mapping engine of idsync: situation assessment (docs/configuration.md#mappings–§2.4), the
 //! compiled form of one mapping, property mapping (§1.2), qualification, link qualifiers,
 //! correlation queries, policy decisions (§1.3), hooks (§2.6) and the plan diff (docs/rest.md).
 //!

@@ -1,4 +1,4 @@
-//! Policies (reference §1.3): which action a situation gets, and the policy's `postAction`.
+//! Policies (docs/configuration.md#mappings): which action a situation gets, and the policy's `postAction`.
 //! Owns choosing; the engine performs the action and calls [`CompiledMapping::post_action`]
 //! after it.
 
@@ -35,7 +35,7 @@ pub struct Decision {
 impl CompiledMapping {
     /// The action for `situation`: the first policy of that situation (in file order) whose
     /// condition holds on `{"object": <source or null>, "linkQualifier": q}`; with none, the
-    /// situation's default action (reference §2.1, code column).
+    /// situation's default action (docs/configuration.md#mappings, code column).
     pub fn decide(&self, situation: Situation, ctx: &DecisionContext<'_>) -> Result<Decision> {
         for p in self.policies.iter().filter(|p| p.situation == situation) {
             if let Some(condition) = &p.condition {

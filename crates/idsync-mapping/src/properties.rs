@@ -1,4 +1,4 @@
-//! Property mapping (reference §1.2): per property, in list order, condition → value →
+//! Property mapping (docs/configuration.md#mappings): per property, in list order, condition → value →
 //! transform → default → write. Owns only building target values from a source; it never
 //! decides whether a target is written.
 
@@ -29,7 +29,7 @@ impl<'a> PropertyContext<'a> {
 }
 
 impl CompiledMapping {
-    /// Applies every property mapping of the mapping to `target` (reference §1.2). Properties
+    /// Applies every property mapping of the mapping to `target` (docs/configuration.md#mappings). Properties
     /// whose condition is false leave `target` untouched; a value that stays null is written as
     /// an explicit null.
     pub fn map_properties(

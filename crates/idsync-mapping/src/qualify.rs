@@ -1,5 +1,5 @@
 //! Qualification (`validSource`, `sourceCondition`, `validTarget`), link qualifiers and
-//! correlation queries (reference §1.1). Owns evaluating those scripts and parsing what they
+//! correlation queries (docs/configuration.md#mappings). Owns evaluating those scripts and parsing what they
 //! return; it never runs a query (the engine runs the returned [`Correlation`] on the target).
 
 use crate::compiled::{CompiledCorrelation, CompiledMapping, CompiledQualifiers};
@@ -20,7 +20,7 @@ pub enum Correlation {
     /// `<param> eq <value>` over its parameters (a null parameter matches nothing).
     Query(Filter),
     /// The candidates a `correlationScript` returned, each an object with a string `_id`. An
-    /// object with any key not starting with `_` is a full object (reference §2.2); otherwise
+    /// object with any key not starting with `_` is a full object (docs/configuration.md#mappings); otherwise
     /// the engine reads the target by id when it needs it.
     Candidates(Vec<Value>),
 }
@@ -38,7 +38,7 @@ impl Correlation {
     }
 }
 
-/// Whether a correlation result holds a whole object, not just its id (reference §2.2).
+/// Whether a correlation result holds a whole object, not just its id (docs/configuration.md#mappings).
 pub fn is_full_object(candidate: &Value) -> bool {
     candidate
         .as_object()
@@ -123,7 +123,7 @@ impl CompiledMapping {
     }
 
     /// The correlation to run for `source` and `link_qualifier`, or `None` when the mapping has
-    /// none for that qualifier (correlation is then skipped, reference §2.2).
+    /// none for that qualifier (correlation is then skipped, docs/configuration.md#mappings).
     pub fn correlation(&self, source: &Value, link_qualifier: &str) -> Result<Option<Correlation>> {
         let bindings = Bindings::new()
             .with("source", source)

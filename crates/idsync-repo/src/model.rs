@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A link between a source id and a target id for one mapping (reference §6.4). Unique per
+/// A link between a source id and a target id for one mapping (docs/configuration.md#mappings). Unique per
 /// (link_type, link_qualifier, first_id) and per (link_type, link_qualifier, second_id).
 /// Case-insensitive ids are lower-cased by the caller; the repository stores them as given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ impl Link {
     }
 }
 
-/// A reconciliation run as stored. `summary` is the latest reference §3.4 summary
+/// A reconciliation run as stored. `summary` is the latest docs/rest.md#reconciliation summary
 /// JSON written by the engine; counters of clustered pages are kept separately (see
 /// [`RunCounters`]) and merged by the engine when it renders a summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +58,7 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// The recon request parameters / overrides.
     pub parameters: Value,
-    /// The latest summary JSON (reference §3.4).
+    /// The latest summary JSON (docs/rest.md#reconciliation).
     pub summary: Value,
     /// Totals known so far (e.g. `{"source": 10000, "target": 12}`).
     pub totals: Value,
@@ -350,7 +350,7 @@ impl AuditKind {
     }
 }
 
-/// An audit entry. `entry` is the full JSON (reference §2.6 fields); `recon_id`, `mapping`,
+/// An audit entry. `entry` is the full JSON (docs/configuration.md#mappings fields); `recon_id`, `mapping`,
 /// `entry_type` and `timestamp` are also stored in indexed columns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {

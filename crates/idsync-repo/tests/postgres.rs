@@ -60,7 +60,7 @@ fn link(id: &str, first: &str, second: &str) -> Link {
     }
 }
 
-/// The SQL translation answers exactly what the in-memory evaluator answers (reference §7.3),
+/// The SQL translation answers exactly what the in-memory evaluator answers (docs/rest.md#the-query-language),
 /// on data that exercises every rule: case, arrays, type mismatches, numbers, nesting, `pr`.
 #[tokio::test]
 async fn filters_match_the_in_memory_evaluator() {

@@ -1,4 +1,4 @@
-//! Queries with the full CREST parameter set and envelope (reference §7.2), on managed objects
+//! Queries with the full CREST parameter set and envelope (docs/rest.md#the-query-language), on managed objects
 //! in the repository and on the CSV connector.
 
 use crate::harness::*;

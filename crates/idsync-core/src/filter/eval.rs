@@ -1,5 +1,5 @@
 //! In-memory evaluation of a filter against a JSON object, with exactly the semantics of
-//! reference §7.3 (IDM's `JsonValueFilterVisitor`), plus the introspection helpers backends use
+//! docs/rest.md#the-query-language (IDM's `JsonValueFilterVisitor`), plus the introspection helpers backends use
 //! to reject filters they cannot translate.
 //!
 //! This is for conditions (`sourceCondition`, policy and property conditions) and for small
@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::cmp::Ordering;
 
 impl Filter {
-    /// Whether `object` satisfies this filter (reference §7.3):
+    /// Whether `object` satisfies this filter (docs/rest.md#the-query-language):
     /// - a field holding an array matches if any element matches; a scalar is a one-element list;
     /// - the field and the operand must have the same JSON type, else the comparison is false;
     /// - strings compare case-insensitively (`co`/`sw` lower-case both sides);

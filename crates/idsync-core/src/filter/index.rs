@@ -6,7 +6,7 @@
 //! to the filters they match. The index keys each filter by its *probe*, an equality every
 //! object it matches must satisfy, and tests a result only against the filters whose probe it
 //! meets; the final word is always [`Filter::matches`], so the answer is exactly that of running
-//! each filter on its own against a backend with the evaluator's semantics (reference §7.3).
+//! each filter on its own against a backend with the evaluator's semantics (docs/rest.md#the-query-language).
 
 use super::{CompareOp, Filter};
 use crate::pointer::JsonPointer;

@@ -1,4 +1,4 @@
-//! The CREST query-filter language (reference §7.1): an AST, a parser with precise errors,
+//! The CREST query-filter language (docs/rest.md#the-query-language): an AST, a parser with precise errors,
 //! a printer that produces the canonical string, and the in-memory evaluator (§7.3).
 //!
 //! This module is pure: no I/O, no backend translation (the repository and connectors translate

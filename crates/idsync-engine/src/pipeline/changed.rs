@@ -1,4 +1,4 @@
-//! Implicit sync of one source object (reference §6.1, §2.4): the same assess → decide → act as
+//! Implicit sync of one source object (docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync, docs/configuration.md#mappings): the same assess → decide → act as
 //! a recon's source phase, for a changed object (`notifyCreate`, `notifyUpdate`) or a deleted one
 //! (`notifyDelete`, the delete branch), with one sync audit entry and one `/sync` result per
 //! link qualifier. The caller commits the output's operations.
@@ -83,7 +83,7 @@ impl RunCtx {
         self.finish(op, true, out);
     }
 
-    /// The delete branch (reference §2.4), then the decision and its action.
+    /// The delete branch (docs/configuration.md#mappings), then the decision and its action.
     async fn delete_op(
         &self,
         engine: &crate::Engine,

@@ -1,4 +1,4 @@
-//! Correlation: finding the target of a source that has no link (reference §2.2), one source at
+//! Correlation: finding the target of a source that has no link (docs/configuration.md#mappings), one source at
 //! a time or for a whole chunk at once.
 //!
 //! A first load correlates every source of every page, and one query per source is most of what

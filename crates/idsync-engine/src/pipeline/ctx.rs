@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The target set as the target query saw it at the start of the run (non-clustered runs
-/// with a target phase, reference §3.3 step 3).
+/// with a target phase, docs/rest.md#reconciliation step 3).
 #[derive(Debug, Default)]
 pub struct TargetSnapshot {
     /// Normalised target ids.
@@ -119,7 +119,7 @@ impl RunCtx {
             .copied()
             .unwrap_or(0);
         ctx.caches_page = std::sync::Mutex::new(Some(u64::try_from(done).unwrap_or(0)));
-        // IDM's clustered pages neither prefetch links nor pre-query target ids (reference §4);
+        // IDM's clustered pages neither prefetch links nor pre-query target ids (docs/operations.md#running-a-cluster);
         // they look both up per page. Single-node runs do both once, up front.
         if ctx.eff.run_target_phase && !ctx.eff.clustered {
             ctx.target_snapshot = Some(ctx.load_target_snapshot().await?);

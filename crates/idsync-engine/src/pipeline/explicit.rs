@@ -8,7 +8,7 @@ use crate::error::EngineResult;
 use idsync_core::{Action, Situation};
 use serde_json::Value;
 
-/// `POST sync?_action=performAction` (reference §3.8): an explicit action without assessment.
+/// `POST sync?_action=performAction` (docs/rest.md#synchronization): an explicit action without assessment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplicitAction {
     pub action: Action,
@@ -87,7 +87,7 @@ impl RunCtx {
     }
 
     /// Assesses the pair again (source or target side) and fails when the situation is no
-    /// longer `expected` (reference §3.8).
+    /// longer `expected` (docs/rest.md#synchronization).
     async fn check_situation(
         &self,
         engine: &crate::Engine,

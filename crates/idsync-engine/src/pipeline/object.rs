@@ -3,7 +3,7 @@
 //! target and every link, audit, plan and registry write become operations of the page's change
 //! set; writes to a connected system go out at once (they cannot join a database transaction).
 //!
-//! Hook order for a first-time CREATE (reference §2.6): properties → onCreate → target create →
+//! Hook order for a first-time CREATE (docs/configuration.md#mappings): properties → onCreate → target create →
 //! onLink → link create → postAction.
 
 use super::ctx::{CtxMode, RunCtx};
@@ -35,7 +35,7 @@ pub struct ChunkOutput {
     pub stats: StatsDelta,
     /// Set when the safety guard stopped the run: the message for the run's failure.
     pub abort: Option<String>,
-    /// Sync mode: one result per operation, in the `/sync` response shape (reference §3.8).
+    /// Sync mode: one result per operation, in the `/sync` response shape (docs/rest.md#synchronization).
     pub sync_results: Vec<Value>,
     /// Normalised ids of the targets written (created, updated, deleted).
     pub written: Vec<String>,
@@ -497,7 +497,7 @@ impl RunCtx {
         Ok((target, link))
     }
 
-    /// The target phase for one unclaimed target id, every qualifier (reference §2.3).
+    /// The target phase for one unclaimed target id, every qualifier (docs/configuration.md#mappings).
     pub async fn reconcile_target(
         &self,
         engine: &crate::Engine,
@@ -676,7 +676,7 @@ impl RunCtx {
         Ok(())
     }
 
-    /// Performs an action (reference §2.6). In a dry run, records what would happen instead.
+    /// Performs an action (docs/configuration.md#mappings). In a dry run, records what would happen instead.
     pub(super) async fn act(
         &self,
         action: Action,
@@ -809,7 +809,7 @@ impl RunCtx {
                     op.situation.map_or("?", Situation::as_str)
                 );
                 // Implicit sync rethrows it: the mapping fails and later ones are skipped
-                // (reference §2.6); a recon keeps SUCCESS with the message.
+                // (docs/configuration.md#mappings); a recon keeps SUCCESS with the message.
                 if self.mode == CtxMode::Sync {
                     return Err(EngineError::Conflict(message));
                 }

@@ -1,5 +1,5 @@
 //! The effective configuration of one run: the mapping's settings, the recon-request overrides
-//! (reference §1.1: sourceQuery, targetQuery, runTargetPhase, allowEmptySourceSet and the
+//! (docs/configuration.md#mappings: sourceQuery, targetQuery, runTargetPhase, allowEmptySourceSet and the
 //! full-entry flags — nothing else), and idsync's defaults for paging and queries.
 
 use crate::error::{EngineError, EngineResult};
@@ -113,7 +113,7 @@ impl EffectiveRecon {
         })
     }
 
-    /// The summary's `parameters` (reference §3.4).
+    /// The summary's `parameters` (docs/rest.md#reconciliation).
     pub fn parameters(&self, opts: &ReconOptions) -> Value {
         match &opts.source_id {
             Some(id) => json!({"sourceIds": [id], "targetQuery": self.target.shown}),
@@ -122,7 +122,7 @@ impl EffectiveRecon {
     }
 }
 
-/// Builds one set query from its config map (reference §1.1 `sourceQuery`/`targetQuery`).
+/// Builds one set query from its config map (docs/configuration.md#mappings `sourceQuery`/`targetQuery`).
 fn set_query(
     cfg: Option<&Map<String, Value>>,
     default_resource: &ResourcePath,
@@ -213,7 +213,7 @@ fn set_query(
     })
 }
 
-/// IDM's full-entry autodetection (reference §1.1, `ReconTypeBase.hasFullEntry`): an entry is
+/// IDM's full-entry autodetection (docs/configuration.md#mappings, `ReconTypeBase.hasFullEntry`): an entry is
 /// full when it has at least 3 fields besides `_id` and `_rev`.
 pub fn looks_full(entry: &Value) -> bool {
     let Some(obj) = entry.as_object() else {

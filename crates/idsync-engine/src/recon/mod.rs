@@ -1,4 +1,4 @@
-//! Reconciliation: runs of one mapping as page jobs in the repository (reference §3, §4;
+//! Reconciliation: runs of one mapping as page jobs in the repository (docs/rest.md#reconciliation, docs/operations.md#running-a-cluster;
 //! docs/rest.md#reconciliation). `Engine::start_recon` creates the run and its first page job; any
 //! node's worker (crate::worker) then claims the jobs; summaries are assembled from committed
 //! counters, so every node shows the same progress for every run.

@@ -1,4 +1,4 @@
-//! The explicit `/sync` actions (reference §3.8): `performAction` (an action without
+//! The explicit `/sync` actions (docs/rest.md#synchronization): `performAction` (an action without
 //! assessment) and `getLinkedResources` (the objects linked to one object, over every
 //! link-defining mapping that touches its collection).
 

@@ -118,7 +118,7 @@ impl SyncOutcome {
 }
 
 /// Whether `m` reacts to this change at all: `triggerSyncProperties` limits updates to changes
-/// of the listed properties (reference §1.1).
+/// of the listed properties (docs/configuration.md#mappings).
 fn triggered(m: &Mapping, change: ChangeRef<'_>) -> bool {
     let (Some(props), SyncAction::NotifyUpdate, Some(old)) =
         (&m.trigger_sync_properties, change.action, change.old)
@@ -198,7 +198,7 @@ impl Engine {
 
     /// Runs the change through every non-queued mapping of its collection, in order; after a
     /// failure the later mappings are SKIPPED. `Ok` even when a mapping failed: the outcome says
-    /// so (a failed implicit sync does not fail the managed-object write, reference §6.1).
+    /// so (a failed implicit sync does not fail the managed-object write, docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync).
     pub async fn notify(&self, change: &Change) -> EngineResult<SyncOutcome> {
         self.notify_depth(change, 0).await
     }

@@ -491,7 +491,7 @@ impl Consumer {
         });
     }
 
-    /// `postRetryAction` (reference §6.3): `Ok` drops the event, `Err` asks for a retry.
+    /// `postRetryAction` (docs/configuration.md): `Ok` drops the event, `Err` asks for a retry.
     async fn post_retry(&self, ev: &SyncEvent, cause: &str) -> Result<(), String> {
         match &self.q.post_retry_action {
             PostRetryAction::LoggedIgnore => {

@@ -1,4 +1,4 @@
-//! Hooks and the CREATE/UPDATE preparation (reference §1.1, §2.6).
+//! Hooks and the CREATE/UPDATE preparation (docs/configuration.md#mappings).
 
 use crate::support::{mapping, script};
 use idsync_config::PropertyMapping;

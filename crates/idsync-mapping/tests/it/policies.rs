@@ -1,4 +1,4 @@
-//! Policies (reference §1.3), mirroring IDM's PolicyTest plus the default-action and postAction
+//! Policies (docs/configuration.md#mappings), mirroring IDM's PolicyTest plus the default-action and postAction
 //! rules.
 
 use crate::support::{filter, mapping, script, script_condition, script_with_globals};
@@ -264,7 +264,7 @@ fn post_action_runs_only_for_actions_that_have_one() {
     assert!(!m.post_action(&d, &ctx(None, "default")).unwrap());
 }
 
-/// Quirk of reference §1.3: REPORT/NOREPORT with no matching policy use the first policy listed
+/// Quirk of docs/configuration.md#mappings: REPORT/NOREPORT with no matching policy use the first policy listed
 /// for the situation for postAction; other default actions run none.
 #[test]
 fn default_report_uses_the_first_policy_of_the_situation_for_post_action() {

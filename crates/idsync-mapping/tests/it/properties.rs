@@ -1,4 +1,4 @@
-//! Property mapping, reference §1.2: one test per rule.
+//! Property mapping, docs/configuration.md#mappings: one test per rule.
 
 use crate::support::{filter, mapping, script, script_at, script_condition};
 use idsync_config::PropertyMapping;

@@ -1,4 +1,4 @@
-//! Qualification, link qualifiers and correlation (reference §1.1, ObjectMappingTest).
+//! Qualification, link qualifiers and correlation (docs/configuration.md#mappings, ObjectMappingTest).
 
 use crate::support::{filter, mapping, script, script_condition};
 use idsync_config::{Correlation as CorrelationConfig, CorrelationQuery, LinkQualifiers};
@@ -52,7 +52,7 @@ fn source_qualifies_is_valid_source_and_source_condition() {
     for (src, q, expected) in table {
         assert_eq!(m.source_qualifies(&src, q).unwrap(), expected, "{src} {q}");
     }
-    // validSource alone ignores sourceCondition (target phase, reference §11.4).
+    // validSource alone ignores sourceCondition (target phase, docs/migrating-from-idm.md).
     assert!(
         m.valid_source(&json!({"active": true, "dept": "ops"}), "emp")
             .unwrap()

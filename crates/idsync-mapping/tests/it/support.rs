@@ -4,7 +4,7 @@ use idsync_config::{Condition, Mapping, ScriptSpec};
 use idsync_core::ResourcePath;
 use serde_json::{Map, Value, json};
 
-/// A mapping `name` from `csv/hr` to `managed/user` with every default of reference §1.1.
+/// A mapping `name` from `csv/hr` to `managed/user` with every default of docs/configuration.md#mappings
 pub fn mapping(name: &str) -> Mapping {
     Mapping {
         name: name.to_string(),

@@ -19,7 +19,7 @@ CREATE TABLE objects (
     PRIMARY KEY (object_type, id)
 );
 
--- Links (reference §6.4): each object is in at most one link per type and qualifier, per side.
+-- Links (docs/configuration.md#mappings): each object is in at most one link per type and qualifier, per side.
 CREATE TABLE links (
     id             text COLLATE "C" PRIMARY KEY,
     rev            bigint NOT NULL,
@@ -72,7 +72,7 @@ CREATE TABLE plan_entries (
     PRIMARY KEY (run_id, id)
 );
 
--- Clustered recon target-id registry (reference §4): target ids claimed by source pages.
+-- Clustered recon target-id registry (docs/operations.md#running-a-cluster): target ids claimed by source pages.
 CREATE TABLE target_ids (
     run_id    text COLLATE "C" NOT NULL,
     target_id text COLLATE "C" NOT NULL,
@@ -106,7 +106,7 @@ CREATE TABLE nodes (
     last_heartbeat_ns bigint NOT NULL
 );
 
--- Named locks (queued-sync mapping locks, reference §5).
+-- Named locks (queued-sync mapping locks, docs/operations.md#queued-sync-and-dead-letters).
 CREATE TABLE locks (
     name        text COLLATE "C" PRIMARY KEY,
     node_id     text COLLATE "C" NOT NULL,

@@ -1,4 +1,4 @@
-//! Links (reference §6.4): point lookups on the two unique keys, batch lookups for a page of
+//! Links (docs/configuration.md#mappings): point lookups on the two unique keys, batch lookups for a page of
 //! ids, keyset batches for prefetch, and `GET repo/link` queries.
 
 use super::PgRepository;

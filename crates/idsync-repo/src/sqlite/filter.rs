@@ -1,5 +1,5 @@
 //! CREST filter → SQLite SQL over a JSON document column, with the semantics of
-//! `Filter::matches` (reference §7.3): case-insensitive strings (Unicode lower-casing through
+//! `Filter::matches` (docs/rest.md#the-query-language): case-insensitive strings (Unicode lower-casing through
 //! the `idsync_lower`/`idsync_ci` functions registered on every connection), any-element match
 //! on arrays, a type mismatch is false, numbers compare as numbers, `pr` means non-null.
 //! Values are bound parameters; only JSON paths (escaped) are spliced into the SQL so that

@@ -1,4 +1,4 @@
-//! The hook order of a first-time CREATE (reference §2.6): properties → onCreate → target
+//! The hook order of a first-time CREATE (docs/configuration.md#mappings): properties → onCreate → target
 //! create → onLink → link → postAction. A hook that throws stops the operation at its place, so
 //! what was written before it shows where it runs.
 

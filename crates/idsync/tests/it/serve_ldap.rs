@@ -1,4 +1,4 @@
-//! IDM's bidirectional LDAP scenario (reference §6.1, §8 sample2b) with the real binary and a
+//! IDM's bidirectional LDAP scenario (docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync, docs/migrating-from-idm.md sample2b) with the real binary and a
 //! real slapd: recon LDAP → managed creates the users; managed-object writes over REST reach
 //! LDAP through the reverse mapping that shares the links; multi-account linking with two link
 //! qualifiers.

@@ -60,7 +60,7 @@ pub(super) async fn finish(
     };
     let mut message = run.message.clone();
     let ended = Utc::now();
-    // The result script runs on every path: success, failure and cancel (reference §1.1).
+    // The result script runs on every path: success, failure and cancel (docs/configuration.md#mappings).
     if let Ok(ctx) = engine.run_ctx(&run).await {
         let stats = result_stats(&run, &counters, ended);
         if let Err(e) = ctx.mapping.result(&stats) {
@@ -125,7 +125,7 @@ pub(super) async fn finish(
     Ok(())
 }
 
-/// The maps the `result` script receives (reference §3.6), from the committed counters.
+/// The maps the `result` script receives (docs/rest.md#reconciliation), from the committed counters.
 fn result_stats(run: &RunRecord, c: &RunCounters, ended: chrono::DateTime<Utc>) -> Value {
     let situations: serde_json::Map<String, Value> = idsync_core::Situation::ALL
         .iter()

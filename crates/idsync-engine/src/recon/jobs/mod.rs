@@ -280,7 +280,7 @@ async fn commit_chunk(
     let mut cs = ChangeSet::fenced(&job.job.id, job.token);
     cs.ops = chunk_ops(ctx, out, extra)?;
     cs.ops.extend(tail);
-    // Managed objects this chunk wrote are changes of their own (reference §6.1): queued
+    // Managed objects this chunk wrote are changes of their own (docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync): queued
     // mappings get their events in this commit, inline ones run once it is committed.
     let cascade = if ctx.target_managed_type.is_some()
         && !ctx.opts.analyze

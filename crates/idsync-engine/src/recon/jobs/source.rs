@@ -91,7 +91,7 @@ pub(super) async fn source_page(
         return fail_run(engine, run_id, &msg).await;
     }
     // Schedule the next page before processing this one, so other nodes (or this node's
-    // other worker) can query it while this page is reconciled (reference §4).
+    // other worker) can query it while this page is reconciled (docs/operations.md#running-a-cluster).
     if let Some(c) = &next_cookie {
         let ops = schedule_page_ops(run_id, &engine.node_id, page_no + 1, Some(c.clone()));
         schedule_ops(engine, Some((&job.job.id, job.token)), ops).await?;
@@ -179,7 +179,7 @@ async fn wait_for_earlier_pages(engine: &Engine, ctx: &RunCtx, page_no: u64) -> 
 }
 
 /// The run's totals, counted once by the first page: source and target totals and the link
-/// count (reference §3.4: `total` is the true total when known, `"?"` otherwise).
+/// count (docs/rest.md#reconciliation: `total` is the true total when known, `"?"` otherwise).
 async fn first_page_totals(ctx: &RunCtx, extra: &mut StatsDelta) -> EngineResult<()> {
     if ctx.opts.source_id.is_some() {
         extra.add(keys::SOURCE_TOTAL, 1);
