@@ -4,7 +4,7 @@
 //! link qualifier. The caller commits the output's operations.
 
 use super::ctx::RunCtx;
-use super::object::{ChunkLookups, ChunkOutput, Op1, qualified};
+use super::op::{ChunkLookups, ChunkOutput, Op1, qualified};
 use crate::error::EngineResult;
 use crate::managed_set::new_id;
 use chrono::Utc;
@@ -116,7 +116,7 @@ impl RunCtx {
                 None => DeleteFacts::Unlinked { old_value: None },
                 Some(old) => {
                     let valid_source = self.mapping.valid_source(old, q)?;
-                    let mut reads = super::object::Reads::default();
+                    let mut reads = super::op::Reads::default();
                     let correlation =
                         match self.correlate(look, old, &source_id, q, &mut reads).await? {
                             None => CorrelationOutcome::Skipped,

@@ -16,7 +16,7 @@
 
 use super::ctx::{CtxMode, RunCtx};
 use super::lookups::Item;
-use super::object::{CandidateLinks, Candidates, ChunkLookups, Reads};
+use super::op::{CandidateLinks, Candidates, ChunkLookups, Reads};
 use crate::Engine;
 use crate::error::EngineResult;
 use idsync_core::QueryRequest;

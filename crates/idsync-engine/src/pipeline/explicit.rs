@@ -3,7 +3,7 @@
 //! situation to be checked again first.
 
 use super::ctx::{CtxMode, RunCtx};
-use super::object::{ChunkLookups, ChunkOutput, Op1};
+use super::op::{ChunkLookups, ChunkOutput, Op1};
 use crate::error::EngineResult;
 use idsync_core::{Action, Situation};
 use serde_json::Value;

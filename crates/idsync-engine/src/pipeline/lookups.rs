@@ -3,7 +3,7 @@
 //! linked targets (unless the run holds full target entries) and their correlations.
 
 use super::ctx::RunCtx;
-use super::object::{ChunkLookups, entry_id};
+use super::op::{ChunkLookups, entry_id};
 use crate::Engine;
 use crate::error::EngineResult;
 use serde_json::Value;

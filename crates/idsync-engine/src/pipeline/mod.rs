@@ -7,11 +7,14 @@
 //! looks up in bulk first; *when* objects run, and how their output is committed, is the
 //! trigger's.
 
+pub(crate) mod account;
+pub(crate) mod act;
 pub(crate) mod changed;
 pub(crate) mod correlate;
 pub(crate) mod ctx;
 pub(crate) mod explicit;
 pub(crate) mod lookups;
 pub(crate) mod object;
+pub(crate) mod op;
 pub(crate) mod settle;
 pub(crate) mod stats;

@@ -29,7 +29,7 @@
 //! of the run has committed (`jobs.rs`), so its reads already see their writes.
 
 use super::ctx::RunCtx;
-use super::object::{Candidates, ChunkLookups, ChunkOutput, Intent, Op1, Spec};
+use super::op::{Candidates, ChunkLookups, ChunkOutput, Intent, Op1, Spec};
 use crate::Engine;
 use crate::error::EngineError;
 use idsync_core::filter::{Filter, FilterIndex};

@@ -6,7 +6,7 @@ use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
 use crate::pipeline::lookups::{Item, lookups};
-use crate::pipeline::object::{ChunkLookups, ChunkOutput, Spec};
+use crate::pipeline::op::{ChunkLookups, ChunkOutput, Spec};
 use crate::pipeline::stats::keys;
 use idsync_core::{Action, Situation};
 use idsync_repo::{AuditKind, Op};
@@ -31,7 +31,7 @@ pub async fn process(
     if !look.correlated.is_empty() {
         out.stats.time("correlationQuery", look.correlation_time);
     }
-    let (sources, targets): (Vec<(usize, Item)>, Vec<(usize, Item)>) = items
+    let (sources, targets): (Vec<Indexed>, Vec<Indexed>) = items
         .into_iter()
         .enumerate()
         .partition(|(_, i)| matches!(i, Item::Source { .. }));
@@ -58,6 +58,9 @@ pub async fn process(
     Ok(out)
 }
 
+/// An item and its place in the chunk (source order).
+type Indexed = (usize, Item);
+
 /// What one task made of its items: the finished output of target items, and the prepared
 /// ops of source items by item index.
 #[derive(Default)]
@@ -71,7 +74,7 @@ async fn in_parallel(
     engine: &Arc<Engine>,
     ctx: &Arc<RunCtx>,
     look: &Arc<ChunkLookups>,
-    items: Vec<(usize, Item)>,
+    items: Vec<Indexed>,
 ) -> EngineResult<Vec<TaskResult>> {
     let threads = ctx.eff.task_threads;
     if threads == 0 || items.len() < 2 {
@@ -83,7 +86,7 @@ async fn in_parallel(
     let mut set = tokio::task::JoinSet::new();
     let mut iter = items.into_iter();
     loop {
-        let part: Vec<(usize, Item)> = iter.by_ref().take(per).collect();
+        let part: Vec<Indexed> = iter.by_ref().take(per).collect();
         if part.is_empty() {
             break;
         }
@@ -100,7 +103,7 @@ async fn run_items(
     engine: Arc<Engine>,
     ctx: Arc<RunCtx>,
     look: Arc<ChunkLookups>,
-    items: Vec<(usize, Item)>,
+    items: Vec<Indexed>,
 ) -> TaskResult {
     let mut r = TaskResult::default();
     for (index, item) in items {

@@ -14,7 +14,7 @@ use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
 use crate::pipeline::lookups::source_lookups;
-use crate::pipeline::object::{ChunkLookups, ChunkOutput};
+use crate::pipeline::op::{ChunkLookups, ChunkOutput};
 use futures::future::join_all;
 use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, Op};

@@ -7,7 +7,7 @@ use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::links::LinkView;
 use crate::pipeline::explicit::ExplicitAction;
-use crate::pipeline::object::ChunkOutput;
+use crate::pipeline::op::ChunkOutput;
 use idsync_core::ResourcePath;
 use serde_json::{Value, json};
 

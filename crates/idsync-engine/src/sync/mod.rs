@@ -19,7 +19,7 @@ pub use batch::BatchItem;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
-use crate::pipeline::object::{ChunkLookups, ChunkOutput};
+use crate::pipeline::op::{ChunkLookups, ChunkOutput};
 use idsync_config::Mapping;
 use idsync_repo::{ChangeSet, EventState, Op, SyncAction, SyncEvent};
 use serde_json::{Value, json};

@@ -16,7 +16,7 @@ use super::page::ChunkMetrics;
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
-use crate::pipeline::object::ChunkOutput;
+use crate::pipeline::op::ChunkOutput;
 use crate::pipeline::stats::StatsDelta;
 use idsync_core::ReconStage;
 use idsync_repo::{ChangeSet, ClaimedJob, ConflictKind, Job, Op, RepoError, RunRecord, RunUpdate};

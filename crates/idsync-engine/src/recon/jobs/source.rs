@@ -11,7 +11,7 @@ use crate::Engine;
 use crate::error::EngineResult;
 use crate::pipeline::ctx::RunCtx;
 use crate::pipeline::lookups::Item;
-use crate::pipeline::object::ChunkOutput;
+use crate::pipeline::op::ChunkOutput;
 use crate::pipeline::stats::{StatsDelta, keys};
 use crate::recon::page::process;
 use idsync_core::ReconStage;

@@ -8,7 +8,7 @@ use super::{
 use crate::Engine;
 use crate::error::EngineResult;
 use crate::pipeline::lookups::Item;
-use crate::pipeline::object::ChunkOutput;
+use crate::pipeline::op::ChunkOutput;
 use crate::pipeline::stats::StatsDelta;
 use crate::recon::page::process;
 use idsync_core::ReconStage;
