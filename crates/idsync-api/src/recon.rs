@@ -118,11 +118,25 @@ async fn start(
     }
 }
 
-async fn list(Extension(engine): Extension<Arc<Engine>>) -> ApiResult<Response> {
-    let runs = engine.recon_list().await?;
-    Ok(object_response(
-        StatusCode::OK,
-        json!({"reconciliations": runs}),
+/// `GET recon`: every run, newest first, each with its summary. Streamed: the summaries are
+/// built one at a time as the client reads (a project keeps every run it ever made).
+async fn list(
+    State(state): State<ApiState>,
+    Extension(engine): Extension<Arc<Engine>>,
+) -> ApiResult<Response> {
+    let mut runs = engine.repo.list_runs(None).await?;
+    runs.reverse();
+    Ok(crate::stream::stream_response(
+        &state,
+        move |out| async move {
+            out.send("{\"reconciliations\":[".into()).await?;
+            for (i, run) in runs.iter().enumerate() {
+                let summary = engine.summary_of(run).await.map_err(|e| e.to_string())?;
+                let sep = if i == 0 { "" } else { "," };
+                out.send(format!("{sep}{summary}")).await?;
+            }
+            out.send("]}".into()).await
+        },
     ))
 }
 

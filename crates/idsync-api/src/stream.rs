@@ -50,21 +50,9 @@ where
     if first.cookie.is_none() {
         return Ok(object_response(StatusCode::OK, envelope(&req, first)));
     }
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let idle = state.limits.header_timeout;
     let total = first.total;
     let policy = req.total_policy.as_str();
-    tokio::spawn(async move {
-        let send = |chunk: String| {
-            let tx = tx.clone();
-            async move {
-                // A client that reads nothing for `idle` is given up on.
-                matches!(
-                    tokio::time::timeout(idle, tx.send(Ok(Bytes::from(chunk)))).await,
-                    Ok(Ok(()))
-                )
-            }
-        };
+    Ok(stream_response(state, move |out| async move {
         let mut count = 0usize;
         let mut text = String::from("{\"result\":[");
         let mut cookie = first.cookie.take();
@@ -77,39 +65,20 @@ where
                 count += 1;
                 text.push_str(&obj.to_string());
             }
-            if !send(std::mem::take(&mut text)).await {
-                return;
-            }
+            out.send(std::mem::take(&mut text)).await?;
             let Some(c) = cookie.take() else { break };
             if count >= cap {
                 // Past the cap mid-stream: the transfer breaks, no client takes it as whole.
-                tracing::warn!(
-                    cap,
-                    "an unpaged query passed the configured cap while streaming"
-                );
-                let _ = tx
-                    .send(Err(std::io::Error::other(too_many(cap).to_string())))
-                    .await;
-                return;
+                return Err(too_many(cap).to_string());
             }
             let mut next = req.clone();
             next.page_size = Some(STREAM_PAGE);
             next.cookie = Some(c);
             next.offset = None;
             next.total_policy = idsync_core::TotalPolicy::None;
-            match run(next).await {
-                Ok(page) => {
-                    cookie = page.cookie;
-                    results = page.results;
-                }
-                Err(e) => {
-                    // The status is sent: the body ends in an error, so the client sees a
-                    // broken transfer rather than a short document that looks whole.
-                    tracing::warn!(error = %e, "a streamed query failed after its first page");
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
-                }
-            }
+            let page = run(next).await.map_err(|e| e.to_string())?;
+            cookie = page.cookie;
+            results = page.results;
         }
         let tail = json!({
             "resultCount": count,
@@ -117,17 +86,58 @@ where
             "totalPagedResultsPolicy": policy,
             "totalPagedResults": total.map_or(-1, |t| t as i64),
             "remainingPagedResults": if total.is_some() { 0 } else { -1 },
-        });
-        let tail = tail.to_string();
+        })
+        .to_string();
         // `{"resultCount":...}` without its opening brace, after the array.
-        let _ = send(format!("],{}", &tail[1..])).await;
+        out.send(format!("],{}", &tail[1..])).await
+    }))
+}
+
+/// Where a streamed answer writes its text.
+#[derive(Debug, Clone)]
+pub struct Out {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    idle: std::time::Duration,
+}
+
+impl Out {
+    /// Sends one piece of the answer; an error when the client has gone or has read nothing
+    /// for the idle timeout (the producer then stops).
+    pub async fn send(&self, chunk: String) -> Result<(), String> {
+        match tokio::time::timeout(self.idle, self.tx.send(Ok(Bytes::from(chunk)))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("the client has gone".into()),
+            Err(_) => Err("the client stopped reading".into()),
+        }
+    }
+}
+
+/// A 200 JSON answer whose body `produce` writes piece by piece from a task of its own, with
+/// the state's idle timeout. When `produce` fails after the status is sent, the body ends in
+/// an error: the client sees a broken transfer, never a short document that looks whole.
+pub fn stream_response<F, Fut>(state: &ApiState, produce: F) -> Response
+where
+    F: FnOnce(Out) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let idle = state.limits.header_timeout;
+    let out = Out {
+        tx: tx.clone(),
+        idle,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = produce(out).await {
+            tracing::warn!(error = %e, "a streamed answer stopped before its end");
+            let _ = tokio::time::timeout(idle, tx.send(Err(std::io::Error::other(e)))).await;
+        }
     });
     let mut resp = Body::new(ChannelBody(rx)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
-    Ok(resp)
+    resp
 }
 
 fn too_many(cap: usize) -> ApiError {
