@@ -8,6 +8,7 @@
 //! passed in by the binary.
 
 use crate::error::{ApiError, ApiResult};
+use crate::session::Sessions;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::{HeaderMap, Method};
@@ -47,6 +48,8 @@ struct TokenCredential {
 pub struct AuthState {
     tokens: Vec<TokenCredential>,
     users: Vec<UserDef>,
+    /// Session tokens opened by `authentication?_action=login` (the console's sign-in).
+    sessions: Sessions,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -98,7 +101,13 @@ impl AuthState {
         Ok(Self {
             tokens,
             users: config.users.clone(),
+            sessions: Sessions::default(),
         })
+    }
+
+    /// The session tokens opened by logins.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// True when no credential at all is configured (the binary then generates the admin token
@@ -153,6 +162,7 @@ impl AuthState {
                 name: c.name.clone(),
                 roles: c.roles.clone(),
             })
+            .or_else(|| self.sessions.find(&presented))
             .ok_or_else(|| ApiError::Unauthorized("invalid credentials".into()))
     }
 
@@ -223,7 +233,7 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
