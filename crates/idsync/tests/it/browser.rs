@@ -14,7 +14,6 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,11 +50,9 @@ impl Browser {
             );
         }
         let port = free_port();
-        // No --allowed-ips: with it chromedriver listens on every interface. Its own process
-        // group, so that dropping the browser ends Chromium too, even after a failed test.
+        // No --allowed-ips: with it chromedriver listens on every interface.
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -244,10 +241,21 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver and the Chromium it started share the process group we gave it.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.driver.id())])
-            .status();
+        // Ending the WebDriver session ends Chromium (a blocking request: no runtime is needed
+        // in drop, even after a panic); then chromedriver is ours to stop.
+        let addr = self.driver_url.trim_start_matches("http://").to_string();
+        if let Ok(mut conn) = std::net::TcpStream::connect(&addr) {
+            use std::io::{Read, Write};
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if conn.write_all(request.as_bytes()).is_ok() {
+                let _ = conn.read_to_end(&mut Vec::new());
+            }
+        }
+        let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }

@@ -144,6 +144,8 @@ async fn sign_in_dry_run_plan_then_reconcile_and_watch_it_succeed() {
         first_page.contains("/userName"),
         "diffs are shown: {first_page}"
     );
+    b.eval("document.getElementById('plan').scrollIntoView();")
+        .await;
     b.screenshot("dry-run").await;
     b.click("#plan-pager-next").await;
     b.wait_text("#plan-pager-status", "shows page 2", |t| {
@@ -210,11 +212,6 @@ async fn sign_in_dry_run_plan_then_reconcile_and_watch_it_succeed() {
         }
         if seen.len() == 2 {
             b.screenshot("run-active").await;
-            b.click("nav a[data-page=dashboard]").await;
-            b.find("#active-runs .run-bar").await;
-            b.screenshot("dashboard").await;
-            b.route(&format!("#/runs/{run}")).await;
-            b.find("#run-state").await;
         }
         if !state.is_empty() && state != "ACTIVE" {
             break;
@@ -328,6 +325,16 @@ async fn cancel_a_running_reconciliation_from_its_page() {
     b.route("#/mappings").await;
     b.click(&format!("#m-{MAPPING}-recon")).await;
     let run = current_run(&b).await;
+    // While it runs, the dashboard shows it with its progress, rate and ETA.
+    b.wait_text("#run-progress", "moves", |t| !t.starts_with("0 /"))
+        .await;
+    b.click("nav a[data-page=dashboard]").await;
+    b.wait_text("#active-runs", "shows the rate", |t| {
+        t.contains("objects/s")
+    })
+    .await;
+    b.screenshot("dashboard").await;
+    b.route(&format!("#/runs/{run}")).await;
     b.click("#cancel-run").await;
     b.confirm().await;
     assert_eq!(wait_ended(&b).await, "CANCELED");

@@ -190,3 +190,10 @@ export function link(href, text, attrs = {}) {
 export function encodeId(id) {
   return encodeURIComponent(id);
 }
+
+/** Replaces the children of `el` (strings, nodes, arrays; null and false are skipped). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}

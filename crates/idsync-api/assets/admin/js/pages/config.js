@@ -2,7 +2,7 @@
 // (secrets masked by the server), and a connection test per connector.
 
 import { api } from '../api.js';
-import { h, table, section, pageHeader, actionButton, json, badge } from '../ui.js';
+import { h, table, section, pageHeader, actionButton, json, badge, fill } from '../ui.js';
 
 export async function mount(root) {
   const [list, sync] = await Promise.all([api.get('config'), api.get('config/sync')]);
@@ -13,7 +13,7 @@ export async function mount(root) {
 
   const show = async (id) => {
     const doc = await api.get(`config/${id}`);
-    viewer.replaceChildren(section(`config/${id}`, json(doc)));
+    fill(viewer, section(`config/${id}`, json(doc)));
   };
 
   root.append(
@@ -30,9 +30,9 @@ export async function mount(root) {
         const out = h('span', { class: 'test-result', id: `test-${c}` });
         results.set(c, out);
         return h('div', { class: 'row nowrap' }, actionButton('Test connection', async () => {
-          out.replaceChildren('testing…');
+          fill(out, 'testing…');
           const r = await api.post(`system/${encodeURIComponent(c)}`, { _action: 'test' });
-          out.replaceChildren(r.ok ? badge('ok', 'ok') : badge('failed', 'bad'), ' ', r.error ?? '');
+          fill(out, r.ok ? badge('ok', 'ok') : badge('failed', 'bad'), ' ', r.error ?? '');
         }, { class: 'small' }), out);
       } },
     ], connectors, { id: 'config-connectors', empty: 'No connector.' })),

@@ -2,7 +2,7 @@
 // ETA, the queue and dead letters per queued mapping, the last failed runs. Refreshed every 2 s.
 
 import { api, count, lit } from '../api.js';
-import { h, table, section, badge, progress, num, duration, ago, when, link, pageHeader } from '../ui.js';
+import { h, table, section, badge, progress, num, duration, ago, when, link, pageHeader, fill } from '../ui.js';
 import { observe, sourceFraction } from '../rates.js';
 
 export function runProgress(s, st) {
@@ -48,7 +48,7 @@ export async function mount(root) {
       api.get('sync/mappings', { _queryFilter: 'true' }),
     ]);
     const nodes = cluster.results ?? [];
-    nodesBox.replaceChildren(table([
+    fill(nodesBox, table([
       { label: 'Node', get: (n) => n.instanceId },
       { label: 'State', get: (n) => badge(n.state) },
       { label: 'Last heartbeat', get: (n) => ago(n.lastHeartbeat) },
@@ -57,7 +57,7 @@ export async function mount(root) {
 
     const runs = recon.reconciliations ?? [];
     const active = runs.filter((r) => r.state === 'ACTIVE');
-    activeBox.replaceChildren(active.length === 0
+    fill(activeBox, active.length === 0
       ? h('p', { class: 'empty', id: 'active-runs' }, 'No reconciliation is running.')
       : h('div', { id: 'active-runs', class: 'stack' }, active.map((r) => {
         const st = observe(r);
@@ -70,14 +70,14 @@ export async function mount(root) {
       })));
 
     const failed = runs.filter((r) => r.state === 'FAILED').slice(-5).reverse();
-    failedBox.replaceChildren(table([
+    fill(failedBox, table([
       { label: 'Run', get: (r) => link(`#/runs/${encodeURIComponent(r._id)}`, r.mapping) },
       { label: 'Ended', get: (r) => ago(r.ended) },
       { label: 'Why', get: (r) => h('span', { class: 'wrap' }, r.message ?? `${num(r.statusSummary?.FAILURE)} failures`) },
     ], failed, { id: 'failed-runs', empty: 'No failed run.' }));
 
     const recent = runs.filter((r) => r.state !== 'ACTIVE').slice(-8).reverse();
-    recentBox.replaceChildren(table([
+    fill(recentBox, table([
       { label: 'Run', get: (r) => link(`#/runs/${encodeURIComponent(r._id)}`, r.mapping) },
       { label: 'State', get: (r) => [badge(r.state), r.analyze ? badge('dry run', 'info') : null] },
       { label: 'Objects', get: (r) => num(r.progress?.source?.existing?.processed), class: 'num' },
@@ -95,7 +95,7 @@ export async function mount(root) {
       ]);
       return { name: m.name, pending, acquired, dead };
     }));
-    queueBox.replaceChildren(table([
+    fill(queueBox, table([
       { label: 'Mapping', get: (r) => link(`#/queue?mapping=${encodeURIComponent(r.name)}`, r.name) },
       { label: 'Pending', get: (r) => num(r.pending), class: 'num' },
       { label: 'Acquired', get: (r) => num(r.acquired), class: 'num' },

@@ -2,7 +2,7 @@
 // to start a reconciliation, a dry run, or a reconById of one source id.
 
 import { api, ApiError, session } from '../api.js';
-import { h, section, badge, num, duration, ago, link, pageHeader, actionButton, facts, showError } from '../ui.js';
+import { h, section, badge, num, duration, ago, link, pageHeader, actionButton, facts, showError, fill } from '../ui.js';
 import { runProgress } from './dashboard.js';
 import { observe } from '../rates.js';
 
@@ -37,13 +37,13 @@ function card(m, raw, last) {
   const id = (suffix) => `m-${m.name}-${suffix}`;
   const idInput = h('input', { id: id('source-id'), placeholder: 'source id', class: 'narrow', disabled: !session.canWrite });
   const body = h('div', { class: 'mapping-last' });
-  const fill = (run) => {
+  const show = (run) => {
     if (!run) {
-      body.replaceChildren(h('p', { class: 'muted' }, 'Never reconciled.'));
+      fill(body, h('p', { class: 'muted' }, 'Never reconciled.'));
       return;
     }
     const st = observe(run);
-    body.replaceChildren(
+    fill(body, 
       h('div', { class: 'row' },
         link(`#/runs/${encodeURIComponent(run._id)}`, run.analyze ? 'Last dry run' : 'Last run'),
         badge(run.state),
@@ -51,7 +51,7 @@ function card(m, raw, last) {
       run.state === 'ACTIVE' ? runProgress(run, st) : h('p', { class: 'small' }, situations(run)),
       run.message ? h('p', { class: 'error small' }, run.message) : null);
   };
-  fill(last);
+  show(last);
   const el = section(null,
     h('div', { class: 'row between' },
       h('h2', null, m.name),
@@ -74,7 +74,7 @@ function card(m, raw, last) {
       }, { id: id('recon-by-id') })));
   el.dataset.mapping = m.name;
   el.classList.add('mapping');
-  return { el, fill };
+  return { el, show };
 }
 
 export async function mount(root) {
@@ -98,10 +98,10 @@ export async function mount(root) {
         cards.set(m.name, c);
         list.append(c.el);
       } else {
-        c.fill(lastOf.get(m.name));
+        c.show(lastOf.get(m.name));
       }
     }
-    if ((mappings.result ?? []).length === 0) list.replaceChildren(h('p', { class: 'empty' }, 'The project has no mapping.'));
+    if ((mappings.result ?? []).length === 0) fill(list, h('p', { class: 'empty' }, 'The project has no mapping.'));
   }
   await refresh();
   return { refresh, every: 2000 };

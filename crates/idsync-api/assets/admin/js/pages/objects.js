@@ -3,7 +3,7 @@
 // entries that touched it ("why is this user here?").
 
 import { api, query, lit } from '../api.js';
-import { h, table, section, pageHeader, pager, link, json, when, badge, showError } from '../ui.js';
+import { h, table, section, pageHeader, pager, link, json, when, badge, showError, fill } from '../ui.js';
 
 const PAGE = 25;
 
@@ -50,14 +50,14 @@ async function browse(root, route) {
     const rows = r.result ?? [];
     const keys = [];
     for (const o of rows.slice(0, 20)) for (const k of Object.keys(o)) if (!k.startsWith('_') && !keys.includes(k)) keys.push(k);
-    box.replaceChildren(
+    fill(box, 
       table([
         { label: '_id', get: (o) => link(objectHref(`${path}/${o._id}`), o._id, { class: 'mono' }) },
         ...keys.slice(0, 6).map((k) => ({ label: k, get: (o) => cell(o[k]) })),
       ], rows, { id: 'objects', empty: 'No object matches.' }),
       pager({ offset, pageSize: PAGE, total: r.totalPagedResults, id: 'objects-pager', onPage: go }));
   } catch (err) {
-    box.replaceChildren(h('p', { class: 'error' }, err.message));
+    fill(box, h('p', { class: 'error' }, err.message));
   }
 }
 

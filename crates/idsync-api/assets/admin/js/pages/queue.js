@@ -2,7 +2,7 @@
 // and the dead letters (replay or delete one, or every letter matching the filter).
 
 import { api, query, lit, session } from '../api.js';
-import { h, table, section, badge, num, when, pageHeader, actionButton, confirmAction, notify, pager } from '../ui.js';
+import { h, table, section, badge, num, when, pageHeader, actionButton, confirmAction, notify, pager, fill } from '../ui.js';
 
 const PAGE = 20;
 
@@ -65,11 +65,11 @@ export async function mount(root, route) {
     const deadTotal = mappingSelect.value || causeInput.value.trim()
       ? (await query('sync/deadletter', mappingFilter().join(' and ') || 'true', { _pageSize: 1, _totalPagedResultsPolicy: 'EXACT', _fields: '_id' })).totalPagedResults
       : letters.totalPagedResults;
-    counts.replaceChildren(
+    fill(counts, 
       h('div', { class: 'stat' }, h('span', { class: 'stat-n', id: 'count-pending' }, num(pending.totalPagedResults)), h('span', null, 'pending')),
       h('div', { class: 'stat' }, h('span', { class: 'stat-n', id: 'count-acquired' }, num(acquired.totalPagedResults)), h('span', null, 'acquired')),
       h('div', { class: 'stat' }, h('span', { class: 'stat-n', id: 'count-dead' }, num(deadTotal)), h('span', null, 'dead letters')));
-    eventsBox.replaceChildren(
+    fill(eventsBox, 
       table([
         { label: 'Created', get: (e) => when(e.createDate) },
         { label: 'Mapping', get: (e) => e.mapping },
@@ -86,7 +86,7 @@ export async function mount(root, route) {
         }, { class: 'small danger' }) : null) },
       ], events.result, { id: 'events', empty: 'The queue is empty.' }),
       events.totalPagedResults > PAGE ? pager({ offset: eventOffset, pageSize: PAGE, total: events.totalPagedResults, id: 'events-pager', onPage: (o) => { eventOffset = o; refresh(); } }) : null);
-    lettersBox.replaceChildren(
+    fill(lettersBox, 
       table([
         { label: 'Failed', get: (l) => when(l.failedDate) },
         { label: 'Mapping', get: (l) => l.mapping },

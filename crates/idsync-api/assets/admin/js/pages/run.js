@@ -3,7 +3,7 @@
 // with filters and paging. Refreshed every second while the run is active.
 
 import { api, lit } from '../api.js';
-import { h, table, section, badge, num, duration, when, pageHeader, actionButton, facts, progress, confirmAction, notify, pager, link } from '../ui.js';
+import { h, table, section, badge, num, duration, when, pageHeader, actionButton, facts, progress, confirmAction, notify, pager, link, fill } from '../ui.js';
 import { bars, line } from '../charts.js';
 import { observe, sourceFraction } from '../rates.js';
 
@@ -14,7 +14,8 @@ const PLAN_PAGE = 25;
 function counter(e) {
   if (!e) return null;
   const total = Number(e.total);
-  const frac = Number.isFinite(total) && e.total !== '?' ? (total === 0 ? 1 : e.processed / total) : null;
+  // Nothing to process is an empty bar, not a full one: the phase may not have started.
+  const frac = Number.isFinite(total) && e.total !== '?' ? (total === 0 ? 0 : e.processed / total) : null;
   return { frac, label: `${num(e.processed)} / ${e.total === '?' ? '?' : num(e.total)}` };
 }
 
@@ -46,7 +47,7 @@ function planView(runId) {
       _totalPagedResultsPolicy: 'EXACT',
       _sortKeys: '_id',
     });
-    box.replaceChildren(
+    fill(box, 
       table([
         { label: 'Phase', get: (e) => e.phase },
         { label: 'Source', get: (e) => h('span', { class: 'mono' }, e.sourceId ?? '–') },
@@ -99,7 +100,7 @@ export async function mount(root, route) {
     last = s;
     const st = observe(s);
     cancel.hidden = s.state !== 'ACTIVE';
-    head.replaceChildren(section(null,
+    fill(head, section(null,
       h('div', { class: 'row between' },
         h('h2', { id: 'run-title' }, s.mapping, s.analyze ? badge('dry run', 'info') : null),
         h('span', { id: 'run-state' }, badge(s.state))),
@@ -117,17 +118,17 @@ export async function mount(root, route) {
     const tgt = counter(s.progress?.target?.existing);
     const lnk = counter(s.progress?.links?.existing);
     const t = s.progress?.target ?? {};
-    progressBox.replaceChildren(
+    fill(progressBox, 
       h('div', { class: 'labelled' }, h('span', null, 'Source'), progress(sourceFraction(s), src?.label, { id: 'run-progress' })),
       h('div', { class: 'labelled' }, h('span', null, 'Target'), progress(tgt?.frac, tgt?.label)),
       h('div', { class: 'labelled' }, h('span', null, 'Links'), progress(lnk?.frac, lnk?.label)),
       facts([
-        ['Target changes', `${num(t.created)} created · ${num(t.updated)} updated · ${num(t.deleted)} deleted · ${num(t.unchanged)} unchanged`],
+        [s.analyze ? 'Would change' : 'Target changes', `${num(t.created)} created · ${num(t.updated)} updated · ${num(t.deleted)} deleted · ${num(t.unchanged)} unchanged`],
         ['Links created', num(s.progress?.links?.created)],
         ['Status', h('span', { id: 'run-status' }, `${num(s.statusSummary?.SUCCESS)} succeeded · ${num(s.statusSummary?.FAILURE)} failed`)],
       ]));
 
-    rateBox.replaceChildren(
+    fill(rateBox, 
       facts([
         ['Rate', h('span', { id: 'run-rate' }, st.rate !== null ? `${num(Math.round(st.rate))} objects/s` + (s.state === 'ACTIVE' ? '' : ' (average)') : '–')],
         ['ETA', s.state === 'ACTIVE' ? (st.eta !== null ? duration(st.eta) : 'unknown') : 'ended'],
@@ -136,7 +137,7 @@ export async function mount(root, route) {
       h('p', { class: 'hint' }, 'Sampled while this page is open.'));
 
     const sit = Object.entries(s.situationSummary ?? {}).map(([label, value]) => ({ label, value }));
-    sitBox.replaceChildren(bars(sit, { id: 'situation-chart' }), table([
+    fill(sitBox, bars(sit, { id: 'situation-chart' }), table([
       { label: 'Situation', get: (d) => d.label },
       { label: 'Objects', get: (d) => num(d.value), class: 'num' },
     ], sit.filter((d) => d.value > 0), { id: 'situations', empty: 'No situation yet.' }));
@@ -148,7 +149,7 @@ export async function mount(root, route) {
         { label: 'deleted', value: t.deleted }, { label: 'unchanged', value: t.unchanged },
         { label: 'links created', value: s.progress?.links?.created },
       ];
-    actBox.replaceChildren(
+    fill(actBox, 
       s.actionSummary ? h('p', { class: 'hint' }, 'The actions this dry run would take.') : null,
       bars(act, { id: 'action-chart' }), table([
         { label: s.actionSummary ? 'Action' : 'Change', get: (d) => d.label },
@@ -156,13 +157,13 @@ export async function mount(root, route) {
       ], act.filter((d) => Number(d.value) > 0), { id: 'actions', empty: 'Nothing yet.' }));
 
     const nodes = Object.entries(s.sourceProcessedByNode ?? {}).map(([label, value]) => ({ label, value }));
-    nodeBox.replaceChildren(bars(nodes, { id: 'node-chart', color: '#00838f' }), table([
+    fill(nodeBox, bars(nodes, { id: 'node-chart', color: '#00838f' }), table([
       { label: 'Node', get: (d) => d.label },
       { label: 'Source objects', get: (d) => num(d.value), class: 'num' },
     ], nodes, { id: 'per-node', empty: 'No page processed yet.' }));
 
     const dur = Object.entries(s.durationSummary ?? {});
-    durBox.replaceChildren(table([
+    fill(durBox, table([
       { label: 'Step', get: ([k]) => k },
       ...['count', 'min', 'mean', 'max', 'sum'].map((f) => ({ label: f, class: 'num', get: ([, v]) => (v && typeof v === 'object' ? num(v[f]) : f === 'count' ? num(v) : '') })),
     ], dur, { id: 'durations', empty: 'No duration recorded.' }));
@@ -174,7 +175,7 @@ export async function mount(root, route) {
         _fields: 'sourceObjectId,targetObjectId,situation,action,message',
       });
       failBox.dataset.loaded = '1';
-      failBox.replaceChildren(table([
+      fill(failBox, table([
         { label: 'Source', get: (e) => objLink(e.sourceObjectId) },
         { label: 'Target', get: (e) => objLink(e.targetObjectId) },
         { label: 'Situation', get: (e) => e.situation ?? '–' },
@@ -183,7 +184,7 @@ export async function mount(root, route) {
       ], f.result, { id: 'failures' }),
       f.result?.length >= 50 ? h('p', { class: 'hint' }, 'The first 50 failures; the audit has them all.') : null);
     } else if (Number(s.statusSummary?.FAILURE ?? 0) === 0) {
-      failBox.replaceChildren(h('p', { class: 'empty', id: 'failures' }, 'No failure.'));
+      fill(failBox, h('p', { class: 'empty', id: 'failures' }, 'No failure.'));
     }
 
     if (s.analyze && s.state !== 'ACTIVE' && !plan) {
@@ -193,7 +194,7 @@ export async function mount(root, route) {
     }
   }
   await refresh();
-  return { refresh, every: () => (last?.state === 'ACTIVE' ? 1000 : 10000) };
+  return { refresh, every: () => (last?.state === 'ACTIVE' ? 500 : 10000) };
 }
 
 function objLink(path) {

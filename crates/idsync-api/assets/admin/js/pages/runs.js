@@ -1,14 +1,14 @@
 // Runs: every stored reconciliation, newest first, with its state and counts.
 
 import { api } from '../api.js';
-import { h, table, badge, num, duration, ago, when, link, pageHeader, section } from '../ui.js';
+import { h, table, badge, num, duration, ago, when, link, pageHeader, section, fill } from '../ui.js';
 
 export async function mount(root) {
   const box = h('div');
   root.append(pageHeader('Runs'), section(null, box));
   async function refresh() {
     const runs = ((await api.get('recon')).reconciliations ?? []).slice().reverse();
-    box.replaceChildren(table([
+    fill(box, table([
       { label: 'Run', get: (r) => link(`#/runs/${encodeURIComponent(r._id)}`, r._id, { class: 'mono' }) },
       { label: 'Mapping', get: (r) => r.mapping },
       { label: 'State', get: (r) => [badge(r.state), r.analyze ? badge('dry run', 'info') : null] },

@@ -2,7 +2,7 @@
 // the ones stored over REST (a conf/ schedule is changed in its file).
 
 import { api, query } from '../api.js';
-import { h, table, section, badge, when, ago, pageHeader, actionButton, notify, json } from '../ui.js';
+import { h, table, section, badge, when, ago, pageHeader, actionButton, notify, json, fill } from '../ui.js';
 
 function target(job) {
   const c = job.invokeContext ?? {};
@@ -21,7 +21,7 @@ export async function mount(root) {
   async function showFirings(id) {
     selected = id;
     const f = await query(`scheduler/job/${encodeURIComponent(id)}/firings`, 'true', { _pageSize: 20 });
-    firingsBox.replaceChildren(section(`Last firings of ${id}`, table([
+    fill(firingsBox, section(`Last firings of ${id}`, table([
       { label: 'Fired', get: (x) => [when(x.fireDate), x.manual ? ' (manual)' : ''] },
       { label: 'Node', get: (x) => x.node ?? '–' },
       { label: 'Status', get: (x) => badge(x.status ?? '–') },
@@ -34,7 +34,7 @@ export async function mount(root) {
     const jobs = (await query('scheduler/job', 'true')).result ?? [];
     const last = await Promise.all(jobs.map((j) => query(`scheduler/job/${encodeURIComponent(j._id)}/firings`, 'true', { _pageSize: 1 })
       .then((r) => r.result?.[0] ?? null, () => null)));
-    box.replaceChildren(table([
+    fill(box, table([
       { label: 'Schedule', get: (j) => h('a', { href: '#/schedules', onclick: (e) => { e.preventDefault(); showFirings(j._id); } }, j._id) },
       { label: 'Enabled', get: (j) => badge(j.enabled ? 'enabled' : 'paused', j.enabled ? 'ok' : 'warn') },
       { label: 'When', get: (j) => h('code', null, j.type === 'simple' ? `every ${j.repeatInterval} ms` : j.schedule) },
