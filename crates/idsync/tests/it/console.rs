@@ -144,7 +144,7 @@ async fn sign_in_dry_run_plan_then_reconcile_and_watch_it_succeed() {
         first_page.contains("/userName"),
         "diffs are shown: {first_page}"
     );
-    b.eval("document.getElementById('plan').scrollIntoView();")
+    b.eval("document.getElementById('plan-situation').closest('section').scrollIntoView();")
         .await;
     b.screenshot("dry-run").await;
     b.click("#plan-pager-next").await;
@@ -244,6 +244,13 @@ async fn sign_in_dry_run_plan_then_reconcile_and_watch_it_succeed() {
     let summary = s.wait_run(&run).await;
     assert_eq!(summary["progress"]["target"]["created"], ROWS, "{summary}");
 
+    b.route("#/mappings").await;
+    b.wait_text(".mapping", "shows the last run", |t| {
+        t.contains("ABSENT 20,000")
+    })
+    .await;
+    b.screenshot("mappings").await;
+
     // Objects: one user with its link and the audit entry that created it.
     b.route("#/objects?path=managed%2Fuser").await;
     b.wait_text("#objects-pager-status", "counts the users", |t| {
@@ -292,15 +299,16 @@ async fn sign_in_dry_run_plan_then_reconcile_and_watch_it_succeed() {
         ("#/runs", "#runs", "runs"),
         ("#/queue", "#queue-counts", "queue"),
         ("#/schedules", "#schedules", "schedules"),
-        ("#/config", "#config-connectors", "config"),
     ] {
         b.route(page).await;
         b.find(css).await;
         b.screenshot(shot).await;
     }
+    b.route("#/config").await;
     b.click("#config-connectors button").await;
     b.wait_text("#test-hr", "tests the connector", |t| t.contains("ok"))
         .await;
+    b.screenshot("config").await;
     let config = b.text("#config-view").await;
     assert!(config.contains("systemHrAccounts_managedUser"), "{config}");
     b.assert_no_errors(|_| false).await;

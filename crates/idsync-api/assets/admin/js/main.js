@@ -58,6 +58,7 @@ async function show() {
   }
   const root = $('page');
   root.replaceChildren();
+  $('banner').hidden = true;
   root.dataset.page = name;
   let handle;
   try {

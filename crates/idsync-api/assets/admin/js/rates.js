@@ -51,10 +51,14 @@ export function stats(summary) {
   if (summary.state === 'ACTIVE' && rate > 0 && Number.isFinite(total)) {
     eta = (Math.max(0, total - Number(e.processed)) * 1000) / rate;
   }
+  // Each point is the rate over the two seconds before it: pages commit in steps, and a
+  // poll-to-poll rate would zigzag between them.
   const series = [];
+  let j = 0;
   for (let i = 1; i < list.length; i++) {
-    const dt = list[i].t - list[i - 1].t;
-    if (dt > 0) series.push({ t: list[i].t, v: ((list[i].n - list[i - 1].n) * 1000) / dt });
+    while (j < i - 1 && list[i].t - list[j + 1].t >= 2000) j++;
+    const dt = list[i].t - list[j].t;
+    if (dt > 0) series.push({ t: list[i].t, v: ((list[i].n - list[j].n) * 1000) / dt });
   }
   return { rate, eta, series, samples: list };
 }

@@ -22,7 +22,7 @@ export async function mount(root) {
       { label: 'Mapping', get: (m) => m.name },
       { label: 'Source → target', get: (m) => [h('code', null, m.source), ' → ', h('code', null, m.target)] },
       { label: 'Properties', get: (m) => String((m.properties ?? []).length), class: 'num' },
-      { label: 'Policies', get: (m) => (m.policies ?? []).map((p) => `${p.situation}: ${typeof p.action === 'string' ? p.action : 'script'}`).join(', ') },
+      { label: 'Policies', class: 'wrap', get: (m) => (m.policies ?? []).map((p) => `${p.situation}: ${typeof p.action === 'string' ? p.action : 'script'}`).join(', ') },
     ], sync.mappings ?? [], { id: 'config-mappings', empty: 'No mapping.' })),
     section('Connectors', table([
       { label: 'Connector', get: (c) => h('a', { href: '#/config', onclick: (e) => { e.preventDefault(); show(`provisioner.openicf/${c}`); } }, c) },

@@ -92,10 +92,11 @@ async function detail(root, route) {
   ], found, { id: 'object-links', empty: 'No link: no mapping has linked this object.' })));
 
   const audit = await query('audit/recon', `sourceObjectId eq ${lit(full)} or targetObjectId eq ${lit(full)}`, {
-    _pageSize: 50, _sortKeys: '-timestamp',
+    // Audit ids are time-ordered: newest first.
+    _pageSize: 50, _sortKeys: '-_id',
   });
   root.append(section('Reconciliation audit (why is this object here?)', table([
-    { label: 'When', get: (e) => when(e.timestamp) },
+    ...(audit.result ?? []).some((e) => e.timestamp) ? [{ label: 'When', get: (e) => when(e.timestamp) }] : [],
     { label: 'Run', get: (e) => (e.reconId ? link(`#/runs/${encodeURIComponent(e.reconId)}`, e.mapping ?? e.reconId) : '–') },
     { label: 'Situation', get: (e) => e.situation ?? '–' },
     { label: 'Action', get: (e) => h('strong', null, e.action ?? '–') },
