@@ -81,7 +81,10 @@ impl Sessions {
 
     /// The principal of a live session whose token has this SHA-256, which counts as a use.
     pub fn find(&self, sha256: &[u8; 32]) -> Option<Principal> {
-        let now = Instant::now();
+        self.find_at(sha256, Instant::now())
+    }
+
+    fn find_at(&self, sha256: &[u8; 32], now: Instant) -> Option<Principal> {
         let mut map = self.lock();
         match map.get_mut(sha256) {
             Some(s) if s.alive(now) => {
@@ -238,16 +241,32 @@ mod tests {
     }
 
     #[test]
+    fn a_session_ends_after_its_lifetime_even_when_used() {
+        let s = Sessions::default();
+        let token = s.open(reader());
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut t = Instant::now();
+        while t < Instant::now() + MAX_LIFETIME - IDLE_TIMEOUT {
+            t += IDLE_TIMEOUT / 2;
+            assert_eq!(s.find_at(&key, t), Some(reader()));
+        }
+        assert_eq!(s.find_at(&key, Instant::now() + MAX_LIFETIME), None);
+    }
+
+    #[test]
     fn an_idle_session_expires() {
         let s = Sessions::default();
         let token = s.open(reader());
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(session) = s.lock().get_mut(&key) {
-            session.last_used = Instant::now()
-                .checked_sub(IDLE_TIMEOUT)
-                .unwrap_or_else(Instant::now);
-        }
-        assert_eq!(s.find(&key), None);
+        let soon = Instant::now() + IDLE_TIMEOUT / 2;
+        assert_eq!(
+            s.find_at(&key, soon),
+            Some(reader()),
+            "a use keeps it alive"
+        );
+        assert_eq!(s.find_at(&key, soon + IDLE_TIMEOUT / 2), Some(reader()));
+        let idle = soon + IDLE_TIMEOUT / 2 + IDLE_TIMEOUT;
+        assert_eq!(s.find_at(&key, idle), None);
         assert!(s.lock().is_empty(), "an expired session is dropped");
     }
 }

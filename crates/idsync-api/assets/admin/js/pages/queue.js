@@ -7,7 +7,8 @@ import { h, table, section, badge, num, when, pageHeader, actionButton, confirmA
 const PAGE = 20;
 
 function resource(e) {
-  return h('span', { class: 'mono' }, `${e.resourceCollection ?? ''}/${e.resourceId ?? ''}`);
+  const path = `${e.resourceCollection ?? ''}/${e.resourceId ?? ''}`;
+  return h('a', { class: 'mono', href: `#/object/${path.split('/').map(encodeURIComponent).join('/')}` }, path);
 }
 
 export async function mount(root, route) {

@@ -19,14 +19,20 @@ function counter(e) {
   return { frac, label: `${num(e.processed)} / ${e.total === '?' ? '?' : num(e.total)}` };
 }
 
+// Values of fields that name a secret are not shown (the same words the server masks in
+// configuration): a plan is for reading what would change, not the secret itself.
+const SECRET = /password|credential|secret|privatekey|token|apikey|passphrase/i;
+
 function diffText(diff) {
   if (!Array.isArray(diff) || diff.length === 0) return h('span', { class: 'muted' }, '–');
-  const show = (v) => (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+  const shown = (v) => (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+  const masked = (d) => SECRET.test(String(d.field ?? '').split('/').pop());
+  const show = (v, d) => (masked(d) && v !== undefined && v !== null ? '********' : shown(v));
   return h('ul', { class: 'diff' }, diff.map((d) => h('li', null,
     h('span', { class: 'op op-' + d.operation }, d.operation), ' ', h('code', null, d.field), ' ',
-    d.operation === 'add' ? h('ins', null, show(d.value))
-      : d.operation === 'remove' ? h('del', null, show(d.oldValue))
-        : [h('del', null, show(d.oldValue)), ' → ', h('ins', null, show(d.value))])));
+    d.operation === 'add' ? h('ins', null, show(d.value, d))
+      : d.operation === 'remove' ? h('del', null, show(d.oldValue, d))
+        : [h('del', null, show(d.oldValue, d)), ' → ', h('ins', null, show(d.value, d))])));
 }
 
 function planView(runId) {
