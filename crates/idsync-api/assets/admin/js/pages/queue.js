@@ -8,7 +8,8 @@ const PAGE = 20;
 
 function resource(e) {
   const path = `${e.resourceCollection ?? ''}/${e.resourceId ?? ''}`;
-  return h('a', { class: 'mono', href: `#/object/${path.split('/').map(encodeURIComponent).join('/')}` }, path);
+  return h('a', { class: 'mono', title: path, href: `#/object/${path.split('/').map(encodeURIComponent).join('/')}` },
+    h('span', { class: 'muted small' }, e.resourceCollection ?? ''), h('br'), e.resourceId ?? '');
 }
 
 export async function mount(root, route) {
