@@ -149,8 +149,18 @@ impl Browser {
         }
     }
 
+    /// Clicks `css` once it is displayed. Pages re-render their tables while polling: a click
+    /// that lands on an element just replaced fails without effect and is tried again on the
+    /// new one.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) => assert!(Instant::now() < deadline, "clicking {css}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {

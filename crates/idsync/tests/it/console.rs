@@ -285,7 +285,14 @@ async fn sign_in_dry_run_plan_then_reconcile_and_watch_it_succeed() {
         t.contains("nightly") && t.contains("weekly-recon")
     })
     .await;
-    assert!(!b.find("#pause-nightly").await.is_enabled().await.unwrap());
+    b.find("#pause-nightly").await;
+    // Read in one step: the table re-renders while the page polls.
+    assert_eq!(
+        b.eval("return document.getElementById('pause-nightly').disabled;")
+            .await,
+        json!(true),
+        "a conf/ schedule is paused in its file"
+    );
     b.click("#pause-weekly-recon").await;
     b.wait_text("#schedules", "shows it paused", |t| t.contains("paused"))
         .await;
