@@ -59,7 +59,7 @@ export function line(points, { unit = '/s', id } = {}) {
     const v = vmax * f;
     svg.append(
       s('line', { x1: padL, x2: width - 8, y1: y(v), y2: y(v), class: 'grid' }),
-      s('text', { x: padL - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, Math.round(v).toLocaleString('en-US')),
+      s('text', { x: padL - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, vmax < 10 ? v.toFixed(1) : Math.round(v).toLocaleString('en-US')),
     );
   }
   const secs = (t1 - t0) / 1000;
