@@ -8,6 +8,7 @@
 //! passed in by the binary.
 
 use crate::error::{ApiError, ApiResult};
+use crate::session::Sessions;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::{HeaderMap, Method};
@@ -53,6 +54,8 @@ pub struct AuthState {
     /// a storm of logins (wrong or unknown users included) waits here instead of taking every
     /// core and gigabytes of memory.
     password_checks: Arc<Semaphore>,
+    /// Session tokens opened by `authentication?_action=login` (the console's sign-in).
+    sessions: Sessions,
 }
 
 impl Default for AuthState {
@@ -61,6 +64,7 @@ impl Default for AuthState {
             tokens: Vec::new(),
             users: Vec::new(),
             password_checks: Arc::new(Semaphore::new(DEFAULT_CONCURRENT_PASSWORD_CHECKS)),
+            sessions: Sessions::default(),
         }
     }
 }
@@ -128,6 +132,11 @@ impl AuthState {
         self
     }
 
+    /// The session tokens opened by logins.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
     /// True when no credential at all is configured (the binary then generates the admin token
     /// file).
     pub fn is_empty(&self) -> bool {
@@ -180,6 +189,7 @@ impl AuthState {
                 name: c.name.clone(),
                 roles: c.roles.clone(),
             })
+            .or_else(|| self.sessions.find(&presented))
             .ok_or_else(|| ApiError::Unauthorized("invalid credentials".into()))
     }
 
@@ -261,7 +271,7 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -10,6 +10,7 @@
 //! The integrator adds recon and sync routes with [`router_with`], so they share the same
 //! authentication, limits and error shapes.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cluster;
@@ -26,6 +27,7 @@ pub mod queue;
 pub mod recon;
 pub mod scheduler;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod stream;
 pub mod sync;
@@ -65,12 +67,15 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .merge(cluster::routes())
         .merge(crate::metrics::routes())
         .merge(queue::routes())
+        .merge(session::routes())
         .merge(extra)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_supported)
         .layer(from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .route("/openidm/info/ping", get(ping))
+        .merge(session::login_routes())
+        .merge(admin::routes())
         .merge(protected)
         .layer(from_fn_with_state(state.clone(), http::timeout_layer))
         .layer(from_fn(http::crest_rejections))

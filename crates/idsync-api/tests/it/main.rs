@@ -6,6 +6,7 @@ mod harness;
 
 mod auth;
 mod config;
+mod console;
 mod errors;
 mod extend;
 mod managed;

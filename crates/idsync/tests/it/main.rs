@@ -2,6 +2,7 @@
 //! End-to-end tests of the `idsync` binary: they copy a project to a temp dir, run the real
 //! binary and look at what a user sees (exit codes, summary JSON, files, stored objects).
 
+mod browser;
 mod server;
 #[path = "../../../idsync-connectors/tests/support/slapd.rs"]
 mod slapd;
@@ -11,6 +12,7 @@ mod auth_cli;
 mod cluster;
 mod config_validate;
 mod connector_test;
+mod console;
 mod queue_cli;
 mod recon_getting_started;
 mod recon_hooks;
