@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod links;
+pub mod livesync;
 pub mod managed;
 pub mod metrics;
 pub mod params;

@@ -192,9 +192,31 @@ async fn password_and_live_sync(url: String) {
         })
         .collect();
     assert_eq!(ids, ["p1", "p2"]);
-    assert_eq!(batch.token, Some(json!(7)));
+    assert_eq!(batch.token, Some(json!({"value": 7, "keys": ["p2"]})));
+    assert_eq!(
+        batch.tokens,
+        [
+            json!({"value": 5, "keys": ["p1"]}),
+            json!({"value": 7, "keys": ["p2"]})
+        ]
+    );
     let again = set.changes_since(batch.token.as_ref()).await.unwrap();
     assert!(again.changes.is_empty());
+    // A row written later with the value already read is still seen, once.
+    set.create(Some("p3"), json!({"userName": "r", "changed": 7}))
+        .await
+        .unwrap();
+    let late = set.changes_since(batch.token.as_ref()).await.unwrap();
+    assert_eq!(late.changes.len(), 1);
+    assert_eq!(late.token, Some(json!({"value": 7, "keys": ["p2", "p3"]})));
+    assert!(
+        set.changes_since(late.token.as_ref())
+            .await
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    set.delete("p3", None).await.unwrap();
     // An update without the password keeps it (it is write-only, not cleared).
     set.update("p1", None, json!({"userName": "p", "changed": 9}))
         .await

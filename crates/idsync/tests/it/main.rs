@@ -18,6 +18,7 @@ mod recon_managed;
 mod recon_situations;
 mod serve;
 mod serve_ldap;
+mod serve_livesync;
 mod serve_managed;
 mod serve_queue;
 mod serve_runs;
