@@ -36,8 +36,15 @@ impl SystemActions for LiveSyncActions {
             return Ok(None);
         }
         let source = format!("system/{connector}/{object_type}");
+        // The pass runs as a task of its own: a client that goes away (or the request timeout)
+        // does not cut it between a change's commit and the release of the source's lock.
+        let engine = self.0.clone();
+        let pass = tokio::spawn(async move { engine.live_sync(&source).await });
+        let record = pass
+            .await
+            .map_err(|e| ApiError::Internal(format!("the liveSync pass stopped: {e}")))?;
         // A pass already running on another node is a 409 (the engine's Conflict).
-        Ok(Some(self.0.live_sync(&source).await?))
+        Ok(Some(record?))
     }
 }
 

@@ -845,10 +845,13 @@ impl ObjectSet for SqlObjectSet {
             .param(param_for(&col_kind, &value)?);
         // Rows already read at `value` come back too: the limit makes room for them, so a
         // poll always moves on.
+        // Qualified names: a bare `seq` would sort by the text output column of that name
+        // (PostgreSQL prefers output names in ORDER BY), and "10" sorts before "9".
+        let table = &self.settings.table;
         b2.push(" ORDER BY ")
-            .ident(&col)
+            .ident(&format!("{table}.{col}"))
             .push(", ")
-            .ident(&self.key.name)
+            .ident(&format!("{table}.{}", self.key.name))
             .push(&format!(" LIMIT {}", CHANGE_BATCH + seen.len()));
         let rows = self.pool.fetch_text(&b2).await?;
         let mut at = value;

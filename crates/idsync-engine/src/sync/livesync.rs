@@ -17,8 +17,8 @@
 //! pass; the token stays just before it, `lastException` says why, and later changes wait. The
 //! next pass tries it again. After `maxRetries` retries (the first attempt plus N) the
 //! `postRetryAction` disposes of it — `logged-ignore` logs it, `dead-letter-queue` stores it in
-//! the dead-letter store — and the token moves past it. Without a handler a change is retried
-//! forever.
+//! the dead-letter store, a script gets `syncFailure` and `failureCause` — and the token moves
+//! past it. Without a handler (or with `maxRetries: -1`) a change is retried forever.
 //!
 //! **One at a time.** A pass holds the repository lock `livesync:<source>`, so one liveSync of
 //! a source runs at a time cluster-wide; a pass that finds it held answers `Conflict`.
@@ -31,6 +31,7 @@ use idsync_config::PostRetryAction;
 use idsync_connectors::{Change as Delta, ObjectSet};
 use idsync_core::ResourcePath;
 use idsync_repo::{ChangeSet, DeadLetter, EventState, Op, SyncAction, SyncEvent};
+use idsync_script::{Bindings, Script, ScriptOrigin};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -306,7 +307,31 @@ impl Engine {
             .and_then(|h| h.max_retries)
             .is_some_and(|max| attempts > max);
         tracing::warn!(source, id = %change.id, attempts, "liveSync change failed: {message}");
-        if !exhausted {
+        // Past its retries the handler disposes of it; a disposal that fails (a dead letter not
+        // written, a script that throws) keeps the change where it is, as a failure.
+        let disposed = match (exhausted, handler.map(|h| h.post_retry_action)) {
+            (false, _) => Err(message.to_string()),
+            (true, Some(PostRetryAction::DeadLetterQueue)) => {
+                // Stored before the token moves: a crash in between stores it twice at worst.
+                let letter = dead_letter(self, source, change, message, attempts);
+                self.repo
+                    .add_dead_letter(&letter)
+                    .await
+                    .map_err(|e| format!("{message} (and the dead letter was not written: {e})"))
+            }
+            (true, Some(PostRetryAction::Script(spec))) => {
+                run_failure_script(source, change, message, &spec)
+                    .map_err(|e| format!("{message} (and the postRetryAction script failed: {e})"))
+            }
+            (true, _) => {
+                tracing::warn!(
+                    source, id = %change.id, attempts,
+                    "liveSync change ignored after its retries (logged-ignore): {message}"
+                );
+                Ok(())
+            }
+        };
+        if let Err(message) = disposed {
             rec.failing = Some((change.id.clone(), attempts));
             rec.last_exception = Some(json!({
                 "message": message,
@@ -322,22 +347,6 @@ impl Engine {
                 .await?;
             return Ok(false);
         }
-        match handler.map(|h| h.post_retry_action) {
-            Some(PostRetryAction::DeadLetterQueue) => {
-                // Stored before the token moves: a crash in between stores it twice at worst.
-                self.repo
-                    .add_dead_letter(&dead_letter(self, source, change, message, attempts))
-                    .await?;
-            }
-            Some(PostRetryAction::Script(_)) => tracing::warn!(
-                source, id = %change.id,
-                "liveSync postRetryAction scripts are not run yet: the change is logged and ignored"
-            ),
-            _ => tracing::warn!(
-                source, id = %change.id, attempts,
-                "liveSync change ignored after its retries (logged-ignore): {message}"
-            ),
-        }
         if let Some(t) = next {
             rec.token = Some(t);
         }
@@ -352,6 +361,36 @@ impl Engine {
             .await?;
         Ok(true)
     }
+}
+
+/// The `postRetryAction` script of a disposed change, with IDM's bindings: `syncFailure`
+/// (`token`-less: `systemIdentifier`, `objectType`, `uid`, `failedRecord`) and `failureCause`.
+fn run_failure_script(
+    source: &str,
+    change: &Change,
+    message: &str,
+    spec: &idsync_config::ScriptSpec,
+) -> Result<(), String> {
+    let origin = ScriptOrigin::file_used_by(
+        spec.origin.clone(),
+        format!("{source} syncFailureHandler postRetryAction"),
+    );
+    let script =
+        Script::compile(&spec.source, origin, spec.globals.clone()).map_err(|e| e.to_string())?;
+    let mut parts = source.split('/').skip(1);
+    let failure = json!({
+        "systemIdentifier": parts.next(),
+        "objectType": parts.next(),
+        "uid": change.id,
+        "failedRecord": change.new,
+    });
+    let bindings = Bindings::new()
+        .with_owned("syncFailure", failure)
+        .with_owned("failureCause", Value::String(message.to_string()));
+    script
+        .eval(&bindings)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// A connector's delta as the change the pipeline reads (an update when it exists: liveSync

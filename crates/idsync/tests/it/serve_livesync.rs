@@ -304,6 +304,12 @@ async fn csv_live_sync_sees_creates_updates_and_deletes() {
             "name": "hr",
             "connectorRef": {"connectorName": "org.forgerock.openicf.csvfile.CSVFileConnector"},
             "configurationProperties": {"csvFile": "data/hr.csv", "headerUid": "uid"},
+            // No retry: a failing change goes to the script at once, which disposes of it
+            // unless its uid is "keep".
+            "syncFailureHandler": {"maxRetries": 0, "postRetryAction": {"script": {
+                "type": "text/javascript",
+                "source": "if (syncFailure.uid == 'keep') { throw 'not disposed: ' + failureCause; }"
+            }}},
             "objectTypes": {"account": {"nativeType": "__ACCOUNT__", "properties": {
                 "uid": {"type": "string", "nativeName": "__NAME__"},
                 "userName": {"type": "string", "nativeName": "userName"}
@@ -323,7 +329,9 @@ async fn csv_live_sync_sees_creates_updates_and_deletes() {
             "target": "managed/user",
             "properties": [
                 {"source": "_id", "target": "_id"},
-                {"source": "userName", "target": "userName"}
+                {"source": "userName", "target": "userName", "transform": {
+                    "type": "text/javascript",
+                    "source": "if (source == 'bad') { throw 'bad row'; } source"}}
             ],
             "policies": [
                 {"situation": "ABSENT", "action": "CREATE"},
@@ -350,4 +358,91 @@ async fn csv_live_sync_sees_creates_updates_and_deletes() {
     assert_eq!(users(&s).await, pairs(&[("c1", "uno")]));
     let quiet = live_sync(&s).await;
     assert_eq!(quiet["_rev"], live_sync(&s).await["_rev"]);
+
+    // A failing row is disposed of by the script; the rows after it go through.
+    p.write(
+        "data/hr.csv",
+        "uid,userName\nc0,zero\nc1,uno\nc3,bad\nc4,four\n",
+    );
+    let rec = live_sync(&s).await;
+    assert!(rec.get("lastException").is_none(), "{rec}");
+    assert_eq!(users(&s).await, pairs(&[("c1", "uno"), ("c4", "four")]));
+    // One the script refuses to dispose of blocks the source, with the script's error.
+    p.write(
+        "data/hr.csv",
+        "uid,userName\nc0,zero\nc1,uno\nc3,bad\nc4,four\nkeep,bad\nc5,five\n",
+    );
+    let rec = live_sync(&s).await;
+    let message = rec["lastException"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("not disposed"), "{rec}");
+    assert_eq!(users(&s).await, pairs(&[("c1", "uno"), ("c4", "four")]));
+}
+
+async fn total(s: &Server, path: &str) -> u64 {
+    let (status, body) = s
+        .get(&format!(
+            "{path}&_pageSize=1&_totalPagedResultsPolicy=EXACT"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["totalPagedResults"].as_u64().unwrap()
+}
+
+/// A SIGKILL in the middle of a pass loses nothing and applies nothing twice: each change
+/// committed with its token, so the next pass starts right after the last committed one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkill_mid_pass_neither_skips_nor_repeats_a_change() {
+    const ROWS: u64 = 1500;
+    let source = source_db();
+    let repo = PgDatabase::create();
+    let p = project(&source, false);
+    let s = Server::start_with(p.path(), &[], &["--repo", &repo.url]);
+    live_sync(&s).await;
+    psql_query(
+        &source.url,
+        &format!(
+            "INSERT INTO people (id, username) \
+             SELECT 'k' || g, 'user' || g FROM generate_series(1, {ROWS}) g"
+        ),
+    );
+    // The pass runs while the test watches managed/user fill up, and kills the server once
+    // some, not all, changes are in.
+    let url = s.url("system/hr/account?_action=liveSync");
+    let pass = tokio::spawn(
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(crate::server::ADMIN_TOKEN)
+            .send(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = total(&s, "managed/user?_queryFilter=true").await;
+        if n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pass applied nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(s); // SIGKILL
+    let _ = pass.await;
+
+    let s = Server::start_with(p.path(), &[], &["--repo", &repo.url]);
+    let before = total(&s, "managed/user?_queryFilter=true").await;
+    let rec = live_sync(&s).await;
+    assert!(rec.get("lastException").is_none(), "{rec}");
+    assert_eq!(
+        total(&s, "managed/user?_queryFilter=true").await,
+        ROWS,
+        "{before} before the pass, which ended at {rec}"
+    );
+    // One CREATE per row, whichever server applied it.
+    assert_eq!(
+        total(&s, "audit/sync?_queryFilter=action+eq+%22CREATE%22").await,
+        ROWS
+    );
+    assert!(live_sync(&s).await.get("lastException").is_none());
+    assert_eq!(
+        total(&s, "audit/sync?_queryFilter=action+eq+%22CREATE%22").await,
+        ROWS
+    );
 }
