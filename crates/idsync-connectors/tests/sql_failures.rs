@@ -216,6 +216,24 @@ async fn password_and_live_sync(url: String) {
             .changes
             .is_empty()
     );
+    // Changes come in the column's numeric order, not its text's ("10" sorts before "9").
+    set.create(Some("p4"), json!({"userName": "s", "changed": 10}))
+        .await
+        .unwrap();
+    set.create(Some("p5"), json!({"userName": "t", "changed": 8}))
+        .await
+        .unwrap();
+    let ordered = set.changes_since(late.token.as_ref()).await.unwrap();
+    let ids: Vec<&str> = ordered
+        .changes
+        .iter()
+        .map(|ch| match ch {
+            Change::CreateOrUpdate { id, .. } | Change::Delete { id } => id.as_str(),
+        })
+        .collect();
+    assert_eq!(ids, ["p5", "p4"]);
+    set.delete("p4", None).await.unwrap();
+    set.delete("p5", None).await.unwrap();
     set.delete("p3", None).await.unwrap();
     // An update without the password keeps it (it is write-only, not cleared).
     set.update("p1", None, json!({"userName": "p", "changed": 9}))
