@@ -778,7 +778,7 @@ impl ObjectSet for SqlObjectSet {
     /// `{"value": v, "keys": [...]}`: the highest value read and the keys already read at that
     /// value, so rows written with an equal value after a poll are still seen (`col >= v`, the
     /// listed keys skipped). A bare number (the older form) means "after v". Deletes are not
-    /// visible in a table and are not reported. Limit (docs/connectors.md): a row committed
+    /// visible in a table and are not reported. Limit (docs/ARCHITECTURE.md, "One pipeline"): a row committed
     /// late with a value *lower* than one already read is not seen; the writer must take its
     /// value at commit time (a sequence or trigger), or recon catches it.
     async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
