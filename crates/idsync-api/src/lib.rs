@@ -19,6 +19,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod links;
+pub mod livesync;
 pub mod managed;
 pub mod metrics;
 pub mod params;

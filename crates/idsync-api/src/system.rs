@@ -61,9 +61,33 @@ async fn test_result(conn: &Arc<dyn Connector>) -> Value {
     }
 }
 
-/// `POST system?_action=test`: every connector's test result.
-async fn all_action(State(state): State<ApiState>, params: Params) -> ApiResult<Response> {
+/// `POST system?_action=test`: every connector's test result; other actions with a
+/// `source=system/<name>/<type>` go to the extra system actions (`liveSync`).
+async fn all_action(
+    State(state): State<ApiState>,
+    params: Params,
+    body: OptionalJsonBody,
+) -> ApiResult<Response> {
+    let source = params.get("source")?.map(str::to_string);
     match params.action()? {
+        Some(action) if action != "test" && source.is_some() => {
+            let source = source.unwrap_or_default();
+            let parts: Vec<&str> = source.split('/').collect();
+            let ["system", name, object_type] = parts.as_slice() else {
+                return Err(ApiError::BadRequest(format!(
+                    "source must be system/<name>/<type>, not {source}"
+                )));
+            };
+            object_set(&state, name, object_type)?;
+            if let Some(handler) = &state.system_actions
+                && let Some(answer) = handler.action(name, object_type, action, body.0).await?
+            {
+                return Ok(object_response(StatusCode::OK, answer));
+            }
+            Err(ApiError::BadRequest(format!(
+                "unknown action \"{action}\" on system"
+            )))
+        }
         Some("test") => {
             let mut results = Vec::new();
             for conn in state.connectors.values() {

@@ -134,4 +134,8 @@ pub enum Change {
 pub struct ChangeBatch {
     pub changes: Vec<Change>,
     pub token: Option<Value>,
+    /// The token just after each change, when the connector can tell (same length as
+    /// `changes`): liveSync commits each change with its own token, so a pass that stops at a
+    /// failing change leaves the token just before it. Empty: only `token` (after the batch).
+    pub tokens: Vec<Value>,
 }

@@ -192,9 +192,49 @@ async fn password_and_live_sync(url: String) {
         })
         .collect();
     assert_eq!(ids, ["p1", "p2"]);
-    assert_eq!(batch.token, Some(json!(7)));
+    assert_eq!(batch.token, Some(json!({"value": 7, "keys": ["p2"]})));
+    assert_eq!(
+        batch.tokens,
+        [
+            json!({"value": 5, "keys": ["p1"]}),
+            json!({"value": 7, "keys": ["p2"]})
+        ]
+    );
     let again = set.changes_since(batch.token.as_ref()).await.unwrap();
     assert!(again.changes.is_empty());
+    // A row written later with the value already read is still seen, once.
+    set.create(Some("p3"), json!({"userName": "r", "changed": 7}))
+        .await
+        .unwrap();
+    let late = set.changes_since(batch.token.as_ref()).await.unwrap();
+    assert_eq!(late.changes.len(), 1);
+    assert_eq!(late.token, Some(json!({"value": 7, "keys": ["p2", "p3"]})));
+    assert!(
+        set.changes_since(late.token.as_ref())
+            .await
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    // Changes come in the column's numeric order, not its text's ("10" sorts before "9").
+    set.create(Some("p4"), json!({"userName": "s", "changed": 10}))
+        .await
+        .unwrap();
+    set.create(Some("p5"), json!({"userName": "t", "changed": 8}))
+        .await
+        .unwrap();
+    let ordered = set.changes_since(late.token.as_ref()).await.unwrap();
+    let ids: Vec<&str> = ordered
+        .changes
+        .iter()
+        .map(|ch| match ch {
+            Change::CreateOrUpdate { id, .. } | Change::Delete { id } => id.as_str(),
+        })
+        .collect();
+    assert_eq!(ids, ["p5", "p4"]);
+    set.delete("p4", None).await.unwrap();
+    set.delete("p5", None).await.unwrap();
+    set.delete("p3", None).await.unwrap();
     // An update without the password keeps it (it is write-only, not cleared).
     set.update("p1", None, json!({"userName": "p", "changed": 9}))
         .await

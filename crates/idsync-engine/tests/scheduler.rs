@@ -479,9 +479,10 @@ async fn old_firings_are_pruned() {
     assert_eq!(seq, (scheduler::KEEP_FIRINGS + extra - 1) as u64);
 }
 
-/// liveSync schedules are not supported yet: a firing is skipped and says so.
+/// A liveSync firing runs one pass of its source on the node that claimed it: the first pass
+/// records the source's sync record (its token) and starts no reconciliation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn livesync_firings_are_skipped_for_now() {
+async fn livesync_firings_run_a_pass() {
     let dir = project();
     let url = sqlite_url(dir.path());
     let a = node(dir.path(), &url, "node-a").await;
@@ -491,12 +492,21 @@ async fn livesync_firings_are_skipped_for_now() {
         "invokeContext": {"action": "liveSync", "source": "system/hr/account"}
     });
     a.put_schedule("live", &body, None, false).await.unwrap();
-    let f = a.trigger_schedule("live").await.unwrap();
-    assert_eq!(f.status, FiringStatus::Skipped, "{f:?}");
     assert!(
-        f.message.as_deref().unwrap().contains("not supported yet"),
-        "{f:?}"
+        a.live_sync_record("system/hr/account")
+            .await
+            .unwrap()
+            .is_none()
     );
+    let f = a.trigger_schedule("live").await.unwrap();
+    assert_eq!(f.status, FiringStatus::Success, "{f:?}");
+    let rec = a
+        .live_sync_record("system/hr/account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec["_id"], "SYSTEMHRACCOUNT", "{rec}");
+    assert!(rec["connectorData"]["syncToken"].is_object(), "{rec}");
     assert!(a.repo.list_runs(None).await.unwrap().is_empty());
 }
 

@@ -4,6 +4,7 @@
 //!
 //! It owns only the file format and file safety; it knows nothing of mappings or recon.
 
+mod changes;
 mod layout;
 mod read;
 pub mod settings;
@@ -12,7 +13,7 @@ mod write;
 
 pub use settings::CsvSettings;
 
-use crate::contract::{Connector, ConnectorError, ConnectorResult, ObjectSet};
+use crate::contract::{ChangeBatch, Connector, ConnectorError, ConnectorResult, ObjectSet};
 use crate::schema::{self, ObjectTypeSchema};
 use async_trait::async_trait;
 use csv::StringRecord;
@@ -285,5 +286,12 @@ impl ObjectSet for CsvObjectSet {
             .submit(WriteOp::Delete { id: id.to_owned() })
             .await?;
         self.to_object(&header, &row).map(Some)
+    }
+
+    /// liveSync by comparing the file with the snapshot in the token (`changes.rs`).
+    async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
+        let token = token.cloned();
+        self.blocking(move |s, t| changes::changes_since(s, t, token.as_ref()))
+            .await
     }
 }

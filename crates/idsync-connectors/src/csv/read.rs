@@ -80,7 +80,7 @@ pub(crate) fn open(settings: &CsvSettings) -> ConnectorResult<Option<OpenCsv>> {
 }
 
 /// Calls `f` with each record and its line number until `f` returns `false`.
-fn for_each_record(
+pub(crate) fn for_each_record(
     settings: &CsvSettings,
     open: &mut OpenCsv,
     mut f: impl FnMut(&StringRecord, u64) -> ConnectorResult<bool>,

@@ -21,7 +21,7 @@ use batch::{CreateBatcher, NewRow};
 use builder::{Param, ParamColumn, SqlBuilder};
 use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
 use pool::SqlPool;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use tokio::sync::OnceCell;
@@ -778,8 +778,13 @@ impl ObjectSet for SqlObjectSet {
         Ok(Some(old))
     }
 
-    /// liveSync over `changeLogColumn` (a number that grows with each write): the token is the
-    /// highest value seen. Deletes are not visible in a table and are not reported.
+    /// liveSync over `changeLogColumn` (a number that grows with each write). The token is
+    /// `{"value": v, "keys": [...]}`: the highest value read and the keys already read at that
+    /// value, so rows written with an equal value after a poll are still seen (`col >= v`, the
+    /// listed keys skipped). A bare number (the older form) means "after v". Deletes are not
+    /// visible in a table and are not reported. Limit (docs/ARCHITECTURE.md, "One pipeline"): a row committed
+    /// late with a value *lower* than one already read is not seen; the writer must take its
+    /// value at commit time (a sequence or trigger), or recon catches it.
     async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
         let Some(col) = self.settings.change_log_column.clone() else {
             return Err(ConnectorError::BadRequest(
@@ -804,8 +809,29 @@ impl ObjectSet for SqlObjectSet {
             };
             return Ok(ChangeBatch {
                 changes: Vec::new(),
-                token: Some(token),
+                token: Some(json!({ "value": token, "keys": [] })),
+                tokens: Vec::new(),
             });
+        };
+        let (value, seen, inclusive) = match token {
+            Value::Object(m) => {
+                let keys: Vec<String> = m
+                    .get("keys")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    m.get("value").cloned().unwrap_or(Value::from(0)),
+                    keys,
+                    true,
+                )
+            }
+            other => (other.clone(), Vec::new(), false),
         };
         // The change column is read last, after the object's columns.
         let mut b2 = self.builder();
@@ -819,29 +845,49 @@ impl ObjectSet for SqlObjectSet {
             .ident(&self.settings.table);
         b2.push(" WHERE ")
             .ident(&col)
-            .push(" > ")
-            .param(param_for(&col_kind, token)?);
+            .push(if inclusive { " >= " } else { " > " })
+            .param(param_for(&col_kind, &value)?);
+        // Rows already read at `value` come back too: the limit makes room for them, so a
+        // poll always moves on.
+        // Qualified names: a bare `seq` would sort by the text output column of that name
+        // (PostgreSQL prefers output names in ORDER BY), and "10" sorts before "9".
+        let table = &self.settings.table;
         b2.push(" ORDER BY ")
-            .ident(&col)
-            .push(&format!(" LIMIT {CHANGE_BATCH}"));
+            .ident(&format!("{table}.{col}"))
+            .push(", ")
+            .ident(&format!("{table}.{}", self.key.name))
+            .push(&format!(" LIMIT {}", CHANGE_BATCH + seen.len()));
         let rows = self.pool.fetch_text(&b2).await?;
-        let mut next = token.clone();
+        let mut at = value;
+        let mut keys: std::collections::BTreeSet<String> = seen.into_iter().collect();
         let mut changes = Vec::with_capacity(rows.len());
+        let mut tokens = Vec::with_capacity(rows.len());
         for row in rows {
-            if let Some(Some(t)) = row.last() {
-                next = number_token(t)?;
-            }
+            let v = match row.last() {
+                Some(Some(t)) => number_token(t)?,
+                _ => continue,
+            };
             let object = self.row_to_object(&row[..row.len().saturating_sub(1)])?;
             let id = object
                 .get("_id")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
+            if v == at && keys.contains(&id) {
+                continue;
+            }
+            if v != at {
+                at = v;
+                keys.clear();
+            }
+            keys.insert(id.clone());
+            tokens.push(json!({ "value": at, "keys": keys }));
             changes.push(Change::CreateOrUpdate { id, object });
         }
         Ok(ChangeBatch {
             changes,
-            token: Some(next),
+            token: Some(json!({ "value": at, "keys": keys })),
+            tokens,
         })
     }
 }

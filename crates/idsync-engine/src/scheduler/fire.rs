@@ -86,21 +86,7 @@ impl Engine {
         executing().insert(f.id.clone());
         match entry.schedule.invoke_service {
             InvokeService::Sync => self.run_sync(entry, &mut f).await,
-            InvokeService::Provisioner => {
-                let source = entry.schedule.invoke_context["source"]
-                    .as_str()
-                    .unwrap_or("?")
-                    .to_string();
-                if warned_once(entry.name()) {
-                    tracing::warn!(
-                        schedule = entry.name(),
-                        source,
-                        "liveSync schedules are not supported yet: skipping its firings"
-                    );
-                }
-                f.status = FiringStatus::Skipped;
-                f.message = Some(format!("liveSync of {source} is not supported yet"));
-            }
+            InvokeService::Provisioner => self.run_live_sync(entry, &mut f).await,
             InvokeService::Script => self.run_script(entry, &mut f).await,
         }
         executing().remove(&f.id);
@@ -115,6 +101,32 @@ impl Engine {
             tracing::warn!(firing = %f.id, error = %e, "could not record the outcome of a firing");
         }
         f
+    }
+
+    /// A provisioner firing: one liveSync pass of its source (module doc of `sync/livesync.rs`);
+    /// a pass already running elsewhere makes the firing SKIPPED.
+    async fn run_live_sync(&self, entry: &ScheduleEntry, f: &mut Firing) {
+        let source = entry.schedule.invoke_context["source"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        match self.live_sync(&source).await {
+            Ok(rec) => match rec.get("lastException") {
+                Some(e) => {
+                    f.status = FiringStatus::Failed;
+                    f.message = Some(format!("liveSync of {source}: {}", e["message"]));
+                }
+                None => f.status = FiringStatus::Success,
+            },
+            Err(crate::error::EngineError::Conflict(m)) => {
+                f.status = FiringStatus::Skipped;
+                f.message = Some(m);
+            }
+            Err(e) => {
+                f.status = FiringStatus::Failed;
+                f.message = Some(format!("liveSync of {source}: {e}"));
+            }
+        }
     }
 
     async fn run_sync(&self, entry: &ScheduleEntry, f: &mut Firing) {

@@ -39,7 +39,8 @@
 //!   clustered run) the firing is SKIPPED and logged with the active run's id: with
 //!   `concurrentExecution: false` that is the documented behaviour, and with `true` it is the
 //!   one-active-run-per-mapping rule.
-//! - `"provisioner"` (liveSync) is not supported yet: the firing is SKIPPED, logged once.
+//! - `"provisioner"` runs one liveSync pass of its `source` (`sync/livesync.rs`); SKIPPED when
+//!   a pass of that source already runs on another node.
 //! - `"script"` runs the inline (or `file`) JavaScript on a blocking thread with `input` (the
 //!   context's `input`) and `context` (`{"schedule","firingId","scheduledFireTime"}`) bound.
 //!   IDM's `openidm.*` functions are not available; such a script fails and the firing is

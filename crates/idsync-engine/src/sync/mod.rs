@@ -12,9 +12,11 @@
 
 mod batch;
 mod explicit;
+mod livesync;
 pub mod queue;
 
 pub use batch::BatchItem;
+pub use livesync::record_id;
 
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};

@@ -74,6 +74,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     .with_metrics(metrics)
     .with_hooks(std::sync::Arc::new(idsync_api::sync::EngineHooks(
         engine.clone(),
+    )))
+    .with_system_actions(std::sync::Arc::new(idsync_api::livesync::LiveSyncActions(
+        engine.clone(),
     )));
 
     let bind = args
@@ -135,7 +138,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     println!("listening on http://{addr}");
     let extra = idsync_api::recon::routes(engine.clone())
         .merge(idsync_api::sync::routes(engine.clone()))
-        .merge(idsync_api::scheduler::routes(engine.clone()));
+        .merge(idsync_api::scheduler::routes(engine.clone()))
+        .merge(idsync_api::livesync::routes(engine.clone()));
     idsync_api::serve_with(state, extra, listener, shutdown).await?;
 
     // Stop taking jobs, let in-flight ones finish, then say goodbye to the cluster.
