@@ -26,7 +26,7 @@
 use super::{Change, managed_changes};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::pipeline::object::ChunkLookups;
+use crate::pipeline::op::ChunkLookups;
 use idsync_config::PostRetryAction;
 use idsync_connectors::{Change as Delta, ObjectSet};
 use idsync_core::ResourcePath;
