@@ -373,3 +373,29 @@ async fn a_target_phase_resumed_after_a_crash_counts_every_target_once() {
         "{s:#}"
     );
 }
+
+/// A crash after a page's target writes were prepared but before its commit (a panic at the
+/// failpoint): nothing of the page is committed, its lease expires, the page runs again and
+/// every object is created and counted once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_before_a_page_commit_reruns_the_page_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_project(dir.path(), 50, 1_000);
+    let repo = sqlite(dir.path()).await;
+    let a = Running::start(node(dir.path(), repo.clone(), "a").await);
+    fail::cfg("recon.page.before_commit", "1*panic").unwrap();
+    let run = a
+        .engine
+        .start_recon(MAPPING, ReconOptions::default())
+        .await
+        .unwrap();
+    let s = wait_ended(&a.engine, &run).await;
+    assert_eq!(s["state"], "SUCCESS", "{s:#}");
+    assert_eq!(
+        s["progress"]["source"]["existing"]["processed"], 50,
+        "{s:#}"
+    );
+    assert_eq!(s["progress"]["target"]["created"], 50, "{s:#}");
+    assert_eq!(repo.count_objects("user", None).await.unwrap(), 50);
+    assert_eq!(repo.count_links(MAPPING).await.unwrap(), 50);
+}
