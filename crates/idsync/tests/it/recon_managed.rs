@@ -361,11 +361,6 @@ fn a_cli_run_leaves_a_server_with_the_same_node_id_its_jobs() {
     });
     let (code, s) = p.recon_json(MAPPING, &["--node-id", "srv"]);
     assert_eq!(code, 0, "{s:#}");
-    let by_node = s["sourceProcessedByNode"].as_object().unwrap();
-    assert!(
-        by_node.keys().all(|k| k.starts_with("srv/cli-")),
-        "the CLI's own node id: {s:#}"
-    );
     let job = rt.block_on(async {
         let repo = idsync_repo::open(&url).await.unwrap();
         repo.get_job("server-job").await.unwrap().unwrap()
@@ -373,4 +368,9 @@ fn a_cli_run_leaves_a_server_with_the_same_node_id_its_jobs() {
     assert_eq!(job.state, idsync_repo::JobState::Claimed, "{job:?}");
     assert_eq!(job.owner_node.as_deref(), Some("srv"));
     assert_eq!(job.token, claimed.token);
+    let by_node = s["sourceProcessedByNode"].as_object().unwrap();
+    assert!(
+        by_node.keys().all(|k| k.starts_with("srv/cli-")),
+        "the CLI's own node id: {s:#}"
+    );
 }
