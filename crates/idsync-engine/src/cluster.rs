@@ -8,6 +8,8 @@
 //!   `STATE_DOWN`. Several nodes may do this at once: every step is idempotent.
 //! - **Queue recovery** (`queueRecovery`, every 300 s, and at once when a node is seen down):
 //!   locks held by nodes that are not running are freed with their events.
+//! - **Stuck runs** (every [`STUCK_RUNS_EVERY`] at most): an ACTIVE run with no job left to
+//!   run is finished, or ended FAILED with a message (`recon::jobs::end_if_orphaned`).
 //! - **Audit retention**: hourly, audit older than `auditRetentionDays` is deleted.
 //! - **Balancing** (`queueBalancing`, every 5 s): a node keeps at most
 //!   `ceil(queued mappings / running nodes)` mapping locks. Above it, it asks consumers to
@@ -16,7 +18,7 @@
 //!   locks.
 
 use crate::Engine;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use idsync_repo::{NodeRecord, NodeState};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -87,14 +89,16 @@ pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<
     let balance_every = Duration::from_millis(balancing.balance_interval_ms.max(100));
     let (mut last_recovery, mut last_balance) = (Instant::now(), None::<Instant>);
     let mut last_prune = None::<Instant>;
+    let stuck_every = Duration::from_millis(s.node_timeout_ms).min(STUCK_RUNS_EVERY);
+    let mut last_stuck = Instant::now();
     loop {
         if last_prune.is_none_or(|t| t.elapsed() >= AUDIT_PRUNE_EVERY) {
             prune_audit(&engine).await;
             last_prune = Some(Instant::now());
         }
-        match engine.repo.list_nodes().await {
-            Ok(nodes) => {
-                let sharing = nodes_on_this_host(&engine, &nodes);
+        match nodes_and_now(&engine).await {
+            Ok((nodes, now)) => {
+                let sharing = nodes_on_this_host(&engine, &nodes, now);
                 if engine.set_host_nodes(sharing) {
                     let jobs = usize::try_from(s.max_concurrent_jobs).unwrap_or(usize::MAX);
                     tracing::info!(
@@ -103,7 +107,7 @@ pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<
                         "running nodes on this host changed: this node's share of maxConcurrentJobs"
                     );
                 }
-                let downed = mark_down_nodes(&engine, &nodes).await;
+                let downed = mark_down_nodes(&engine, &nodes, now).await;
                 if recovery.enabled && (downed || last_recovery.elapsed() >= recovery_every) {
                     recover_orphaned_locks(&engine).await;
                     last_recovery = Instant::now();
@@ -115,9 +119,31 @@ pub async fn run_cluster_monitor(engine: Arc<Engine>, mut stop: watch::Receiver<
             }
             Err(e) => tracing::warn!(error = %e, "cluster monitor: cannot list nodes"),
         }
+        if last_stuck.elapsed() >= stuck_every {
+            end_stuck_runs(&engine).await;
+            last_stuck = Instant::now();
+        }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often, at most, ACTIVE runs are checked for a job left to end them.
+const STUCK_RUNS_EVERY: Duration = Duration::from_secs(5);
+
+/// Ends every ACTIVE run that has no job left to end it (see
+/// `recon::jobs::end_if_orphaned`). Every node may do it at once: scheduling the run's finish
+/// is idempotent, and ending a run whose finish is done writes the same record twice.
+async fn end_stuck_runs(engine: &Engine) {
+    let runs = match engine.repo.list_runs(None).await {
+        Ok(runs) => runs,
+        Err(e) => return tracing::warn!(error = %e, "cluster monitor: cannot list runs"),
+    };
+    for run in runs.iter().filter(|r| !r.stage.is_completed()) {
+        if let Err(e) = crate::recon::jobs::end_if_orphaned(engine, &run.id).await {
+            tracing::warn!(run = %run.id, error = %e, "cluster monitor: cannot end a stuck run");
         }
     }
 }
@@ -141,10 +167,19 @@ async fn prune_audit(engine: &Engine) {
     }
 }
 
-/// Nodes that run and heartbeat in time (this one always counts).
-fn running_nodes(engine: &Engine, nodes: &[NodeRecord]) -> HashSet<String> {
+/// The node rows and the repository's clock, which heartbeats are written and compared on (a
+/// node's own clock may be skewed).
+async fn nodes_and_now(
+    engine: &Engine,
+) -> idsync_repo::RepoResult<(Vec<NodeRecord>, DateTime<Utc>)> {
+    let nodes = engine.repo.list_nodes().await?;
+    Ok((nodes, engine.repo.db_now().await?))
+}
+
+/// Nodes that run and heartbeat in time by the repository's clock `now` (this one always
+/// counts).
+fn running_nodes(engine: &Engine, nodes: &[NodeRecord], now: DateTime<Utc>) -> HashSet<String> {
     let timeout = chrono::Duration::milliseconds(engine.project.settings.node_timeout_ms as i64);
-    let now = Utc::now();
     let mut running: HashSet<String> = nodes
         .iter()
         .filter(|n| n.state == NodeState::Running && now - n.last_heartbeat <= timeout)
@@ -156,7 +191,7 @@ fn running_nodes(engine: &Engine, nodes: &[NodeRecord]) -> HashSet<String> {
 
 /// Running nodes on the host this node's heartbeat named, itself included (1 before its first
 /// heartbeat, or when the rows carry no host).
-fn nodes_on_this_host(engine: &Engine, nodes: &[NodeRecord]) -> usize {
+fn nodes_on_this_host(engine: &Engine, nodes: &[NodeRecord], now: DateTime<Utc>) -> usize {
     let Some(host) = nodes
         .iter()
         .find(|n| n.id == engine.node_id)
@@ -164,7 +199,7 @@ fn nodes_on_this_host(engine: &Engine, nodes: &[NodeRecord]) -> usize {
     else {
         return 1;
     };
-    let running = running_nodes(engine, nodes);
+    let running = running_nodes(engine, nodes, now);
     nodes
         .iter()
         .filter(|n| n.host.as_deref() == Some(host) && running.contains(&n.id))
@@ -174,8 +209,8 @@ fn nodes_on_this_host(engine: &Engine, nodes: &[NodeRecord]) -> usize {
 
 /// Marks nodes past their heartbeat timeout down and recovers their work. Returns whether one
 /// was found.
-async fn mark_down_nodes(engine: &Engine, nodes: &[NodeRecord]) -> bool {
-    let running = running_nodes(engine, nodes);
+async fn mark_down_nodes(engine: &Engine, nodes: &[NodeRecord], now: DateTime<Utc>) -> bool {
+    let running = running_nodes(engine, nodes, now);
     let mut found = false;
     for n in nodes {
         let stale = n.state != NodeState::Down && !running.contains(&n.id);
@@ -224,13 +259,12 @@ async fn finish_interrupted_starts(engine: &Engine, node: &str) -> idsync_repo::
 
 /// Frees queue locks whose holder is not a running node, with its ACQUIRED events.
 async fn recover_orphaned_locks(engine: &Engine) {
-    let (Ok(locks), Ok(nodes)) = (
-        engine.repo.list_locks().await,
-        engine.repo.list_nodes().await,
-    ) else {
+    let (Ok(locks), Ok((nodes, now))) =
+        (engine.repo.list_locks().await, nodes_and_now(engine).await)
+    else {
         return;
     };
-    let running = running_nodes(engine, &nodes);
+    let running = running_nodes(engine, &nodes, now);
     let orphans: HashSet<&str> = locks
         .iter()
         .filter(|l| l.name.starts_with(crate::sync::queue::LOCK_PREFIX))
@@ -270,10 +304,10 @@ async fn balance(engine: &Engine) {
     if queued.is_empty() {
         return;
     }
-    let Ok(nodes) = engine.repo.list_nodes().await else {
+    let Ok((nodes, now)) = nodes_and_now(engine).await else {
         return;
     };
-    let running = running_nodes(engine, &nodes).len().max(1);
+    let running = running_nodes(engine, &nodes, now).len().max(1);
     let target = queued.len().div_ceil(running);
     let b = &engine.queue_balance;
     b.target.store(target, Ordering::Relaxed);

@@ -10,6 +10,7 @@
 pub mod cluster;
 mod engine;
 pub mod error;
+mod faults;
 pub mod links;
 pub mod managed_set;
 pub mod metered;

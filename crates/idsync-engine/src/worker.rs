@@ -122,8 +122,17 @@ fn spawn_job(
     let engine = engine.clone();
     tokio::spawn(async move {
         let renew = spawn_lease_renewal(engine.clone(), job.job.id.clone(), job.token);
-        if let Err(e) = crate::recon::jobs::execute(&engine, job).await {
-            tracing::error!(error = %e, "job failed");
+        let id = job.job.id.clone();
+        // The job on a task of its own: if it panics, its lease renewal stops with it and the
+        // lease expires, so the job is re-claimed as lost work instead of held forever.
+        let run = tokio::spawn({
+            let engine = engine.clone();
+            async move { crate::recon::jobs::execute(&engine, job).await }
+        });
+        match run.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "job failed"),
+            Err(e) => tracing::error!(job = %id, error = %e, "job panicked; its lease will expire"),
         }
         renew.abort();
         drop(permit);
@@ -140,15 +149,54 @@ fn spawn_lease_renewal(
         let every = engine.lease / 3;
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = engine.repo.renew_lease(&job_id, token, engine.lease).await {
-                // A renewal can race the job's own final commit, which deletes the job: that is
-                // not a lost lease. Anything else is, and the job's fenced commit will fail.
-                let gone = matches!(engine.repo.get_job(&job_id).await, Ok(None));
-                if !gone {
-                    tracing::warn!(job = %job_id, error = %e, "lease renewal failed");
-                }
+            if !renew_until_lost(&engine, &job_id, token).await {
                 return;
             }
         }
     })
+}
+
+/// One renewal, retried while it fails for another reason than a lost lease, until the lease
+/// would have expired: one database hiccup on a long page must not hand the page to another
+/// node. Returns whether the lease is still held.
+async fn renew_until_lost(engine: &Engine, job_id: &str, token: i64) -> bool {
+    // The lease was last renewed at most `lease / 3` ago; give up a little before it expires,
+    // when another node may claim the job anyway.
+    let deadline = tokio::time::Instant::now() + engine.lease * 2 / 3;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match renew_once(engine, job_id, token).await {
+            Ok(()) => return true,
+            // A renewal can race the job's own final commit, which marks the job done: that
+            // is not a lost lease, and there is nothing left to renew.
+            Err(idsync_repo::RepoError::StaleToken { .. }) => {
+                if !matches!(engine.repo.get_job(job_id).await, Ok(None)) {
+                    tracing::warn!(job = %job_id, "lease lost; the job's fenced commits will fail");
+                }
+                return false;
+            }
+            Err(e) => {
+                if tokio::time::Instant::now() + pause >= deadline {
+                    tracing::warn!(job = %job_id, error = %e, "lease renewal kept failing until the lease expired");
+                    return false;
+                }
+                tracing::warn!(job = %job_id, error = %e, "lease renewal failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2)
+                    .min(engine.lease / 10)
+                    .max(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+async fn renew_once(
+    engine: &Engine,
+    job_id: &str,
+    token: i64,
+) -> Result<(), idsync_repo::RepoError> {
+    fail::fail_point!("worker.lease.renew", |_| Err(
+        idsync_repo::RepoError::Internal("failpoint worker.lease.renew fired".into())
+    ));
+    engine.repo.renew_lease(job_id, token, engine.lease).await
 }

@@ -2,7 +2,7 @@
 //! committed atomically by [`crate::Repository::commit`]. Either every op is applied or none.
 //! This module only describes changes; backends apply them.
 
-use crate::model::{AuditEntry, Job, Link, PlanEntry, SyncEvent};
+use crate::model::{AuditEntry, DeadLetter, Job, Link, PlanEntry, RunUpdate, SyncEvent};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -81,6 +81,14 @@ pub enum Op {
     /// left alone and the rest of the commit still applies: the sync's writes are true whoever
     /// runs the event next.
     DeleteSyncEvent { id: String, node_id: String },
+    /// Applies a partial update to a run (as [`crate::Repository::update_run`]) inside the
+    /// commit: a finish job commits its own completion and the run's end together, so no crash
+    /// can leave a finished job with an ACTIVE run. Missing run → NotFound.
+    UpdateRun { run_id: String, update: RunUpdate },
+    /// Dead-letters a queue event: inserts the letter and deletes its event, which must be
+    /// ACQUIRED by `node_id` — else NotFound and nothing commits (a node that lost the
+    /// mapping's lock writes no letter for an event another node now runs).
+    DeadLetterEvent { letter: DeadLetter, node_id: String },
 }
 
 /// A set of ops committed atomically, optionally fenced.

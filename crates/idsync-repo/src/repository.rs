@@ -150,6 +150,9 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     /// `StaleToken` if the token is no longer current.
     async fn release_job(&self, job_id: &str, token: i64) -> RepoResult<()>;
     async fn get_job(&self, job_id: &str) -> RepoResult<Option<Job>>;
+    /// Whether the job was ever enqueued: PENDING, CLAIMED or a DONE tombstone (until its run
+    /// is pruned).
+    async fn job_exists(&self, job_id: &str) -> RepoResult<bool>;
     /// Jobs of a run still in the table (pending or claimed).
     async fn count_jobs(&self, run_id: &str) -> RepoResult<u64>;
     /// Returns every job claimed by `node_id` to PENDING (clean shutdown, restart, node found
@@ -157,6 +160,9 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     async fn release_jobs_of_node(&self, node_id: &str) -> RepoResult<u64>;
 
     // ---------------------------------------------------------------- cluster nodes
+    /// The repository's clock (`now()` on PostgreSQL): heartbeats are written and compared on
+    /// it, so nodes whose clocks disagree still agree on who is alive.
+    async fn db_now(&self) -> RepoResult<DateTime<Utc>>;
     /// Upserts the node row as RUNNING on `host` with `last_heartbeat = now` (and
     /// `startup = now` on first insert, or after it was DOWN).
     async fn heartbeat(&self, node_id: &str, host: &str, now: DateTime<Utc>) -> RepoResult<()>;

@@ -70,7 +70,8 @@ pub struct ReconArgs {
     /// Repository URL: sqlite://PATH or postgres://... (default: sqlite://DIR/.idsync/repo.db).
     #[arg(long, env = "IDSYNC_REPO")]
     pub repo: Option<String>,
-    /// This node's id (default: the host name).
+    /// The base of this process's node id, which is `<base>/cli-<pid>-<random>` so that it never
+    /// takes or releases a server's work (default: the host name).
     #[arg(long, env = "IDSYNC_NODE_ID")]
     pub node_id: Option<String>,
     /// Dry run: assess and decide, write nothing, store the plan.

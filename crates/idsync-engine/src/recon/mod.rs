@@ -190,6 +190,9 @@ impl Engine {
                 .await?;
             jobs::schedule(self, None, jobs::finish_job(run_id)).await?;
         }
+        // A run with no job left (its finish done, or its chain of jobs broken) would wait
+        // forever for a finish that never comes: cancel ends it here.
+        jobs::end_if_orphaned(self, run_id).await?;
         Ok(())
     }
 

@@ -15,8 +15,10 @@
 //! out an event while an earlier event of its object is ACQUIRED, and in memory the events of an
 //! object wait in that object's line; different objects run in parallel.
 //!
-//! Failure: the event stays ACQUIRED for `retryDelay`, then it and the later events of its
-//! object go back to PENDING (its `remainingRetries` one less) and are polled again in order.
+//! Failure: the event stays ACQUIRED for `retryDelay`, then runs again, still ACQUIRED, with
+//! one retry less (its later events wait behind it in its object's line). Only a node that lost
+//! the mapping's lock or must hand it over returns the event and its object's later events to
+//! PENDING, to be polled again in order.
 //! With no retry left, `postRetryAction` runs: log and drop, dead-letter, or a script (which
 //! asks for another retry by throwing).
 //!
@@ -261,6 +263,7 @@ impl Consumer {
             .record(t.elapsed().as_secs_f64());
         let mut accepted = 0;
         let mut rejecting = false;
+        let mut rejected = Vec::new();
         for ev in events {
             self.metric("acquire");
             {
@@ -281,10 +284,32 @@ impl Consumer {
             // event of an object overtakes its rejected predecessor.
             rejecting = true;
             self.metric("rejected-executions");
-            self.engine
+            rejected.push(ev);
+        }
+        // Every rejected event is released, whatever happens to the others: one failed release
+        // must not strand the rest of the page ACQUIRED with nothing in memory to run them.
+        let mut failed = 0;
+        for ev in &rejected {
+            let mut r = self
+                .engine
                 .repo
                 .release_for_retry(&ev.id, ev.remaining_retries)
-                .await?;
+                .await;
+            if r.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                r = self
+                    .engine
+                    .repo
+                    .release_for_retry(&ev.id, ev.remaining_retries)
+                    .await;
+            }
+            if let Err(e) = r {
+                failed += 1;
+                tracing::error!(mapping = %self.mapping, event = %ev.id, error = %e, "could not release a rejected queue event; it returns to PENDING when this node restarts or is found down");
+            }
+        }
+        if failed > 0 {
+            tracing::warn!(mapping = %self.mapping, failed, released = rejected.len() - failed, "rejected events not all released");
         }
         Ok(accepted)
     }
@@ -383,7 +408,8 @@ impl Consumer {
             return;
         }
         match self.post_retry(&ev, &cause).await {
-            Ok(()) => self.discard(&ev).await,
+            Ok(None) => self.discard(&ev).await,
+            Ok(Some(letter)) => self.dead_letter(ev, letter).await,
             Err(e) => {
                 tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "postRetryAction asked for a retry: {e}");
                 self.retry_later(&rid, &ev.id, 0);
@@ -447,6 +473,42 @@ impl Consumer {
         self.finished(ev, "discard", t);
     }
 
+    /// Dead-letters an event: the letter and the event's deletion are one commit, which only
+    /// applies while this node holds the event. If the commit fails, the event is retried and
+    /// dead-lettered again (nothing of the failed commit exists); if the event is no longer this
+    /// node's, it leaves this node's memory.
+    async fn dead_letter(self: &Arc<Self>, ev: Arc<SyncEvent>, letter: DeadLetter) {
+        let t = Instant::now();
+        let node = self.engine.node_id.clone();
+        let result = async {
+            fail::fail_point!("queue.deadletter.before_commit", |_| Err(
+                idsync_repo::RepoError::Internal(
+                    "failpoint queue.deadletter.before_commit fired".into()
+                )
+            ));
+            let cs = idsync_repo::ChangeSet::new().with(Op::DeadLetterEvent {
+                letter,
+                node_id: node,
+            });
+            self.engine.repo.commit(cs).await.map(|_| ())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "queued sync retries exhausted, event dead-lettered");
+                self.finished(&ev, "discard", t);
+            }
+            Err(idsync_repo::RepoError::NotFound(m)) => {
+                tracing::error!(mapping = %self.mapping, event = %ev.id, "a dead letter was not written: the event is no longer this node's ({m})");
+                self.finished(&ev, "discard", t);
+            }
+            Err(e) => {
+                tracing::error!(mapping = %self.mapping, event = %ev.id, error = %e, "could not dead-letter a queue event; retrying it");
+                self.retry_later(&ev.resource_id, &ev.id, 0);
+            }
+        }
+    }
+
     /// The event is out of the repository: take it off its object's line and start the next.
     fn finished(&self, ev: &SyncEvent, action: &'static str, since: Instant) {
         self.timing(action, since);
@@ -463,20 +525,27 @@ impl Consumer {
         }
     }
 
-    /// After `retryDelay` (the event stays ACQUIRED meanwhile), the event and its object's
-    /// later events go back to PENDING, to be polled again in commit order.
+    /// After `retryDelay` the event runs again, ACQUIRED all along (SPEC: an event waiting for
+    /// its retry is not PENDING): it stays at the front of its object's line with one retry
+    /// less, and the object is ready again. Only when this node may no longer run it — its lock
+    /// was taken over, or balancing asks it to hand the mapping over — do the event and its
+    /// object's later events go back to PENDING, to be polled again in commit order.
     fn retry_later(self: &Arc<Self>, rid: &str, event_id: &str, remaining: i64) {
         let this = self.clone();
         let (rid, event_id) = (rid.to_string(), event_id.to_string());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(this.q.retry_delay_ms)).await;
+            let t = Instant::now();
+            if this.may_keep().await && this.retry_in_place(&rid, &event_id, remaining) {
+                this.timing("retry", t);
+                return;
+            }
             let line = {
                 let mut lines = this.lines();
                 let line = lines.objects.remove(&rid).unwrap_or_default();
                 lines.count = lines.count.saturating_sub(line.len());
                 line
             };
-            let t = Instant::now();
             for ev in line {
                 let r = if ev.id == event_id {
                     remaining
@@ -491,29 +560,55 @@ impl Consumer {
         });
     }
 
-    /// `postRetryAction` (docs/configuration.md): `Ok` drops the event, `Err` asks for a retry.
-    async fn post_retry(&self, ev: &SyncEvent, cause: &str) -> Result<(), String> {
+    /// Whether this node still holds the mapping's lock and is not asked to hand it over.
+    async fn may_keep(&self) -> bool {
+        if self.engine.queue_balance.must_surrender(&self.mapping) {
+            return false;
+        }
+        let lock = lock_name(&self.mapping);
+        match self.engine.repo.locks_of_node(&self.engine.node_id).await {
+            Ok(locks) => locks.iter().any(|l| l.name == lock),
+            Err(e) => {
+                tracing::warn!(mapping = %self.mapping, error = %e, "could not check the queue lock before a retry");
+                false
+            }
+        }
+    }
+
+    /// Puts the failed event back at the front of its line with `remaining` retries and makes
+    /// its object ready. False if the event is no longer in memory.
+    fn retry_in_place(&self, rid: &str, event_id: &str, remaining: i64) -> bool {
+        let mut lines = self.lines();
+        let Some(front) = lines.objects.get_mut(rid).and_then(|l| l.front_mut()) else {
+            return false;
+        };
+        if front.id != event_id {
+            return false;
+        }
+        let mut ev = SyncEvent::clone(front);
+        ev.remaining_retries = remaining;
+        *front = Arc::new(ev);
+        drop(lines);
+        self.metric("retry");
+        let _ = self.ready.send(rid.to_string());
+        true
+    }
+
+    /// `postRetryAction` (docs/configuration.md): `Ok(None)` drops the event, `Ok(Some)` dead-letters
+    /// it (committed with its deletion), `Err` asks for a retry.
+    async fn post_retry(&self, ev: &SyncEvent, cause: &str) -> Result<Option<DeadLetter>, String> {
         match &self.q.post_retry_action {
             PostRetryAction::LoggedIgnore => {
                 tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, action = ev.sync_action.as_str(), "queued sync retries exhausted, event dropped (logged-ignore): {cause}");
-                Ok(())
+                Ok(None)
             }
-            PostRetryAction::DeadLetterQueue => {
-                let letter = DeadLetter {
-                    id: new_id(),
-                    event: ev.clone(),
-                    failure_cause: cause.to_string(),
-                    retries: self.q.max_retries.map_or(0, |r| r as i64),
-                    failed_date: Utc::now(),
-                };
-                self.engine
-                    .repo
-                    .add_dead_letter(&letter)
-                    .await
-                    .map_err(|e| format!("could not write the dead letter: {e}"))?;
-                tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "queued sync retries exhausted, event dead-lettered: {cause}");
-                Ok(())
-            }
+            PostRetryAction::DeadLetterQueue => Ok(Some(DeadLetter {
+                id: new_id(),
+                event: ev.clone(),
+                failure_cause: cause.to_string(),
+                retries: self.q.max_retries.map_or(0, |r| r as i64),
+                failed_date: Utc::now(),
+            })),
             PostRetryAction::Script(_) => {
                 let script = self
                     .script
@@ -529,7 +624,7 @@ impl Consumer {
                     .with_owned("failureCause", Value::String(cause.to_string()));
                 script
                     .eval(&bindings)
-                    .map(|_| ())
+                    .map(|_| None)
                     .map_err(|e| e.to_string())
             }
         }

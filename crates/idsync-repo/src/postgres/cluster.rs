@@ -2,7 +2,7 @@
 //! every acquisition of any lock gets a larger token than all earlier ones.
 
 use super::PgRepository;
-use super::convert::{from_ns, now_ns, pg_err, to_ns};
+use super::convert::{DB_NOW_NS, from_ns, now_ns, pg_err, to_ns};
 use crate::error::{RepoError, RepoResult};
 use crate::model::{LockRecord, NodeRecord, NodeState};
 use chrono::{DateTime, Utc};
@@ -33,6 +33,15 @@ fn lock_from_row(row: &Row) -> RepoResult<LockRecord> {
 }
 
 impl PgRepository {
+    pub(crate) async fn pg_db_now(&self) -> RepoResult<DateTime<Utc>> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&format!("SELECT {DB_NOW_NS}"), &[])
+            .await
+            .map_err(pg_err)?;
+        Ok(from_ns(row.get::<_, i64>(0)))
+    }
+
     pub(crate) async fn pg_heartbeat(
         &self,
         node_id: &str,

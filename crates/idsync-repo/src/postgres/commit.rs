@@ -106,6 +106,8 @@ fn table_of(op: &Op) -> u8 {
         Op::CompleteJob { .. } | Op::EnqueueJob(_) => 7,
         Op::SetSyncToken { .. } => 8,
         Op::DeleteDeadLetter { .. } => 9,
+        Op::UpdateRun { .. } => 10,
+        Op::DeadLetterEvent { .. } => 11,
     }
 }
 
@@ -294,6 +296,38 @@ async fn apply_one<C: GenericClient + Sync>(
             }
         }
         Op::DeleteSyncEvent { .. } => delete_events(c, &[op]).await,
+        Op::UpdateRun { run_id, update } => {
+            super::runs::update_run_on(c, run_id, update).await?;
+            Ok(())
+        }
+        Op::DeadLetterEvent { letter, node_id } => {
+            let n = c
+                .execute(
+                    "DELETE FROM syncqueue WHERE id = $1 AND state = 'ACQUIRED' AND node_id = $2",
+                    &[&letter.event.id, node_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            if n == 0 {
+                return Err(RepoError::NotFound(format!(
+                    "sync/queue/{} acquired by {node_id}",
+                    letter.event.id
+                )));
+            }
+            let whole = serde_json::to_value(letter).map_err(RepoError::internal)?;
+            let n = c
+                .execute(
+                    "INSERT INTO deadletters (id, mapping, entry, letter) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                    &[&letter.id, &letter.event.mapping, &letter.to_json(), &whole],
+                )
+                .await
+                .map_err(pg_err)?;
+            if n == 0 {
+                return Err(RepoError::already_exists("dead letter", letter.id.clone()));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -61,9 +61,15 @@ pub(crate) fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-pub(crate) fn lease_end_ns(lease: std::time::Duration) -> i64 {
-    let lease = i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX);
-    now_ns().saturating_add(lease)
+/// The database's clock in nanoseconds since 1970, as SQL: leases and heartbeats are compared
+/// on it, never on a node's own clock, so clock skew between machines cannot expire a live
+/// node's lease or heartbeat. `now()` is the transaction's start, the same for every statement
+/// of one commit.
+pub(crate) const DB_NOW_NS: &str = "((EXTRACT(EPOCH FROM now()) * 1000000)::bigint * 1000)";
+
+/// A lease's length in nanoseconds, added to [`DB_NOW_NS`] in SQL.
+pub(crate) fn lease_ns(lease: std::time::Duration) -> i64 {
+    i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// A stored revision counter as the API shows it.

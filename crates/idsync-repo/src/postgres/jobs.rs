@@ -3,7 +3,7 @@
 //! renewal/release checked against that token.
 
 use super::PgRepository;
-use super::convert::{as_u64, from_ns, lease_end_ns, now_ns, parse_enum, pg_err};
+use super::convert::{DB_NOW_NS, as_u64, from_ns, lease_ns, parse_enum, pg_err};
 use crate::error::{RepoError, RepoResult};
 use crate::model::{ClaimedJob, Job};
 use std::time::Duration;
@@ -45,11 +45,11 @@ impl PgRepository {
         // expired (its node died), i.e. `lease_until_ns` set. `release_job` (a job given back
         // by its owner) clears it; `release_jobs_of_node` (a node found down) keeps it.
         let sql = format!(
-            "UPDATE jobs SET state = 'CLAIMED', owner_node = $2, lease_until_ns = $3, token = token + 1 \
+            "UPDATE jobs SET state = 'CLAIMED', owner_node = $2, lease_until_ns = {DB_NOW_NS} + $3, token = token + 1 \
              WHERE id = (SELECT id FROM jobs WHERE kind = ANY($1) \
-                 AND (not_before_ns IS NULL OR not_before_ns <= $4) \
-                 AND (state = 'PENDING' OR (state = 'CLAIMED' AND lease_until_ns <= $4)) \
-                 AND (NOT $5 OR lease_until_ns IS NOT NULL) \
+                 AND (not_before_ns IS NULL OR not_before_ns <= {DB_NOW_NS}) \
+                 AND (state = 'PENDING' OR (state = 'CLAIMED' AND lease_until_ns <= {DB_NOW_NS})) \
+                 AND (NOT $4 OR lease_until_ns IS NOT NULL) \
                  ORDER BY lease_until_ns IS NOT NULL DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING {JOB_COLUMNS}"
         );
@@ -57,13 +57,7 @@ impl PgRepository {
         let row = client
             .query_opt(
                 &stmt,
-                &[
-                    &kinds,
-                    &node_id,
-                    &lease_end_ns(lease),
-                    &now_ns(),
-                    &recovered_only,
-                ],
+                &[&kinds, &node_id, &lease_ns(lease), &recovered_only],
             )
             .await
             .map_err(pg_err)?;
@@ -86,11 +80,12 @@ impl PgRepository {
         lease: Duration,
     ) -> RepoResult<()> {
         let client = self.client().await?;
+        let sql = format!(
+            "UPDATE jobs SET lease_until_ns = {DB_NOW_NS} + $3 \
+             WHERE id = $1 AND token = $2 AND state = 'CLAIMED'"
+        );
         let n = client
-            .execute(
-                "UPDATE jobs SET lease_until_ns = $3 WHERE id = $1 AND token = $2 AND state = 'CLAIMED'",
-                &[&job_id, &token, &lease_end_ns(lease)],
-            )
+            .execute(&sql, &[&job_id, &token, &lease_ns(lease)])
             .await
             .map_err(pg_err)?;
         if n == 0 {
@@ -129,6 +124,15 @@ impl PgRepository {
             .as_ref()
             .map(job_from_row)
             .transpose()
+    }
+
+    pub(crate) async fn pg_job_exists(&self, job_id: &str) -> RepoResult<bool> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT 1 FROM jobs WHERE id = $1", &[&job_id])
+            .await
+            .map_err(pg_err)?;
+        Ok(row.is_some())
     }
 
     pub(crate) async fn pg_count_jobs(&self, run_id: &str) -> RepoResult<u64> {

@@ -168,6 +168,12 @@ impl Repository for PgRepository {
     async fn get_job(&self, job_id: &str) -> RepoResult<Option<Job>> {
         self.pg_get_job(job_id).await
     }
+    async fn db_now(&self) -> RepoResult<DateTime<Utc>> {
+        self.pg_db_now().await
+    }
+    async fn job_exists(&self, job_id: &str) -> RepoResult<bool> {
+        self.pg_job_exists(job_id).await
+    }
     async fn count_jobs(&self, run_id: &str) -> RepoResult<u64> {
         self.pg_count_jobs(run_id).await
     }

@@ -5,6 +5,7 @@ use super::PgRepository;
 use super::convert::{as_i64, from_ns, opt_ns, parse_enum, pg_err, to_ns, violated_constraint};
 use crate::error::{ConflictKind, RepoError, RepoResult};
 use crate::model::{RunCounters, RunRecord, RunUpdate};
+use deadpool_postgres::GenericClient;
 use idsync_core::ReconState;
 use tokio_postgres::Row;
 
@@ -77,37 +78,7 @@ impl PgRepository {
 
     pub(crate) async fn pg_update_run(&self, run_id: &str, u: &RunUpdate) -> RepoResult<RunRecord> {
         let client = self.client().await?;
-        let sql = format!(
-            "UPDATE runs SET state = COALESCE($2, state), stage = COALESCE($3, stage), \
-             ended_ns = COALESCE($4, ended_ns), message = COALESCE($5, message), \
-             summary = COALESCE($6, summary), totals = COALESCE($7, totals) \
-             WHERE id = $1 RETURNING {RUN_COLUMNS}"
-        );
-        let row = client
-            .query_opt(
-                &sql,
-                &[
-                    &run_id,
-                    &u.state.map(ReconState::as_str),
-                    &u.stage.map(|s| s.as_str()),
-                    &opt_ns(&u.ended)?,
-                    &u.message,
-                    &u.summary,
-                    &u.totals,
-                ],
-            )
-            .await
-            .map_err(|e| match violated_constraint(&e) {
-                // Re-activating a finished run while another is active.
-                Some(_) => RepoError::Conflict(ConflictKind::Other(format!(
-                    "run {run_id}: another run is active"
-                ))),
-                None => pg_err(e),
-            })?;
-        match row {
-            Some(r) => run_from_row(&r),
-            None => Err(RepoError::NotFound(format!("run {run_id}"))),
-        }
+        update_run_on(&client, run_id, u).await
     }
 
     pub(crate) async fn pg_request_cancel(&self, run_id: &str) -> RepoResult<bool> {
@@ -205,5 +176,44 @@ impl PgRepository {
             .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         Ok(n)
+    }
+}
+
+/// Applies a run update on a connection or inside a transaction (`Op::UpdateRun`).
+pub(crate) async fn update_run_on<C: GenericClient + Sync>(
+    client: &C,
+    run_id: &str,
+    u: &RunUpdate,
+) -> RepoResult<RunRecord> {
+    let sql = format!(
+        "UPDATE runs SET state = COALESCE($2, state), stage = COALESCE($3, stage), \
+         ended_ns = COALESCE($4, ended_ns), message = COALESCE($5, message), \
+         summary = COALESCE($6, summary), totals = COALESCE($7, totals) \
+         WHERE id = $1 RETURNING {RUN_COLUMNS}"
+    );
+    let row = client
+        .query_opt(
+            &sql,
+            &[
+                &run_id,
+                &u.state.map(ReconState::as_str),
+                &u.stage.map(|s| s.as_str()),
+                &opt_ns(&u.ended)?,
+                &u.message,
+                &u.summary,
+                &u.totals,
+            ],
+        )
+        .await
+        .map_err(|e| match violated_constraint(&e) {
+            // Re-activating a finished run while another is active.
+            Some(_) => RepoError::Conflict(ConflictKind::Other(format!(
+                "run {run_id}: another run is active"
+            ))),
+            None => pg_err(e),
+        })?;
+    match row {
+        Some(r) => run_from_row(&r),
+        None => Err(RepoError::NotFound(format!("run {run_id}"))),
     }
 }

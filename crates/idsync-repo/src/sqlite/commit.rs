@@ -312,6 +312,44 @@ fn apply(tx: &Connection, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
                 return Err(RepoError::NotFound(format!("sync/deadletter/{id}")));
             }
         }
+        Op::DeadLetterEvent { letter, node_id } => {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM sync_queue WHERE id = ? AND state = 'ACQUIRED' AND node_id = ?",
+                )
+                .map_err(map_err)?
+                .execute(params![letter.event.id, node_id])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(RepoError::NotFound(format!(
+                    "sync/queue/{} acquired by {node_id}",
+                    letter.event.id
+                )));
+            }
+            let event = serde_json::to_string(&letter.event).map_err(RepoError::internal)?;
+            let doc = letter.to_json().to_string();
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO dead_letters (id, event, failure_cause, retries, \
+                     failed_date, doc) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .map_err(map_err)?
+                .execute(params![
+                    letter.id,
+                    event,
+                    letter.failure_cause,
+                    letter.retries,
+                    micros(&letter.failed_date),
+                    doc
+                ])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(RepoError::already_exists("sync/deadletter", letter.id));
+            }
+        }
+        Op::UpdateRun { run_id, update } => {
+            super::records::update_run(tx, &run_id, &update)?;
+        }
         Op::DeleteSyncEvent { id, node_id } => {
             tx.prepare_cached(
                 "DELETE FROM sync_queue WHERE id = ? AND state = 'ACQUIRED' AND node_id = ?",

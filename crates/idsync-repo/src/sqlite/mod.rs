@@ -663,6 +663,25 @@ impl Repository for SqliteRepo {
             .await
     }
 
+    async fn db_now(&self) -> RepoResult<DateTime<Utc>> {
+        // One file on one machine: the process's clock is the database's.
+        Ok(Utc::now())
+    }
+
+    async fn job_exists(&self, job_id: &str) -> RepoResult<bool> {
+        let id = job_id.to_string();
+        self.pool
+            .read(move |c| {
+                c.prepare_cached("SELECT 1 FROM jobs WHERE id = ?")
+                    .map_err(map_err)?
+                    .query_row([&id], |_| Ok(()))
+                    .optional()
+                    .map(|r| r.is_some())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
     async fn count_jobs(&self, run_id: &str) -> RepoResult<u64> {
         let id = run_id.to_string();
         self.pool

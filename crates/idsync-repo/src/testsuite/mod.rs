@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
             job_lifecycle, recovered_jobs_are_claimed_first, nodes, locks, links, runs_one_active_per_mapping, run_counters_add_up,
             prune_runs, plan_queries, target_registry, queue_order_and_states, dead_letters,
             dead_letter_replay_is_atomic, queue_event_deleted_with_its_commit,
+            run_end_and_dead_letter_commit_in_change_sets,
             audit, sync_tokens, migrations_are_idempotent);
     };
     (@cases $backend:expr; $($name:ident),* $(,)?) => {

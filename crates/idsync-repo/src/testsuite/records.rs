@@ -736,3 +736,96 @@ pub async fn migrations_are_idempotent(b: &dyn Backend) {
         .unwrap();
     assert_eq!(repo.count_objects("user", None).await.unwrap(), 2);
 }
+
+/// `Op::UpdateRun` ends a run inside a fenced change set (with the job's completion, or not at
+/// all); `Op::DeadLetterEvent` writes the letter and deletes its event only while the event is
+/// ACQUIRED by the node; `job_exists` sees DONE tombstones; `db_now` is the database's clock.
+pub async fn run_end_and_dead_letter_commit_in_change_sets(b: &dyn Backend) {
+    let (repo, _) = b.fresh().await;
+    repo.create_run(&run("r1", "m")).await.unwrap();
+    repo.enqueue_job(&crate::model::Job::new(
+        "r1/finish",
+        "k",
+        Some("r1".into()),
+        json!({}),
+    ))
+    .await
+    .unwrap();
+    let claimed = repo
+        .claim_next(&["k"], "n1", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let end = |token| {
+        ChangeSet::fenced("r1/finish", token)
+            .with(Op::UpdateRun {
+                run_id: "r1".into(),
+                update: RunUpdate {
+                    state: Some(ReconState::Success),
+                    stage: Some(ReconStage::CompletedSuccess),
+                    ended: Some(Utc::now()),
+                    ..RunUpdate::default()
+                },
+            })
+            .with(Op::CompleteJob {
+                job_id: "r1/finish".into(),
+            })
+    };
+    // A stale token: neither the run's end nor the completion.
+    assert!(matches!(
+        repo.commit(end(claimed.token + 1)).await,
+        Err(RepoError::StaleToken { .. })
+    ));
+    assert_eq!(
+        repo.get_run("r1").await.unwrap().unwrap().state,
+        ReconState::Active
+    );
+    repo.commit(end(claimed.token)).await.unwrap();
+    assert_eq!(
+        repo.get_run("r1").await.unwrap().unwrap().state,
+        ReconState::Success
+    );
+    assert!(repo.active_run("m").await.unwrap().is_none());
+    assert!(repo.get_job("r1/finish").await.unwrap().is_none());
+    assert!(
+        repo.job_exists("r1/finish").await.unwrap(),
+        "a DONE tombstone"
+    );
+    assert!(!repo.job_exists("nope").await.unwrap());
+
+    repo.commit(ChangeSet::new().with(Op::EnqueueSyncEvent(event("e1", "m", "u1"))))
+        .await
+        .unwrap();
+    let acquired = repo.acquire_events("m", "n1", 10).await.unwrap();
+    let letter = |id: &str| DeadLetter {
+        id: id.into(),
+        event: acquired[0].clone(),
+        failure_cause: "boom".into(),
+        retries: 1,
+        failed_date: Utc::now(),
+    };
+    // Not the holder: nothing commits.
+    assert!(matches!(
+        repo.commit(ChangeSet::new().with(Op::DeadLetterEvent {
+            letter: letter("d0"),
+            node_id: "n2".into(),
+        }))
+        .await,
+        Err(RepoError::NotFound(_))
+    ));
+    assert!(repo.get_dead_letter("d0").await.unwrap().is_none());
+    assert!(repo.get_event("e1").await.unwrap().is_some());
+    repo.commit(ChangeSet::new().with(Op::DeadLetterEvent {
+        letter: letter("d1"),
+        node_id: "n1".into(),
+    }))
+    .await
+    .unwrap();
+    assert!(repo.get_dead_letter("d1").await.unwrap().is_some());
+    assert!(repo.get_event("e1").await.unwrap().is_none());
+
+    let skew = (repo.db_now().await.unwrap() - Utc::now())
+        .num_seconds()
+        .abs();
+    assert!(skew < 60, "db_now is a clock: {skew}s off");
+}

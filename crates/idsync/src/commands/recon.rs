@@ -25,14 +25,15 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
         .into());
     }
     let repo = setup::open_repo(&project, args.repo.as_deref()).await?;
-    let node_id = args
+    let base = args
         .node_id
         .clone()
         .or_else(|| project.settings.node_id.clone())
         .unwrap_or_else(setup::host_name);
-    // Leases this node held in an earlier life are released at once
-    // (docs/operations.md#when-something-fails).
-    repo.release_jobs_of_node(&node_id).await?;
+    // A node id of this process's own: an `idsync serve` on this host (same default id, or the
+    // same IDSYNC_NODE_ID) keeps its in-flight jobs — this process neither releases nor renews
+    // them. Work an earlier CLI process left is taken over once its leases expire.
+    let node_id = cli_node_id(&base);
     let engine = setup::engine(project.clone(), repo, node_id).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -51,9 +52,12 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
             Ok(id) => break id,
             Err(EngineError::ActiveRun { run_id, .. }) => {
                 let run = engine.repo.get_run(&run_id).await?;
-                if run.as_ref().is_some_and(|r| r.node_id == engine.node_id) {
+                if run
+                    .as_ref()
+                    .is_some_and(|r| is_cli_node_of(&r.node_id, &base))
+                {
                     eprintln!(
-                        "finishing run {run_id} of mapping {} left by an earlier run on this node",
+                        "finishing run {run_id} of mapping {} left by an earlier idsync recon on this host",
                         args.mapping
                     );
                     wait(&engine, &run_id, None).await?;
@@ -90,6 +94,27 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
         Some("SUCCESS") => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
+}
+
+/// The node id of one `idsync recon` process: `<base>/cli-<pid>-<random>`, never the id of a
+/// server or of another CLI process.
+fn cli_node_id(base: &str) -> String {
+    // The end of the id: its random part (the start of a time-ordered uuid is its time).
+    let nonce: String = idsync_engine::managed_set::new_id()
+        .chars()
+        .rev()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("{base}{CLI_MARK}{}-{nonce}", std::process::id())
+}
+
+const CLI_MARK: &str = "/cli-";
+
+/// Whether `node` is the id of an `idsync recon` process with this base.
+fn is_cli_node_of(node: &str, base: &str) -> bool {
+    node.strip_prefix(base)
+        .is_some_and(|rest| rest.starts_with(CLI_MARK))
 }
 
 fn progress_bar() -> ProgressBar {

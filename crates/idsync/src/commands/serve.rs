@@ -31,7 +31,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     // A member before it claims anything: the first look of every node's cluster monitor at
     // the nodes of its host (their share of maxConcurrentJobs) already counts this one.
     let host = setup::host_name();
-    repo.heartbeat(&node_id, &host, chrono::Utc::now()).await?;
+    let now = repo.db_now().await?;
+    repo.heartbeat(&node_id, &host, now).await?;
     idsync_engine::metered::heartbeat(true);
     let engine = setup::engine(project.clone(), repo.clone(), node_id.clone()).await?;
 
@@ -118,7 +119,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
                     _ = tokio::time::sleep(every) => {}
                     _ = stop.changed() => return,
                 }
-                let beat = repo.heartbeat(&node_id, &host, chrono::Utc::now()).await;
+                // The database's clock, which the monitors compare heartbeats on.
+                let beat = match repo.db_now().await {
+                    Ok(now) => repo.heartbeat(&node_id, &host, now).await,
+                    Err(e) => Err(e),
+                };
                 idsync_engine::metered::heartbeat(beat.is_ok());
                 if let Err(e) = beat {
                     tracing::warn!(error = %e, "heartbeat failed");

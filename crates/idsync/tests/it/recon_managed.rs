@@ -333,3 +333,44 @@ fn a_correlation_script_finds_its_candidates_on_a_managed_target() {
     assert_eq!(s["situationSummary"]["ABSENT"], 1, "{s:#}");
     assert_eq!(s["progress"]["links"]["created"], 11, "{s:#}");
 }
+
+/// `idsync recon` on a host where `idsync serve` runs with the same node id (the default host
+/// name, or the same IDSYNC_NODE_ID) must leave the server's in-flight job alone: not released
+/// to PENDING, not claimed, its lease and token untouched.
+#[test]
+fn a_cli_run_leaves_a_server_with_the_same_node_id_its_jobs() {
+    let p = Project::copy_of("samples/hr-to-managed");
+    let (code, _) = p.recon_json(MAPPING, &["--node-id", "srv"]);
+    assert_eq!(code, 0);
+    let url = format!("sqlite://{}", p.file(".idsync/repo.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let claimed = rt.block_on(async {
+        let repo = idsync_repo::open(&url).await.unwrap();
+        repo.enqueue_job(&idsync_repo::Job::new(
+            "server-job",
+            "recon.source",
+            None,
+            serde_json::json!({}),
+        ))
+        .await
+        .unwrap();
+        repo.claim_next(&["recon.source"], "srv", Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let (code, s) = p.recon_json(MAPPING, &["--node-id", "srv"]);
+    assert_eq!(code, 0, "{s:#}");
+    let job = rt.block_on(async {
+        let repo = idsync_repo::open(&url).await.unwrap();
+        repo.get_job("server-job").await.unwrap().unwrap()
+    });
+    assert_eq!(job.state, idsync_repo::JobState::Claimed, "{job:?}");
+    assert_eq!(job.owner_node.as_deref(), Some("srv"));
+    assert_eq!(job.token, claimed.token);
+    let by_node = s["sourceProcessedByNode"].as_object().unwrap();
+    assert!(
+        by_node.keys().all(|k| k.starts_with("srv/cli-")),
+        "the CLI's own node id: {s:#}"
+    );
+}

@@ -337,3 +337,39 @@ async fn processing_pauses_while_the_target_connector_is_disabled_and_resumes_wi
     eventually("an empty queue", || async { queue_depth(&s).await == 0 }).await;
     assert_eq!(count(&s, "sync/deadletter?_queryFilter=true").await, 0);
 }
+
+/// An event that failed stays ACQUIRED while it waits for its `retryDelay` and between its
+/// attempts: sampled every 50 ms for 3 s while LDAP is down (unlimited retries, one worker), it
+/// never reads PENDING once acquired.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_event_stays_acquired_between_its_retries() {
+    let mut slapd = Slapd::start();
+    let p = project(&slapd, json!({"workers": 1, "retryDelay": 200}));
+    let s = Server::start(p.path());
+    slapd.stop();
+    create(&s, "waiting").await;
+    let state = || async {
+        let (status, body) = s.get("sync/queue?_queryFilter=true").await;
+        assert_eq!(status, 200, "{body}");
+        body["result"][0]["state"].as_str().map(str::to_string)
+    };
+    eventually("the event acquired", || async {
+        state().await.as_deref() == Some("ACQUIRED")
+    })
+    .await;
+    let mut samples = Vec::new();
+    for _ in 0..60 {
+        samples.push(state().await.unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pending = samples.iter().filter(|s| *s == "PENDING").count();
+    assert_eq!(
+        pending,
+        0,
+        "PENDING in {pending} of {} samples",
+        samples.len()
+    );
+    slapd.restart();
+    eventually("the entry in LDAP", || async { ldap_count(&s).await == 1 }).await;
+    eventually("an empty queue", || async { queue_depth(&s).await == 0 }).await;
+}

@@ -109,11 +109,18 @@ pub(super) async fn finish(
             "messageDetail": summary,
         }),
     };
+    // The job's completion and the run's end are one fenced commit: a crash or a database
+    // error cannot leave a done finish job beside an ACTIVE run (which would refuse every later
+    // start of the mapping).
+    crate::failpoint!("recon.finish.before_end");
     let cs = ChangeSet::fenced(&job.job.id, job.token)
         .with(Op::AppendAudit(audit))
+        .with(Op::UpdateRun {
+            run_id: run_id.to_string(),
+            update,
+        })
         .with(complete(job));
     engine.repo.commit(cs).await?;
-    engine.repo.update_run(run_id, &update).await?;
     engine.repo.delete_registry(run_id).await?;
     engine.repo.prune_runs(&run.mapping, 100).await?;
     engine.forget_run(run_id);
@@ -147,4 +154,87 @@ fn result_stats(run: &RunRecord, c: &RunCounters, ended: chrono::DateTime<Utc>) 
         "source": {"name": "source", "processed": c.total(keys::SOURCE_PROCESSED), "entries": situations},
         "target": {"name": "target", "processed": c.total(keys::TARGET_PROCESSED)},
     })
+}
+
+/// The message of a run ended by [`end_if_orphaned`] when its finish job left it ACTIVE.
+pub const ORPHANED_MESSAGE: &str = "the run's finish job ended without recording the run's end; the run was ended by the cluster monitor";
+
+/// Ends a run that has no job left to end it, and returns whether it acted. A run whose chain
+/// of jobs broke (a crash or a database error between a job's completion and the scheduling of
+/// its successor, or a finish job that failed) would otherwise stay ACTIVE forever and refuse
+/// every later start of its mapping. The cluster monitor calls this for every ACTIVE run, and
+/// cancel for the run it cancels.
+///
+/// A run that never got its first page is a start in progress (or one whose node died, which
+/// the monitor's down detection completes) and is left alone. Otherwise, with no PENDING or
+/// CLAIMED job: without a finish job, one is scheduled (a deterministic id, so a job racing to
+/// schedule it too is harmless); with a finish job already done, the run is ended here —
+/// CANCELED when a cancel was requested, else FAILED with its message (or
+/// [`ORPHANED_MESSAGE`]).
+pub async fn end_if_orphaned(engine: &Engine, run_id: &str) -> EngineResult<bool> {
+    let active = |r: &Option<RunRecord>| r.as_ref().is_some_and(|r| !r.stage.is_completed());
+    if !active(&engine.repo.get_run(run_id).await?) || engine.repo.count_jobs(run_id).await? > 0 {
+        return Ok(false);
+    }
+    let first = super::source_job(run_id, 1, None);
+    if !engine.repo.job_exists(&first.id).await? {
+        return Ok(false);
+    }
+    let finish = finish_job(run_id);
+    if !engine.repo.job_exists(&finish.id).await? {
+        tracing::warn!(
+            run = run_id,
+            "an ACTIVE run had no job left: scheduling its finish"
+        );
+        schedule(engine, None, finish).await?;
+        return Ok(true);
+    }
+    // Read after the finish job: a finish commits its completion with the run's end, so a run
+    // still ACTIVE now was left so by a finish that failed (or by a version that committed the
+    // two apart).
+    let run = engine.repo.get_run(run_id).await?;
+    let Some(run) = run.filter(|r| !r.stage.is_completed()) else {
+        return Ok(false);
+    };
+    let stage = if run.cancel_requested {
+        ReconStage::CompletedCanceled
+    } else {
+        ReconStage::CompletedFailed
+    };
+    let message = match (&run.message, stage) {
+        (Some(m), _) => Some(m.clone()),
+        (None, ReconStage::CompletedFailed) => Some(ORPHANED_MESSAGE.to_string()),
+        (None, _) => None,
+    };
+    let counters = RunCounters {
+        by_node: engine.repo.run_counters(run_id).await?.by_node,
+    };
+    let ended = Utc::now();
+    let head = SummaryHead {
+        id: &run.id,
+        mapping: &run.mapping,
+        stage,
+        analyze: run.analyze,
+        started: Some(run.started),
+        ended: Some(ended),
+        parameters: &run.parameters,
+        message: message.as_deref(),
+    };
+    let summary = build_summary(&head, &counters, ended);
+    let update = RunUpdate {
+        state: Some(stage.state()),
+        stage: Some(stage),
+        ended: Some(ended),
+        message: message.clone(),
+        summary: Some(summary),
+        totals: None,
+    };
+    engine.repo.update_run(run_id, &update).await?;
+    engine.forget_run(run_id);
+    tracing::warn!(
+        run = run_id,
+        state = stage.state().as_str(),
+        "an ACTIVE run whose finish job was done has been ended"
+    );
+    Ok(true)
 }

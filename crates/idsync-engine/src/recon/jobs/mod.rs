@@ -10,7 +10,7 @@ mod finish;
 mod source;
 mod target;
 
-pub use finish::fail_run;
+pub use finish::{ORPHANED_MESSAGE, end_if_orphaned, fail_run};
 
 use super::page::ChunkMetrics;
 use crate::Engine;
@@ -193,9 +193,15 @@ pub async fn execute(engine: &Arc<Engine>, job: ClaimedJob) -> EngineResult<()> 
             tracing::error!(job = %job.job.id, error = %e, "recon job failed; failing the run");
             fail_run(engine, &run_id, &e.to_string()).await?;
             match complete_only(engine, &job, &run_id).await {
-                Ok(()) | Err(EngineError::Repo(RepoError::StaleToken { .. })) => Ok(()),
-                Err(e) => Err(e),
+                Ok(()) | Err(EngineError::Repo(RepoError::StaleToken { .. })) => {}
+                Err(e) => return Err(e),
             }
+            // A failed finish job leaves no job to end the run: end it now (and if this fails
+            // too, the cluster monitor does).
+            if job.job.kind == KIND_FINISH {
+                end_if_orphaned(engine, &run_id).await?;
+            }
+            Ok(())
         }
     }
 }
@@ -294,7 +300,9 @@ async fn commit_chunk(
         cs.ops.extend(engine.queue_events(c));
     }
     let (n, t) = (cs.ops.len(), std::time::Instant::now());
+    crate::failpoint!("recon.page.before_commit");
     engine.repo.commit(cs).await?;
+    crate::failpoint!("recon.page.after_commit");
     ctx.note_written(written);
     for c in cascade {
         engine.notify_committed(c).await;
@@ -311,6 +319,25 @@ async fn commit_chunk(
         "chunk committed"
     );
     Ok(abort)
+}
+
+/// The run counter of a job's committed chunks: a job that commits in chunks without completing
+/// (an unpaged source) adds one per chunk in the chunk's own commit, so a re-run of the job
+/// (its node died, another claimed it) skips exactly the chunks already committed and counts
+/// every object once.
+fn chunks_key(job: &ClaimedJob) -> String {
+    format!("jobs.chunks.{}", job.job.id)
+}
+
+fn chunk_done_op(engine: &Engine, job: &ClaimedJob, run_id: &str) -> Op {
+    track_op(run_id, &engine.node_id, &chunks_key(job))
+}
+
+/// How many chunks of this job earlier attempts committed.
+async fn chunks_done(engine: &Engine, job: &ClaimedJob, run_id: &str) -> EngineResult<usize> {
+    let c = engine.repo.run_counters(run_id).await?;
+    let n = c.totals.get(&chunks_key(job)).copied().unwrap_or(0);
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 fn complete(job: &ClaimedJob) -> Op {

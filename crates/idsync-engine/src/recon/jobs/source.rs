@@ -3,9 +3,10 @@
 //! phase once every page is done.
 
 use super::{
-    CHUNK, KIND_SOURCE_DONE, KIND_TARGET, PAGES_DONE_KEY, commit_chunk, commit_tolerating_existing,
-    complete, complete_only, fail_run, finish_job, outstanding, recheck_later, schedule,
-    schedule_ops, schedule_page_ops, set_stage, singleton_job, track, track_op,
+    CHUNK, KIND_SOURCE_DONE, KIND_TARGET, PAGES_DONE_KEY, chunk_done_op, chunks_done, commit_chunk,
+    commit_tolerating_existing, complete, complete_only, fail_run, finish_job, outstanding,
+    recheck_later, schedule, schedule_ops, schedule_page_ops, set_stage, singleton_job, track,
+    track_op,
 };
 use crate::Engine;
 use crate::error::EngineResult;
@@ -46,7 +47,10 @@ pub(super) async fn source_page(
         .and_then(Value::as_str)
         .map(str::to_string);
     let mut extra = StatsDelta::default();
-    if page_no == 1 {
+    // Chunks an earlier attempt of this page committed (an unpaged source commits per chunk):
+    // their objects and the run's totals are counted already.
+    let resumed = chunks_done(engine, job, run_id).await?;
+    if page_no == 1 && resumed == 0 {
         set_stage(engine, &run, ReconStage::ActiveQueryEntries).await?;
         first_page_totals(&ctx, &mut extra).await?;
     }
@@ -119,6 +123,16 @@ pub(super) async fn source_page(
         CHUNK
     };
     let mut remaining = items;
+    if resumed > 0 {
+        let skip = resumed.saturating_mul(chunk).min(remaining.len());
+        tracing::info!(
+            run = run_id,
+            page = page_no,
+            skipped = skip,
+            "resuming a page after the chunks an earlier attempt committed"
+        );
+        remaining.drain(..skip);
+    }
     loop {
         let rest = if remaining.len() > chunk {
             remaining.split_off(chunk)
@@ -130,6 +144,9 @@ pub(super) async fn source_page(
         let stopped = abort.is_some() || ctx.is_canceled();
         let done = rest.is_empty() || stopped;
         let mut tail = Vec::new();
+        if !done {
+            tail.push(chunk_done_op(engine, job, run_id));
+        }
         if done {
             tail.push(complete(job));
             tail.push(track_op(run_id, &engine.node_id, track::PAGES_DONE));

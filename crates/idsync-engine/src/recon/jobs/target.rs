@@ -56,7 +56,16 @@ pub(super) async fn target_phase(
                 .filter(|(i, _)| unclaimed.contains(&ctx.links.norm_target(i)))
                 .map(|(id, entry)| Item::Target { id, entry })
                 .collect();
-            process(&engine, &ctx, items).await
+            let mut out = process(&engine, &ctx, items).await?;
+            // The chunk's ids join the run's registry in the chunk's commit: a re-run of this
+            // job (its node died mid-phase) skips them, so every target is counted once.
+            if !unclaimed.is_empty() {
+                out.ops.push(idsync_repo::Op::RegisterTargetIds {
+                    run_id: ctx.run_id.clone(),
+                    ids: unclaimed.into_iter().collect(),
+                });
+            }
+            Ok::<_, crate::EngineError>(out)
         }
     };
     let mut t_total = StatsDelta::default();

@@ -1,0 +1,27 @@
+//! Failpoints for fault-injection tests (the `fail` crate). A failpoint names a place where a
+//! crash or a database error would leave the most damage: between two commits, or between an
+//! external write and the commit that records it. Tests configure one with
+//! `fail::cfg(name, "return")` and assert that the system recovers.
+//!
+//! Compiled in only with this crate's `failpoints` feature (its own tests and `--all-features`
+//! builds); without it [`failpoint!`] expands to nothing. Compiled in but not configured, a
+//! failpoint is one read of the `fail` crate's registry and changes nothing.
+//!
+//! The failpoints (see docs/ARCHITECTURE.md, "where state is committed"):
+//! - `recon.page.before_commit` / `recon.page.after_commit`: a source page's or target chunk's
+//!   commit (`recon/jobs/mod.rs`).
+//! - `recon.finish.before_end`: a finish job about to commit the run's end.
+//! - `worker.lease.renew`: one lease renewal attempt fails (`worker.rs`).
+
+/// Returns `Err(EngineError::Internal)` from the enclosing function when the failpoint `$name`
+/// is configured to `return` (a database error or a crash at that point, as far as the
+/// repository is concerned).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! failpoint {
+    ($name:literal) => {
+        ::fail::fail_point!($name, |_| {
+            Err($crate::error::EngineError::Internal(format!("failpoint {} fired", $name)).into())
+        })
+    };
+}
