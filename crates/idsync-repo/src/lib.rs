@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod paging;
 pub mod postgres;
+pub mod recon_entry;
 pub mod repository;
 pub mod sqlite;
 #[cfg(any(test, feature = "testsuite"))]

@@ -7,6 +7,7 @@
 //! pages, REST writes) touch the same hot B-tree pages; one transaction writes each of them to
 //! the WAL once instead of once per change set.
 
+use super::keys;
 use super::query::map_err;
 use super::time::micros;
 use crate::changes::{ChangeSet, CommitOutcome, Op};
@@ -29,9 +30,10 @@ pub fn commit_group(conn: &mut Connection, group: Vec<Waiting>) {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
         let mut outcomes = Vec::with_capacity(sets.len());
+        let mut indexed = keys::Cache::default();
         for changes in sets {
             let sp = tx.savepoint().map_err(map_err)?;
-            let outcome = apply_changes(&sp, changes);
+            let outcome = apply_changes(&sp, changes, &mut indexed);
             if outcome.is_ok() {
                 sp.commit().map_err(map_err)?;
             } // else dropped: rolled back to the savepoint
@@ -56,7 +58,11 @@ pub fn commit_group(conn: &mut Connection, group: Vec<Waiting>) {
     }
 }
 
-fn apply_changes(tx: &Connection, changes: ChangeSet) -> RepoResult<CommitOutcome> {
+fn apply_changes(
+    tx: &Connection,
+    changes: ChangeSet,
+    indexed: &mut keys::Cache,
+) -> RepoResult<CommitOutcome> {
     if let Some(fence) = &changes.fence {
         let token: Option<i64> = tx
             .prepare_cached("SELECT token FROM jobs WHERE id = ? AND state <> 'DONE'")
@@ -72,20 +78,21 @@ fn apply_changes(tx: &Connection, changes: ChangeSet) -> RepoResult<CommitOutcom
     }
     let mut outcome = CommitOutcome::default();
     for op in changes.ops {
-        apply(tx, op, &mut outcome)?;
+        apply(tx, op, &mut outcome, indexed)?;
     }
     Ok(outcome)
 }
 
-fn with_meta(mut value: Value, id: &str, rev: i64) -> RepoResult<String> {
-    let Value::Object(map) = &mut value else {
+/// Sets `_id` and `_rev` in the object and serializes it.
+fn with_meta(value: &mut Value, id: &str, rev: i64) -> RepoResult<String> {
+    let Value::Object(map) = value else {
         return Err(RepoError::BadQuery(format!(
             "object {id} must be a JSON object"
         )));
     };
     map.insert("_id".into(), Value::String(id.to_string()));
     map.insert("_rev".into(), Value::String(rev.to_string()));
-    serde_json::to_string(&value).map_err(RepoError::internal)
+    serde_json::to_string(value).map_err(RepoError::internal)
 }
 
 fn current_rev(tx: &Connection, object_type: &str, id: &str) -> RepoResult<Option<i64>> {
@@ -107,14 +114,19 @@ fn check_rev(id: &str, expected: Option<&String>, actual: i64) -> RepoResult<()>
     }
 }
 
-fn apply(tx: &Connection, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
+fn apply(
+    tx: &Connection,
+    op: Op,
+    out: &mut CommitOutcome,
+    indexed: &mut keys::Cache,
+) -> RepoResult<()> {
     match op {
         Op::CreateObject {
             object_type,
             id,
-            value,
+            mut value,
         } => {
-            let text = with_meta(value, &id, 1)?;
+            let text = with_meta(&mut value, &id, 1)?;
             let n = tx
                 .prepare_cached(
                     "INSERT INTO objects (object_type, id, rev, obj) VALUES (?, ?, 1, ?) \
@@ -129,24 +141,33 @@ fn apply(tx: &Connection, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
                     id,
                 ));
             }
+            let props = indexed.get(tx, &object_type)?;
+            keys::write(tx, props, &object_type, &id, None, Some(&value))?;
             out.object_revs.push((object_type, id, "1".into()));
         }
         Op::UpdateObject {
             object_type,
             id,
             expected_rev,
-            value,
+            mut value,
         } => {
             let rev = current_rev(tx, &object_type, &id)?
                 .ok_or_else(|| RepoError::NotFound(format!("managed/{object_type}/{id}")))?;
             check_rev(&id, expected_rev.as_ref(), rev)?;
-            let text = with_meta(value, &id, rev + 1)?;
+            let props = indexed.get(tx, &object_type)?;
+            let old = if props.is_empty() {
+                None
+            } else {
+                keys::stored(tx, &object_type, &id)?
+            };
+            let text = with_meta(&mut value, &id, rev + 1)?;
             tx.prepare_cached(
                 "UPDATE objects SET rev = ?, obj = ? WHERE object_type = ? AND id = ?",
             )
             .map_err(map_err)?
             .execute(params![rev + 1, text, object_type, id])
             .map_err(map_err)?;
+            keys::write(tx, props, &object_type, &id, old.as_ref(), Some(&value))?;
             out.object_revs
                 .push((object_type, id, (rev + 1).to_string()));
         }
@@ -158,10 +179,17 @@ fn apply(tx: &Connection, op: Op, out: &mut CommitOutcome) -> RepoResult<()> {
             let rev = current_rev(tx, &object_type, &id)?
                 .ok_or_else(|| RepoError::NotFound(format!("managed/{object_type}/{id}")))?;
             check_rev(&id, expected_rev.as_ref(), rev)?;
+            let props = indexed.get(tx, &object_type)?;
+            let old = if props.is_empty() {
+                None
+            } else {
+                keys::stored(tx, &object_type, &id)?
+            };
             tx.prepare_cached("DELETE FROM objects WHERE object_type = ? AND id = ?")
                 .map_err(map_err)?
                 .execute(params![object_type, id])
                 .map_err(map_err)?;
+            keys::write(tx, props, &object_type, &id, old.as_ref(), None)?;
         }
         Op::CreateLink(link) => {
             let n = tx
@@ -380,6 +408,19 @@ fn link_conflict(tx: &Connection, link: &Link) -> RepoResult<RepoError> {
 }
 
 pub fn insert_audit(conn: &Connection, mut entry: AuditEntry) -> RepoResult<()> {
+    if let Some(values) = crate::recon_entry::narrow(&entry) {
+        let mut stmt = conn
+            .prepare_cached(&super::recon_entries::INSERT)
+            .map_err(map_err)?;
+        stmt.raw_bind_parameter(1, &entry.id).map_err(map_err)?;
+        stmt.raw_bind_parameter(2, micros(&entry.timestamp))
+            .map_err(map_err)?;
+        for (i, v) in values.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 3, v).map_err(map_err)?;
+        }
+        stmt.raw_execute().map_err(map_err)?;
+        return Ok(());
+    }
     if let Value::Object(m) = &mut entry.entry
         && !m.contains_key("_id")
     {

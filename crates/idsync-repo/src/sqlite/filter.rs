@@ -2,8 +2,9 @@
 //! `Filter::matches` (docs/rest.md#the-query-language): case-insensitive strings (Unicode lower-casing through
 //! the `idsync_lower`/`idsync_ci` functions registered on every connection), any-element match
 //! on arrays, a type mismatch is false, numbers compare as numbers, `pr` means non-null.
-//! Values are bound parameters; only JSON paths (escaped) are spliced into the SQL so that
-//! expression indexes built by `ensure_indexes` match the generated expressions.
+//! Values are bound parameters; only JSON paths (escaped) are spliced into the SQL. String
+//! comparisons of a managed object type's indexed properties are answered from their key rows
+//! (`keys.rs`, [`KeyScope`]) with the same semantics.
 
 use crate::error::{RepoError, RepoResult};
 use idsync_core::{CompareOp, Filter, JsonPointer};
@@ -47,19 +48,48 @@ pub fn json_path(ptr: &JsonPointer) -> RepoResult<String> {
 }
 
 /// The case-insensitive text key of a field: lower-cased text for a JSON string, else NULL.
-/// `ensure_indexes` indexes exactly this expression.
 pub fn ci_expr(doc: &str, path: &str) -> String {
     format!("idsync_ci(json_type({doc}, {path}), json_extract({doc}, {path}))")
 }
 
-/// The JSON type expression of a field (also indexed, so the array branch of a comparison
-/// is an index lookup too).
+/// The JSON type expression of a field.
 pub fn type_expr(doc: &str, path: &str) -> String {
     format!("json_type({doc}, {path})")
 }
 
+/// The key rows of a managed object type's indexed properties (`keys.rs`): string comparisons
+/// of these properties are answered from them.
+#[derive(Debug, Clone)]
+pub struct KeyScope {
+    pub object_type: String,
+    /// Canonical pointers (`/userName`) of the indexed properties.
+    pub props: Vec<String>,
+    /// The id column of the queried source.
+    pub id_col: &'static str,
+}
+
+impl KeyScope {
+    fn indexed(&self, field: &JsonPointer) -> Option<String> {
+        let p = field.to_string();
+        self.props.contains(&p).then_some(p)
+    }
+
+    /// `id IN (SELECT id FROM object_keys WHERE … AND <pred on key>)`, the predicate's text
+    /// and parameters appended by `pred`.
+    fn emit(&self, prop: String, out: &mut Sql, pred: impl FnOnce(&mut Sql)) {
+        out.text.push_str(&format!(
+            "{} IN (SELECT id FROM object_keys WHERE object_type = ? AND prop = ? AND ",
+            self.id_col
+        ));
+        out.params.push(SqlValue::Text(self.object_type.clone()));
+        out.params.push(SqlValue::Text(prop));
+        pred(out);
+        out.text.push(')');
+    }
+}
+
 /// Translates a filter over the JSON document expression `doc`. `None` → `1`.
-pub fn translate(filter: Option<&Filter>, doc: &str) -> RepoResult<Sql> {
+pub fn translate(filter: Option<&Filter>, doc: &str, keys: Option<&KeyScope>) -> RepoResult<Sql> {
     let mut sql = Sql::default();
     match filter {
         None => sql.text.push('1'),
@@ -69,30 +99,30 @@ pub fn translate(filter: Option<&Filter>, doc: &str) -> RepoResult<Sql> {
                     "unsupported filter operator '{op}'"
                 )));
             }
-            emit(f, doc, &mut sql)?;
+            emit(f, doc, keys, &mut sql)?;
         }
     }
     Ok(sql)
 }
 
-fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
+fn emit(f: &Filter, doc: &str, keys: Option<&KeyScope>, out: &mut Sql) -> RepoResult<()> {
     match f {
         Filter::True => out.text.push('1'),
         Filter::False => out.text.push('0'),
-        Filter::Or(items) if has_string_set(items) => or_with_sets(items, doc, out)?,
+        Filter::Or(items) if has_string_set(items) => or_with_sets(items, doc, keys, out)?,
         Filter::And(items) | Filter::Or(items) => {
             let joiner = if matches!(f, Filter::And(_)) {
                 " AND "
             } else {
                 " OR "
             };
-            emit_joined(items, joiner, doc, out)?;
+            emit_joined(items, joiner, doc, keys, out)?;
         }
         Filter::Not(inner) => {
             // A leaf may be NULL (missing field); NULL means "does not match", so it must
             // become false before negation.
             out.text.push_str("(NOT COALESCE(");
-            emit(inner, doc, out)?;
+            emit(inner, doc, keys, out)?;
             out.text.push_str(", 0))");
         }
         Filter::Present { field } => {
@@ -101,7 +131,7 @@ fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
             out.text
                 .push_str(&format!("({t} IS NOT NULL AND {t} <> 'null')"));
         }
-        Filter::Compare { field, op, value } => compare(field, *op, value, doc, out)?,
+        Filter::Compare { field, op, value } => compare(field, *op, value, doc, keys, out)?,
         Filter::Extended { op, .. } => {
             return Err(RepoError::BadQuery(format!(
                 "unsupported filter operator '{op}'"
@@ -114,20 +144,26 @@ fn emit(f: &Filter, doc: &str, out: &mut Sql) -> RepoResult<()> {
 /// `(a OR b OR ...)`, grouped as a balanced tree of parentheses past a few items: SQLite parses
 /// `a OR b OR c ...` into a chain as deep as the list is long, and refuses an expression deeper
 /// than 1000, so a flat `or` of a thousand terms must not become a chain of a thousand.
-fn emit_joined(items: &[Filter], joiner: &str, doc: &str, out: &mut Sql) -> RepoResult<()> {
+fn emit_joined(
+    items: &[Filter],
+    joiner: &str,
+    doc: &str,
+    keys: Option<&KeyScope>,
+    out: &mut Sql,
+) -> RepoResult<()> {
     out.text.push('(');
     if items.len() <= 8 {
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 out.text.push_str(joiner);
             }
-            emit(item, doc, out)?;
+            emit(item, doc, keys, out)?;
         }
     } else {
         let (left, right) = items.split_at(items.len() / 2);
-        emit_joined(left, joiner, doc, out)?;
+        emit_joined(left, joiner, doc, keys, out)?;
         out.text.push_str(joiner);
-        emit_joined(right, joiner, doc, out)?;
+        emit_joined(right, joiner, doc, keys, out)?;
     }
     out.text.push(')');
     Ok(())
@@ -144,7 +180,12 @@ fn has_string_set(items: &[Filter]) -> bool {
 /// An `or` whose string equalities of one field (the shape of a batched correlation:
 /// `userName eq "a" or userName eq "b" or …`) become one `IN` over a JSON array parameter per
 /// field, served by the field's expression index; the other terms as usual.
-fn or_with_sets(items: &[Filter], doc: &str, out: &mut Sql) -> RepoResult<()> {
+fn or_with_sets(
+    items: &[Filter],
+    doc: &str,
+    keys: Option<&KeyScope>,
+    out: &mut Sql,
+) -> RepoResult<()> {
     let (sets, others) = Filter::or_string_sets(items);
     out.text.push('(');
     let mut first = true;
@@ -153,10 +194,17 @@ fn or_with_sets(items: &[Filter], doc: &str, out: &mut Sql) -> RepoResult<()> {
             out.text.push_str(" OR ");
         }
         first = false;
+        let set = Value::from(values.iter().map(|v| lower(v)).collect::<Vec<_>>()).to_string();
+        if let Some((k, prop)) = keys.and_then(|k| Some((k, k.indexed(field)?))) {
+            k.emit(prop, out, |out| {
+                out.text.push_str("key IN (SELECT value FROM json_each(?))");
+                out.params.push(SqlValue::Text(set));
+            });
+            continue;
+        }
         let path = json_path(field)?;
         let t = type_expr(doc, &path);
         let scalar = ci_expr(doc, &path);
-        let set = Value::from(values.iter().map(|v| lower(v)).collect::<Vec<_>>()).to_string();
         out.text.push_str(&format!(
             "({scalar} IN (SELECT value FROM json_each(?)) OR ({t} = 'array' AND EXISTS \
              (SELECT 1 FROM json_each({doc}, {path}) e WHERE e.type = 'text' AND \
@@ -170,7 +218,7 @@ fn or_with_sets(items: &[Filter], doc: &str, out: &mut Sql) -> RepoResult<()> {
             out.text.push_str(" OR ");
         }
         first = false;
-        emit(o, doc, out)?;
+        emit(o, doc, keys, out)?;
     }
     out.text.push(')');
     Ok(())
@@ -193,6 +241,7 @@ fn compare(
     op: CompareOp,
     value: &Value,
     doc: &str,
+    keys: Option<&KeyScope>,
     out: &mut Sql,
 ) -> RepoResult<()> {
     let path = json_path(field)?;
@@ -200,6 +249,10 @@ fn compare(
     match value {
         Value::String(s) => {
             let v = lower(s);
+            if let Some((k, prop)) = keys.and_then(|k| Some((k, k.indexed(field)?))) {
+                k.emit(prop, out, |out| string_pred("key", op, &v, out));
+                return Ok(());
+            }
             let scalar = ci_expr(doc, &path);
             out.text.push('(');
             string_pred(&scalar, op, &v, out);

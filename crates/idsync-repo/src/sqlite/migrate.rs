@@ -15,6 +15,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_node_host.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_narrow_recon_entries.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_links_without_rowid.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_object_keys.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.

@@ -7,8 +7,10 @@ mod cluster;
 mod commit;
 mod conn;
 pub mod filter;
+mod keys;
 mod migrate;
 mod query;
+mod recon_entries;
 mod records;
 mod time;
 
@@ -22,9 +24,9 @@ use crate::repository::Repository;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use conn::Pool;
-use idsync_core::{Filter, JsonPointer, QueryPage, QueryRequest};
+use idsync_core::{Filter, QueryPage, QueryRequest};
 use query::{Source, map_err};
-use records::{links_from, links_where};
+use records::links_where;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -129,14 +131,21 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn objects_src(object_type: &str) -> Source<'static> {
-    Source {
+/// Managed objects of a type, their indexed properties answered from their key rows.
+fn objects_src(conn: &rusqlite::Connection, object_type: &str) -> RepoResult<Source<'static>> {
+    let props = keys::indexed(conn, object_type)?;
+    Ok(Source {
         from: "objects",
         doc: "obj",
         id: "id",
         scope: "object_type = ?",
         scope_params: vec![SqlValue::Text(object_type.to_string())],
-    }
+        keys: Some(filter::KeyScope {
+            object_type: object_type.to_string(),
+            props: props.into_iter().map(|(p, _)| p).collect(),
+            id_col: "id",
+        }),
+    })
 }
 
 const LINKS_FROM: &str = "(SELECT id, json_object('_id', id, '_rev', CAST(rev AS TEXT), \
@@ -155,13 +164,6 @@ fn queue_from() -> String {
 
 fn ids_json(ids: &[String]) -> RepoResult<String> {
     serde_json::to_string(ids).map_err(RepoError::internal)
-}
-
-/// A stable short hash for index names (FNV-1a).
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> RepoResult<Vec<T>> {
@@ -245,50 +247,27 @@ impl Repository for SqliteRepo {
     ) -> RepoResult<QueryPage> {
         let (t, q) = (object_type.to_string(), query.clone());
         self.pool
-            .read(move |c| query::run(c, &objects_src(&t), &q))
+            .read(move |c| query::run(c, &objects_src(c, &t)?, &q))
             .await
     }
 
     async fn count_objects(&self, object_type: &str, filter: Option<&Filter>) -> RepoResult<u64> {
         let (t, f) = (object_type.to_string(), filter.cloned());
         self.pool
-            .read(move |c| query::count(c, &objects_src(&t), f.as_ref()))
+            .read(move |c| query::count(c, &objects_src(c, &t)?, f.as_ref()))
             .await
     }
 
     async fn ensure_indexes(&self, object_type: &str, properties: &[String]) -> RepoResult<()> {
-        let mut stmts = Vec::new();
-        for p in properties {
-            let path = filter::json_path(&JsonPointer::parse(p))?;
-            let h = fnv(&format!("{object_type}\u{0}{p}"));
-            stmts.push(format!(
-                "CREATE INDEX IF NOT EXISTS ix_obj_ci_{h:016x} ON objects (object_type, {})",
-                filter::ci_expr("obj", &path)
-            ));
-            stmts.push(format!(
-                "CREATE INDEX IF NOT EXISTS ix_obj_ty_{h:016x} ON objects (object_type, {})",
-                filter::type_expr("obj", &path)
-            ));
-            stmts.push(format!(
-                "CREATE INDEX IF NOT EXISTS ix_obj_v_{h:016x} ON objects (object_type, \
-                 json_extract(obj, {path}))"
-            ));
-        }
-        self.pool
-            .write(move |c| {
-                for s in stmts {
-                    c.execute_batch(&s).map_err(map_err)?;
-                }
-                c.execute_batch("ANALYZE objects").map_err(map_err)
-            })
-            .await
+        let (t, props) = (object_type.to_string(), properties.to_vec());
+        self.pool.write(move |c| keys::ensure(c, &t, &props)).await
     }
 
     async fn explain_query(&self, object_type: &str, query: &QueryRequest) -> RepoResult<String> {
         let (t, q) = (object_type.to_string(), query.clone());
         self.pool
             .read(move |c| {
-                let (sql, params, _) = query::build_select(&objects_src(&t), &q)?;
+                let (sql, params, _) = query::build_select(&objects_src(c, &t)?, &q)?;
                 let mut stmt = c
                     .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                     .map_err(map_err)?;
@@ -363,15 +342,15 @@ impl Repository for SqliteRepo {
         let (a, ids) = (link_type.to_string(), ids_json(first_ids)?);
         self.pool
             .read(move |c| {
-                // Left to itself the planner walks every link of the type in id order
-                // (`links_type_id`, for the ORDER BY) and tests each against the list: a
-                // batch lookup would grow with the table. One index probe per id instead.
-                links_from(
+                // One probe per id; sorted here, since an ORDER BY id would tempt the
+                // planner to walk every link in id order and test each against the list.
+                let mut links = links_where(
                     c,
-                    "links INDEXED BY links_by_first_side",
-                    "link_type = ? AND first_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                    "link_type = ? AND first_id IN (SELECT value FROM json_each(?))",
                     &[&a, &ids],
-                )
+                )?;
+                links.sort_unstable_by(|x, y| x.id.cmp(&y.id));
+                Ok(links)
             })
             .await
     }
@@ -384,15 +363,15 @@ impl Repository for SqliteRepo {
         let (a, ids) = (link_type.to_string(), ids_json(second_ids)?);
         self.pool
             .read(move |c| {
-                // Left to itself the planner walks every link of the type in id order
-                // (`links_type_id`, for the ORDER BY) and tests each against the list: a
-                // batch lookup would grow with the table. One index probe per id instead.
-                links_from(
+                // One probe per id; sorted here, since an ORDER BY id would tempt the
+                // planner to walk every link in id order and test each against the list.
+                let mut links = links_where(
                     c,
-                    "links INDEXED BY links_by_second_side",
-                    "link_type = ? AND second_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                    "link_type = ? AND second_id IN (SELECT value FROM json_each(?))",
                     &[&a, &ids],
-                )
+                )?;
+                links.sort_unstable_by(|x, y| x.id.cmp(&y.id));
+                Ok(links)
             })
             .await
     }
@@ -446,6 +425,7 @@ impl Repository for SqliteRepo {
                     id: "id",
                     scope: "1",
                     scope_params: vec![],
+                    keys: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -562,6 +542,7 @@ impl Repository for SqliteRepo {
                     id: "id",
                     scope: "run_id = ?",
                     scope_params: vec![SqlValue::Text(id)],
+                    keys: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -789,6 +770,7 @@ impl Repository for SqliteRepo {
                     id: "id",
                     scope: "1",
                     scope_params: vec![],
+                    keys: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -933,6 +915,7 @@ impl Repository for SqliteRepo {
                     id: "id",
                     scope: "1",
                     scope_params: vec![],
+                    keys: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -1000,12 +983,23 @@ impl Repository for SqliteRepo {
         let q = query.clone();
         self.pool
             .read(move |c| {
-                let src = Source {
-                    from: "audit",
-                    doc: "entry",
-                    id: "id",
-                    scope: "kind = ?",
-                    scope_params: vec![SqlValue::Text(kind.as_str().to_string())],
+                let src = match kind {
+                    AuditKind::Recon => Source {
+                        from: recon_entries::RECON_AUDIT_FROM.as_str(),
+                        doc: "entry",
+                        id: "id",
+                        scope: "1",
+                        scope_params: Vec::new(),
+                        keys: None,
+                    },
+                    AuditKind::Sync => Source {
+                        from: "audit",
+                        doc: "entry",
+                        id: "id",
+                        scope: "kind = ?",
+                        scope_params: vec![SqlValue::Text(kind.as_str().to_string())],
+                        keys: None,
+                    },
                 };
                 query::run(c, &src, &q)
             })
@@ -1016,12 +1010,19 @@ impl Repository for SqliteRepo {
         let before = micros(&before);
         self.pool
             .write(move |c| {
-                let n = c
+                let tx = c.transaction().map_err(map_err)?;
+                let mut n = tx
                     .execute(
                         "DELETE FROM audit WHERE kind = ? AND timestamp < ?",
                         params![kind.as_str(), before],
                     )
                     .map_err(map_err)?;
+                if kind == AuditKind::Recon {
+                    n += tx
+                        .execute("DELETE FROM recon_entries WHERE timestamp < ?", [before])
+                        .map_err(map_err)?;
+                }
+                tx.commit().map_err(map_err)?;
                 Ok(n as u64)
             })
             .await

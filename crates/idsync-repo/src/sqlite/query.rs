@@ -3,7 +3,7 @@
 //! totals all done in SQL. Used for managed objects, links, plans, the queue, dead letters
 //! and audit, so every REST collection pages the same way.
 
-use super::filter::{json_path, translate};
+use super::filter::{KeyScope, json_path, translate};
 use crate::error::{RepoError, RepoResult};
 use crate::paging::{Cookie, project};
 use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
@@ -19,6 +19,8 @@ pub struct Source<'a> {
     /// A WHERE fragment restricting the collection (e.g. `object_type = ?`); `1` for none.
     pub scope: &'a str,
     pub scope_params: Vec<SqlValue>,
+    /// The key rows of indexed properties (managed objects only).
+    pub keys: Option<KeyScope>,
 }
 
 pub fn json_to_sql(v: &Value) -> SqlValue {
@@ -50,7 +52,7 @@ pub fn where_clause(
     src: &Source<'_>,
     q_filter: Option<&idsync_core::Filter>,
 ) -> RepoResult<(String, Vec<SqlValue>)> {
-    let f = translate(q_filter, src.doc)?;
+    let f = translate(q_filter, src.doc, src.keys.as_ref())?;
     let mut params = src.scope_params.clone();
     params.extend(f.params);
     Ok((format!("({}) AND ({})", src.scope, f.text), params))

@@ -9,8 +9,8 @@
 //! ```
 //!
 //! It is test code compiled only under `cfg(test)` or the `testsuite` feature; it must not be
-//! used by the product. Backends name the expression indexes of `ensure_indexes` `ix_obj_*`
-//! (the EXPLAIN test looks for that name).
+//! used by the product. Backends name what `ensure_indexes` builds `ix_obj_*` (PostgreSQL's
+//! expression indexes) or `object_keys` (SQLite's key rows); the EXPLAIN test looks for those.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cluster;
@@ -48,7 +48,7 @@ macro_rules! conformance_suite {
             prune_runs, plan_queries, target_registry, queue_order_and_states, dead_letters,
             dead_letter_replay_is_atomic, queue_event_deleted_with_its_commit,
             run_end_and_dead_letter_commit_in_change_sets,
-            audit, sync_tokens, migrations_are_idempotent);
+            audit, recon_decisions_read_back_as_written, sync_tokens, migrations_are_idempotent);
     };
     (@cases $backend:expr; $($name:ident),* $(,)?) => {
         $(

@@ -681,6 +681,71 @@ pub async fn audit(b: &dyn Backend) {
     );
 }
 
+/// A recon decision (the entry reconciliation writes per object, stored narrow where the
+/// backend can) reads back exactly as written, filters and prunes like any other entry.
+pub async fn recon_decisions_read_back_as_written(b: &dyn Backend) {
+    let (repo, _) = b.fresh().await;
+    let decision = |id: &str, situation: &str, message: Value, age_secs: i64| {
+        let mut e = audit_entry(id, AuditKind::Recon, "r1", "entry", age_secs);
+        e.entry = json!({
+            "entryType": "entry", "reconId": "r1", "mapping": "m", "situation": situation,
+            "action": "CREATE", "sourceObjectId": format!("system/hr/account/{id}"),
+            "targetObjectId": null, "linkQualifier": "default", "status": "SUCCESS",
+            "message": message, "messageDetail": null, "exception": null,
+            "reconciling": "source", "ambiguousTargetObjectIds": null, "reconAction": "recon",
+        });
+        e
+    };
+    let narrow = decision("d1", "ABSENT", Value::Null, 0);
+    // Not a decision's shape (a number where text goes): kept as a full document.
+    let full = decision("d2", "FOUND", json!(7), 0);
+    let old = decision("d3", "ABSENT", json!("x \"quoted\" ü"), 3600);
+    repo.commit(
+        ChangeSet::new()
+            .with(Op::AppendAudit(narrow.clone()))
+            .with(Op::AppendAudit(full.clone()))
+            .with(Op::AppendAudit(old.clone())),
+    )
+    .await
+    .unwrap();
+    let with_id = |e: &crate::model::AuditEntry| {
+        let mut v = e.entry.clone();
+        v["_id"] = json!(e.id);
+        v
+    };
+    let p = repo
+        .query_audit(AuditKind::Recon, &q("reconId eq \"r1\""))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.results,
+        vec![with_id(&narrow), with_id(&full), with_id(&old)]
+    );
+    let p = repo
+        .query_audit(
+            AuditKind::Recon,
+            &q("situation eq \"absent\" and targetObjectId pr"),
+        )
+        .await
+        .unwrap();
+    assert!(p.results.is_empty(), "{:?}", p.results);
+    let p = repo
+        .query_audit(AuditKind::Recon, &q("message co \"quoted\""))
+        .await
+        .unwrap();
+    assert_eq!(ids(&p.results), vec!["d3"]);
+    let n = repo
+        .prune_audit(AuditKind::Recon, Utc::now() - chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let p = repo
+        .query_audit(AuditKind::Recon, &QueryRequest::all())
+        .await
+        .unwrap();
+    assert_eq!(ids(&p.results), vec!["d1", "d2"]);
+}
+
 pub async fn sync_tokens(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     assert!(
