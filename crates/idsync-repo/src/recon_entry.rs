@@ -29,8 +29,11 @@ pub const FIELDS: [(&str, &str); 14] = [
     ("reconAction", "recon_action"),
 ];
 
+/// The column values of a recon decision, in [`FIELDS`] order.
+pub type Narrow<'a> = [Option<&'a str>; FIELDS.len()];
+
 /// The values of a recon decision, in [`FIELDS`] order, when `entry` has exactly that shape.
-pub fn narrow(entry: &AuditEntry) -> Option<[Option<&str>; FIELDS.len()]> {
+pub fn narrow(entry: &AuditEntry) -> Option<Narrow<'_>> {
     if entry.kind != AuditKind::Recon || entry.entry_type.as_deref() != Some("entry") {
         return None;
     }

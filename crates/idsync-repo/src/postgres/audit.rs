@@ -11,6 +11,21 @@ use chrono::{DateTime, Utc};
 use idsync_core::{QueryPage, QueryRequest};
 use serde_json::Value;
 
+/// Every recon audit entry as `(kind, id, entry)`: the documents of `audit` and the narrow recon
+/// decisions rendered as the same JSON (src/recon_entry.rs).
+static RECON_AUDIT_FROM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let pairs: Vec<String> = crate::recon_entry::FIELDS
+        .iter()
+        .map(|(key, col)| format!("'{key}', {col}"))
+        .collect();
+    format!(
+        "(SELECT kind, id, entry FROM audit WHERE kind = 'recon' \
+         UNION ALL SELECT 'recon' COLLATE \"C\", id, jsonb_build_object('entryType', 'entry', {}, '_id', id) \
+         FROM recon_entries) a",
+        pairs.join(", ")
+    )
+});
+
 impl PgRepository {
     pub(crate) async fn pg_append_audit(&self, entries: &[AuditEntry]) -> RepoResult<()> {
         let client = self.client().await?;
@@ -27,7 +42,10 @@ impl PgRepository {
         let mut params = SqlParams::new();
         let kind_param = params.push(kind.as_str().to_string());
         let spec = QuerySpec {
-            from: "audit",
+            from: match kind {
+                AuditKind::Recon => RECON_AUDIT_FROM.as_str(),
+                AuditKind::Sync => "audit",
+            },
             base_where: vec![format!("kind = {kind_param}::text")],
             fields: FieldSource::DocumentWithId {
                 column: "entry",
@@ -53,13 +71,24 @@ impl PgRepository {
         before: DateTime<Utc>,
     ) -> RepoResult<u64> {
         let client = self.client().await?;
-        client
+        let before = to_ns(&before)?;
+        let mut n = client
             .execute(
                 "DELETE FROM audit WHERE kind = $1 AND timestamp_ns < $2",
-                &[&kind.as_str(), &to_ns(&before)?],
+                &[&kind.as_str(), &before],
             )
             .await
-            .map_err(pg_err)
+            .map_err(pg_err)?;
+        if kind == AuditKind::Recon {
+            n += client
+                .execute(
+                    "DELETE FROM recon_entries WHERE timestamp_ns < $1",
+                    &[&before],
+                )
+                .await
+                .map_err(pg_err)?;
+        }
+        Ok(n)
     }
 
     pub(crate) async fn pg_query_plan(

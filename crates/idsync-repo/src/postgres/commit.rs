@@ -573,6 +573,22 @@ pub(crate) async fn append_audit<C: GenericClient + Sync>(
     if entries.is_empty() {
         return Ok(());
     }
+    // Recon decisions go to their narrow table (src/recon_entry.rs), the rest as documents.
+    let mut narrow = Vec::new();
+    let mut full = Vec::new();
+    for e in entries {
+        match crate::recon_entry::narrow(e) {
+            Some(values) => narrow.push((*e, values)),
+            None => full.push(*e),
+        }
+    }
+    if !narrow.is_empty() {
+        append_recon_entries(c, &narrow).await?;
+    }
+    if full.is_empty() {
+        return Ok(());
+    }
+    let entries = full;
     let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     let recon: Vec<Option<&str>> = entries.iter().map(|e| e.recon_id.as_deref()).collect();
@@ -594,6 +610,39 @@ pub(crate) async fn append_audit<C: GenericClient + Sync>(
     c.execute(&stmt, &[&kinds, &ids, &recon, &mapping, &types, &ts, &docs])
         .await
         .map_err(pg_err)?;
+    Ok(())
+}
+
+/// Recon decisions with their narrow column values (`FIELDS` order), one `unnest` INSERT.
+async fn append_recon_entries<C: GenericClient + Sync>(
+    c: &C,
+    rows: &[(&AuditEntry, crate::recon_entry::Narrow<'_>)],
+) -> RepoResult<()> {
+    use crate::recon_entry::FIELDS;
+    let ids: Vec<&str> = rows.iter().map(|(e, _)| e.id.as_str()).collect();
+    let ts = rows
+        .iter()
+        .map(|(e, _)| to_ns(&e.timestamp))
+        .collect::<RepoResult<Vec<i64>>>()?;
+    let columns: Vec<Vec<Option<&str>>> = (0..FIELDS.len())
+        .map(|i| rows.iter().map(|(_, v)| v[i]).collect())
+        .collect();
+    let names: Vec<&str> = FIELDS.iter().map(|(_, col)| *col).collect();
+    let arrays: Vec<String> = (3..FIELDS.len() + 3)
+        .map(|i| format!("${i}::text[]"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO recon_entries (id, timestamp_ns, {}) \
+         SELECT * FROM unnest($1::text[], $2::bigint[], {}) ON CONFLICT DO NOTHING",
+        names.join(", "),
+        arrays.join(", ")
+    );
+    let stmt = c.prepare_cached(&sql).await.map_err(pg_err)?;
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&ids, &ts];
+    for col in &columns {
+        params.push(col);
+    }
+    c.execute(&stmt, &params).await.map_err(pg_err)?;
     Ok(())
 }
 
