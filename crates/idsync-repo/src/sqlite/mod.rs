@@ -145,6 +145,7 @@ fn objects_src(conn: &rusqlite::Connection, object_type: &str) -> RepoResult<Sou
             props: props.into_iter().map(|(p, _)| p).collect(),
             id_col: "id",
         }),
+        rev: Some("CAST(rev AS TEXT)"),
     })
 }
 
@@ -426,6 +427,7 @@ impl Repository for SqliteRepo {
                     scope: "1",
                     scope_params: vec![],
                     keys: None,
+                    rev: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -543,6 +545,7 @@ impl Repository for SqliteRepo {
                     scope: "run_id = ?",
                     scope_params: vec![SqlValue::Text(id)],
                     keys: None,
+                    rev: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -771,6 +774,7 @@ impl Repository for SqliteRepo {
                     scope: "1",
                     scope_params: vec![],
                     keys: None,
+                    rev: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -916,6 +920,7 @@ impl Repository for SqliteRepo {
                     scope: "1",
                     scope_params: vec![],
                     keys: None,
+                    rev: None,
                 };
                 query::run(c, &src, &q)
             })
@@ -991,6 +996,7 @@ impl Repository for SqliteRepo {
                         scope: "1",
                         scope_params: Vec::new(),
                         keys: None,
+                        rev: None,
                     },
                     AuditKind::Sync => Source {
                         from: "audit",
@@ -999,6 +1005,7 @@ impl Repository for SqliteRepo {
                         scope: "kind = ?",
                         scope_params: vec![SqlValue::Text(kind.as_str().to_string())],
                         keys: None,
+                        rev: None,
                     },
                 };
                 query::run(c, &src, &q)

@@ -21,6 +21,18 @@ pub struct Source<'a> {
     pub scope_params: Vec<SqlValue>,
     /// The key rows of indexed properties (managed objects only).
     pub keys: Option<KeyScope>,
+    /// The `_rev` of a document as a text column expression, when the source has one: a query
+    /// for ids (and revisions) only then reads neither the document nor its JSON.
+    pub rev: Option<&'a str>,
+}
+
+/// Whether the query asks for nothing beyond `_id` and `_rev`, which `project` always keeps.
+fn ids_only(q: &QueryRequest) -> bool {
+    q.fields.as_ref().is_some_and(|f| {
+        !f.is_empty()
+            && f.iter()
+                .all(|p| p.tokens() == ["_id"] || p.tokens() == ["_rev"])
+    })
 }
 
 pub fn json_to_sql(v: &Value) -> SqlValue {
@@ -111,9 +123,14 @@ pub fn build_select(
         .collect();
     order.push(format!("{} ASC", src.id));
     let extra: String = sort_exprs.iter().map(|(e, _)| format!(", {e}")).collect();
+    // Ids only: the revision column stands in for the document (see `run`).
+    let doc = match src.rev {
+        Some(rev) if ids_only(q) => rev,
+        _ => src.doc,
+    };
     let mut sql = format!(
         "SELECT {}, {}{extra} FROM {} WHERE {where_sql} ORDER BY {}",
-        src.doc,
+        doc,
         src.id,
         src.from,
         order.join(", ")
@@ -173,9 +190,19 @@ pub fn run(conn: &Connection, src: &Source<'_>, q: &QueryRequest) -> RepoResult<
         }
     }
     let mut results = Vec::with_capacity(docs.len());
-    for (doc, _, _) in docs {
-        let v: Value = serde_json::from_str(&doc).map_err(RepoError::internal)?;
-        results.push(project(v, q.fields.as_deref()));
+    if src.rev.is_some() && ids_only(q) {
+        // The first column is the revision: `{_id, _rev}` is all `project` would keep.
+        for (rev, id, _) in docs {
+            let mut m = serde_json::Map::with_capacity(2);
+            m.insert("_id".into(), Value::String(id));
+            m.insert("_rev".into(), Value::String(rev));
+            results.push(Value::Object(m));
+        }
+    } else {
+        for (doc, _, _) in docs {
+            let v: Value = serde_json::from_str(&doc).map_err(RepoError::internal)?;
+            results.push(project(v, q.fields.as_deref()));
+        }
     }
     let total = match q.total_policy {
         TotalPolicy::None => None,

@@ -576,6 +576,48 @@ pub async fn sort_fields_offsets_totals(b: &dyn Backend) {
         .await
         .unwrap();
     assert_eq!(p.results[0], json!({"_id": "a", "_rev": "1"}));
+    // Ids only, sorted and paged by another field, after a write: the current revisions.
+    let a = repo.get_object("user", "a").await.unwrap().unwrap();
+    repo.commit(one(Op::UpdateObject {
+        object_type: "user".into(),
+        id: "a".into(),
+        expected_rev: None,
+        value: a,
+    }))
+    .await
+    .unwrap();
+    let mut qi = q("name");
+    qi.fields = Some(vec![JsonPointer::parse("_id"), JsonPointer::parse("_rev")]);
+    qi.page_size = Some(2);
+    let mut got = Vec::new();
+    loop {
+        let p = repo.query_objects("user", &qi).await.unwrap();
+        got.extend(p.results);
+        match p.cookie {
+            Some(c) => qi.cookie = Some(c),
+            None => break,
+        }
+    }
+    let revs: Vec<(String, String)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["_id"].as_str().unwrap().into(),
+                v["_rev"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got.iter().map(|v| v.as_object().unwrap().len()).max(),
+        Some(2)
+    );
+    assert_eq!(
+        revs.iter()
+            .find(|(id, _)| id == "a")
+            .map(|(_, r)| r.as_str()),
+        Some("2")
+    );
+    assert_eq!(revs.len(), 5);
 
     // Offsets and exact totals.
     let mut qo = q("name");
