@@ -287,7 +287,16 @@ impl RunCtx {
         }
     }
 
-    /// This node committed page `page`.
+    /// The run-wide caches are no longer read (a commit of this node failed: what they
+    /// assume written was not).
+    pub fn drop_caches(&self) {
+        if let Ok(mut p) = self.caches_page.lock() {
+            *p = None;
+        }
+    }
+
+    /// This node committed page `page` (called just before its commit, which a failure
+    /// follows with `drop_caches`).
     pub fn page_committed(&self, page: u64) {
         if let Ok(mut p) = self.caches_page.lock()
             && *p == Some(page.saturating_sub(1))

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use conn::Pool;
 use idsync_core::{Filter, QueryPage, QueryRequest};
 use query::{Source, map_err};
-use records::links_where;
+use records::{links_from, links_where};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -364,10 +364,12 @@ impl Repository for SqliteRepo {
         let (a, ids) = (link_type.to_string(), ids_json(second_ids)?);
         self.pool
             .read(move |c| {
-                // One probe per id; sorted here, since an ORDER BY id would tempt the
-                // planner to walk every link in id order and test each against the list.
-                let mut links = links_where(
+                // One probe per id (named: the planner would rather walk every link of the
+                // type by the primary key and test each against the list); sorted here, since
+                // an ORDER BY id would tempt it to walk them in id order.
+                let mut links = links_from(
                     c,
+                    "links INDEXED BY links_by_second_side",
                     "link_type = ? AND second_id IN (SELECT value FROM json_each(?))",
                     &[&a, &ids],
                 )?;
@@ -392,8 +394,11 @@ impl Repository for SqliteRepo {
         let limit = limit as i64;
         self.pool
             .read(move |c| {
-                links_where(
+                // In id order, from the id index: left to itself the planner reads every link of
+                // the type by the primary key and sorts them, once per batch — quadratic.
+                links_from(
                     c,
+                    "links INDEXED BY links_by_id",
                     "link_type = ? AND (?2 IS NULL OR link_qualifier = ?2) AND id > ? \
                      ORDER BY id LIMIT ?",
                     &[&a, &q, &after, &limit],

@@ -40,7 +40,17 @@ pub fn links_where(
     cond: &str,
     params: &[&dyn rusqlite::ToSql],
 ) -> RepoResult<Vec<Link>> {
-    let sql = format!("SELECT {LINK_COLS} FROM links WHERE {cond}");
+    links_from(conn, "links", cond, params)
+}
+
+/// Links of `from` (the table, possibly with an `INDEXED BY` clause) matching `cond`.
+pub fn links_from(
+    conn: &Connection,
+    from: &str,
+    cond: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> RepoResult<Vec<Link>> {
+    let sql = format!("SELECT {LINK_COLS} FROM {from} WHERE {cond}");
     let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
     let rows = stmt.query_map(params, link_row).map_err(map_err)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(map_err)

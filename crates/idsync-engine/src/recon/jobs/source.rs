@@ -9,13 +9,14 @@ use super::{
     track_op,
 };
 use crate::Engine;
-use crate::error::EngineResult;
+use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
 use crate::pipeline::lookups::Item;
 use crate::pipeline::op::ChunkOutput;
 use crate::pipeline::stats::{StatsDelta, keys};
 use crate::recon::page::process;
-use idsync_core::ReconStage;
+use idsync_connectors::{ConnectorResult, ObjectSet};
+use idsync_core::{QueryPage, QueryRequest, ReconStage};
 use idsync_repo::{ChangeSet, ClaimedJob, Op, RunUpdate};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -54,8 +55,12 @@ pub(super) async fn source_page(
         set_stage(engine, &run, ReconStage::ActiveQueryEntries).await?;
         first_page_totals(&ctx, &mut extra).await?;
     }
-    // Query this page.
+    // Query this page. An unpaged source (IDM's default) is one page job, read from the
+    // connector in internal pages of CHUNK entries — the same entries in the same order, since
+    // every connector orders a query by its sort keys and id whether it pages or not — so the
+    // run holds one chunk of its source at a time, not all of it.
     let t = std::time::Instant::now();
+    let mut feed = Feed::default();
     let (entries, next_cookie) = match &ctx.opts.source_id {
         Some(id) => {
             let e = ctx.source_set.get(id).await?;
@@ -63,15 +68,16 @@ pub(super) async fn source_page(
         }
         None => {
             let mut req = ctx.eff.source.request.clone();
-            req.page_size = ctx.eff.source_page_size;
+            let paged = ctx.eff.source_page_size.is_some();
+            req.page_size = ctx.eff.source_page_size.or(Some(CHUNK));
             req.cookie = cookie;
             let page = ctx.source_set.query(&req).await?;
-            let next = if ctx.eff.source_page_size.is_some() {
-                page.cookie
+            if paged {
+                (page.results, page.cookie)
             } else {
-                None
-            };
-            (page.results, next)
+                feed.follow(&ctx, req, page.cookie);
+                (page.results, None)
+            }
         }
     };
     extra.time("sourceQuery", t.elapsed());
@@ -110,10 +116,13 @@ pub(super) async fn source_page(
                 .first()
                 .is_some_and(crate::recon::effective::looks_full)
     });
-    let items: Vec<Item> = entries
-        .into_iter()
-        .filter_map(|e| Item::source_from(e, full))
-        .collect();
+    let to_items = |entries: Vec<Value>| -> Vec<Item> {
+        entries
+            .into_iter()
+            .filter_map(|e| Item::source_from(e, full))
+            .collect()
+    };
+    let items = to_items(entries);
     let last_page = next_cookie.is_none();
     // A paged query commits per page; an unpaged one per chunk, so a huge unpaged source never
     // holds all its writes at once.
@@ -124,21 +133,32 @@ pub(super) async fn source_page(
     };
     let mut remaining = items;
     if resumed > 0 {
-        let skip = resumed.saturating_mul(chunk).min(remaining.len());
+        let mut skip = resumed.saturating_mul(chunk);
         tracing::info!(
             run = run_id,
             page = page_no,
             skipped = skip,
             "resuming a page after the chunks an earlier attempt committed"
         );
-        remaining.drain(..skip);
+        loop {
+            let n = skip.min(remaining.len());
+            remaining.drain(..n);
+            skip -= n;
+            if !remaining.is_empty() || feed.is_done() {
+                break;
+            }
+            remaining = to_items(feed.next(&mut extra).await?);
+        }
     }
     loop {
-        let rest = if remaining.len() > chunk {
+        let mut rest = if remaining.len() > chunk {
             remaining.split_off(chunk)
         } else {
             Vec::new()
         };
+        if rest.is_empty() && !feed.is_done() {
+            rest = to_items(feed.next(&mut extra).await?);
+        }
         let out = process(engine, &ctx, remaining).await?;
         let abort = out.abort.clone();
         let stopped = abort.is_some() || ctx.is_canceled();
@@ -157,9 +177,14 @@ pub(super) async fn source_page(
         }
         let extra_now = std::mem::take(&mut extra);
         let objects = out.stats.get(keys::SOURCE_PROCESSED);
-        commit_chunk(engine, job, &ctx, out, extra_now, tail, chunk_started).await?;
+        // Recorded before the commit: the next page may be assessed the moment this commit is
+        // visible, possibly before this task runs again, and must find the caches current.
         if done {
             ctx.page_committed(page_no);
+        }
+        if let Err(e) = commit_chunk(engine, job, &ctx, out, extra_now, tail, chunk_started).await {
+            ctx.drop_caches();
+            return Err(e);
         }
         chunk_started = std::time::Instant::now();
         tracing::info!(run = run_id, page = page_no, objects, "page committed");
@@ -174,6 +199,57 @@ pub(super) async fn source_page(
             return Ok(());
         }
         remaining = rest;
+    }
+}
+
+/// The internal pages of an unpaged source after the first: the next one is queried while the
+/// current one is reconciled.
+#[derive(Default)]
+struct Feed {
+    set: Option<Arc<dyn ObjectSet>>,
+    next: Option<tokio::task::JoinHandle<(QueryRequest, ConnectorResult<QueryPage>)>>,
+}
+
+impl Feed {
+    /// Starts reading the page after `cookie` (none: the source has been read).
+    fn follow(&mut self, ctx: &RunCtx, req: QueryRequest, cookie: Option<String>) {
+        self.set = Some(ctx.source_set.clone());
+        self.spawn(req, cookie);
+    }
+
+    fn spawn(&mut self, mut req: QueryRequest, cookie: Option<String>) {
+        self.next = match (cookie, &self.set) {
+            (Some(c), Some(set)) => {
+                req.cookie = Some(c);
+                let set = set.clone();
+                Some(tokio::spawn(async move {
+                    let page = set.query(&req).await;
+                    (req, page)
+                }))
+            }
+            _ => None,
+        };
+    }
+
+    fn is_done(&self) -> bool {
+        self.next.is_none()
+    }
+
+    /// The next internal page's entries (the one after it is then being read); none once done.
+    async fn next(&mut self, extra: &mut StatsDelta) -> EngineResult<Vec<Value>> {
+        let Some(handle) = self.next.take() else {
+            return Ok(Vec::new());
+        };
+        let t = std::time::Instant::now();
+        let (req, page) = handle
+            .await
+            .map_err(|e| EngineError::Internal(format!("source query task failed: {e}")))?;
+        extra.time("sourceQuery", t.elapsed());
+        let page = page?;
+        // A cookie with no entries ends the read too: never spin on an empty page.
+        let cookie = page.cookie.filter(|_| !page.results.is_empty());
+        self.spawn(req, cookie);
+        Ok(page.results)
     }
 }
 
