@@ -139,7 +139,10 @@ async fn timestamps_see_creates_and_updates_once_but_not_deletes() {
     // An entry written now (most likely in the same second as a and b) is seen once; so is a
     // second write of a, told apart by its entryCSN.
     set.create(None, person("c", "C")).await.unwrap();
-    let a_id = set.query(&idsync_core::QueryRequest::with_filter("uid eq \"a\"".parse().unwrap()))
+    let a_id = set
+        .query(&idsync_core::QueryRequest::with_filter(
+            "uid eq \"a\"".parse().unwrap(),
+        ))
         .await
         .unwrap()
         .results[0]["_id"]
@@ -182,8 +185,11 @@ async fn the_accesslog_reports_creates_updates_renames_and_deletes() {
     let b_id = b["_id"].as_str().unwrap().to_string();
     set.update(&a_id, None, person("a", "A2")).await.unwrap();
     groups
-        .create(None, json!({"dn": format!("cn=g1,{GROUPS}"), "cn": "g1",
-                             "uniqueMember": [format!("uid=b,{PEOPLE}")]}))
+        .create(
+            None,
+            json!({"dn": format!("cn=g1,{GROUPS}"), "cn": "g1",
+                             "uniqueMember": [format!("uid=b,{PEOPLE}")]}),
+        )
         .await
         .unwrap();
     // A rename: b is read under its new DN.
@@ -201,7 +207,9 @@ async fn the_accesslog_reports_creates_updates_renames_and_deletes() {
 
     // A delete of an entry of another type is not this set's.
     let g = groups
-        .query(&idsync_core::QueryRequest::with_filter("true".parse().unwrap()))
+        .query(&idsync_core::QueryRequest::with_filter(
+            "true".parse().unwrap(),
+        ))
         .await
         .unwrap();
     groups
@@ -226,7 +234,9 @@ async fn a_block_size_splits_a_backlog_without_losing_a_change() {
     let set = c.object_set("account").unwrap();
     let mut token = set.changes_since(None).await.unwrap().token.unwrap();
     for i in 0..5 {
-        set.create(None, person(&format!("u{i}"), "U")).await.unwrap();
+        set.create(None, person(&format!("u{i}"), "U"))
+            .await
+            .unwrap();
     }
     let mut uids = Vec::new();
     for _ in 0..4 {

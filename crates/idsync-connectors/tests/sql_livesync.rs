@@ -79,7 +79,11 @@ async fn postgres_a_row_committed_late_with_a_lower_value_is_applied_once() {
     with_postgres(|url| async move {
         let (first, second, third) = late_commit(&url, 60).await;
         assert_eq!(first, ["early"]);
-        assert_eq!(second, ["late"], "the late row is picked up by the look-back");
+        assert_eq!(
+            second,
+            ["late"],
+            "the late row is picked up by the look-back"
+        );
         assert!(third.is_empty(), "and not again: {third:?}");
     })
     .await;

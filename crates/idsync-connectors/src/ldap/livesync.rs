@@ -41,7 +41,10 @@ const READ_CHUNK: usize = 200;
 /// `20261207142521.0Z`) as UTC. Offsets other than `Z` are not used by the servers idsync
 /// reads from and are refused.
 pub fn parse_generalized_time(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim().strip_suffix('Z').or_else(|| s.trim().strip_suffix('z'))?;
+    let s = s
+        .trim()
+        .strip_suffix('Z')
+        .or_else(|| s.trim().strip_suffix('z'))?;
     let (whole, frac) = match s.split_once(['.', ',']) {
         Some((w, f)) => (w, f),
         None => (s, ""),
@@ -80,12 +83,15 @@ struct Record {
     change: Option<Change>,
 }
 
+/// What the token remembers of one thing read: its time, that time as the server wrote it, and
+/// its version.
+type Seen = (DateTime<Utc>, String, String);
+
 /// The token's parts.
 #[derive(Debug, Clone, Default)]
 struct Position {
     time: Option<(DateTime<Utc>, String)>,
-    /// key → (time, time text, version).
-    seen: HashMap<String, (DateTime<Utc>, String, String)>,
+    seen: HashMap<String, Seen>,
 }
 
 impl Position {
@@ -117,7 +123,7 @@ impl Position {
     }
 
     fn token(&self) -> Value {
-        let mut seen: Vec<(&String, &(DateTime<Utc>, String, String))> = self.seen.iter().collect();
+        let mut seen: Vec<(&String, &Seen)> = self.seen.iter().collect();
         seen.sort_by(|a, b| (a.1.0, a.0).cmp(&(b.1.0, b.0)));
         let time = self.time.as_ref().map_or(EPOCH, |(_, s)| s.as_str());
         json!({
@@ -304,9 +310,7 @@ impl LdapObjectSet {
         let filter = match floor {
             Some(f) => {
                 let f = format_generalized_time(f);
-                self.combined(&format!(
-                    "(|(modifyTimestamp>={f})(createTimestamp>={f}))"
-                ))
+                self.combined(&format!("(|(modifyTimestamp>={f})(createTimestamp>={f}))"))
             }
             None => self.type_filter.clone(),
         };
@@ -323,8 +327,7 @@ impl LdapObjectSet {
                     continue;
                 };
                 let object = self.to_object(&e, None);
-                let Some(id) = object.get("_id").and_then(Value::as_str).map(str::to_owned)
-                else {
+                let Some(id) = object.get("_id").and_then(Value::as_str).map(str::to_owned) else {
                     continue;
                 };
                 let version = first_value(&e, "entryCSN").unwrap_or_else(|| time_text.clone());
@@ -588,7 +591,10 @@ mod tests {
         let c = parse_generalized_time("20261207142521.5Z").unwrap();
         assert!(a < b && b < c);
         assert_eq!(format_generalized_time(b), "20261207142521.000009Z");
-        assert_eq!(parse_generalized_time("202612071425Z").unwrap().timestamp() % 60, 0);
+        assert_eq!(
+            parse_generalized_time("202612071425Z").unwrap().timestamp() % 60,
+            0
+        );
         assert!(parse_generalized_time("20261207142521+0100").is_none());
         assert!(parse_generalized_time("garbage").is_none());
     }

@@ -57,7 +57,11 @@ impl Position {
                     .map(|a| {
                         a.iter()
                             .filter_map(|g| {
-                                Some((g.get(0)?.as_i64()?, g.get(1)?.as_i64()?, g.get(2)?.as_i64()?))
+                                Some((
+                                    g.get(0)?.as_i64()?,
+                                    g.get(1)?.as_i64()?,
+                                    g.get(2)?.as_i64()?,
+                                ))
                             })
                             .collect()
                     })
@@ -173,7 +177,8 @@ pub(super) async fn changes_since(
     let (mut pos, inclusive) = Position::from_token(token);
     let now = unix_now();
     let look_back = i64::try_from(set.settings.live_sync_look_back.as_secs()).unwrap_or(i64::MAX);
-    pos.gaps.retain(|(_, _, at)| now.saturating_sub(*at) <= look_back);
+    pos.gaps
+        .retain(|(_, _, at)| now.saturating_sub(*at) <= look_back);
     if look_back == 0 {
         pos.gaps.clear();
     }

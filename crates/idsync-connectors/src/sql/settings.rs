@@ -197,11 +197,7 @@ impl SqlSettings {
             key_column,
             password_column: string(props, "passwordColumn")?,
             change_log_column: string(props, "changeLogColumn")?,
-            live_sync_look_back: Duration::from_secs(number(
-                props,
-                "liveSyncLookBackSeconds",
-                60,
-            )?),
+            live_sync_look_back: Duration::from_secs(number(props, "liveSyncLookBackSeconds", 60)?),
             max_connections: u32::try_from(number(props, "maxConnections", 8)?.max(1))
                 .unwrap_or(u32::MAX),
             acquire_timeout: Duration::from_millis(number(props, "acquireTimeoutMs", 5000)?.max(1)),

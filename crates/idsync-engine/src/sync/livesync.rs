@@ -179,11 +179,7 @@ impl Engine {
         'batches: for _ in 0..MAX_BATCHES_PER_PASS {
             let batch = set.changes_since(Some(&token)).await?;
             let n = batch.changes.len();
-            let changes: Vec<Change> = batch
-                .changes
-                .iter()
-                .map(|d| change_of(source, d))
-                .collect();
+            let changes: Vec<Change> = batch.changes.iter().map(|d| change_of(source, d)).collect();
             // The token after change i; without per-change tokens, only the last change moves
             // it (to the batch's).
             let next_of = |i: usize| match batch.tokens.get(i) {
@@ -347,7 +343,10 @@ impl Engine {
             // The one change's commit failed: that is its failure.
             Err(e) if done == 1 => Ok((0, Some(e.to_string()))),
             Err(e) => {
-                tracing::debug!(source, "a liveSync group commit was refused ({e}); one by one");
+                tracing::debug!(
+                    source,
+                    "a liveSync group commit was refused ({e}); one by one"
+                );
                 for (k, ops) in per_change.into_iter().enumerate() {
                     let mut after = rec.clone();
                     if let Some(t) = &nexts[k] {
@@ -367,7 +366,13 @@ impl Engine {
                     }
                 }
                 if failure.is_some()
-                    && let Err(e) = self.repo.commit(ChangeSet { fence: None, ops: failure_audit }).await
+                    && let Err(e) = self
+                        .repo
+                        .commit(ChangeSet {
+                            fence: None,
+                            ops: failure_audit,
+                        })
+                        .await
                 {
                     tracing::warn!(source, "liveSync failure audit not written: {e}");
                 }

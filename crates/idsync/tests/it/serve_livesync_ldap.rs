@@ -137,7 +137,10 @@ async fn accesslog_live_sync_carries_creates_updates_and_deletes_downstream() {
     let p = project(&src, json!({"accessLogDatabase": ACCESSLOG}), &dst);
     let s = Server::start(p.path());
     let first = live_sync(&s).await;
-    assert!(first["connectorData"]["syncToken"]["time"].is_string(), "{first}");
+    assert!(
+        first["connectorData"]["syncToken"]["time"].is_string(),
+        "{first}"
+    );
 
     let a = create(&s, "a", "Alice").await;
     let b = create(&s, "b", "Bob").await;
