@@ -175,6 +175,22 @@ async fn accesslog_live_sync_carries_creates_updates_and_deletes_downstream() {
     // A pass with no change writes nothing.
     let quiet = live_sync(&s).await;
     assert_eq!(quiet["_rev"], applied["_rev"], "{quiet} {applied}");
+
+    // The lag from each change's time in the directory (its accesslog reqStart) to its
+    // application is measured: one sample per applied change (a, b; then a, and b's delete).
+    let (status, metrics) = send(s.admin(Method::GET, "metrics/prometheus")).await;
+    assert_eq!(status, 200);
+    let text = metrics.as_str().unwrap_or_default();
+    let sample = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains("source=\"system/src/account\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(sample("idsync_livesync_lag_seconds_count"), 4.0, "{text}");
+    assert_eq!(sample("idsync_livesync_changes_total"), 4.0, "{text}");
+    let lag = sample("idsync_livesync_lag_seconds_sum");
+    assert!(lag > 0.0, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
