@@ -135,7 +135,7 @@ async fn accesslog_live_sync_carries_creates_updates_and_deletes_downstream() {
     let src = Slapd::start_with_accesslog("");
     let dst = Slapd::start();
     let p = project(&src, json!({"accessLogDatabase": ACCESSLOG}), &dst);
-    let s = Server::start(p.path());
+    let mut s = Server::start(p.path());
     let first = live_sync(&s).await;
     assert!(
         first["connectorData"]["syncToken"]["time"].is_string(),
@@ -191,6 +191,25 @@ async fn accesslog_live_sync_carries_creates_updates_and_deletes_downstream() {
     assert_eq!(sample("idsync_livesync_changes_total"), 4.0, "{text}");
     let lag = sample("idsync_livesync_lag_seconds_sum");
     assert!(lag > 0.0, "{text}");
+
+    // The token survives a restart: the next process applies only what changed since.
+    assert!(s.sigterm().success());
+    let s = Server::start(p.path());
+    create(&s, "c", "Carol").await;
+    live_sync(&s).await;
+    assert_eq!(
+        people(&s, "managed/user", "userName").await,
+        pairs(&[("a", "Alicia"), ("c", "Carol")])
+    );
+    let (_, metrics) = send(s.admin(Method::GET, "metrics/prometheus")).await;
+    let applied: f64 = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("idsync_livesync_changes_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(applied, 1.0, "only c after the restart: {metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
