@@ -129,6 +129,15 @@ pub enum Change {
     Delete { id: String },
 }
 
+impl Change {
+    /// The `_id` of the object that changed.
+    pub fn id(&self) -> &str {
+        match self {
+            Change::CreateOrUpdate { id, .. } | Change::Delete { id } => id,
+        }
+    }
+}
+
 /// The changes after a token and the token that covers them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChangeBatch {
@@ -137,5 +146,11 @@ pub struct ChangeBatch {
     /// The token just after each change, when the connector can tell (same length as
     /// `changes`): liveSync commits each change with its own token, so a pass that stops at a
     /// failing change leaves the token just before it. Empty: only `token` (after the batch).
+    /// `token` may cover more than the last change (source records that were no change of
+    /// this object set); the caller stores it once every change of the batch is done.
     pub tokens: Vec<Value>,
+    /// When each change happened in the source, where the source says (a timestamp column,
+    /// `modifyTimestamp`, an accesslog `reqStart`): the lag metric's start. Same length as
+    /// `changes`, or empty.
+    pub times: Vec<Option<chrono::DateTime<chrono::Utc>>>,
 }

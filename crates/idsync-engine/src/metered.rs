@@ -37,6 +37,11 @@ pub mod names {
     pub const HEARTBEATS: &str = "idsync_cluster_heartbeats_total";
     /// Counter: heartbeats this node failed to write.
     pub const HEARTBEAT_FAILURES: &str = "idsync_cluster_heartbeat_failures_total";
+    /// Counter, label `source`: liveSync changes applied (committed with their token).
+    pub const LIVESYNC_CHANGES: &str = "idsync_livesync_changes_total";
+    /// Histogram, seconds, label `source`: from a change in the source (its time there, where
+    /// the connector reads one) to the commit of its application.
+    pub const LIVESYNC_LAG: &str = "idsync_livesync_lag_seconds";
 }
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -55,6 +60,15 @@ pub fn enable() {
     describe_counter!(
         names::CONNECTOR_ERRORS,
         "Connector object-set calls that returned an error, per connector and operation"
+    );
+    describe_counter!(
+        names::LIVESYNC_CHANGES,
+        "liveSync changes applied, per source"
+    );
+    describe_histogram!(
+        names::LIVESYNC_LAG,
+        Unit::Seconds,
+        "liveSync lag from a change's time in the source to the commit of its application"
     );
     describe_counter!(
         names::RECON_OBJECTS,

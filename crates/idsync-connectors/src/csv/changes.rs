@@ -52,6 +52,7 @@ pub(crate) fn changes_since(
         changes,
         token: Some(json!({ "rows": rows })),
         tokens: Vec::new(),
+        times: Vec::new(),
     })
 }
 

@@ -37,6 +37,16 @@ pub struct LdapConfig {
     pub operation_timeout: Duration,
     /// Skip TLS certificate verification (idsync extension `trustAllCertificates`; tests only).
     pub trust_all_certificates: bool,
+    /// liveSync by `modifyTimestamp`/`createTimestamp` (ICF `useTimestampsForSync`).
+    pub use_timestamps_for_sync: bool,
+    /// liveSync by OpenLDAP's accesslog overlay: the suffix of the log database
+    /// (idsync extension `accessLogDatabase`, e.g. `cn=accesslog`). Wins over timestamps.
+    pub access_log_database: Option<String>,
+    /// How far back a liveSync poll looks again, for writes that became visible after a later
+    /// one was read (idsync extension `liveSyncLookBackSeconds`).
+    pub live_sync_look_back: Duration,
+    /// Changes one liveSync poll hands over at most (ICF `changeLogBlockSize`).
+    pub change_log_block_size: usize,
 }
 
 /// One object type of the `objectTypes` block.
@@ -167,6 +177,10 @@ impl LdapConfig {
             pool_size,
             operation_timeout: Duration::from_millis(timeout_ms),
             trust_all_certificates: boolean("trustAllCertificates", false)?,
+            use_timestamps_for_sync: boolean("useTimestampsForSync", false)?,
+            access_log_database: string("accessLogDatabase")?.filter(|s| !s.trim().is_empty()),
+            live_sync_look_back: Duration::from_secs(number("liveSyncLookBackSeconds", 2)?),
+            change_log_block_size: number("changeLogBlockSize", 1000)?.clamp(1, 100_000) as usize,
         })
     }
 

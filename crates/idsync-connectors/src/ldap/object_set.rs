@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct LdapObjectSet {
-    shared: Arc<Shared>,
-    ty: Arc<ObjectTypeDef>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) ty: Arc<ObjectTypeDef>,
     /// `(&(objectClass=..)..(accountSearchFilter))`: what makes an entry part of this type.
-    type_filter: String,
+    pub(super) type_filter: String,
 }
 
 impl LdapObjectSet {
@@ -61,7 +61,7 @@ impl LdapObjectSet {
         })
     }
 
-    fn uid_attr(&self) -> &str {
+    pub(super) fn uid_attr(&self) -> &str {
         &self.shared.pool.config().uid_attribute
     }
 
@@ -72,15 +72,15 @@ impl LdapObjectSet {
         }
     }
 
-    fn combined(&self, user: &str) -> String {
+    pub(super) fn combined(&self, user: &str) -> String {
         format!("(&{}{user})", self.type_filter)
     }
 
-    fn all_attributes(&self) -> Vec<String> {
+    pub(super) fn all_attributes(&self) -> Vec<String> {
         entry::requested_attributes(&self.ty, self.uid_attr(), None)
     }
 
-    fn to_object(&self, e: &SearchEntry, fields: Option<&[String]>) -> Value {
+    pub(super) fn to_object(&self, e: &SearchEntry, fields: Option<&[String]>) -> Value {
         entry::entry_to_object(e, &self.ty, self.uid_attr(), fields)
     }
 
@@ -356,6 +356,14 @@ impl ObjectSet for LdapObjectSet {
 
     async fn count(&self) -> ConnectorResult<Option<u64>> {
         Ok(None)
+    }
+
+    /// liveSync by timestamps or OpenLDAP's accesslog (`livesync.rs`).
+    async fn changes_since(
+        &self,
+        token: Option<&Value>,
+    ) -> ConnectorResult<crate::contract::ChangeBatch> {
+        self.live_changes(token).await
     }
 
     async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value> {

@@ -7,13 +7,14 @@
 
 mod batch;
 mod builder;
+mod changes;
 mod pool;
 pub mod settings;
 mod translate;
 
 pub use settings::{Dialect, SqlSettings};
 
-use crate::contract::{Change, ChangeBatch, Connector, ConnectorError, ConnectorResult, ObjectSet};
+use crate::contract::{ChangeBatch, Connector, ConnectorError, ConnectorResult, ObjectSet};
 use crate::paging::{decode_cookie, encode_cookie};
 use crate::schema::{self, ObjectTypeSchema, PropKind, PropSchema, project_fields};
 use async_trait::async_trait;
@@ -21,7 +22,7 @@ use batch::{CreateBatcher, NewRow};
 use builder::{Param, ParamColumn, SqlBuilder};
 use idsync_core::{QueryPage, QueryRequest, TotalPolicy};
 use pool::SqlPool;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use tokio::sync::OnceCell;
@@ -778,117 +779,10 @@ impl ObjectSet for SqlObjectSet {
         Ok(Some(old))
     }
 
-    /// liveSync over `changeLogColumn` (a number that grows with each write). The token is
-    /// `{"value": v, "keys": [...]}`: the highest value read and the keys already read at that
-    /// value, so rows written with an equal value after a poll are still seen (`col >= v`, the
-    /// listed keys skipped). A bare number (the older form) means "after v". Deletes are not
-    /// visible in a table and are not reported. Limit (docs/ARCHITECTURE.md, "One pipeline"): a row committed
-    /// late with a value *lower* than one already read is not seen; the writer must take its
-    /// value at commit time (a sequence or trigger), or recon catches it.
+    /// liveSync over `changeLogColumn` (a number that grows with each write), with a
+    /// look-back for rows committed late (`changes.rs`).
     async fn changes_since(&self, token: Option<&Value>) -> ConnectorResult<ChangeBatch> {
-        let Some(col) = self.settings.change_log_column.clone() else {
-            return Err(ConnectorError::BadRequest(
-                "liveSync needs changeLogColumn in the connector configuration".into(),
-            ));
-        };
-        let col_kind = Column {
-            name: col.clone(),
-            kind: PropKind::Number,
-        };
-        let Some(token) = token.filter(|t| !t.is_null()) else {
-            let mut b = self.builder();
-            b.push("SELECT ")
-                .push(&max_as_text(self.settings.dialect, &col))
-                .push(" FROM ");
-            b.ident(&self.settings.table);
-            let rows = self.pool.fetch_text(&b).await?;
-            let max = rows.first().and_then(|r| r.first().cloned().flatten());
-            let token = match max {
-                Some(t) => number_token(&t)?,
-                None => Value::from(0),
-            };
-            return Ok(ChangeBatch {
-                changes: Vec::new(),
-                token: Some(json!({ "value": token, "keys": [] })),
-                tokens: Vec::new(),
-            });
-        };
-        let (value, seen, inclusive) = match token {
-            Value::Object(m) => {
-                let keys: Vec<String> = m
-                    .get("keys")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (
-                    m.get("value").cloned().unwrap_or(Value::from(0)),
-                    keys,
-                    true,
-                )
-            }
-            other => (other.clone(), Vec::new(), false),
-        };
-        // The change column is read last, after the object's columns.
-        let mut b2 = self.builder();
-        b2.push("SELECT ").column_as_text(&self.key.name);
-        for (_, c) in &self.readable {
-            b2.push(", ").column_as_text(c);
-        }
-        b2.push(", ")
-            .column_as_text(&col)
-            .push(" FROM ")
-            .ident(&self.settings.table);
-        b2.push(" WHERE ")
-            .ident(&col)
-            .push(if inclusive { " >= " } else { " > " })
-            .param(param_for(&col_kind, &value)?);
-        // Rows already read at `value` come back too: the limit makes room for them, so a
-        // poll always moves on.
-        // Qualified names: a bare `seq` would sort by the text output column of that name
-        // (PostgreSQL prefers output names in ORDER BY), and "10" sorts before "9".
-        let table = &self.settings.table;
-        b2.push(" ORDER BY ")
-            .ident(&format!("{table}.{col}"))
-            .push(", ")
-            .ident(&format!("{table}.{}", self.key.name))
-            .push(&format!(" LIMIT {}", CHANGE_BATCH + seen.len()));
-        let rows = self.pool.fetch_text(&b2).await?;
-        let mut at = value;
-        let mut keys: std::collections::BTreeSet<String> = seen.into_iter().collect();
-        let mut changes = Vec::with_capacity(rows.len());
-        let mut tokens = Vec::with_capacity(rows.len());
-        for row in rows {
-            let v = match row.last() {
-                Some(Some(t)) => number_token(t)?,
-                _ => continue,
-            };
-            let object = self.row_to_object(&row[..row.len().saturating_sub(1)])?;
-            let id = object
-                .get("_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if v == at && keys.contains(&id) {
-                continue;
-            }
-            if v != at {
-                at = v;
-                keys.clear();
-            }
-            keys.insert(id.clone());
-            tokens.push(json!({ "value": at, "keys": keys }));
-            changes.push(Change::CreateOrUpdate { id, object });
-        }
-        Ok(ChangeBatch {
-            changes,
-            token: Some(json!({ "value": at, "keys": keys })),
-            tokens,
-        })
+        changes::changes_since(self, token).await
     }
 }
 
@@ -919,29 +813,6 @@ impl SqlObjectSet {
         }
         Ok(pos)
     }
-}
-
-fn max_as_text(dialect: Dialect, col: &str) -> String {
-    let q = builder::quote_ident(dialect, col);
-    match dialect {
-        Dialect::Postgres => format!("MAX({q})::text"),
-        Dialect::MySql => format!("CAST(MAX({q}) AS CHAR)"),
-        Dialect::Sqlite => format!("CAST(MAX({q}) AS TEXT)"),
-    }
-}
-
-fn number_token(text: &str) -> ConnectorResult<Value> {
-    if let Ok(i) = text.trim().parse::<i64>() {
-        return Ok(Value::from(i));
-    }
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map(Value::Number)
-        .ok_or_else(|| {
-            ConnectorError::Config(format!("changeLogColumn must hold numbers, found {text:?}"))
-        })
 }
 
 #[cfg(test)]

@@ -61,6 +61,10 @@ pub struct SqlSettings {
     pub password_column: Option<String>,
     /// The column liveSync reads changes from (a number or timestamp that grows on each write).
     pub change_log_column: Option<String>,
+    /// How long liveSync keeps looking for a row that takes a `changeLogColumn` value it has
+    /// skipped (a transaction that commits after a later one was read; idsync extension
+    /// `liveSyncLookBackSeconds`, default 60, 0 = never).
+    pub live_sync_look_back: Duration,
     /// Pool size (idsync extension `maxConnections`, default 8).
     pub max_connections: u32,
     /// The bound on waiting for a connection (idsync extension `acquireTimeoutMs`, default 5 s):
@@ -82,6 +86,7 @@ impl std::fmt::Debug for SqlSettings {
             .field("key_column", &self.key_column)
             .field("password_column", &self.password_column)
             .field("change_log_column", &self.change_log_column)
+            .field("live_sync_look_back", &self.live_sync_look_back)
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .finish()
@@ -192,6 +197,7 @@ impl SqlSettings {
             key_column,
             password_column: string(props, "passwordColumn")?,
             change_log_column: string(props, "changeLogColumn")?,
+            live_sync_look_back: Duration::from_secs(number(props, "liveSyncLookBackSeconds", 60)?),
             max_connections: u32::try_from(number(props, "maxConnections", 8)?.max(1))
                 .unwrap_or(u32::MAX),
             acquire_timeout: Duration::from_millis(number(props, "acquireTimeoutMs", 5000)?.max(1)),

@@ -19,6 +19,8 @@ pub const PEOPLE: &str = "ou=People,dc=example,dc=com";
 pub const GROUPS: &str = "ou=Groups,dc=example,dc=com";
 pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=com";
 pub const ADMIN_PW: &str = "secret";
+/// The suffix of the accesslog database of [`Slapd::start_with_accesslog`].
+pub const ACCESSLOG: &str = "cn=accesslog";
 
 const SLAPD: &str = "/usr/sbin/slapd";
 const SLAPADD: &str = "/usr/sbin/slapadd";
@@ -65,6 +67,19 @@ impl Slapd {
 
     /// An instance preloaded (offline, with `slapadd -q`) with the base entries and `extra_ldif`.
     pub fn start_with(extra_ldif: &str) -> Slapd {
+        Self::start_opts(extra_ldif, false)
+    }
+
+    /// As [`Slapd::start_with`], with OpenLDAP's accesslog overlay on the main database: every
+    /// successful write is logged under [`ACCESSLOG`] (its own mdb database), deletes with the
+    /// old entry's `entryUUID` and `objectClass` in `reqOld`. The slapd.conf form of cn=config's
+    /// `olcModuleLoad: accesslog`, an `olcDatabase` for `cn=accesslog`, and `olcOverlay:
+    /// accesslog` with `olcAccessLogDB`, `olcAccessLogOps: writes`, `olcAccessLogSuccess: TRUE`.
+    pub fn start_with_accesslog(extra_ldif: &str) -> Slapd {
+        Self::start_opts(extra_ldif, true)
+    }
+
+    fn start_opts(extra_ldif: &str, accesslog: bool) -> Slapd {
         assert!(
             Path::new(SLAPD).exists(),
             "{SLAPD} is missing: install the Debian packages slapd and ldap-utils"
@@ -75,9 +90,12 @@ impl Slapd {
             .expect("temp dir");
         let db = dir.path().join("db");
         std::fs::create_dir(&db).expect("db dir");
+        if accesslog {
+            std::fs::create_dir(dir.path().join("accesslog")).expect("accesslog dir");
+        }
         std::fs::write(dir.path().join("idsync-test.schema"), TEST_SCHEMA).expect("write schema");
         let conf = dir.path().join("slapd.conf");
-        std::fs::write(&conf, slapd_conf(dir.path(), &db)).expect("write slapd.conf");
+        std::fs::write(&conf, slapd_conf(dir.path(), &db, accesslog)).expect("write slapd.conf");
 
         let ldif_path = dir.path().join("load.ldif");
         let mut ldif = std::fs::File::create(&ldif_path).expect("create ldif");
@@ -88,6 +106,8 @@ impl Slapd {
             .arg("-q")
             .arg("-f")
             .arg(&conf)
+            .arg("-b")
+            .arg(SUFFIX)
             .arg("-l")
             .arg(&ldif_path)
             .output()
@@ -261,7 +281,33 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn slapd_conf(dir: &Path, db: &Path) -> String {
+fn slapd_conf(dir: &Path, db: &Path, accesslog: bool) -> String {
+    // The log database comes first; the overlay goes on the main database, after its
+    // directives. Reads of cn=accesslog are open to every bound user (slapd's default access).
+    let (log_db, overlay) = if accesslog {
+        (
+            format!(
+                "moduleload accesslog\n\
+                 database mdb\n\
+                 maxsize 1073741824\n\
+                 suffix \"{ACCESSLOG}\"\n\
+                 rootdn \"{ACCESSLOG}\"\n\
+                 directory {}\n\
+                 dbnosync\n\
+                 index reqStart eq\n",
+                dir.join("accesslog").display()
+            ),
+            "overlay accesslog\n\
+             logdb \"cn=accesslog\"\n\
+             logops writes\n\
+             logsuccess TRUE\n\
+             logold (objectClass=*)\n\
+             logoldattr entryUUID objectClass\n"
+                .to_string(),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     format!(
         "include /etc/ldap/schema/core.schema\n\
          include /etc/ldap/schema/cosine.schema\n\
@@ -273,6 +319,7 @@ fn slapd_conf(dir: &Path, db: &Path) -> String {
          modulepath /usr/lib/ldap\n\
          moduleload back_mdb\n\
          sizelimit unlimited\n\
+         {log_db}\
          database mdb\n\
          maxsize 4294967296\n\
          suffix \"{SUFFIX}\"\n\
@@ -282,7 +329,8 @@ fn slapd_conf(dir: &Path, db: &Path) -> String {
          dbnosync\n\
          index objectClass eq\n\
          index uid,mail,cn eq\n\
-         index entryUUID eq\n",
+         index entryUUID eq\n\
+         {overlay}",
         schema = dir.join("idsync-test.schema").display(),
         pid = dir.join("slapd.pid").display(),
         args = dir.join("slapd.args").display(),

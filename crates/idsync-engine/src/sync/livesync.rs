@@ -3,11 +3,13 @@
 //! assess → decide → act as implicit sync ([`Engine::act`], `pipeline/changed.rs`), creates and
 //! updates as `sync_changed`, deletes as `sync_deleted` (the delete branch).
 //!
-//! **Exactly once per committed change.** Each change's repository writes (links, managed
-//! targets, its sync audit entries) commit in ONE change set with the token just after it, so a
-//! crash re-delivers at most the change whose commit did not happen, and never skips one. A
-//! connector that cannot tell the token after each change (`ChangeBatch::tokens` empty) gets
-//! its batch's token committed with the batch's last change.
+//! **Exactly once per committed change.** The repository writes (links, managed targets, sync
+//! audit entries) of a group of changes — up to [`GROUP_MAX`] consecutive changes of distinct
+//! objects, read in bulk first, run in order — commit in ONE change set with the token just
+//! after the group's last change, so a crash re-delivers at most the group whose commit did not
+//! happen, and never skips one. A change that fails ends its group: the ones before it commit
+//! with the token just before it. A connector that cannot tell the token after each change
+//! (`ChangeBatch::tokens` empty) gets its batch's token committed with the batch's last change.
 //!
 //! **The sync record.** The repository keeps, per source, the record the REST API shows:
 //! `{"_id": "SYSTEM<NAME><TYPE>", "_rev", "connectorData": {"syncToken"}, "lastException"?}`.
@@ -26,17 +28,20 @@
 use super::{Change, managed_changes};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::pipeline::op::ChunkLookups;
+use crate::pipeline::lookups::source_lookups;
 use idsync_config::PostRetryAction;
 use idsync_connectors::{Change as Delta, ObjectSet};
 use idsync_core::ResourcePath;
 use idsync_repo::{ChangeSet, DeadLetter, EventState, Op, SyncAction, SyncEvent};
 use idsync_script::{Bindings, Script, ScriptOrigin};
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// How many batches one pass reads at most (a pass ends; the next firing goes on).
 const MAX_BATCHES_PER_PASS: usize = 100;
+/// Changes committed in one change set at most.
+const GROUP_MAX: usize = 1000;
 
 /// The stored state of one source (what `get_sync_token` holds for it).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -106,12 +111,6 @@ fn lock_name(source: &str) -> String {
     format!("livesync:{source}")
 }
 
-/// What one change did.
-enum Applied {
-    Done,
-    Failed(String),
-}
-
 impl Engine {
     /// Runs one liveSync pass of `source` and answers its sync record (module doc).
     pub async fn live_sync(&self, source: &str) -> EngineResult<Value> {
@@ -179,107 +178,207 @@ impl Engine {
         let mut applied = 0u64;
         'batches: for _ in 0..MAX_BATCHES_PER_PASS {
             let batch = set.changes_since(Some(&token)).await?;
-            if batch.changes.is_empty() {
-                break;
-            }
             let n = batch.changes.len();
-            for (i, delta) in batch.changes.iter().enumerate() {
-                // The token after this change; without per-change tokens, only the last change
-                // moves it (to the batch's).
-                let next = match batch.tokens.get(i) {
-                    Some(t) => Some(t.clone()),
-                    None if i + 1 == n => batch.token.clone(),
-                    None => None,
+            let changes: Vec<Change> = batch.changes.iter().map(|d| change_of(source, d)).collect();
+            // The token after change i; without per-change tokens, only the last change moves
+            // it (to the batch's).
+            let next_of = |i: usize| match batch.tokens.get(i) {
+                Some(t) => Some(t.clone()),
+                None if i + 1 == n => batch.token.clone(),
+                None => None,
+            };
+            let mut i = 0;
+            while i < n {
+                // A group: the next changes of distinct objects (a second change of one object
+                // waits for the first one's commit).
+                let mut ids = HashSet::new();
+                let mut j = i;
+                while j < n && j - i < GROUP_MAX && ids.insert(changes[j].id.as_str()) {
+                    j += 1;
+                }
+                let nexts: Vec<Option<Value>> = (i..j).map(next_of).collect();
+                let (done, failure) = self
+                    .live_group(source, &changes[i..j], &nexts, &mut rec)
+                    .await?;
+                let now = chrono::Utc::now();
+                for at in batch.times.iter().skip(i).take(done).flatten() {
+                    let lag = (now - *at).num_microseconds().unwrap_or(0).max(0);
+                    metrics::histogram!(
+                        crate::metered::names::LIVESYNC_LAG,
+                        "source" => source.to_string()
+                    )
+                    .record(lag as f64 / 1e6);
+                }
+                applied += done as u64;
+                let Some(message) = failure else {
+                    i = j;
+                    continue;
                 };
-                let change = change_of(source, delta);
-                let mut after = rec.clone();
-                if let Some(t) = &next {
-                    after.token = Some(t.clone());
+                let f = i + done;
+                if !self
+                    .live_failed(source, &changes[f], &message, &mut rec, next_of(f))
+                    .await?
+                {
+                    break 'batches;
                 }
-                after.last_exception = None;
-                after.failing = None;
-                match self.live_apply(source, &change, &mut after).await {
-                    Applied::Done => {
-                        rec = after;
-                        applied += 1;
-                    }
-                    Applied::Failed(message) => {
-                        if !self
-                            .live_failed(source, &change, &message, &mut rec, next)
-                            .await?
-                        {
-                            break 'batches;
-                        }
-                    }
-                }
+                i = f + 1;
+            }
+            // Every change is done: the batch's token may cover more (source records that were
+            // no change of this set), and is stored on its own.
+            if let Some(t) = &batch.token
+                && rec.token.as_ref() != Some(t)
+                && (n == 0 || !batch.tokens.is_empty())
+            {
+                rec.token = Some(t.clone());
+                let op = rec.op(source);
+                self.repo
+                    .commit(ChangeSet {
+                        fence: None,
+                        ops: vec![op],
+                    })
+                    .await?;
             }
             match &rec.token {
                 Some(t) if *t != token => token = t.clone(),
-                // A connector without per-change tokens whose batch did not complete.
+                // Nothing moved: the source has nothing more now (or a connector without
+                // per-change tokens did not complete its batch).
                 _ => break,
             }
         }
-        metrics::counter!("idsync_livesync_changes_total", "source" => source.to_string())
+        metrics::counter!(crate::metered::names::LIVESYNC_CHANGES, "source" => source.to_string())
             .increment(applied);
         Ok(rec.rest(source))
     }
 
-    /// Runs one change through every mapping of its source and commits the writes with the
-    /// record `after` (its token just after the change); then the implicit sync of the managed
-    /// objects it wrote.
-    async fn live_apply(&self, source: &str, change: &Change, after: &mut Record) -> Applied {
-        let mut ops = Vec::new();
-        let names: Vec<String> = self
-            .mappings_from(source)
-            .into_iter()
-            .map(|m| m.name.clone())
-            .collect();
-        for name in names {
-            let out = match self.sync_ctx(&name) {
-                Ok(ctx) => {
-                    self.act(&ctx, &ChunkLookups::default(), change.view())
-                        .await
+    /// Runs a group of changes of distinct objects, in order, through every mapping of their
+    /// source, up to the first that fails, and commits what the ones before it wrote in ONE
+    /// change set with the record `rec` moved to the token after the last of them (`nexts[k]`
+    /// is the token after change k, when the connector tells), plus the failing change's audit
+    /// entries; then the implicit sync of the managed objects written. The links and linked
+    /// targets of the group are read in bulk first. Answers how many changes were applied and
+    /// the failure of the next one, if any. A refused commit (a conflict of one change) commits
+    /// the changes one by one, so that only the conflicting one fails.
+    async fn live_group(
+        &self,
+        source: &str,
+        group: &[Change],
+        nexts: &[Option<Value>],
+        rec: &mut Record,
+    ) -> EngineResult<(usize, Option<String>)> {
+        let ids: Vec<&str> = group.iter().map(|c| c.id.as_str()).collect();
+        let mut mappings = Vec::new();
+        for m in self.mappings_from(source) {
+            let name = m.name.clone();
+            let ctx = match self.sync_ctx(&name) {
+                Ok(ctx) => ctx,
+                Err(e) => return Ok((0, Some(format!("mapping {name}: {e}")))),
+            };
+            let look = match source_lookups(self, &ctx, &ids).await {
+                Ok(look) => look,
+                Err(e) => return Ok((0, Some(format!("mapping {name}: {e}")))),
+            };
+            mappings.push((name, ctx, look));
+        }
+        let mut per_change: Vec<Vec<Op>> = Vec::with_capacity(group.len());
+        let mut failure = None;
+        let mut failure_audit = Vec::new();
+        'changes: for change in group {
+            let mut ops = Vec::new();
+            for (name, ctx, look) in &mappings {
+                let out = match self.act(ctx, look, change.view()).await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        failure = Some(format!("mapping {name}: {e}"));
+                        break 'changes;
+                    }
+                };
+                let outcome = super::SyncOutcome {
+                    failed: out.sync_results.iter().any(|r| r["result"] == "FAILED"),
+                    results: out.sync_results,
+                };
+                if let Some(m) = outcome.failure_message() {
+                    // The failure's audit entries are kept; its other writes are not.
+                    failure_audit = out
+                        .ops
+                        .into_iter()
+                        .filter(|o| matches!(o, Op::AppendAudit(_)))
+                        .collect();
+                    failure = Some(m);
+                    break 'changes;
                 }
-                Err(e) => Err(e),
-            };
-            let out = match out {
-                Ok(o) => o,
-                Err(e) => return Applied::Failed(format!("mapping {name}: {e}")),
-            };
-            let outcome = super::SyncOutcome {
-                failed: out.sync_results.iter().any(|r| r["result"] == "FAILED"),
-                results: out.sync_results,
-            };
-            if let Some(m) = outcome.failure_message() {
-                // The failure's audit entries are kept; its other writes are not.
-                let audit: Vec<Op> = out
-                    .ops
-                    .into_iter()
-                    .filter(|o| matches!(o, Op::AppendAudit(_)))
-                    .collect();
-                if let Err(e) = self
-                    .repo
-                    .commit(ChangeSet {
-                        fence: None,
-                        ops: audit,
-                    })
-                    .await
+                ops.extend(out.ops);
+            }
+            per_change.push(ops);
+        }
+        let done = per_change.len();
+        let mut after = rec.clone();
+        if done > 0 {
+            if let Some(t) = nexts[..done].iter().rev().flatten().next() {
+                after.token = Some(t.clone());
+            }
+            after.last_exception = None;
+            after.failing = None;
+        }
+        let mut ops: Vec<Op> = per_change.iter().flatten().cloned().collect();
+        let cascade = managed_changes(&ops);
+        ops.extend(failure_audit.iter().cloned());
+        if done > 0 {
+            ops.push(after.op(source));
+        }
+        if ops.is_empty() {
+            return Ok((done, failure));
+        }
+        match self.repo.commit(ChangeSet { fence: None, ops }).await {
+            Ok(_) => {
+                *rec = after;
+                if let Err(e) = self.cascade(cascade, 0).await {
+                    tracing::warn!(source, "implicit sync after liveSync failed: {e}");
+                }
+                Ok((done, failure))
+            }
+            Err(e) if done == 0 => {
+                tracing::warn!(source, "liveSync failure audit not written: {e}");
+                Ok((0, failure))
+            }
+            // The one change's commit failed: that is its failure.
+            Err(e) if done == 1 => Ok((0, Some(e.to_string()))),
+            Err(e) => {
+                tracing::debug!(
+                    source,
+                    "a liveSync group commit was refused ({e}); one by one"
+                );
+                for (k, ops) in per_change.into_iter().enumerate() {
+                    let mut after = rec.clone();
+                    if let Some(t) = &nexts[k] {
+                        after.token = Some(t.clone());
+                    }
+                    after.last_exception = None;
+                    after.failing = None;
+                    let cascade = managed_changes(&ops);
+                    let mut ops = ops;
+                    ops.push(after.op(source));
+                    if let Err(e) = self.repo.commit(ChangeSet { fence: None, ops }).await {
+                        return Ok((k, Some(e.to_string())));
+                    }
+                    *rec = after;
+                    if let Err(e) = self.cascade(cascade, 0).await {
+                        tracing::warn!(source, id = %group[k].id, "implicit sync after liveSync failed: {e}");
+                    }
+                }
+                if failure.is_some()
+                    && let Err(e) = self
+                        .repo
+                        .commit(ChangeSet {
+                            fence: None,
+                            ops: failure_audit,
+                        })
+                        .await
                 {
                     tracing::warn!(source, "liveSync failure audit not written: {e}");
                 }
-                return Applied::Failed(m);
+                Ok((done, failure))
             }
-            ops.extend(out.ops);
         }
-        let cascade = managed_changes(&ops);
-        ops.push(after.op(source));
-        if let Err(e) = self.repo.commit(ChangeSet { fence: None, ops }).await {
-            return Applied::Failed(e.to_string());
-        }
-        if let Err(e) = self.cascade(cascade, 0).await {
-            tracing::warn!(source, id = %change.id, "implicit sync after liveSync failed: {e}");
-        }
-        Applied::Done
     }
 
     /// A change failed: count the attempt; within the retries, store the record with

@@ -23,6 +23,7 @@ mod serve_files;
 mod serve_hostile;
 mod serve_ldap;
 mod serve_livesync;
+mod serve_livesync_ldap;
 mod serve_managed;
 mod serve_queue;
 mod serve_runs;

@@ -37,6 +37,14 @@ fn upsert(db: &PgDatabase, id: &str, username: &str) {
 }
 
 fn project(source: &PgDatabase, schedule: bool) -> Project {
+    project_with_handler(
+        source,
+        schedule,
+        json!({"maxRetries": 1, "postRetryAction": "dead-letter-queue"}),
+    )
+}
+
+fn project_with_handler(source: &PgDatabase, schedule: bool, handler: Value) -> Project {
     let p = Project {
         dir: tempfile::tempdir().unwrap(),
     };
@@ -54,7 +62,7 @@ fn project(source: &PgDatabase, schedule: bool) -> Project {
             "configurationProperties": {
                 "url": source.url, "table": "people", "keyColumn": "id", "changeLogColumn": "seq"
             },
-            "syncFailureHandler": {"maxRetries": 1, "postRetryAction": "dead-letter-queue"},
+            "syncFailureHandler": handler,
             "objectTypes": {"account": {"nativeType": "__ACCOUNT__", "properties": {
                 "id": {"type": "string", "nativeName": "__NAME__"},
                 "userName": {"type": "string", "nativeName": "username"},
@@ -254,6 +262,68 @@ async fn live_sync_moves_table_changes_to_managed_users() {
         .get("repo/synchronisation/pooledSyncStage/SYSTEMUNKNOWNTYPE")
         .await;
     assert_eq!(status, 404, "{body}");
+}
+
+/// `postRetryAction: logged-ignore`: a change that still fails after `maxRetries` retries is
+/// logged and passed over (no dead letter); the later changes of the source then go through,
+/// and the ignored one is not tried again.
+#[tokio::test(flavor = "multi_thread")]
+async fn logged_ignore_passes_over_a_failing_change_after_its_retries() {
+    let source = source_db();
+    let repo = PgDatabase::create();
+    let p = project_with_handler(
+        &source,
+        false,
+        json!({"maxRetries": 2, "postRetryAction": "logged-ignore"}),
+    );
+    let s = Server::start_with(p.path(), &[], &["--repo", &repo.url]);
+    let first = live_sync(&s).await;
+
+    upsert(&source, "u1", "bad");
+    upsert(&source, "u2", "dave");
+    // The first attempt and the first retry fail; the later change waits behind them.
+    for attempt in 1..=2 {
+        let failed = live_sync(&s).await;
+        assert_eq!(
+            failed["lastException"]["attempts"], attempt,
+            "attempt {attempt}: {failed}"
+        );
+        assert_eq!(
+            failed["connectorData"]["syncToken"], first["connectorData"]["syncToken"],
+            "{failed}"
+        );
+        assert!(users(&s).await.is_empty());
+    }
+    // The last retry fails too: it is ignored, the token moves past it, and the later change
+    // goes through in the same pass.
+    let after = live_sync(&s).await;
+    assert!(after.get("lastException").is_none(), "{after}");
+    assert_eq!(users(&s).await, pairs(&[("u2", "dave")]));
+    let (status, letters) = s.get("sync/deadletter?_queryFilter=true").await;
+    assert_eq!(status, 200, "{letters}");
+    assert_eq!(
+        letters["result"],
+        json!([]),
+        "logged-ignore writes no dead letter"
+    );
+    // The failures are in the sync audit, one per attempt.
+    let (status, audit) = s
+        .get("audit/sync?_queryFilter=sourceObjectId+eq+%22system/hr/account/u1%22")
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let failures = audit["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "FAILURE")
+        .count();
+    assert_eq!(failures, 3, "{audit}");
+    // Nothing is tried again: the next pass is quiet, and later changes flow.
+    let quiet = live_sync(&s).await;
+    assert_eq!(quiet["_rev"], after["_rev"], "{quiet} {after}");
+    upsert(&source, "u3", "erin");
+    live_sync(&s).await;
+    assert_eq!(users(&s).await, pairs(&[("u2", "dave"), ("u3", "erin")]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
