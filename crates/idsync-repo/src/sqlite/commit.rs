@@ -71,7 +71,15 @@ fn apply_changes(tx: &Connection, changes: ChangeSet) -> RepoResult<CommitOutcom
         }
     }
     let mut outcome = CommitOutcome::default();
+    // A queue batch carries one lock fence per event: check each distinct one once.
+    let mut fences: Vec<Op> = Vec::new();
     for op in changes.ops {
+        if let Op::HoldsLock { .. } = op {
+            if fences.contains(&op) {
+                continue;
+            }
+            fences.push(op.clone());
+        }
         apply(tx, op, &mut outcome)?;
     }
     Ok(outcome)
