@@ -174,7 +174,10 @@ fn consumers(engine: &Arc<Engine>) -> tokio::sync::watch::Sender<bool> {
 /// The consumers, their stop switch and their task (which ends once in-flight events are done).
 fn consumers_joined(
     engine: &Arc<Engine>,
-) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(idsync_engine::sync::queue::run_queue_consumers(
         engine.clone(),
@@ -309,12 +312,20 @@ async fn a_node_that_lost_the_queue_lock_acks_nothing_postgres() {
     fail::remove("queue.event.before_delete");
     stop.send(true).unwrap();
     task.await.unwrap();
-    let ev = repo.get_event(&id).await.unwrap().expect("the event was acked by n1");
+    let ev = repo
+        .get_event(&id)
+        .await
+        .unwrap()
+        .expect("the event was acked by n1");
     assert_eq!(
         (ev.state, ev.node_id.as_deref()),
         (EventState::Acquired, Some("n2"))
     );
-    assert_eq!(repo.count_links(MAPPING).await.unwrap(), 0, "n1 wrote a link");
+    assert_eq!(
+        repo.count_links(MAPPING).await.unwrap(),
+        0,
+        "n1 wrote a link"
+    );
 }
 
 /// A crash between the target write and the event's deletion (the failpoint fires on every

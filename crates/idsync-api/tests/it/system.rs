@@ -112,7 +112,11 @@ async fn cluster_shows_the_jobs_and_queue_locks_each_node_holds() {
     let job = idsync_repo::Job::new("j1", "test.held", Some("r1".into()), json!({}));
     s.repo.enqueue_job(&job).await.unwrap();
     s.repo
-        .claim_next(&["test.held"], "node-test", std::time::Duration::from_secs(600))
+        .claim_next(
+            &["test.held"],
+            "node-test",
+            std::time::Duration::from_secs(600),
+        )
         .await
         .unwrap()
         .unwrap();

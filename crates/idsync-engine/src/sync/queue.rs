@@ -536,12 +536,13 @@ impl Consumer {
                     "failpoint queue.deadletter.before_commit fired".into()
                 )
             ));
-            let cs = idsync_repo::ChangeSet::new()
-                .with(self.holds_lock())
-                .with(Op::DeadLetterEvent {
-                    letter,
-                    node_id: node,
-                });
+            let cs =
+                idsync_repo::ChangeSet::new()
+                    .with(self.holds_lock())
+                    .with(Op::DeadLetterEvent {
+                        letter,
+                        node_id: node,
+                    });
             self.engine.repo.commit(cs).await.map(|_| ())
         }
         .await;
@@ -550,7 +551,9 @@ impl Consumer {
                 tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "queued sync retries exhausted, event dead-lettered");
                 self.finished(&ev, "discard", t);
             }
-            Err(e @ (idsync_repo::RepoError::NotFound(_) | idsync_repo::RepoError::LockLost { .. })) => {
+            Err(
+                e @ (idsync_repo::RepoError::NotFound(_) | idsync_repo::RepoError::LockLost { .. }),
+            ) => {
                 tracing::error!(mapping = %self.mapping, event = %ev.id, "a dead letter was not written: the event is no longer this node's ({e})");
                 self.finished(&ev, "discard", t);
             }

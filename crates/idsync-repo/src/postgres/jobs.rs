@@ -128,8 +128,9 @@ impl PgRepository {
 
     pub(crate) async fn pg_claimed_jobs(&self) -> RepoResult<Vec<Job>> {
         let client = self.client().await?;
-        let sql =
-            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'CLAIMED' ORDER BY owner_node, id");
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'CLAIMED' ORDER BY owner_node, id"
+        );
         client
             .query(&sql, &[])
             .await
