@@ -12,6 +12,9 @@
 //!   commit (`recon/jobs/mod.rs`).
 //! - `recon.finish.before_end`: a finish job about to commit the run's end.
 //! - `worker.lease.renew`: one lease renewal attempt fails (`worker.rs`).
+//! - `queue.event.before_delete`: a queued-sync batch has written its targets but not yet
+//!   committed its links, audit and the deletion of its events (`sync/batch.rs`).
+//! - `queue.deadletter.before_commit`: a dead letter about to be committed (`sync/queue.rs`).
 
 /// Returns `Err(EngineError::Internal)` from the enclosing function when the failpoint `$name`
 /// is configured to `return` (a database error or a crash at that point, as far as the

@@ -41,7 +41,8 @@ pub fn repo_to_connector(e: RepoError) -> ConnectorError {
         e @ RepoError::RevisionMismatch { .. } => ConnectorError::RevisionMismatch(e.to_string()),
         RepoError::BadQuery(m) => ConnectorError::BadRequest(m),
         RepoError::Unavailable(m) => ConnectorError::Unavailable(m),
-        e @ (RepoError::StaleToken { .. } | RepoError::Internal(_)) => {
+        e
+        @ (RepoError::StaleToken { .. } | RepoError::LockLost { .. } | RepoError::Internal(_)) => {
             ConnectorError::Internal(e.to_string())
         }
     }

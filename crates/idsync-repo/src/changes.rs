@@ -77,10 +77,20 @@ pub enum Op {
     DeleteDeadLetter { id: String },
     /// Removes a queue event that `node_id` holds ACQUIRED: the queue consumer commits it with
     /// the event's own sync writes, so a finished event and its effect are one commit. An event
-    /// that is no longer ACQUIRED by `node_id` (gone, or returned to PENDING by recovery) is
-    /// left alone and the rest of the commit still applies: the sync's writes are true whoever
-    /// runs the event next.
+    /// that is no longer ACQUIRED by `node_id` (gone, or returned to PENDING by recovery and
+    /// perhaps taken by another node) → NotFound and nothing commits: a node must not ack an
+    /// event it no longer owns (the consumer also fences the commit with [`Op::HoldsLock`]).
     DeleteSyncEvent { id: String, node_id: String },
+    /// A fence on a named lock (a queued mapping's consumer lock): the commit is refused with
+    /// `RepoError::LockLost` (and writes nothing) unless `node_id` holds lock `name` with
+    /// `token`, and the lock cannot change hands until the commit ends. A node that lost the
+    /// lock — even one that took it again since, with a new token — commits nothing for the
+    /// events it still had in memory.
+    HoldsLock {
+        name: String,
+        node_id: String,
+        token: i64,
+    },
     /// Applies a partial update to a run (as [`crate::Repository::update_run`]) inside the
     /// commit: a finish job commits its own completion and the run's end together, so no crash
     /// can leave a finished job with an ACTIVE run. Missing run → NotFound.

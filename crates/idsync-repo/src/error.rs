@@ -60,6 +60,10 @@ pub enum RepoError {
     /// written.
     #[error("stale fencing token for job {job_id}")]
     StaleToken { job_id: String },
+    /// An [`crate::Op::HoldsLock`] fence failed: `node_id` no longer holds lock `name` with the
+    /// given token; nothing was written.
+    #[error("lock {name} is no longer held by {node_id} with that token")]
+    LockLost { name: String, node_id: String },
     /// A filter, sort key, field or cookie the backend cannot evaluate (answered as 400).
     #[error("bad query: {0}")]
     BadQuery(String),
@@ -90,7 +94,7 @@ impl HasErrorCode for RepoError {
             RepoError::NotFound(_) => ErrorCode::NotFound,
             RepoError::Conflict(_) => ErrorCode::Conflict,
             RepoError::RevisionMismatch { .. } => ErrorCode::PreconditionFailed,
-            RepoError::StaleToken { .. } => ErrorCode::StaleToken,
+            RepoError::StaleToken { .. } | RepoError::LockLost { .. } => ErrorCode::StaleToken,
             RepoError::BadQuery(_) => ErrorCode::BadRequest,
             RepoError::Unavailable(_) => ErrorCode::Unavailable,
             RepoError::Internal(_) => ErrorCode::Internal,

@@ -155,6 +155,8 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     async fn job_exists(&self, job_id: &str) -> RepoResult<bool>;
     /// Jobs of a run still in the table (pending or claimed).
     async fn count_jobs(&self, run_id: &str) -> RepoResult<u64>;
+    /// Every CLAIMED job (the work nodes hold now), by owner node then id.
+    async fn claimed_jobs(&self) -> RepoResult<Vec<Job>>;
     /// Returns every job claimed by `node_id` to PENDING (clean shutdown, restart, node found
     /// down), marked as lost work for [`Self::claim_recovered`] (its old lease end is kept).
     async fn release_jobs_of_node(&self, node_id: &str) -> RepoResult<u64>;

@@ -735,6 +735,44 @@ async fn a_commit_in_progress_keeps_claimers_out_but_lets_renewals_through() {
     assert_eq!(repo.count_jobs("r1").await.unwrap(), 0);
 }
 
+/// Queue events run in the commit order of the transactions that wrote them
+/// (docs/adr/0009-queue-commit-order.md), not in insert order and not by `createDate` (the
+/// writer's clock): two transactions write an event of the same object, the first to insert
+/// (with the earlier clock) commits last, and its event runs second.
+#[tokio::test]
+async fn queue_events_run_in_commit_order() {
+    let db = TestDb::create().await;
+    let repo = db.open().await;
+    let connect = || async {
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    };
+    let (mut a, mut b) = (connect().await, connect().await);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let sql = "INSERT INTO syncqueue (id, rev, mapping, resource_id, resource_collection, \
+        sync_action, state, remaining_retries, create_date_ns, context) \
+        VALUES ($1, 1, 'm', 'u1', 'managed/user', 'notifyUpdate', 'PENDING', -1, $2, '{}')";
+    let ta = a.transaction().await.unwrap();
+    ta.execute(sql, &[&"inserted-first", &(now - 60_000_000_000)])
+        .await
+        .unwrap();
+    let tb = b.transaction().await.unwrap();
+    tb.execute(sql, &[&"inserted-second", &now]).await.unwrap();
+    tb.commit().await.unwrap();
+    ta.commit().await.unwrap();
+
+    let polled = repo.acquire_events("m", "n1", 10).await.unwrap();
+    assert_eq!(
+        polled.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        vec!["inserted-second", "inserted-first"],
+        "the event committed first runs first"
+    );
+    assert!(polled[0].seq < polled[1].seq, "{polled:?}");
+}
+
 /// Eight concurrent claimers over 200 jobs: every job is claimed exactly once.
 #[tokio::test]
 async fn concurrent_claims_never_share_a_job() {

@@ -104,3 +104,65 @@ async fn cluster_lists_this_node_and_links_and_audit_answer_empty() {
         assert_eq!(body["result"], json!([]));
     }
 }
+
+/// Each node lists the work it holds now: its claimed jobs and its queued-mapping locks.
+#[tokio::test]
+async fn cluster_shows_the_jobs_and_queue_locks_each_node_holds() {
+    let s = Server::start().await;
+    let job = idsync_repo::Job::new("j1", "test.held", Some("r1".into()), json!({}));
+    s.repo.enqueue_job(&job).await.unwrap();
+    s.repo
+        .claim_next(
+            &["test.held"],
+            "node-test",
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    s.repo
+        .try_acquire_lock("sync-queue/managedUser_ldap", "node-test")
+        .await
+        .unwrap()
+        .unwrap();
+    s.repo
+        .heartbeat("node2", "elsewhere", chrono::Utc::now())
+        .await
+        .unwrap();
+    s.repo
+        .try_acquire_lock("sync-queue/managedGroup_ldap", "node2")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (status, body) = send(s.reader(Method::GET, "cluster")).await;
+    assert_eq!(status, 200, "{body}");
+    let node = |id: &str| {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["instanceId"] == id)
+            .unwrap_or_else(|| panic!("no node {id} in {body}"))
+            .clone()
+    };
+    let this = node("node-test");
+    assert_eq!(this["jobs"].as_array().unwrap().len(), 1, "{this}");
+    assert_eq!(this["jobs"][0]["_id"], "j1");
+    assert_eq!(this["jobs"][0]["kind"], "test.held");
+    assert_eq!(this["jobs"][0]["runId"], "r1");
+    assert!(this["jobs"][0]["leaseUntil"].is_string(), "{this}");
+    assert_eq!(
+        this["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mapping"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!("managedUser_ldap")]
+    );
+    let other = node("node2");
+    assert_eq!(other["jobs"], json!([]));
+    assert_eq!(other["locks"][0]["mapping"], "managedGroup_ldap");
+    assert_eq!(other["locks"][0]["name"], "sync-queue/managedGroup_ldap");
+}

@@ -81,6 +81,9 @@ impl Engine {
             }
         }
         ops.extend(tail);
+        // The target writes are done and nothing of them is recorded yet: a crash here leaves
+        // the events ACQUIRED with no link, and their re-run must apply each change once.
+        crate::failpoint!("queue.event.before_delete");
         let together = ops.is_empty()
             || self
                 .repo

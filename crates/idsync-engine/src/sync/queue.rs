@@ -15,10 +15,17 @@
 //! out an event while an earlier event of its object is ACQUIRED, and in memory the events of an
 //! object wait in that object's line; different objects run in parallel.
 //!
+//! Fencing: every commit that ends an event — its deletion with its sync writes, its dead
+//! letter, its drop — carries the mapping lock's token ([`Op::HoldsLock`]) and must delete the
+//! event this node holds ACQUIRED, else nothing commits: a node that lost the lock (found down,
+//! its events given to another node) acks nothing and writes no link for the events it still
+//! had in memory.
+//!
 //! Failure: the event stays ACQUIRED for `retryDelay`, then runs again, still ACQUIRED, with
-//! one retry less (its later events wait behind it in its object's line). Only a node that lost
-//! the mapping's lock or must hand it over returns the event and its object's later events to
-//! PENDING, to be polled again in order.
+//! one retry less (its later events wait behind it in its object's line). A node that must
+//! hand the mapping over returns the event and its object's later events to PENDING, to be
+//! polled again in order; a node that lost the lock only forgets them (recovery returned them
+//! to PENDING, and another node may hold them now).
 //! With no retry left, `postRetryAction` runs: log and drop, dead-letter, or a script (which
 //! asks for another retry by throwing).
 //!
@@ -36,6 +43,7 @@ use idsync_repo::{DeadLetter, Op, SyncEvent};
 use idsync_script::{Bindings, Script, ScriptOrigin};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -82,6 +90,8 @@ struct Consumer {
     ready: mpsc::UnboundedSender<String>,
     ready_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
     script: Option<Script>,
+    /// The token of the mapping's lock while this node holds it; 0 when it does not.
+    token: AtomicI64,
 }
 
 impl Consumer {
@@ -111,6 +121,7 @@ impl Consumer {
             ready,
             ready_rx: tokio::sync::Mutex::new(ready_rx),
             script,
+            token: AtomicI64::new(0),
         })
     }
 
@@ -121,6 +132,16 @@ impl Consumer {
         self.clone().poll_loop(stop).await;
         for w in workers {
             let _ = w.await;
+        }
+    }
+
+    /// The fence of every commit that ends an event: this node still holds the mapping's lock
+    /// with the token it polled under.
+    fn holds_lock(&self) -> Op {
+        Op::HoldsLock {
+            name: lock_name(&self.mapping),
+            node_id: self.engine.node_id.clone(),
+            token: self.token.load(Ordering::SeqCst),
         }
     }
 
@@ -170,6 +191,7 @@ impl Consumer {
                     match self.engine.repo.release_lock(&lock, &node).await {
                         Ok(_) => {
                             held = false;
+                            self.token.store(0, Ordering::SeqCst);
                             balance.gave_up();
                             balance.surrendered(&self.mapping);
                             tracing::info!(mapping = %self.mapping, "queue lock handed over");
@@ -181,7 +203,14 @@ impl Consumer {
                 }
             } else if held || balance.may_take() {
                 match self.engine.repo.try_acquire_lock(&lock, &node).await {
-                    Ok(Some(_)) => {
+                    Ok(Some(token)) => {
+                        let before = self.token.swap(token, Ordering::SeqCst);
+                        if held && before != token {
+                            // Lost and taken again in between: what waits in memory was
+                            // returned to PENDING meanwhile and will be polled again.
+                            self.drop_waiting();
+                            tracing::warn!(mapping = %self.mapping, "queue lock lost and taken again");
+                        }
                         if !held {
                             held = true;
                             balance.took();
@@ -209,6 +238,7 @@ impl Consumer {
                         }
                     }
                     Ok(None) => {
+                        self.token.store(0, Ordering::SeqCst);
                         if held {
                             // Recovery gave the lock away (this node was taken for down): its
                             // events are PENDING again and belong to the new holder.
@@ -397,6 +427,21 @@ impl Consumer {
     async fn failed(self: &Arc<Self>, ev: Arc<SyncEvent>, cause: String) {
         let rid = ev.resource_id.clone();
         self.metric("failed");
+        // An event this node no longer holds (its lock was lost, recovery returned the event to
+        // PENDING or another node ran it) leaves memory: its fenced commit failed, and retrying
+        // it here would fail the same way forever.
+        match self.engine.repo.get_event(&ev.id).await {
+            Ok(Some(e))
+                if e.state == idsync_repo::EventState::Acquired
+                    && e.node_id.as_deref() == Some(self.engine.node_id.as_str()) => {}
+            Ok(_) => {
+                tracing::warn!(mapping = %self.mapping, event = %ev.id, "queued sync event failed and is no longer this node's: forgotten ({cause})");
+                self.finished(&ev, "discard", Instant::now());
+                return;
+            }
+            // Unsure: retry; the retry's commit is fenced.
+            Err(_) => {}
+        }
         if ev.remaining_retries != 0 {
             let remaining = if ev.remaining_retries < 0 {
                 -1
@@ -425,10 +470,13 @@ impl Consumer {
             .iter()
             .map(|ev| BatchItem {
                 change: ev.as_ref().into(),
-                on_success: vec![Op::DeleteSyncEvent {
-                    id: ev.id.clone(),
-                    node_id: node.clone(),
-                }],
+                on_success: vec![
+                    self.holds_lock(),
+                    Op::DeleteSyncEvent {
+                        id: ev.id.clone(),
+                        node_id: node.clone(),
+                    },
+                ],
             })
             .collect();
         // `workers` 1 is IDM's queue: one event at a time, in order. With more, objects run in
@@ -461,13 +509,15 @@ impl Consumer {
     /// start the object's next event.
     async fn discard(&self, ev: &SyncEvent) {
         let t = Instant::now();
-        if let Err(e) = self
-            .engine
-            .repo
-            .delete_event(&ev.id, Some(&self.engine.node_id))
-            .await
-        {
-            // It stays ACQUIRED; a restart returns it to PENDING and it runs again.
+        let cs = idsync_repo::ChangeSet::new()
+            .with(self.holds_lock())
+            .with(Op::DeleteSyncEvent {
+                id: ev.id.clone(),
+                node_id: self.engine.node_id.clone(),
+            });
+        if let Err(e) = self.engine.repo.commit(cs).await {
+            // Not this node's any more (it runs elsewhere), or it stays ACQUIRED and a restart
+            // returns it to PENDING to run again.
             tracing::error!(mapping = %self.mapping, event = %ev.id, error = %e, "could not delete a dropped queue event");
         }
         self.finished(ev, "discard", t);
@@ -486,10 +536,13 @@ impl Consumer {
                     "failpoint queue.deadletter.before_commit fired".into()
                 )
             ));
-            let cs = idsync_repo::ChangeSet::new().with(Op::DeadLetterEvent {
-                letter,
-                node_id: node,
-            });
+            let cs =
+                idsync_repo::ChangeSet::new()
+                    .with(self.holds_lock())
+                    .with(Op::DeadLetterEvent {
+                        letter,
+                        node_id: node,
+                    });
             self.engine.repo.commit(cs).await.map(|_| ())
         }
         .await;
@@ -498,8 +551,10 @@ impl Consumer {
                 tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, "queued sync retries exhausted, event dead-lettered");
                 self.finished(&ev, "discard", t);
             }
-            Err(idsync_repo::RepoError::NotFound(m)) => {
-                tracing::error!(mapping = %self.mapping, event = %ev.id, "a dead letter was not written: the event is no longer this node's ({m})");
+            Err(
+                e @ (idsync_repo::RepoError::NotFound(_) | idsync_repo::RepoError::LockLost { .. }),
+            ) => {
+                tracing::error!(mapping = %self.mapping, event = %ev.id, "a dead letter was not written: the event is no longer this node's ({e})");
                 self.finished(&ev, "discard", t);
             }
             Err(e) => {
@@ -536,7 +591,9 @@ impl Consumer {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(this.q.retry_delay_ms)).await;
             let t = Instant::now();
-            if this.may_keep().await && this.retry_in_place(&rid, &event_id, remaining) {
+            let holds = this.holds_the_lock().await;
+            let surrender = this.engine.queue_balance.must_surrender(&this.mapping);
+            if holds && !surrender && this.retry_in_place(&rid, &event_id, remaining) {
                 this.timing("retry", t);
                 return;
             }
@@ -546,6 +603,12 @@ impl Consumer {
                 lines.count = lines.count.saturating_sub(line.len());
                 line
             };
+            if !holds {
+                // Lost: recovery returned these events to PENDING and another node may run
+                // them now; releasing them would take them from under it.
+                tracing::warn!(mapping = %this.mapping, id = %rid, "queue lock lost: events forgotten, not released");
+                return;
+            }
             for ev in line {
                 let r = if ev.id == event_id {
                     remaining
@@ -560,17 +623,18 @@ impl Consumer {
         });
     }
 
-    /// Whether this node still holds the mapping's lock and is not asked to hand it over.
-    async fn may_keep(&self) -> bool {
-        if self.engine.queue_balance.must_surrender(&self.mapping) {
-            return false;
-        }
+    /// Whether this node still holds the mapping's lock with the token it polled under (true
+    /// when the repository cannot tell).
+    async fn holds_the_lock(&self) -> bool {
         let lock = lock_name(&self.mapping);
+        let token = self.token.load(Ordering::SeqCst);
         match self.engine.repo.locks_of_node(&self.engine.node_id).await {
-            Ok(locks) => locks.iter().any(|l| l.name == lock),
+            Ok(locks) => locks.iter().any(|l| l.name == lock && l.token == token),
             Err(e) => {
+                // Retrying in place is safe while unsure: the retry's commit is fenced by the
+                // lock's token and writes nothing if the lock was lost.
                 tracing::warn!(mapping = %self.mapping, error = %e, "could not check the queue lock before a retry");
-                false
+                true
             }
         }
     }

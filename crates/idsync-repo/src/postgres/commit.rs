@@ -79,6 +79,16 @@ impl PgRepository {
                     append_audit(&tx, &entries).await?;
                 }
                 Op::DeleteSyncEvent { .. } => delete_events(&tx, &ops[i..end]).await?,
+                // A queue batch carries one lock fence per event: check each lock once.
+                Op::HoldsLock { .. } => {
+                    let mut seen: Vec<&Op> = Vec::new();
+                    for op in &ops[i..end] {
+                        if !seen.contains(op) {
+                            seen.push(*op);
+                            apply_one(&tx, op, &mut out).await?;
+                        }
+                    }
+                }
                 _ => {
                     for op in &ops[i..end] {
                         apply_one(&tx, op, &mut out).await?;
@@ -108,6 +118,7 @@ fn table_of(op: &Op) -> u8 {
         Op::DeleteDeadLetter { .. } => 9,
         Op::UpdateRun { .. } => 10,
         Op::DeadLetterEvent { .. } => 11,
+        Op::HoldsLock { .. } => 12,
     }
 }
 
@@ -300,6 +311,30 @@ async fn apply_one<C: GenericClient + Sync>(
             super::runs::update_run_on(c, run_id, update).await?;
             Ok(())
         }
+        Op::HoldsLock {
+            name,
+            node_id,
+            token,
+        } => {
+            // `FOR KEY SHARE` keeps the row from being deleted (released, or given away by
+            // recovery) until this commit ends, while the holder's own re-acquire (an update
+            // of non-key columns) still goes through.
+            let stmt = c
+                .prepare_cached(
+                    "SELECT 1 FROM locks WHERE name = $1 AND node_id = $2 AND token = $3 \
+                     FOR KEY SHARE",
+                )
+                .await
+                .map_err(pg_err)?;
+            match c.query_opt(&stmt, &[name, node_id, token]).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(RepoError::LockLost {
+                    name: name.clone(),
+                    node_id: node_id.clone(),
+                }),
+                Err(e) => Err(pg_err(e)),
+            }
+        }
         Op::DeadLetterEvent { letter, node_id } => {
             let n = c
                 .execute(
@@ -332,6 +367,7 @@ async fn apply_one<C: GenericClient + Sync>(
 }
 
 /// A run of `DeleteSyncEvent`s: one statement per node (a queue consumer's batch is one).
+/// Every event must be deleted: one that is no longer ACQUIRED by the node refuses the commit.
 async fn delete_events<C: GenericClient + Sync>(c: &C, ops: &[&Op]) -> RepoResult<()> {
     let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for op in ops {
@@ -346,7 +382,14 @@ async fn delete_events<C: GenericClient + Sync>(c: &C, ops: &[&Op]) -> RepoResul
         .await
         .map_err(pg_err)?;
     for (node, ids) in by_node {
-        c.execute(&stmt, &[&ids, &node]).await.map_err(pg_err)?;
+        let n = c.execute(&stmt, &[&ids, &node]).await.map_err(pg_err)?;
+        if n as usize != ids.len() {
+            return Err(RepoError::NotFound(format!(
+                "{} of {} sync/queue events are no longer acquired by {node}",
+                ids.len() - n as usize,
+                ids.len()
+            )));
+        }
     }
     Ok(())
 }

@@ -126,6 +126,20 @@ impl PgRepository {
             .transpose()
     }
 
+    pub(crate) async fn pg_claimed_jobs(&self) -> RepoResult<Vec<Job>> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'CLAIMED' ORDER BY owner_node, id"
+        );
+        client
+            .query(&sql, &[])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(job_from_row)
+            .collect()
+    }
+
     pub(crate) async fn pg_job_exists(&self, job_id: &str) -> RepoResult<bool> {
         let client = self.client().await?;
         let row = client

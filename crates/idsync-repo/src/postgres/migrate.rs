@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "narrow recon entries",
         include_str!("../../migrations/postgres/0006_recon_entries.sql"),
     ),
+    (
+        7,
+        "queue commit order",
+        include_str!("../../migrations/postgres/0007_queue_commit_order.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).

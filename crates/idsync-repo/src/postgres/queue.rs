@@ -1,5 +1,6 @@
 //! The sync queue and the dead-letter queue. Events are acquired with
-//! `FOR UPDATE SKIP LOCKED` in commit order (createDate, then the insert sequence); an event
+//! `FOR UPDATE SKIP LOCKED` in commit order (`seq`, assigned when the inserting transaction
+//! commits: migration 0007, docs/adr/0009-queue-commit-order.md); an event
 //! waits while an earlier event of the same object is ACQUIRED, so per-object order holds with
 //! parallel workers and retries.
 
@@ -102,8 +103,8 @@ impl PgRepository {
              WHERE id IN (SELECT q.id FROM syncqueue q WHERE q.mapping = $1 AND q.state = 'PENDING' \
                  AND NOT EXISTS (SELECT 1 FROM syncqueue p WHERE p.mapping = q.mapping \
                      AND p.resource_id = q.resource_id AND p.state = 'ACQUIRED' \
-                     AND (p.create_date_ns, p.seq) < (q.create_date_ns, q.seq)) \
-                 ORDER BY q.create_date_ns, q.seq LIMIT $3 FOR UPDATE OF q SKIP LOCKED) \
+                     AND p.seq < q.seq) \
+                 ORDER BY q.seq LIMIT $3 FOR UPDATE OF q SKIP LOCKED) \
              RETURNING {EVENT_COLUMNS}"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
@@ -116,7 +117,7 @@ impl PgRepository {
             .map(event_from_row)
             .collect::<RepoResult<Vec<_>>>()?;
         // RETURNING has no order of its own.
-        events.sort_by_key(|e| (e.create_date, e.seq));
+        events.sort_by_key(|e| e.seq);
         Ok(events)
     }
 

@@ -177,6 +177,9 @@ impl Repository for PgRepository {
     async fn count_jobs(&self, run_id: &str) -> RepoResult<u64> {
         self.pg_count_jobs(run_id).await
     }
+    async fn claimed_jobs(&self) -> RepoResult<Vec<Job>> {
+        self.pg_claimed_jobs().await
+    }
     async fn release_jobs_of_node(&self, node_id: &str) -> RepoResult<u64> {
         self.pg_release_jobs_of_node(node_id).await
     }

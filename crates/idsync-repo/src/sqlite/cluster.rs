@@ -224,9 +224,8 @@ pub fn acquire_events(
                  WHERE seq IN (SELECT q.seq FROM sync_queue q WHERE q.mapping = ?2 \
                  AND q.state = 'PENDING' AND NOT EXISTS (SELECT 1 FROM sync_queue p \
                  WHERE p.mapping = q.mapping AND p.resource_id = q.resource_id \
-                 AND p.state = 'ACQUIRED' AND (p.create_date < q.create_date OR \
-                 (p.create_date = q.create_date AND p.seq < q.seq))) \
-                 ORDER BY q.create_date, q.seq LIMIT ?3) RETURNING {EVENT_COLS}"
+                 AND p.state = 'ACQUIRED' AND p.seq < q.seq) \
+                 ORDER BY q.seq LIMIT ?3) RETURNING {EVENT_COLS}"
             ))
             .map_err(map_err)?;
         let rows = stmt

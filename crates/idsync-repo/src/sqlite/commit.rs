@@ -77,7 +77,15 @@ fn apply_changes(
         }
     }
     let mut outcome = CommitOutcome::default();
+    // A queue batch carries one lock fence per event: check each distinct one once.
+    let mut fences: Vec<Op> = Vec::new();
     for op in changes.ops {
+        if let Op::HoldsLock { .. } = op {
+            if fences.contains(&op) {
+                continue;
+            }
+            fences.push(op.clone());
+        }
         apply(tx, op, &mut outcome, indexed)?;
     }
     Ok(outcome)
@@ -379,12 +387,34 @@ fn apply(
             super::records::update_run(tx, &run_id, &update)?;
         }
         Op::DeleteSyncEvent { id, node_id } => {
-            tx.prepare_cached(
-                "DELETE FROM sync_queue WHERE id = ? AND state = 'ACQUIRED' AND node_id = ?",
-            )
-            .map_err(map_err)?
-            .execute(params![id, node_id])
-            .map_err(map_err)?;
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM sync_queue WHERE id = ? AND state = 'ACQUIRED' AND node_id = ?",
+                )
+                .map_err(map_err)?
+                .execute(params![id, node_id])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(RepoError::NotFound(format!(
+                    "sync/queue/{id} acquired by {node_id}"
+                )));
+            }
+        }
+        // SQLite has one writer at a time: the lock cannot change hands during this commit.
+        Op::HoldsLock {
+            name,
+            node_id,
+            token,
+        } => {
+            let held: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM locks WHERE name = ? AND node_id = ? AND token = ?")
+                .map_err(map_err)?
+                .query_row(params![name, node_id, token], |r| r.get(0))
+                .optional()
+                .map_err(map_err)?;
+            if held.is_none() {
+                return Err(RepoError::LockLost { name, node_id });
+            }
         }
     }
     Ok(())

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_object_keys.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_queue_commit_order.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.

@@ -687,6 +687,22 @@ impl Repository for SqliteRepo {
             .await
     }
 
+    async fn claimed_jobs(&self) -> RepoResult<Vec<Job>> {
+        self.pool
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {} FROM jobs WHERE state = 'CLAIMED' ORDER BY owner_node, id",
+                    records::JOB_COLS
+                ))
+                .map_err(map_err)?
+                .query_map([], records::job_row)
+                .map_err(map_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_err)
+            })
+            .await
+    }
+
     async fn release_jobs_of_node(&self, node_id: &str) -> RepoResult<u64> {
         let id = node_id.to_string();
         self.pool

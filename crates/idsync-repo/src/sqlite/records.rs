@@ -225,8 +225,9 @@ pub struct RawEvent {
 
 impl RawEvent {
     /// Queue order: creation date, then insertion order.
-    pub fn order(&self) -> (i64, i64) {
-        (micros(&self.event.create_date), self.event.seq)
+    /// Commit order (one writer at a time: the insert sequence is the commit order).
+    pub fn order(&self) -> i64 {
+        self.event.seq
     }
 
     pub fn parse(self) -> SyncEvent {

@@ -202,7 +202,23 @@ pub async fn job_lifecycle(b: &dyn Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(c3.job.id, "other");
+    // What nodes hold now (the admin console's cluster view), by node then id.
+    let held: Vec<_> = repo
+        .claimed_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.owner_node.unwrap(), j.id, j.state))
+        .collect();
+    assert_eq!(
+        held,
+        vec![
+            ("n2".to_string(), "a".to_string(), JobState::Claimed),
+            ("n2".to_string(), "other".to_string(), JobState::Claimed)
+        ]
+    );
     assert_eq!(repo.release_jobs_of_node("n2").await.unwrap(), 2);
+    assert!(repo.claimed_jobs().await.unwrap().is_empty());
     assert_eq!(
         repo.get_job("other").await.unwrap().unwrap().state,
         JobState::Pending

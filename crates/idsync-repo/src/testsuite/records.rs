@@ -382,12 +382,13 @@ pub async fn queue_order_and_states(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     let base = Utc::now() - chrono::Duration::seconds(60);
     let mut cs = ChangeSet::new();
-    // Same createDate for e1/e2: commit order (sequence) decides.
+    // Commit order decides, never createDate (the writing node's clock): e4 was written after
+    // e1 by a node whose clock is behind, and still runs after e1.
     for (i, (id, res, secs)) in [
-        ("e3", "u3", 5),
-        ("e1", "u1", 0),
+        ("e1", "u1", 7),
         ("e2", "u2", 0),
-        ("e4", "u1", 9),
+        ("e3", "u3", 5),
+        ("e4", "u1", 1),
         ("e5", "u5", 10),
     ]
     .into_iter()
@@ -457,7 +458,7 @@ pub async fn queue_order_and_states(b: &dyn Backend) {
     assert_eq!((m.pending, m.acquired), (2, 1));
     assert_eq!(
         m.oldest_create_date.unwrap().timestamp_millis(),
-        (base + chrono::Duration::seconds(5)).timestamp_millis()
+        (base + chrono::Duration::seconds(1)).timestamp_millis()
     );
 
     // REST query over the documented fields.
@@ -488,53 +489,93 @@ pub async fn queue_order_and_states(b: &dyn Backend) {
     assert_eq!(p.results.len(), 4);
 }
 
-/// A consumer commits an event's deletion with the event's own writes; an event it no longer
-/// holds is left alone and the rest of the commit still applies.
+/// A consumer commits an event's deletion with the event's own writes, fenced by the queue
+/// lock's token: an event it no longer holds, or a lock it lost (even if it took the lock again
+/// since), refuses the whole commit — nothing is acked, nothing of the writes lands.
 pub async fn queue_event_deleted_with_its_commit(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     let mut cs = ChangeSet::new();
-    for (id, res) in [("e1", "u1"), ("e2", "u2"), ("e3", "u3")] {
+    for (id, res) in [("e1", "u1"), ("e2", "u2"), ("e3", "u3"), ("e4", "u4")] {
         cs.push(Op::EnqueueSyncEvent(event(id, "m", res)));
     }
     repo.commit(cs).await.unwrap();
-    assert_eq!(repo.acquire_events("m", "n1", 10).await.unwrap().len(), 3);
+    let lock = "sync-queue/m";
+    let token = repo.try_acquire_lock(lock, "n1").await.unwrap().unwrap();
+    assert_eq!(repo.acquire_events("m", "n1", 10).await.unwrap().len(), 4);
     // e3 went back to PENDING (as recovery does): its deletion by n1 must not take it.
     repo.release_for_retry("e3", -1).await.unwrap();
     let del = |id: &str, node: &str| Op::DeleteSyncEvent {
         id: id.into(),
         node_id: node.into(),
     };
+    let holds = |node: &str, token: i64| Op::HoldsLock {
+        name: lock.into(),
+        node_id: node.into(),
+        token,
+    };
+    let audit = |id: &str| Op::AppendAudit(audit_entry(id, AuditKind::Sync, "r1", "entry", 0));
+    // An event the node no longer holds: the commit fails loudly and writes nothing.
+    for other in [del("e3", "n1"), del("e2", "n2"), del("missing", "n1")] {
+        let r = repo
+            .commit(
+                ChangeSet::new()
+                    .with(holds("n1", token))
+                    .with(del("e1", "n1"))
+                    .with(other)
+                    .with(audit("a0")),
+            )
+            .await;
+        assert!(matches!(r, Err(RepoError::NotFound(_))), "{r:?}");
+        assert_eq!(
+            repo.get_event("e1").await.unwrap().unwrap().state,
+            EventState::Acquired
+        );
+        assert!(sync_audit_ids(repo.as_ref()).await.is_empty());
+    }
+    // Held lock, held events: deleted with the writes.
     repo.commit(
         ChangeSet::new()
+            .with(holds("n1", token))
             .with(del("e1", "n1"))
-            .with(del("e2", "n2"))
-            .with(del("e3", "n1"))
-            .with(del("missing", "n1"))
-            .with(Op::AppendAudit(audit_entry(
-                "a1",
-                AuditKind::Sync,
-                "r1",
-                "entry",
-                0,
-            ))),
+            .with(audit("a1")),
     )
     .await
     .unwrap();
     assert!(repo.get_event("e1").await.unwrap().is_none());
-    let e2 = repo.get_event("e2").await.unwrap().unwrap();
+    assert_eq!(sync_audit_ids(repo.as_ref()).await, vec!["a1"]);
+    // The lock lost to n2: n1's commit is refused although e2 is still ACQUIRED by n1.
+    assert!(repo.release_lock(lock, "n1").await.unwrap());
+    let token2 = repo.try_acquire_lock(lock, "n2").await.unwrap().unwrap();
+    assert_ne!(token2, token);
+    let lost = |token: i64| {
+        ChangeSet::new()
+            .with(holds("n1", token))
+            .with(del("e2", "n1"))
+            .with(audit("a2"))
+    };
+    let r = repo.commit(lost(token)).await;
+    assert!(matches!(r, Err(RepoError::LockLost { .. })), "{r:?}");
+    // ... and so is a commit with the old token once n1 holds the lock again.
+    assert!(repo.release_lock(lock, "n2").await.unwrap());
+    let token3 = repo.try_acquire_lock(lock, "n1").await.unwrap().unwrap();
+    assert_ne!(token3, token);
+    let r = repo.commit(lost(token)).await;
+    assert!(matches!(r, Err(RepoError::LockLost { .. })), "{r:?}");
     assert_eq!(
-        (e2.state, e2.node_id.as_deref()),
-        (EventState::Acquired, Some("n1"))
+        repo.get_event("e2").await.unwrap().unwrap().state,
+        EventState::Acquired
     );
-    assert_eq!(
-        repo.get_event("e3").await.unwrap().unwrap().state,
-        EventState::Pending
-    );
-    let audit = repo
+    assert_eq!(sync_audit_ids(repo.as_ref()).await, vec!["a1"]);
+    repo.commit(lost(token3)).await.unwrap();
+    assert!(repo.get_event("e2").await.unwrap().is_none());
+}
+
+async fn sync_audit_ids(repo: &dyn crate::repository::Repository) -> Vec<String> {
+    let p = repo
         .query_audit(AuditKind::Sync, &QueryRequest::all())
         .await
         .unwrap();
-    assert_eq!(ids(&audit.results), vec!["a1"]);
+    ids(&p.results)
 }
 
 pub async fn dead_letters(b: &dyn Backend) {

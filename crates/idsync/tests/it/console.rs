@@ -348,6 +348,21 @@ async fn cancel_a_running_reconciliation_from_its_page() {
         t.contains("objects/s")
     })
     .await;
+    // The cluster view shows the run's jobs the node holds, linked to the run.
+    b.wait_text("#nodes", "shows the jobs the node holds", |t| {
+        t.contains("recon.")
+    })
+    .await;
+    let held = b
+        .eval("return [...document.querySelectorAll('#nodes .held-job a')].map(a => a.getAttribute('href'));")
+        .await;
+    assert!(
+        held.as_array()
+            .unwrap()
+            .iter()
+            .all(|href| href == &json!(format!("#/runs/{run}"))),
+        "{held}"
+    );
     b.screenshot("dashboard").await;
     b.route(&format!("#/runs/{run}")).await;
     b.click("#cancel-run").await;
@@ -430,6 +445,11 @@ async fn replayed_dead_letters_drain_the_queue() {
     let b = Browser::start().await;
     sign_in_with_token(&b, &s, ADMIN_TOKEN).await;
     b.find("#queue-depth").await;
+    // The cluster view shows the node consuming the mapping's queue.
+    b.wait_text("#nodes", "shows the queue the node consumes", |t| {
+        t.contains("queue managedUser_ldap")
+    })
+    .await;
     b.route("#/queue").await;
     b.wait_text("#count-dead", "shows 3 dead letters", |t| t == "3")
         .await;

@@ -1,5 +1,6 @@
-// Dashboard: the cluster's nodes, the active runs with progress per run and per node, rate and
-// ETA, the queue and dead letters per queued mapping, the last failed runs. Refreshed every 2 s.
+// Dashboard: the cluster's nodes and the work each holds (its reconciliation jobs, the queued
+// mappings it consumes), the active runs with progress per run and per node, rate and ETA, the
+// queue and dead letters per queued mapping, the last failed runs. Refreshed every 2 s.
 
 import { api, count, lit } from '../api.js';
 import { h, table, section, badge, progress, num, duration, ago, when, link, pageHeader, fill } from '../ui.js';
@@ -22,6 +23,26 @@ export function runProgress(s, st) {
         h('span', { class: 'node-name' }, node),
         progress(Number.isFinite(total) && total > 0 ? n / total : null, num(n)))))
       : null);
+}
+
+// What a node holds now (`GET cluster`'s `jobs` and `locks`): its claimed jobs grouped by run and
+// kind, each linking to its run, and the queued mappings whose lock it holds.
+function held(n) {
+  const groups = new Map();
+  for (const j of n.jobs ?? []) {
+    const key = `${j.runId ?? ''}\u0000${j.kind}`;
+    const g = groups.get(key) ?? { runId: j.runId, kind: j.kind, count: 0 };
+    g.count += 1;
+    groups.set(key, g);
+  }
+  const jobs = [...groups.values()].map((g) => {
+    const label = `${g.kind} × ${g.count}`;
+    return h('div', { class: 'held-job small' },
+      g.runId ? link(`#/runs/${encodeURIComponent(g.runId)}`, label) : label);
+  });
+  const queues = (n.locks ?? []).filter((l) => l.mapping).map((l) => h('div', { class: 'held-queue small' },
+    'queue ', link(`#/queue?mapping=${encodeURIComponent(l.mapping)}`, l.mapping)));
+  return jobs.length + queues.length === 0 ? h('span', { class: 'muted' }, 'nothing') : [jobs, queues];
 }
 
 export async function mount(root) {
@@ -52,6 +73,7 @@ export async function mount(root) {
       { label: 'Node', get: (n) => n.instanceId },
       { label: 'State', get: (n) => badge(n.state) },
       { label: 'Last heartbeat', get: (n) => ago(n.lastHeartbeat) },
+      { label: 'Holds', get: held },
       { label: 'Up since', get: (n) => when(n.startup) },
     ], nodes, { id: 'nodes', empty: 'No node has registered yet.' }));
 
