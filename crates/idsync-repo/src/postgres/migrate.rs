@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "node host",
         include_str!("../../migrations/postgres/0005_node_host.sql"),
     ),
+    (
+        6,
+        "server keys",
+        include_str!("../../migrations/postgres/0006_server_keys.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).

@@ -15,6 +15,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_node_host.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_server_keys.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.
