@@ -37,7 +37,7 @@ async fn query(
     }
     let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    query_response(&state, req, move |q| {
+    query_response(&state, &format!("audit/{topic}"), req, move |q| {
         let repo = repo.clone();
         async move { Ok(repo.query_audit(kind, &q).await?) }
     })

@@ -206,15 +206,20 @@ impl AuthState {
             .as_ref()
             .map(|u| u.password.clone())
             .unwrap_or_else(|| DUMMY_PHC.to_string());
+        let waiting = GaugeGuard::up(PASSWORD_CHECKS_WAITING);
         let turn = self
             .password_checks
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| ApiError::Internal(format!("password check turn: {e}")))?;
+        drop(waiting);
         let ok = tokio::task::spawn_blocking(move || {
+            let running = GaugeGuard::up(PASSWORD_CHECKS_RUNNING);
             let ok = verify_password(&password, &phc);
+            ::metrics::counter!(PASSWORD_CHECKS).increment(1);
             // Given back when the hash is done, even if the client has gone.
+            drop(running);
             drop(turn);
             ok
         })
@@ -227,6 +232,30 @@ impl AuthState {
             }),
             _ => Err(ApiError::Unauthorized("invalid credentials".into())),
         }
+    }
+}
+
+/// Counter: password verifications (argon2) run, unknown users included (docs/operations.md).
+pub const PASSWORD_CHECKS: &str = "idsync_password_checks_total";
+/// Gauge: password verifications running now (at most `maxConcurrentLogins`).
+pub const PASSWORD_CHECKS_RUNNING: &str = "idsync_password_checks_running";
+/// Gauge: password checks waiting for their turn.
+pub const PASSWORD_CHECKS_WAITING: &str = "idsync_password_checks_waiting";
+
+/// A gauge raised while the value lives (lowered when it drops, also when the request that
+/// holds it is abandoned).
+struct GaugeGuard(&'static str);
+
+impl GaugeGuard {
+    fn up(name: &'static str) -> Self {
+        ::metrics::gauge!(name).increment(1.0);
+        Self(name)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        ::metrics::gauge!(self.0).decrement(1.0);
     }
 }
 
@@ -413,6 +442,21 @@ mod tests {
     #[test]
     fn dummy_phc_is_valid() {
         assert!(PasswordHash::new(DUMMY_PHC).is_ok());
+    }
+
+    /// An unknown user costs what a known one does: the dummy hash has the algorithm and the
+    /// cost parameters of the hashes `hash_password` makes.
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let real = hash_password("x").unwrap();
+        let (real, dummy) = (
+            PasswordHash::new(&real).unwrap(),
+            PasswordHash::new(DUMMY_PHC).unwrap(),
+        );
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
     }
 
     #[tokio::test]

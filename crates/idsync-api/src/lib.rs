@@ -15,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod cookie;
 pub mod error;
 pub mod http;
 pub mod limits;

@@ -27,7 +27,7 @@ async fn query(State(state): State<ApiState>, params: Params) -> ApiResult<Respo
     }
     let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    query_response(&state, req, move |q| {
+    query_response(&state, "repo/link", req, move |q| {
         let repo = repo.clone();
         async move { Ok(repo.query_links(&q).await?) }
     })

@@ -71,7 +71,7 @@ async fn query(
     }
     let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    crate::stream::query_response(&state, req, move |q| {
+    crate::stream::query_response(&state, &format!("managed/{object_type}"), req, move |q| {
         let repo = repo.clone();
         let object_type = object_type.clone();
         async move { Ok(repo.query_objects(&object_type, &q).await?) }

@@ -8,7 +8,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::ApiState;
-use ::metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
@@ -56,6 +56,18 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     describe_counter!(
         HTTP_REQUESTS,
         "REST requests answered, per method, route template and status"
+    );
+    describe_counter!(
+        crate::auth::PASSWORD_CHECKS,
+        "password verifications run (unknown users included)"
+    );
+    describe_gauge!(
+        crate::auth::PASSWORD_CHECKS_RUNNING,
+        "password verifications running now (at most maxConcurrentLogins)"
+    );
+    describe_gauge!(
+        crate::auth::PASSWORD_CHECKS_WAITING,
+        "password checks waiting for their turn"
     );
     idsync_engine::metered::enable();
     if let Ok(rt) = tokio::runtime::Handle::try_current() {

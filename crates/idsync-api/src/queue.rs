@@ -44,7 +44,7 @@ async fn query_events(State(state): State<ApiState>, params: Params) -> ApiResul
     }
     let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    query_response(&state, req, move |q| {
+    query_response(&state, "sync/queue", req, move |q| {
         let repo = repo.clone();
         async move { Ok(repo.query_queue(&q).await?) }
     })
@@ -99,7 +99,7 @@ async fn query_letters(State(state): State<ApiState>, params: Params) -> ApiResu
     }
     let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
-    query_response(&state, req, move |q| {
+    query_response(&state, "sync/deadletter", req, move |q| {
         let repo = repo.clone();
         async move { Ok(repo.query_dead_letters(&q).await?) }
     })

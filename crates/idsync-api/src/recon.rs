@@ -187,7 +187,7 @@ async fn plan(
     // Without _pageSize the plan streams page by page (a run's plan can be as large as its
     // source).
     let repo = engine.repo.clone();
-    crate::stream::query_response(&state, req, move |q| {
+    crate::stream::query_response(&state, &format!("recon/{id}/plan"), req, move |q| {
         let repo = repo.clone();
         let id = id.clone();
         async move {

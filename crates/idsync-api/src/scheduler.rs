@@ -260,10 +260,15 @@ async fn firings(
     } else {
         QueryRequest::all()
     };
-    query_response(&state, req, move |q| {
-        let engine = engine.clone();
-        let id = id.clone();
-        async move { Ok(engine.query_firings(&id, &q).await?) }
-    })
+    query_response(
+        &state,
+        &format!("scheduler/job/{id}/firings"),
+        req,
+        move |q| {
+            let engine = engine.clone();
+            let id = id.clone();
+            async move { Ok(engine.query_firings(&id, &q).await?) }
+        },
+    )
     .await
 }

@@ -125,6 +125,9 @@ pub struct ApiContext {
     /// The installed Prometheus recorder, rendered by `GET metrics/prometheus`
     /// (docs/operations.md#monitoring); `None` when this process records no metrics.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The paging cookies' signing key, read from the repository on first use
+    /// ([`crate::cookie`]).
+    pub cookie_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// The shared state of the router.
@@ -157,6 +160,7 @@ impl ApiState {
             hooks: None,
             system_actions: None,
             metrics: None,
+            cookie_key: Arc::default(),
         }))
     }
 
@@ -193,6 +197,7 @@ impl ApiState {
                 hooks: shared.hooks.clone(),
                 system_actions: shared.system_actions.clone(),
                 metrics: shared.metrics.clone(),
+                cookie_key: shared.cookie_key.clone(),
             },
         };
         f(&mut ctx);

@@ -24,18 +24,23 @@ use tokio::sync::mpsc;
 /// Objects read from the backend at a time for an unpaged query.
 pub const STREAM_PAGE: usize = 1000;
 
-/// Answers `req` with pages from `run`: one document when paged, a stream when unpaged.
+/// Answers `req` over the resource `scope` (e.g. `managed/user`) with pages from `run`: one
+/// document when paged, a stream when unpaged. The client's paging cookie is checked and the
+/// next page's cookie signed here ([`crate::cookie`]): `run` sees only its backend's own.
 pub async fn query_response<F, Fut>(
     state: &ApiState,
-    req: QueryRequest,
+    scope: &str,
+    mut req: QueryRequest,
     run: F,
 ) -> ApiResult<Response>
 where
     F: Fn(QueryRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ApiResult<QueryPage>> + Send + 'static,
 {
+    crate::cookie::open_request(state, scope, &mut req).await?;
     if req.page_size.is_some() {
-        let page = run(req.clone()).await?;
+        let mut page = run(req.clone()).await?;
+        crate::cookie::seal_page(state, scope, &req, &mut page.cookie).await?;
         return Ok(object_response(StatusCode::OK, envelope(&req, page)));
     }
     let cap = state.limits.max_unpaged_results;

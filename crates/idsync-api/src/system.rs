@@ -130,10 +130,15 @@ async fn query(
         ));
     }
     let req = params.query_request(&state.limits)?;
-    query_response(&state, req, move |q| {
-        let set = set.clone();
-        async move { Ok(set.query(&q).await?) }
-    })
+    query_response(
+        &state,
+        &format!("system/{name}/{object_type}"),
+        req,
+        move |q| {
+            let set = set.clone();
+            async move { Ok(set.query(&q).await?) }
+        },
+    )
     .await
 }
 

@@ -224,4 +224,10 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     async fn get_sync_token(&self, source: &str) -> RepoResult<Option<Value>>;
     /// Same as committing `Op::SetSyncToken`.
     async fn set_sync_token(&self, source: &str, token: &Value) -> RepoResult<()>;
+
+    // ---------------------------------------------------------------- shared keys
+    /// The secret key stored under `name`. The first call for a name stores `candidate` (fresh
+    /// random bytes from the caller); every later call, on any node, returns that first key,
+    /// even when nodes race to create it. The REST paging cookies are signed with one.
+    async fn shared_key(&self, name: &str, candidate: &[u8]) -> RepoResult<Vec<u8>>;
 }

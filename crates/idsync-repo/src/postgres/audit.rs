@@ -176,4 +176,22 @@ impl PgRepository {
         let client = self.client().await?;
         super::commit::set_sync_token(&client, source, token).await
     }
+
+    pub(crate) async fn pg_shared_key(&self, name: &str, candidate: &[u8]) -> RepoResult<Vec<u8>> {
+        let client = self.client().await?;
+        // One statement: the insert loses to a concurrent first writer without an error, and
+        // the select then sees the winner's row (READ COMMITTED takes a new snapshot).
+        client
+            .execute(
+                "INSERT INTO server_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &candidate],
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one("SELECT key FROM server_keys WHERE name = $1", &[&name])
+            .await
+            .map_err(pg_err)?;
+        Ok(row.get(0))
+    }
 }

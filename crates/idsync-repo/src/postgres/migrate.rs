@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "queue commit order",
         include_str!("../../migrations/postgres/0007_queue_commit_order.sql"),
     ),
+    (
+        8,
+        "server keys",
+        include_str!("../../migrations/postgres/0008_server_keys.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).

@@ -266,4 +266,8 @@ impl Repository for PgRepository {
     async fn set_sync_token(&self, source: &str, token: &Value) -> RepoResult<()> {
         self.pg_set_sync_token(source, token).await
     }
+
+    async fn shared_key(&self, name: &str, candidate: &[u8]) -> RepoResult<Vec<u8>> {
+        self.pg_shared_key(name, candidate).await
+    }
 }

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_queue_commit_order.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_server_keys.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.

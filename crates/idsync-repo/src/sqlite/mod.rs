@@ -1080,6 +1080,23 @@ impl Repository for SqliteRepo {
         .await
         .map(|_| ())
     }
+
+    async fn shared_key(&self, name: &str, candidate: &[u8]) -> RepoResult<Vec<u8>> {
+        let (name, candidate) = (name.to_string(), candidate.to_vec());
+        self.pool
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO server_keys (name, key) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    rusqlite::params![name, candidate],
+                )
+                .map_err(map_err)?;
+                c.query_row("SELECT key FROM server_keys WHERE name = ?", [&name], |r| {
+                    r.get(0)
+                })
+                .map_err(map_err)
+            })
+            .await
+    }
 }
 
 impl SqliteRepo {

@@ -48,7 +48,8 @@ macro_rules! conformance_suite {
             prune_runs, plan_queries, target_registry, queue_order_and_states, dead_letters,
             dead_letter_replay_is_atomic, queue_event_deleted_with_its_commit,
             run_end_and_dead_letter_commit_in_change_sets,
-            audit, recon_decisions_read_back_as_written, sync_tokens, migrations_are_idempotent);
+            audit, recon_decisions_read_back_as_written, sync_tokens, shared_keys,
+            migrations_are_idempotent);
     };
     (@cases $backend:expr; $($name:ident),* $(,)?) => {
         $(

@@ -824,6 +824,39 @@ pub async fn sync_tokens(b: &dyn Backend) {
     );
 }
 
+/// The first key stored under a name wins, for every node on the repository, even when nodes
+/// race to create it; other names are independent.
+pub async fn shared_keys(b: &dyn Backend) {
+    let (repo, url) = b.fresh().await;
+    let other = crate::open(&url).await.unwrap();
+    let racers: Vec<_> = (0u8..8)
+        .map(|i| {
+            let r = if i % 2 == 0 {
+                repo.clone()
+            } else {
+                other.clone()
+            };
+            tokio::spawn(async move { r.shared_key("cookies", &[i; 32]).await.unwrap() })
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for r in racers {
+        keys.push(r.await.unwrap());
+    }
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    assert_eq!(keys[0].len(), 32);
+    assert_eq!(
+        repo.shared_key("cookies", &[99; 32]).await.unwrap(),
+        keys[0]
+    );
+    let reopened = crate::open(&url).await.unwrap();
+    assert_eq!(reopened.shared_key("cookies", &[]).await.unwrap(), keys[0]);
+    assert_eq!(
+        repo.shared_key("other", &[7; 16]).await.unwrap(),
+        vec![7; 16]
+    );
+}
+
 pub async fn migrations_are_idempotent(b: &dyn Backend) {
     let (repo, url) = b.fresh().await;
     repo.commit(one(super::data::create("user", "keep", json!({"a": 1}))))

@@ -19,6 +19,7 @@ mod recon_hooks;
 mod recon_managed;
 mod recon_situations;
 mod serve;
+mod serve_cookies;
 mod serve_files;
 mod serve_hostile;
 mod serve_ldap;

@@ -92,6 +92,60 @@ async fn half_sent_requests_are_closed_after_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn at_the_connection_cap_a_new_client_waits_for_a_free_connection() {
+    const CAP: usize = 10;
+    let p = Project::copy_of("samples/hr-to-managed");
+    // A header timeout far beyond the test: only the test frees a connection.
+    let s = Server::start_with(
+        p.path(),
+        &[
+            ("IDSYNC_MAX_CONNECTIONS", "10"),
+            ("IDSYNC_HEADER_TIMEOUT_MS", "600000"),
+        ],
+        &[],
+    );
+    let addr = s.base().trim_start_matches("http://").to_string();
+    // CAP half-sent requests take every connection the server serves (it accepts in order).
+    let mut held: Vec<TcpStream> = (0..CAP)
+        .map(|_| {
+            let mut c = TcpStream::connect(&addr).expect("connect");
+            c.write_all(b"GET /openidm/info/ping HTTP/1.1\r\nHost: x\r\n")
+                .expect("send half a request");
+            c
+        })
+        .collect();
+    // A new client (its own connection) is not served while they hold them...
+    let ping = tokio::spawn({
+        let url = s.url("info/ping");
+        async move {
+            send(
+                reqwest::Client::new()
+                    .get(url)
+                    .timeout(Duration::from_secs(120)),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !ping.is_finished(),
+        "answered past the cap of {CAP} connections: {:?}",
+        ping.await
+    );
+    // ...and is served as soon as one of them ends.
+    let mut first = held.remove(0);
+    first
+        .write_all(b"Connection: close\r\n\r\n")
+        .expect("finish the request");
+    let mut answer = String::new();
+    first.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, body) = ping.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn framework_rejections_answer_in_the_crest_shape() {
     let (_p, s) = with_victim(&[], &[]).await;
     let crest = |resp: reqwest::Response| async move {
@@ -279,8 +333,21 @@ async fn query_attacks(s: &Server) {
     assert_responsive(s).await;
 }
 
+/// The value of an unlabelled metric in `GET metrics/prometheus` (0 before its first use).
+async fn metric(s: &Server, name: &str) -> f64 {
+    let (status, text) = s.get("metrics/prometheus").await;
+    assert_eq!(status, 200, "{text}");
+    let text = text.as_str().unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.trim().parse::<f64>().unwrap())
+        .next()
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_storm_of_bad_logins_leaves_the_server_answering() {
+    const STORM: usize = 100;
     let p = Project::copy_of("samples/hr-to-managed");
     p.write(
         "conf/authentication.json",
@@ -288,9 +355,9 @@ async fn a_storm_of_bad_logins_leaves_the_server_answering() {
                            "password": idsync_api::hash_password("right").unwrap()}]})
         .to_string(),
     );
-    let s = Server::start(p.path());
+    let s = Server::start_with(p.path(), &[("IDSYNC_MAX_CONCURRENT_LOGINS", "2")], &[]);
     let mut storm = tokio::task::JoinSet::new();
-    for i in 0..100 {
+    for i in 0..STORM {
         let req = s
             .http()
             .get(s.url("managed/user?_queryFilter=true"))
@@ -301,16 +368,37 @@ async fn a_storm_of_bad_logins_leaves_the_server_answering() {
             .header("X-OpenIDM-Password", "wrong");
         storm.spawn(async move { send(req).await });
     }
-    // While the storm waits its turns, the server answers others at once.
-    for _ in 0..5 {
+    // While the storm waits its turns, the server answers others at once (a bearer token
+    // needs no password check), and never runs more than two verifications at a time.
+    let (mut most_running, mut most_waiting) = (0.0f64, 0.0f64);
+    let mut answers = Vec::new();
+    let mut rounds = 0;
+    while answers.len() < STORM || rounds < 5 {
         assert_responsive(&s).await;
         let (status, body) = s.get("managed/user?_queryFilter=true").await;
         assert_eq!(status, 200, "{body}");
+        most_running = most_running.max(metric(&s, "idsync_password_checks_running").await);
+        most_waiting = most_waiting.max(metric(&s, "idsync_password_checks_waiting").await);
+        rounds += 1;
+        while let Some(r) = storm.try_join_next() {
+            answers.push(r.unwrap());
+        }
     }
-    while let Some(r) = storm.join_next().await {
-        let (status, body) = r.unwrap();
-        assert_crest_error(status, &body, 401, "");
+    for (status, body) in &answers {
+        assert_crest_error(*status, body, 401, "");
     }
+    eprintln!("at most {most_running} checks ran and {most_waiting} waited at once");
+    assert!(
+        most_running <= 2.0,
+        "{most_running} password checks ran at once"
+    );
+    assert!(most_waiting > 0.0, "the storm never had to wait its turn");
+    // Every wrong login cost exactly one verification, unknown users as much as alice.
+    assert_eq!(
+        metric(&s, "idsync_password_checks_total").await,
+        STORM as f64
+    );
+    assert_eq!(metric(&s, "idsync_password_checks_waiting").await, 0.0);
     let (status, body) = send(
         s.http()
             .get(s.url("managed/user?_queryFilter=true"))
@@ -319,6 +407,10 @@ async fn a_storm_of_bad_logins_leaves_the_server_answering() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        metric(&s, "idsync_password_checks_total").await,
+        STORM as f64 + 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
