@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap.
 
+mod support;
+
 use chrono::Utc;
 use idsync_core::QueryRequest;
 use idsync_engine::{Engine, Resources};
@@ -12,6 +14,7 @@ use idsync_repo::{ChangeSet, EventState, Op, SyncAction, SyncEvent};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::PgDb;
 
 const MAPPING: &str = "managedUser_target";
 
@@ -86,45 +89,6 @@ async fn engine_on(dir: &std::path::Path, queued: Value, url: &str, node: &str) 
         .collect();
     let resources = Resources::new(&project, repo.clone(), connectors);
     Engine::new(project, repo, resources, node).unwrap()
-}
-
-/// A PostgreSQL database of the test's own (`IDSYNC_TEST_PG_URL`'s server), dropped afterwards.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        let admin = std::env::var("IDSYNC_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let name = format!("idsync_qfault_{}", uuid::Uuid::new_v4().simple());
-        psql(&admin, &format!("CREATE DATABASE {name}"));
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        PgDb { admin, name, url }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = std::process::Command::new("psql")
-        .args([url, "-qc", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn event(id: &str, user: &Value, retries: i64) -> SyncEvent {
@@ -287,7 +251,7 @@ async fn a_failed_dead_letter_commit_is_retried_and_writes_one_letter() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_that_lost_the_queue_lock_acks_nothing_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let db = PgDb::create();
+    let db = PgDb::create("qfault");
     // One poll, at the start: n1 does not take the lock back while the test plays recovery.
     let queued =
         json!({"enabled": true, "pollingInterval": 600_000, "retryDelay": 20, "workers": 1});
@@ -335,7 +299,7 @@ async fn a_node_that_lost_the_queue_lock_acks_nothing_postgres() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_between_target_write_and_event_delete_applies_the_change_once_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let db = PgDb::create();
+    let db = PgDb::create("qfault");
     let queued = json!({"enabled": true, "pollingInterval": 20, "retryDelay": 3_600_000,
         "workers": 1, "postRetryAction": "dead-letter-queue"});
     let a = engine_on(dir.path(), queued.clone(), &db.url, "n1").await;

@@ -15,6 +15,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap.
 
+mod support;
+
 use idsync_core::QueryRequest;
 use idsync_engine::{Engine, ReconOptions, Resources};
 use idsync_repo::{AuditKind, ChangeSet, Link, Op, Repository};
@@ -22,9 +24,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::PgDb;
 
 const MAPPING: &str = "hr_user";
 
@@ -168,45 +170,6 @@ fn write_project(dir: &Path, k: &Knobs, rows: &[Row]) {
     std::fs::write(dir.join("data/hr.csv"), csv(rows)).unwrap();
 }
 
-/// A PostgreSQL database of the test's own, dropped afterwards.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        let admin = std::env::var("IDSYNC_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let name = format!("idsync_exact_{}", uuid::Uuid::new_v4().simple());
-        psql(&admin, &format!("CREATE DATABASE {name}"));
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        PgDb { admin, name, url }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-qc", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Backend {
     Sqlite,
@@ -232,7 +195,7 @@ impl World {
                 None,
             ),
             Backend::Postgres => {
-                let db = PgDb::create();
+                let db = PgDb::create("exact");
                 (db.url.clone(), Some(db))
             }
         };

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap.
 
+mod support;
+
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use idsync_core::QueryRequest;
 use idsync_engine::scheduler::{self, Firing, FiringStatus, Origin};
@@ -16,9 +18,9 @@ use idsync_engine::{Engine, EngineError, ReconOptions, Resources};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
+use support::PgDb;
 
 const MAPPING: &str = "HumanResources_Engineering";
 const SCHEDULE: &str = "everySecond";
@@ -79,45 +81,6 @@ async fn node(dir: &Path, url: &str, node: &str) -> Arc<Engine> {
 
 fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("shared-repo.db").display())
-}
-
-/// A PostgreSQL database of the test's own, dropped afterwards.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        let admin = std::env::var("IDSYNC_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let name = format!("idsync_sched_{}", uuid::Uuid::new_v4().simple());
-        psql(&admin, &format!("CREATE DATABASE {name}"));
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        PgDb { admin, name, url }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-qc", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A whole second in the future, as the trigger would produce.
@@ -198,7 +161,7 @@ async fn sqlite_one_firing_runs_on_one_node_and_skips_while_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_one_firing_runs_on_one_node_and_skips_while_active() {
     let dir = project();
-    let db = PgDb::create();
+    let db = PgDb::create("sched");
     let a = node(dir.path(), &db.url, "node-a").await;
     let b = node(dir.path(), &db.url, "node-b").await;
     let outcome = tokio::spawn(one_firing_one_run_then_skip(a, b)).await;
