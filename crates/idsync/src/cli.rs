@@ -22,7 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the REST API (under /openidm) and run this node's jobs.
     Serve(ServeArgs),
-    /// Run one reconciliation in-process and print its summary.
+    /// Run one reconciliation in-process and print its summary; or list, show and cancel the
+    /// runs of a running server (`recon list|show|cancel`).
     Recon(ReconArgs),
     /// Project configuration commands.
     #[command(subcommand)]
@@ -61,12 +62,16 @@ pub struct ProjectArg {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ReconArgs {
-    #[command(flatten)]
-    pub project: ProjectArg,
+    #[command(subcommand)]
+    pub action: Option<ReconCommand>,
+    /// The project folder (holding conf/).
+    #[arg(long, env = "IDSYNC_PROJECT", required = true)]
+    pub project: Option<PathBuf>,
     /// The mapping to reconcile.
-    #[arg(long)]
-    pub mapping: String,
+    #[arg(long, required = true)]
+    pub mapping: Option<String>,
     /// Repository URL: sqlite://PATH or postgres://... (default: sqlite://DIR/.idsync/repo.db).
     #[arg(long, env = "IDSYNC_REPO")]
     pub repo: Option<String>,
@@ -83,6 +88,40 @@ pub struct ReconArgs {
     /// Reconcile only this source id (IDM's reconById).
     #[arg(long)]
     pub id: Option<String>,
+}
+
+/// The runs of a running server (`GET /openidm/recon`, docs/rest.md).
+#[derive(Debug, Subcommand)]
+pub enum ReconCommand {
+    /// List the server's runs, newest first, as a table (or one summary JSON per line).
+    List(ReconListArgs),
+    /// Show one run's summary as `idsync recon` prints it (or its JSON).
+    Show(ReconRunArgs),
+    /// Cancel an active run (in-flight objects finish first) and show what it answered.
+    Cancel(ReconRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconListArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Only this mapping's runs.
+    #[arg(long)]
+    pub mapping: Option<String>,
+    /// One run summary JSON per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconRunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The run's id (`idsync recon list` shows them).
+    pub id: String,
+    /// Print the server's JSON answer instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

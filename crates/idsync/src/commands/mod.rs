@@ -2,11 +2,13 @@
 
 mod auth;
 mod bench;
+mod client;
 mod connector;
 mod docs;
 pub mod generate;
 mod queue;
 mod recon;
+mod recon_server;
 mod sample;
 mod serve;
 pub mod setup;

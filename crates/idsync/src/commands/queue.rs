@@ -5,13 +5,13 @@
 //! Exit codes: 0 listed (also when the queue is empty); 1 the server could not be reached or
 //! refused the request (wrong token, 4xx/5xx), with the reason on stderr; 2 no token at all.
 
-use crate::cli::{EventStateArg, QueueListArgs, ServerArgs};
+use super::client::{self, Client, Failed};
+use crate::cli::{EventStateArg, QueueListArgs};
 use anyhow::Result;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Events per request.
 const PAGE_SIZE: &str = "1000";
@@ -28,29 +28,8 @@ const COLUMNS: [(&str, &str); 8] = [
     ("CREATED", "createDate"),
 ];
 
-/// A failure already explained to the user.
-struct Failed {
-    message: String,
-    code: u8,
-}
-
-impl Failed {
-    fn new(message: impl Into<String>) -> Self {
-        Failed {
-            message: message.into(),
-            code: 1,
-        }
-    }
-}
-
 pub async fn list(args: QueueListArgs) -> Result<ExitCode> {
-    match run(&args).await {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            Ok(ExitCode::from(f.code))
-        }
-    }
+    Ok(client::exit(run(&args).await))
 }
 
 async fn run(args: &QueueListArgs) -> Result<(), Failed> {
@@ -162,119 +141,6 @@ fn render(rows: &[Vec<String>]) -> String {
         if rows.len() == 1 { "" } else { "s" }
     );
     out
-}
-
-/// An authenticated client of one server's `/openidm` API.
-struct Client {
-    http: reqwest::Client,
-    /// `http://HOST:PORT/openidm`.
-    base: String,
-    token: String,
-}
-
-impl Client {
-    fn new(server: &ServerArgs) -> Result<Client, Failed> {
-        let token = server
-            .token
-            .clone()
-            .or_else(|| std::env::var("IDSYNC_ADMIN_TOKEN").ok())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Failed {
-                message: "no API token: give --token or set IDSYNC_TOKEN (or IDSYNC_ADMIN_TOKEN)"
-                    .into(),
-                code: 2,
-            })?;
-        let url = server.url.trim_end_matches('/');
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Failed {
-                message: format!("--url must start with http:// or https://, not {url:?}"),
-                code: 2,
-            });
-        }
-        let base = if url.ends_with("/openidm") {
-            url.to_string()
-        } else {
-            format!("{url}/openidm")
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| Failed::new(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Client { http, base, token })
-    }
-
-    /// `GET /openidm/<path>?<query>` → the JSON body of a 2xx answer.
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, Failed> {
-        let url = format!("{}/{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .query(query)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| {
-                Failed::new(format!(
-                    "cannot reach the idsync server at {url}: {}",
-                    cause(&e)
-                ))
-            })?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
-            Failed::new(format!("reading the answer of {url} failed: {}", cause(&e)))
-        })?;
-        let body: Option<Value> = serde_json::from_str(&text).ok();
-        if status.is_success() {
-            return body.ok_or_else(|| {
-                Failed::new(format!(
-                    "{url} answered {status} with a body that is not JSON: {}",
-                    excerpt(&text)
-                ))
-            });
-        }
-        let message = body
-            .as_ref()
-            .and_then(|b| b["message"].as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| excerpt(&text));
-        let hint = match status.as_u16() {
-            401 => " (check --token / IDSYNC_TOKEN)",
-            403 => " (the token's role may not do this)",
-            _ => "",
-        };
-        Err(Failed::new(format!(
-            "{url} answered {status}: {message}{hint}"
-        )))
-    }
-}
-
-/// Why a request failed, on one line: the error's sources (reqwest's own text only repeats
-/// the URL), or the error itself when it has none.
-fn cause(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = inner.source();
-    }
-    if parts.is_empty() {
-        e.to_string()
-    } else {
-        parts.join(": ")
-    }
-}
-
-fn excerpt(text: &str) -> String {
-    let t: String = text.chars().take(200).collect();
-    if t.len() < text.len() {
-        format!("{t}…")
-    } else {
-        t
-    }
 }
 
 #[cfg(test)]

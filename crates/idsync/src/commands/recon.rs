@@ -14,12 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(args: ReconArgs) -> Result<ExitCode> {
-    let project = setup::load(&args.project.project)?;
-    if project.mapping(&args.mapping).is_none() {
+    if let Some(command) = args.action {
+        return Ok(super::recon_server::run(command).await);
+    }
+    // clap requires both without a subcommand (`subcommand_negates_reqs`).
+    let (Some(project_dir), Some(mapping)) = (&args.project, &args.mapping) else {
+        bail!("--project and --mapping are required");
+    };
+    let project = setup::load(project_dir)?;
+    if project.mapping(mapping).is_none() {
         let known: Vec<&str> = project.mappings.iter().map(|m| m.name.as_str()).collect();
         return Err(setup::ConfigInvalid(format!(
-            "unknown mapping \"{}\" (known: {})",
-            args.mapping,
+            "unknown mapping \"{mapping}\" (known: {})",
             known.join(", ")
         ))
         .into());
@@ -48,7 +54,7 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let run_id = loop {
-        match engine.start_recon(&args.mapping, opts.clone()).await {
+        match engine.start_recon(mapping, opts.clone()).await {
             Ok(id) => break id,
             Err(EngineError::ActiveRun { run_id, .. }) => {
                 let run = engine.repo.get_run(&run_id).await?;
@@ -57,15 +63,13 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
                     .is_some_and(|r| is_cli_node_of(&r.node_id, &base))
                 {
                     eprintln!(
-                        "finishing run {run_id} of mapping {} left by an earlier idsync recon on this host",
-                        args.mapping
+                        "finishing run {run_id} of mapping {mapping} left by an earlier idsync recon on this host"
                     );
                     wait(&engine, &run_id, None).await?;
                     continue;
                 }
                 bail!(
-                    "mapping {} already has an active reconciliation {run_id} (cancel it with the REST API or wait for it)",
-                    args.mapping
+                    "mapping {mapping} already has an active reconciliation {run_id} (cancel it with `idsync recon cancel {run_id}` or wait for it)"
                 );
             }
             Err(e) => return Err(e.into()),
@@ -159,9 +163,10 @@ fn update_bar(bar: &ProgressBar, s: &Value) {
                 bar.set_length(t);
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{spinner} {msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})",
+                        "{spinner} {msg} [{bar:40}] {pos}/{len} ({rate}, ETA {eta})",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .with_key("rate", rate_key)
                     .progress_chars("=> "),
                 );
             }
@@ -169,11 +174,24 @@ fn update_bar(bar: &ProgressBar, s: &Value) {
         }
         _ => {
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {pos} objects ({per_sec})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template("{spinner} {msg} {pos} objects ({rate})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                    .with_key("rate", rate_key),
             );
             bar.set_position(done);
         }
     }
     bar.set_message(stage.to_string());
+}
+
+/// The bar's rate as whole objects per second with thousands separators (`6,820/s`), not
+/// indicatif's `{per_sec}` with four decimals.
+fn rate_key(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let per_sec = state.per_sec();
+    let shown = if per_sec.is_finite() && per_sec > 0.0 {
+        summary_table::thousands(per_sec.round() as u64)
+    } else {
+        "0".to_string()
+    };
+    let _ = write!(w, "{shown}/s");
 }

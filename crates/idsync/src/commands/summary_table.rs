@@ -27,7 +27,23 @@ pub fn render(s: &Value) -> String {
     if let Some(m) = s.get("message").and_then(Value::as_str) {
         let _ = writeln!(out, "Message   {m}");
     }
-    let _ = writeln!(out, "Duration  {} ms", str_of(&s["duration"]));
+    if let Some(ms) = s["duration"].as_u64() {
+        let processed = s["progress"]["source"]["existing"]["processed"]
+            .as_u64()
+            .unwrap_or(0)
+            + s["progress"]["target"]["existing"]["processed"]
+                .as_u64()
+                .unwrap_or(0);
+        let _ = match rate(processed, ms) {
+            Some(r) => writeln!(
+                out,
+                "Duration  {} ({} objects/s)",
+                seconds(ms),
+                thousands(r)
+            ),
+            None => writeln!(out, "Duration  {}", seconds(ms)),
+        };
+    }
     let p = &s["progress"];
     let _ = writeln!(
         out,
@@ -84,6 +100,29 @@ pub fn render(s: &Value) -> String {
         for (k, v) in nodes {
             let _ = writeln!(out, "{k:<22} {:>10}", str_of(v));
         }
+    }
+    out
+}
+
+/// A duration in milliseconds as seconds with one decimal: `44.0 s`.
+pub fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// Objects per second over `ms`, rounded; none for an empty or instant run.
+fn rate(objects: u64, ms: u64) -> Option<u64> {
+    (objects > 0 && ms > 0).then(|| (objects as f64 * 1000.0 / ms as f64).round() as u64)
+}
+
+/// An integer with a comma every three digits: `6,820`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
@@ -158,6 +197,28 @@ mod tests {
         assert!(t.contains("ABSENT"), "{t}");
         assert!(!t.contains("CONFIRMED"), "zero rows are left out: {t}");
         assert!(t.contains("created 1, updated 2"), "{t}");
+        assert!(t.contains("Duration  0.0 s (417 objects/s)"), "{t}");
+    }
+
+    #[test]
+    fn durations_read_as_seconds_and_rates_as_whole_objects() {
+        let s = json!({"duration": 43990,
+            "progress": {"source": {"existing": {"processed": 300000}}}});
+        assert!(
+            render(&s).contains("Duration  44.0 s (6,820 objects/s)"),
+            "{}",
+            render(&s)
+        );
+        let empty = json!({"duration": 5, "progress": {}});
+        assert!(
+            render(&empty).contains("Duration  0.0 s\n"),
+            "{}",
+            render(&empty)
+        );
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod config_validate;
 mod connector_test;
 mod console;
 mod queue_cli;
+mod recon_cli;
 mod recon_getting_started;
 mod recon_hooks;
 mod recon_managed;
