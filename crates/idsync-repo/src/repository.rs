@@ -194,8 +194,16 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
         node_id: &str,
         limit: usize,
     ) -> RepoResult<Vec<SyncEvent>>;
-    /// Puts an event back to PENDING with the given remaining retries (after its retry delay).
-    async fn release_for_retry(&self, id: &str, remaining_retries: i64) -> RepoResult<()>;
+    /// Puts an event this node holds back to PENDING with the given remaining retries (after
+    /// its retry delay). Only the owner releases: an event ACQUIRED by another node, or PENDING
+    /// again (recovery returned it and another node may take it), → `Conflict(AcquiredEvent)`
+    /// and nothing changes. `NotFound` if missing.
+    async fn release_for_retry(
+        &self,
+        id: &str,
+        remaining_retries: i64,
+        node_id: &str,
+    ) -> RepoResult<()>;
     /// Deletes an event. An ACQUIRED event may only be deleted by its owner (`by_node` equal
     /// to its node id) → else `Conflict(AcquiredEvent)`. `NotFound` if missing.
     async fn delete_event(&self, id: &str, by_node: Option<&str>) -> RepoResult<()>;

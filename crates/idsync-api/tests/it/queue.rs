@@ -303,7 +303,8 @@ async fn delete_removes_a_pending_event_but_not_an_acquired_one() {
     assert_eq!(e1.state, EventState::Acquired);
 
     // Once released it can be deleted.
-    s.repo.release_for_retry("e1", 4).await.unwrap();
+    let owner = e1.node_id.clone().unwrap();
+    s.repo.release_for_retry("e1", 4, &owner).await.unwrap();
     let (st, body) = send(s.admin(Method::DELETE, "sync/queue/e1")).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["remainingRetries"], 4);

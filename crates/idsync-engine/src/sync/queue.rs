@@ -323,14 +323,14 @@ impl Consumer {
             let mut r = self
                 .engine
                 .repo
-                .release_for_retry(&ev.id, ev.remaining_retries)
+                .release_for_retry(&ev.id, ev.remaining_retries, &self.engine.node_id)
                 .await;
             if r.is_err() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 r = self
                     .engine
                     .repo
-                    .release_for_retry(&ev.id, ev.remaining_retries)
+                    .release_for_retry(&ev.id, ev.remaining_retries, &self.engine.node_id)
                     .await;
             }
             if let Err(e) = r {
@@ -615,7 +615,12 @@ impl Consumer {
                 } else {
                     ev.remaining_retries
                 };
-                if let Err(e) = this.engine.repo.release_for_retry(&ev.id, r).await {
+                if let Err(e) = this
+                    .engine
+                    .repo
+                    .release_for_retry(&ev.id, r, &this.engine.node_id)
+                    .await
+                {
                     tracing::error!(mapping = %this.mapping, event = %ev.id, error = %e, "could not release a queue event for retry");
                 }
             }

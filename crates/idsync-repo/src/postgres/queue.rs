@@ -125,19 +125,31 @@ impl PgRepository {
         &self,
         id: &str,
         remaining_retries: i64,
+        node_id: &str,
     ) -> RepoResult<()> {
         let client = self.client().await?;
         let n = client
             .execute(
-                "UPDATE syncqueue SET state = 'PENDING', node_id = NULL, remaining_retries = $2, rev = rev + 1 WHERE id = $1",
-                &[&id, &remaining_retries],
+                "UPDATE syncqueue SET state = 'PENDING', node_id = NULL, remaining_retries = $2, \
+                 rev = rev + 1 WHERE id = $1 AND state = 'ACQUIRED' AND node_id = $3",
+                &[&id, &remaining_retries, &node_id],
             )
             .await
             .map_err(pg_err)?;
-        if n == 0 {
-            return Err(RepoError::NotFound(format!("sync queue event {id}")));
+        if n > 0 {
+            return Ok(());
         }
-        Ok(())
+        match client
+            .query_opt("SELECT node_id FROM syncqueue WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_err)?
+        {
+            None => Err(RepoError::NotFound(format!("sync queue event {id}"))),
+            Some(row) => Err(RepoError::Conflict(ConflictKind::AcquiredEvent {
+                id: id.to_string(),
+                node_id: row.get(0),
+            })),
+        }
     }
 
     pub(crate) async fn pg_delete_event(&self, id: &str, by_node: Option<&str>) -> RepoResult<()> {

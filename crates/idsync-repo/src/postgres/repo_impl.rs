@@ -224,8 +224,14 @@ impl Repository for PgRepository {
     ) -> RepoResult<Vec<SyncEvent>> {
         self.pg_acquire_events(mapping, node_id, limit).await
     }
-    async fn release_for_retry(&self, id: &str, remaining_retries: i64) -> RepoResult<()> {
-        self.pg_release_for_retry(id, remaining_retries).await
+    async fn release_for_retry(
+        &self,
+        id: &str,
+        remaining_retries: i64,
+        node_id: &str,
+    ) -> RepoResult<()> {
+        self.pg_release_for_retry(id, remaining_retries, node_id)
+            .await
     }
     async fn delete_event(&self, id: &str, by_node: Option<&str>) -> RepoResult<()> {
         self.pg_delete_event(id, by_node).await

@@ -240,6 +240,39 @@ pub fn acquire_events(
     Ok(events)
 }
 
+/// `Repository::release_for_retry`: only the owner of an ACQUIRED event puts it back.
+pub fn release_for_retry(
+    conn: &mut Connection,
+    id: &str,
+    remaining_retries: i64,
+    node_id: &str,
+) -> RepoResult<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE sync_queue SET state = 'PENDING', node_id = NULL, remaining_retries = ?, \
+             rev = rev + 1 WHERE id = ? AND state = 'ACQUIRED' AND node_id = ?",
+        )
+        .map_err(map_err)?
+        .execute(params![remaining_retries, id, node_id])
+        .map_err(map_err)?;
+    if n > 0 {
+        return Ok(());
+    }
+    let owner: Option<Option<String>> = conn
+        .prepare_cached("SELECT node_id FROM sync_queue WHERE id = ?")
+        .map_err(map_err)?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .map_err(map_err)?;
+    match owner {
+        None => Err(RepoError::NotFound(format!("sync/queue/{id}"))),
+        Some(owner) => Err(RepoError::Conflict(ConflictKind::AcquiredEvent {
+            id: id.to_string(),
+            node_id: owner,
+        })),
+    }
+}
+
 pub fn delete_event(conn: &mut Connection, id: &str, by_node: Option<&str>) -> RepoResult<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)

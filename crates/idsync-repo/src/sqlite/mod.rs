@@ -832,22 +832,15 @@ impl Repository for SqliteRepo {
         Ok(raw.into_iter().map(records::RawEvent::parse).collect())
     }
 
-    async fn release_for_retry(&self, id: &str, remaining_retries: i64) -> RepoResult<()> {
-        let id = id.to_string();
+    async fn release_for_retry(
+        &self,
+        id: &str,
+        remaining_retries: i64,
+        node_id: &str,
+    ) -> RepoResult<()> {
+        let (id, node) = (id.to_string(), node_id.to_string());
         self.pool
-            .write(move |c| {
-                let n = c
-                    .execute(
-                        "UPDATE sync_queue SET state = 'PENDING', node_id = NULL, \
-                         remaining_retries = ?, rev = rev + 1 WHERE id = ?",
-                        params![remaining_retries, id],
-                    )
-                    .map_err(map_err)?;
-                if n == 0 {
-                    return Err(RepoError::NotFound(format!("sync/queue/{id}")));
-                }
-                Ok(())
-            })
+            .write(move |c| cluster::release_for_retry(c, &id, remaining_retries, &node))
             .await
     }
 

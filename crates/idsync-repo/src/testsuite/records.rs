@@ -444,7 +444,20 @@ pub async fn queue_order_and_states(b: &dyn Backend) {
         vec!["e4"]
     );
 
-    repo.release_for_retry("e2", 3).await.unwrap();
+    // Only the owner puts an event back: not another node, not twice.
+    assert!(matches!(
+        repo.release_for_retry("e2", 3, "n2").await,
+        Err(RepoError::Conflict(ConflictKind::AcquiredEvent { .. }))
+    ));
+    repo.release_for_retry("e2", 3, "n1").await.unwrap();
+    assert!(matches!(
+        repo.release_for_retry("e2", 3, "n1").await,
+        Err(RepoError::Conflict(ConflictKind::AcquiredEvent { .. }))
+    ));
+    assert!(matches!(
+        repo.release_for_retry("nope", 3, "n1").await,
+        Err(RepoError::NotFound(_))
+    ));
     let e2 = repo.get_event("e2").await.unwrap().unwrap();
     assert_eq!(
         (e2.state, e2.remaining_retries, e2.node_id.clone()),
@@ -503,7 +516,7 @@ pub async fn queue_event_deleted_with_its_commit(b: &dyn Backend) {
     let token = repo.try_acquire_lock(lock, "n1").await.unwrap().unwrap();
     assert_eq!(repo.acquire_events("m", "n1", 10).await.unwrap().len(), 4);
     // e3 went back to PENDING (as recovery does): its deletion by n1 must not take it.
-    repo.release_for_retry("e3", -1).await.unwrap();
+    repo.release_for_retry("e3", -1, "n1").await.unwrap();
     let del = |id: &str, node: &str| Op::DeleteSyncEvent {
         id: id.into(),
         node_id: node.into(),
