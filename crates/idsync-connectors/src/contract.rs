@@ -98,6 +98,15 @@ pub trait ObjectSet: Send + Sync + std::fmt::Debug {
     /// connector cannot translate is a `BadRequest`, never "fetch all and filter".
     async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage>;
 
+    /// A paged query whose cookies any process can continue, now or after this one is gone:
+    /// reconciliation hands its source pages to whatever node claims them, and re-runs a page
+    /// with the same cookie after its node died. Connectors whose cookies are positions in the
+    /// data (SQL, CSV, the repository: keyset cookies) are resumable already; one whose cookies
+    /// name state in this process (LDAP's paged-results cursors) overrides this.
+    async fn query_resumable(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
+        self.query(request).await
+    }
+
     /// The number of objects, when the system can count cheaply (SQL, CSV, repository);
     /// `None` otherwise (LDAP).
     async fn count(&self) -> ConnectorResult<Option<u64>>;

@@ -340,6 +340,78 @@ async fn paging_returns_each_entry_exactly_once() {
     assert_eq!(total, 1 + 10 + 100 + 1000);
 }
 
+/// Resumable pages (reconciliation's page jobs): every entry once, in `entryUUID` order within
+/// a page, each cookie continued by another connector instance (another node, or this one
+/// after a restart) and read again with the same result (a page re-run after a lost lease),
+/// a filter kept across pages, and a cookie of another query refused.
+#[tokio::test]
+async fn resumable_pages_continue_anywhere_and_read_each_entry_once() {
+    let s = Slapd::start_with(&slapd::people_ldif(1050));
+    let read_all = |filter: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let mut seen = Vec::new();
+            let mut cookie: Option<String> = None;
+            let mut pages = 0;
+            loop {
+                // A fresh connector for every page: nothing of the last one is left.
+                let c = connector(s);
+                let set = accounts(&c);
+                let mut req = match filter {
+                    Some(f) => QueryRequest::with_filter(f.parse().unwrap()),
+                    None => QueryRequest::all(),
+                };
+                req.page_size = Some(100);
+                req.cookie = cookie.clone();
+                let page = set.query_resumable(&req).await.unwrap();
+                assert!(page.results.len() <= 100);
+                // Read again from the same cookie: the same page.
+                let again = accounts(&connector(s)).query_resumable(&req).await.unwrap();
+                assert_eq!(again.results, page.results);
+                assert_eq!(again.cookie, page.cookie);
+                pages += 1;
+                seen.extend(
+                    page.results
+                        .iter()
+                        .map(|o| o["_id"].as_str().unwrap().to_owned()),
+                );
+                match page.cookie {
+                    Some(next) => cookie = Some(next),
+                    None => break,
+                }
+            }
+            (seen, pages)
+        }
+    };
+    let (seen, pages) = read_all(None).await;
+    assert_eq!(seen.len(), 1050);
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        1050,
+        "no entry twice"
+    );
+    assert_eq!(pages, 11);
+    let (seen, _) = read_all(Some(r#"uid sw "user1""#)).await;
+    assert_eq!(seen.len(), 1 + 10 + 100 + 50);
+
+    // A resumable cookie given to the plain query continues the same way; one of another
+    // query is refused.
+    let c = connector(&s);
+    let set = accounts(&c);
+    let mut req = QueryRequest::all();
+    req.page_size = Some(500);
+    let first = set.query_resumable(&req).await.unwrap();
+    req.cookie = first.cookie.clone();
+    let second = set.query(&req).await.unwrap();
+    assert_eq!(second.results.len(), 500);
+    let mut other = QueryRequest::with_filter(r#"uid sw "user1""#.parse().unwrap());
+    other.page_size = Some(500);
+    other.cookie = first.cookie.clone();
+    let err = set.query_resumable(&other).await.unwrap_err();
+    assert!(matches!(err, ConnectorError::BadRequest(_)), "{err:?}");
+    assert_eq!(c.open_cursors(), 0, "resumable pages hold no cursor");
+}
+
 #[tokio::test]
 async fn rename_when_the_dn_changes() {
     let s = Slapd::start();

@@ -213,6 +213,13 @@ impl ObjectSet for MeteredObjectSet {
         r
     }
 
+    async fn query_resumable(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
+        let t = Instant::now();
+        let r = self.inner.query_resumable(request).await;
+        self.query.observe(&self.connector, t, &r);
+        r
+    }
+
     async fn count(&self) -> ConnectorResult<Option<u64>> {
         let t = Instant::now();
         let r = self.inner.count().await;

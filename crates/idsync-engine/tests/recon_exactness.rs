@@ -60,6 +60,8 @@ struct Knobs {
     ids_only: bool,
     clustered: bool,
     correlate_empty: bool,
+    /// A `sourceQuery` filter (`department eq "Eng"`): a source the run cannot count up front.
+    filtered: bool,
 }
 
 impl Knobs {
@@ -71,6 +73,7 @@ impl Knobs {
             ids_only: false,
             clustered: false,
             correlate_empty,
+            filtered: false,
         }
     }
 }
@@ -125,6 +128,9 @@ fn sync_json(k: &Knobs) -> Value {
     }
     if k.ids_only {
         m["sourceQueryFullEntry"] = json!(false);
+    }
+    if k.filtered {
+        m["sourceQuery"] = json!({"_queryFilter": "department eq \"Eng\""});
     }
     json!({ "mappings": [m] })
 }
@@ -378,6 +384,7 @@ async fn outcome(repo: &dyn Repository, run_id: &str, summary: Value, k: &Knobs)
             "target": [p["target"]["existing"]["processed"], p["target"]["created"],
                        p["target"]["updated"], p["target"]["deleted"], p["target"]["unchanged"]],
             "links": [p["links"]["existing"]["processed"], p["links"]["created"]],
+            "sourceTotal": p["source"]["existing"]["total"],
             "knobsShownForDebugging": format!("{k:?}"),
         }),
     }
@@ -494,6 +501,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
             ids_only,
             clustered,
             correlate_empty: ce,
+            filtered: false,
         })
 }
 
@@ -627,6 +635,50 @@ fn issue_19_two_sources_contending_for_one_user_never_fail_the_run() {
                 let dec = o.decisions.iter().find(|d| d.1.ends_with(uid)).unwrap();
                 assert_eq!(dec.3, "FOUND_ALREADY_LINKED", "{k:?}: {o:#?}");
             }
+        });
+    }
+}
+
+/// A source the run cannot count up front (a filtered query) has its true total once its last
+/// page is in: the source objects read, once each, whatever the paging or the number of nodes.
+#[test]
+fn a_filtered_source_has_its_true_total_at_the_end() {
+    let mut rows: Vec<Row> = (0..7)
+        .map(|i| row(&format!("s{i:03}"), &format!("u{i}@example.com")))
+        .collect();
+    for r in rows.iter_mut().skip(4) {
+        r.dept = "Sales".into();
+    }
+    let d = Dataset {
+        rows,
+        users: vec![],
+        links: vec![],
+        rows2: vec![],
+    };
+    for k in [
+        Knobs {
+            filtered: true,
+            ..Knobs::serial(false)
+        },
+        Knobs {
+            filtered: true,
+            page_size: Some(2),
+            task_threads: 2,
+            ..Knobs::serial(false)
+        },
+        Knobs {
+            filtered: true,
+            page_size: Some(1),
+            clustered: true,
+            ..Knobs::serial(false)
+        },
+    ] {
+        rt().block_on(async {
+            let w = World::new(Backend::Sqlite, k, &d).await;
+            let o = w.recon().await;
+            assert_eq!(o.state, "SUCCESS", "{o:#?}");
+            assert_eq!(o.counts["sourceTotal"], "4", "{o:#?}");
+            assert_eq!(o.counts["source"], 4, "{o:#?}");
         });
     }
 }

@@ -14,6 +14,7 @@ pub mod livesync;
 mod object_set;
 pub mod paging;
 pub mod pool;
+mod resume;
 mod sort;
 
 pub use config::{LdapConfig, ObjectTypeDef, PropertyDef};

@@ -348,10 +348,69 @@ impl ObjectSet for LdapObjectSet {
     async fn query(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
         let user = filter::to_ldap(request.filter.as_ref(), &self.resolver())?;
         let ldap_filter = self.combined(&user);
+        if request
+            .cookie
+            .as_deref()
+            .is_some_and(super::resume::is_resumable)
+        {
+            return self.query_resumable(request).await;
+        }
         match request.page_size {
             Some(size) if size > 0 => self.query_page(request, &ldap_filter, size).await,
             _ => self.query_all(request, &ldap_filter).await,
         }
+    }
+
+    /// Pages as `entryUUID` ranges whose cookies any process continues (`resume.rs`).
+    async fn query_resumable(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
+        let Some(size) = request.page_size.filter(|s| *s > 0) else {
+            if request.cookie.is_some() {
+                return Err(ConnectorError::BadRequest(
+                    "a paged-results cookie needs _pageSize".into(),
+                ));
+            }
+            return self.query(request).await;
+        };
+        if !request.sort_keys.is_empty() || request.offset.is_some_and(|o| o > 0) {
+            return Err(ConnectorError::BadRequest(
+                "a resumable LDAP paged query takes neither _sortKeys nor _pagedResultsOffset"
+                    .into(),
+            ));
+        }
+        let user = filter::to_ldap(request.filter.as_ref(), &self.resolver())?;
+        let ldap_filter = self.combined(&user);
+        let fields = Self::fields_of(request);
+        let attrs = entry::requested_attributes(&self.ty, self.uid_attr(), fields.as_deref());
+        let identity = format!("{}|{ldap_filter}|{}", self.ty.name, attrs.join(","));
+        let cfg = self.shared.pool.config();
+        let mut conn = self.shared.pool.get().await?;
+        let cookie = request.cookie.as_deref().filter(|c| !c.is_empty());
+        let read = super::resume::Reader {
+            ldap: &mut conn,
+            bases: &cfg.base_contexts,
+            block_size: cfg.block_size,
+            timeout: cfg.operation_timeout,
+        }
+        .page(&ldap_filter, &identity, &attrs, size, cookie)
+        .await;
+        let (entries, cookie) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                if super::error::breaks_connection(&e) {
+                    conn.discard();
+                }
+                return Err(e);
+            }
+        };
+        drop(conn);
+        Ok(QueryPage {
+            results: entries
+                .iter()
+                .map(|e| self.to_object(e, fields.as_deref()))
+                .collect(),
+            cookie,
+            total: None,
+        })
     }
 
     async fn count(&self) -> ConnectorResult<Option<u64>> {

@@ -8,8 +8,8 @@
 //! caller in this process — on any pooled connection or none — can fetch the next page with
 //! it. The cursor expires after `CURSOR_TTL` without use; a cookie for an expired, unknown or
 //! already consumed cursor is a `BadRequest`. Cookies do not survive a restart or travel to
-//! another process: for clustered recon the LDAP connector has "static" cookies in the sense
-//! (the engine restarts the source phase).
+//! another process; reconciliation's page jobs, which must, read `entryUUID` ranges instead
+//! (`resume.rs`).
 
 use super::error::classify;
 use crate::contract::{ConnectorError, ConnectorResult};

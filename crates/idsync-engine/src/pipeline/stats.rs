@@ -24,6 +24,9 @@ pub mod keys {
     pub const STATUS_SUCCESS: &str = "status.SUCCESS";
     pub const STATUS_FAILURE: &str = "status.FAILURE";
     pub const SOURCE_TOTAL: &str = "source.total";
+    /// Source objects read, once each whatever the qualifiers; becomes [`SOURCE_TOTAL`] when the
+    /// source could not be counted up front and its last page is in.
+    pub const SOURCE_READ: &str = "source.read";
     pub const TARGET_TOTAL: &str = "target.total";
     pub const LINKS_TOTAL: &str = "links.total";
 

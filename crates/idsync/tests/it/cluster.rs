@@ -4,6 +4,7 @@
 //! move off a dead node and go to a joining node.
 
 use crate::server::{Server, send};
+use crate::slapd::{Slapd, people_ldif};
 use crate::support::{PgDatabase, Project, idsync, psql_query};
 use reqwest::Method;
 use serde_json::json;
@@ -116,6 +117,81 @@ async fn a_clustered_run_spreads_over_the_nodes_and_survives_a_sigkill() {
         },
     )
     .await;
+}
+
+/// A clustered run of an LDAP source over three nodes, one of them SIGKILLed mid-run. An LDAP
+/// paged-results cookie lives in one connection of one process; the run's pages are
+/// `entryUUID` ranges instead (docs/connectors.md), which any node continues and a page re-run
+/// reads again alike — so the run ends SUCCESS with every entry once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clustered_ldap_source_survives_a_sigkill_with_every_entry_once() {
+    const ENTRIES: u64 = 3_000;
+    const LDAP_MAPPING: &str = "systemLdapAccounts_managedUser";
+    let s = Slapd::start_with(&people_ldif(ENTRIES as usize));
+    let sync = json!({"mappings": [{
+        "name": LDAP_MAPPING,
+        "source": "system/ldap/account",
+        "target": "managed/user",
+        "clusteredSourceReconEnabled": true,
+        "reconSourceQueryPageSize": 100,
+        // 2 ms per entry: the run lasts long enough to lose a node in the middle.
+        "validSource": {"type": "text/javascript",
+                        "source": "var t = Date.now(); while (Date.now() - t < 2) {} true"},
+        "correlationQuery": {"type": "text/javascript",
+                             "source": "({'_queryFilter': 'userName eq \"' + source.uid + '\"'})"},
+        "properties": [
+            {"source": "uid", "target": "userName"},
+            {"source": "cn", "target": "cn"},
+            {"source": "mail", "target": "mail"}
+        ],
+        "policies": [
+            {"situation": "ABSENT", "action": "CREATE"},
+            {"situation": "CONFIRMED", "action": "UPDATE"},
+            {"situation": "FOUND", "action": "UPDATE"},
+            {"situation": "FOUND_ALREADY_LINKED", "action": "EXCEPTION"},
+            {"situation": "AMBIGUOUS", "action": "EXCEPTION"}
+        ]
+    }]});
+    let p = crate::serve_ldap::project(&s, &sync);
+    let db = PgDatabase::create();
+    let n1 = node(&p, &db, "node1");
+    let n2 = node(&p, &db, "node2");
+    let n3 = node(&p, &db, "node3");
+
+    let (status, started) = n1
+        .post(&format!("recon?_action=recon&mapping={LDAP_MAPPING}"), None)
+        .await;
+    assert_eq!(status, 200, "{started}");
+    let id = started["_id"].as_str().unwrap().to_string();
+    wait_for("some pages done", Duration::from_secs(300), || {
+        let (n2, id) = (&n2, &id);
+        async move { processed(n2, id).await >= 500 }
+    })
+    .await;
+    drop(n3); // SIGKILL mid-run
+
+    let summary = n1.wait_run(&id).await;
+    assert_eq!(summary["state"], "SUCCESS", "{summary:#}");
+    let by_node = summary["sourceProcessedByNode"].as_object().unwrap();
+    assert!(by_node.len() >= 2, "pages on several nodes: {summary:#}");
+    let sum: u64 = by_node.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(sum, ENTRIES, "every entry counted once: {summary:#}");
+    assert_eq!(
+        summary["progress"]["source"]["existing"]["total"],
+        ENTRIES.to_string(),
+        "the true total once the last page is in: {summary:#}"
+    );
+    assert_eq!(summary["statusSummary"]["FAILURE"], 0, "{summary:#}");
+    assert_eq!(total(&n2, "managed/user").await, ENTRIES);
+    assert_eq!(total(&n2, "repo/link").await, ENTRIES);
+    assert_eq!(
+        psql_query(
+            &db.url,
+            "SELECT count(*) - count(DISTINCT obj->>'userName') FROM objects WHERE object_type = 'user'"
+        ),
+        "0",
+        "no duplicate users"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -34,7 +34,7 @@ fn provisioner(s: &Slapd) -> Value {
 }
 
 /// An empty project folder with the LDAP connector and a `user` managed type.
-fn project(s: &Slapd, sync: &Value) -> Project {
+pub(crate) fn project(s: &Slapd, sync: &Value) -> Project {
     let dir = tempfile::tempdir().unwrap();
     let p = Project { dir };
     p.write(

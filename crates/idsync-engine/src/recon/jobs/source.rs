@@ -71,7 +71,14 @@ pub(super) async fn source_page(
             let paged = ctx.eff.source_page_size.is_some();
             req.page_size = ctx.eff.source_page_size.or(Some(CHUNK));
             req.cookie = cookie;
-            let page = ctx.source_set.query(&req).await?;
+            // Page jobs go to whatever node claims them, and a page re-runs after its node
+            // died: their cookies must be resumable anywhere. The internal pages of an
+            // unpaged source stay in this job, so any cookie does.
+            let page = if paged {
+                ctx.source_set.query_resumable(&req).await?
+            } else {
+                ctx.source_set.query(&req).await?
+            };
             if paged {
                 (page.results, page.cookie)
             } else {
@@ -159,6 +166,7 @@ pub(super) async fn source_page(
         if rest.is_empty() && !feed.is_done() {
             rest = to_items(feed.next(&mut extra).await?);
         }
+        extra.add(keys::SOURCE_READ, remaining.len() as i64);
         let out = process(engine, &ctx, remaining).await?;
         let abort = out.abort.clone();
         let stopped = abort.is_some() || ctx.is_canceled();
@@ -335,6 +343,19 @@ pub(super) async fn source_done(
         }
     }
     let mut cs = ChangeSet::fenced(&job.job.id, job.token).with(complete(job));
+    // A source that could not be counted up front (LDAP, a filtered query) has its true total
+    // once every page is in (docs/rest.md#reconciliation).
+    if !counters.totals.contains_key(keys::SOURCE_TOTAL)
+        && !run.cancel_requested
+        && run.message.is_none()
+    {
+        let read = counters.totals.get(keys::SOURCE_READ).copied().unwrap_or(0);
+        cs.push(Op::AddRunCounters {
+            run_id: run_id.to_string(),
+            node_id: engine.node_id.clone(),
+            counters: std::collections::BTreeMap::from([(keys::SOURCE_TOTAL.to_string(), read)]),
+        });
+    }
     if next.kind == KIND_TARGET {
         cs.push(track_op(run_id, &engine.node_id, track::TARGET_SCHEDULED));
     }
