@@ -107,6 +107,23 @@ pub trait ObjectSet: Send + Sync + std::fmt::Debug {
         self.query(request).await
     }
 
+    /// The object a create of `object` (with `id`, as [`ObjectSet::create`] takes it) collides
+    /// with, if there is one: the object with the id or name that create would give it. A
+    /// reconciliation page re-run after its node died adopts the target its earlier attempt
+    /// created but never linked, instead of failing with `AlreadyExists` or creating a second
+    /// one. The default looks up the client-assigned id.
+    async fn find_existing(
+        &self,
+        id: Option<&str>,
+        object: &Value,
+    ) -> ConnectorResult<Option<Value>> {
+        let given = id.or_else(|| object.get("_id").and_then(Value::as_str));
+        match given.filter(|s| !s.is_empty()) {
+            Some(id) => self.get(id).await,
+            None => Ok(None),
+        }
+    }
+
     /// The number of objects, when the system can count cheaply (SQL, CSV, repository);
     /// `None` otherwise (LDAP).
     async fn count(&self) -> ConnectorResult<Option<u64>>;

@@ -213,6 +213,17 @@ impl ObjectSet for MeteredObjectSet {
         r
     }
 
+    async fn find_existing(
+        &self,
+        id: Option<&str>,
+        object: &Value,
+    ) -> ConnectorResult<Option<Value>> {
+        let t = Instant::now();
+        let r = self.inner.find_existing(id, object).await;
+        self.get.observe(&self.connector, t, &r);
+        r
+    }
+
     async fn query_resumable(&self, request: &QueryRequest) -> ConnectorResult<QueryPage> {
         let t = Instant::now();
         let r = self.inner.query_resumable(request).await;

@@ -16,6 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 const MAPPING: &str = "hr_user";
 
 /// A project reconciling `rows` CSV rows into `managed/user`, with fast cluster timings.
@@ -398,4 +400,112 @@ async fn a_crash_before_a_page_commit_reruns_the_page_once() {
     assert_eq!(s["progress"]["target"]["created"], 50, "{s:#}");
     assert_eq!(repo.count_objects("user", None).await.unwrap(), 50);
     assert_eq!(repo.count_links(MAPPING).await.unwrap(), 50);
+}
+
+/// Where `external_project` sends the HR rows.
+enum External {
+    Csv,
+    Postgres(String),
+}
+
+/// A project reconciling `rows` HR rows into a connected system (no correlation query, so a
+/// re-run of a page finds its earlier creates only through the create intents), paged by 10.
+fn external_project(dir: &Path, rows: usize, to: &External) {
+    write_project(dir, rows, 1_000);
+    let (connector, config, id_native) = match to {
+        External::Csv => {
+            std::fs::write(dir.join("data/out.csv"), "uid,mail\n").unwrap();
+            (
+                "org.forgerock.openicf.csvfile.CSVFileConnector",
+                json!({"csvFile": "data/out.csv", "headerUid": "uid"}),
+                "__NAME__",
+            )
+        }
+        External::Postgres(url) => (
+            "org.identityconnectors.databasetable.DatabaseTableConnector",
+            json!({"url": url, "table": "out_accounts", "keyColumn": "uid"}),
+            "__NAME__",
+        ),
+    };
+    std::fs::write(
+        dir.join("conf/provisioner.openicf-out.json"),
+        json!({
+            "name": "out",
+            "connectorRef": {"connectorName": connector},
+            "configurationProperties": config,
+            "objectTypes": {"account": {
+                "nativeType": "__ACCOUNT__",
+                "properties": {
+                    "uid": {"type": "string", "nativeName": id_native},
+                    "mail": {"type": "string", "nativeName": "mail"}
+                }
+            }}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("conf/sync.json"),
+        json!({"mappings": [{
+            "name": MAPPING,
+            "source": "system/hr/account",
+            "target": "system/out/account",
+            "reconSourceQueryPaging": true,
+            "reconSourceQueryPageSize": 10,
+            "properties": [
+                {"source": "uid", "target": "uid"},
+                {"source": "mail", "target": "mail"}
+            ],
+            "policies": [
+                {"situation": "ABSENT", "action": "CREATE"},
+                {"situation": "CONFIRMED", "action": "UPDATE"}
+            ]
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+/// A page whose creates reached a connected system dies before its commit (its links and
+/// audit never land): the page runs again on a node, finds the targets its earlier attempt
+/// created and links them — no second object, no `AlreadyExists` failure, each counted once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_external_creates_neither_duplicates_nor_fails_them() {
+    let pg = support::PgDb::create("faults");
+    support::psql(
+        &pg.url,
+        "CREATE TABLE out_accounts (uid TEXT PRIMARY KEY, mail TEXT)",
+    );
+    for to in [External::Csv, External::Postgres(pg.url.clone())] {
+        let dir = tempfile::tempdir().unwrap();
+        external_project(dir.path(), 30, &to);
+        let repo = sqlite(dir.path()).await;
+        let a = Running::start(node(dir.path(), repo.clone(), "a").await);
+        // The second page's first attempt: its 10 creates are out, its commit never happens.
+        fail::cfg("recon.page.before_commit", "1*off->1*panic").unwrap();
+        let run = a
+            .engine
+            .start_recon(MAPPING, ReconOptions::default())
+            .await
+            .unwrap();
+        let s = wait_ended(&a.engine, &run).await;
+        fail::remove("recon.page.before_commit");
+        assert_eq!(s["state"], "SUCCESS", "{s:#}");
+        assert_eq!(s["statusSummary"]["FAILURE"], 0, "{s:#}");
+        assert_eq!(s["situationSummary"]["ABSENT"], 30, "{s:#}");
+        assert_eq!(s["progress"]["target"]["created"], 30, "{s:#}");
+        assert_eq!(repo.count_links(MAPPING).await.unwrap(), 30);
+        let out = a
+            .engine
+            .resources
+            .object_set(&"system/out/account".parse().unwrap())
+            .unwrap();
+        let rows = out
+            .query(&idsync_core::QueryRequest::all())
+            .await
+            .unwrap()
+            .results;
+        assert_eq!(rows.len(), 30, "one target per source: {rows:?}");
+        drop(a);
+    }
 }

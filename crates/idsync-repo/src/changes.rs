@@ -63,6 +63,14 @@ pub enum Op {
     AddPlanEntries(Vec<PlanEntry>),
     /// Records target ids claimed by a run's source phase (duplicates are ignored).
     RegisterTargetIds { run_id: String, ids: Vec<String> },
+    /// Records that a page job is about to create external targets for these sources
+    /// (duplicates are ignored); [`crate::Repository::create_intents`] reads them back, and
+    /// [`crate::Repository::delete_registry`] deletes them with the run's registry.
+    RecordCreateIntents {
+        run_id: String,
+        job_id: String,
+        source_ids: Vec<String>,
+    },
     /// Persists a queue event (its `rev` and `seq` are assigned by the repository).
     EnqueueSyncEvent(SyncEvent),
     /// Marks a job DONE (a tombstone until its run is pruned: enqueueing the same id again

@@ -118,6 +118,9 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     async fn unclaimed_target_ids(&self, run_id: &str, ids: &[String]) -> RepoResult<Vec<String>>;
     async fn count_registered(&self, run_id: &str) -> RepoResult<u64>;
     async fn delete_registry(&self, run_id: &str) -> RepoResult<u64>;
+    /// The sources a page job recorded create intents for (`Op::RecordCreateIntents`), in any
+    /// attempt so far.
+    async fn create_intents(&self, job_id: &str) -> RepoResult<Vec<String>>;
 
     // ---------------------------------------------------------------- jobs and leases
     /// Inserts a job (existing id → Conflict). Same as committing `Op::EnqueueJob`.

@@ -196,15 +196,21 @@ impl CsvObjectSet {
     /// `__UID__`, else the one mapped to `__NAME__` when the name column is the uid column
     /// (ICF's CSV default, `headerName` = `headerUid`), else a fresh UUID.
     fn new_id(&self, id: Option<&str>, object: &Value) -> String {
+        self.determined_id(id, object)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id a create gives the row when the caller or the object names it (the uid column).
+    fn determined_id(&self, id: Option<&str>, object: &Value) -> Option<String> {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
-            return id.to_owned();
+            return Some(id.to_owned());
         }
         if let Some(id) = object
             .get("_id")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
         {
-            return id.to_owned();
+            return Some(id.to_owned());
         }
         let settings = self.file.settings();
         let name_is_uid = settings.header_name == settings.header_uid;
@@ -217,10 +223,10 @@ impl CsvObjectSet {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
             {
-                return id.to_owned();
+                return Some(id.to_owned());
             }
         }
-        uuid::Uuid::new_v4().to_string()
+        None
     }
 }
 
@@ -265,6 +271,17 @@ impl ObjectSet for CsvObjectSet {
             })
             .await?;
         self.to_object(&header, &row)
+    }
+
+    async fn find_existing(
+        &self,
+        id: Option<&str>,
+        object: &Value,
+    ) -> ConnectorResult<Option<Value>> {
+        match self.determined_id(id, object) {
+            Some(id) => self.get(&id).await,
+            None => Ok(None),
+        }
     }
 
     async fn update(&self, id: &str, _rev: Option<&str>, object: Value) -> ConnectorResult<Value> {

@@ -24,7 +24,6 @@
 
 use super::LdapObjectSet;
 use super::error::classify;
-use super::paging::fetch_page;
 use crate::contract::{Change, ChangeBatch, ConnectorError, ConnectorResult};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use ldap3::{Scope, SearchEntry};
@@ -256,40 +255,8 @@ impl LdapObjectSet {
         let cfg = self.shared.pool.config();
         let mut conn = self.shared.pool.get().await?;
         let mut out = Vec::new();
-        let result: ConnectorResult<()> = async {
-            let mut cookie = Vec::new();
-            loop {
-                let page = if cfg.use_paged_result_control {
-                    fetch_page(
-                        &mut conn,
-                        base,
-                        filter,
-                        attrs,
-                        cfg.block_size,
-                        cookie,
-                        cfg.operation_timeout,
-                    )
-                    .await?
-                } else {
-                    let res = conn
-                        .with_timeout(cfg.operation_timeout)
-                        .search(base, Scope::Subtree, filter, attrs)
-                        .await
-                        .map_err(|e| classify(e, base))?;
-                    let (entries, _) = res.success().map_err(|e| classify(e, base))?;
-                    super::paging::Page {
-                        entries: entries.into_iter().map(SearchEntry::construct).collect(),
-                        next: Vec::new(),
-                    }
-                };
-                out.extend(page.entries);
-                if page.next.is_empty() {
-                    return Ok(());
-                }
-                cookie = page.next;
-            }
-        }
-        .await;
+        let result =
+            super::paging::search_all(&mut conn, cfg, base, filter, attrs, |e| out.push(e)).await;
         if let Err(e) = result {
             if super::error::breaks_connection(&e) {
                 conn.discard();

@@ -163,41 +163,10 @@ impl LdapObjectSet {
         let mut results = Vec::new();
         let outcome: ConnectorResult<()> = async {
             for base in &cfg.base_contexts {
-                let mut cookie = Vec::new();
-                loop {
-                    let page = if cfg.use_paged_result_control {
-                        fetch_page(
-                            &mut conn,
-                            base,
-                            ldap_filter,
-                            &attrs,
-                            cfg.block_size,
-                            cookie,
-                            cfg.operation_timeout,
-                        )
-                        .await?
-                    } else {
-                        let res = conn
-                            .with_timeout(cfg.operation_timeout)
-                            .search(base, Scope::Subtree, ldap_filter, &attrs)
-                            .await
-                            .map_err(|e| classify(e, base))?;
-                        let (entries, _) = res.success().map_err(|e| classify(e, base))?;
-                        super::paging::Page {
-                            entries: entries.into_iter().map(SearchEntry::construct).collect(),
-                            next: Vec::new(),
-                        }
-                    };
-                    results.extend(
-                        page.entries
-                            .iter()
-                            .map(|e| self.to_object(e, fields.as_deref())),
-                    );
-                    if page.next.is_empty() {
-                        break;
-                    }
-                    cookie = page.next;
-                }
+                super::paging::search_all(&mut conn, cfg, base, ldap_filter, &attrs, |e| {
+                    results.push(self.to_object(&e, fields.as_deref()))
+                })
+                .await?;
             }
             Ok(())
         }
@@ -387,9 +356,7 @@ impl ObjectSet for LdapObjectSet {
         let cookie = request.cookie.as_deref().filter(|c| !c.is_empty());
         let read = super::resume::Reader {
             ldap: &mut conn,
-            bases: &cfg.base_contexts,
-            block_size: cfg.block_size,
-            timeout: cfg.operation_timeout,
+            cfg,
         }
         .page(&ldap_filter, &identity, &attrs, size, cookie)
         .await;
@@ -423,6 +390,33 @@ impl ObjectSet for LdapObjectSet {
         token: Option<&Value>,
     ) -> ConnectorResult<crate::contract::ChangeBatch> {
         self.live_changes(token).await
+    }
+
+    /// The entry with the DN a create of `object` would write.
+    async fn find_existing(
+        &self,
+        _id: Option<&str>,
+        object: &Value,
+    ) -> ConnectorResult<Option<Value>> {
+        let native = entry::object_to_native(object, &self.ty, self.uid_attr())?;
+        let Some(dn) = native.dn else {
+            return Ok(None);
+        };
+        let found = self
+            .shared
+            .pool
+            .run(|mut ldap| {
+                let dn = dn.clone();
+                async move {
+                    match self.read_by_dn(&mut ldap, &dn).await {
+                        Ok(e) => Ok(Some(e)),
+                        Err(ConnectorError::NotFound(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        Ok(found.map(|e| self.to_object(&e, None)))
     }
 
     async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value> {

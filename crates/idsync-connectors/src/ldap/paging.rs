@@ -65,6 +65,50 @@ pub async fn fetch_page(
     })
 }
 
+/// Reads the whole of one search under `base`, handing each entry to `each`: in `blockSize`
+/// pages with the paged-results control, or as one search when the directory must not be
+/// paged (`usePagedResultControl: false`). The connection is left as it is; on an error that
+/// breaks it the caller discards it.
+pub async fn search_all(
+    ldap: &mut Ldap,
+    cfg: &super::config::LdapConfig,
+    base: &str,
+    filter: &str,
+    attrs: &[String],
+    mut each: impl FnMut(SearchEntry),
+) -> ConnectorResult<()> {
+    if !cfg.use_paged_result_control {
+        let res = ldap
+            .with_timeout(cfg.operation_timeout)
+            .search(base, Scope::Subtree, filter, attrs)
+            .await
+            .map_err(|e| classify(e, base))?;
+        let (entries, _) = res.success().map_err(|e| classify(e, base))?;
+        entries
+            .into_iter()
+            .for_each(|e| each(SearchEntry::construct(e)));
+        return Ok(());
+    }
+    let mut cookie = Vec::new();
+    loop {
+        let page = fetch_page(
+            ldap,
+            base,
+            filter,
+            attrs,
+            cfg.block_size,
+            cookie,
+            cfg.operation_timeout,
+        )
+        .await?;
+        page.entries.into_iter().for_each(&mut each);
+        if page.next.is_empty() {
+            return Ok(());
+        }
+        cookie = page.next;
+    }
+}
+
 /// An open paged search.
 #[derive(Debug)]
 pub struct Cursor {

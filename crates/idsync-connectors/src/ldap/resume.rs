@@ -14,12 +14,12 @@
 //! Limit: the cookie grows by one UUID (37 bytes) per page still to read — 100 pages of
 //! 10,000 for a million entries is 3.7 KB.
 
-use super::paging::fetch_page;
+use super::config::LdapConfig;
+use super::paging::search_all;
 use crate::contract::{ConnectorError, ConnectorResult};
 use base64::Engine as _;
 use ldap3::{Ldap, SearchEntry};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// The attribute pages are cut on.
 pub const KEY: &str = "entryUUID";
@@ -103,41 +103,22 @@ pub fn key_of(e: &SearchEntry) -> Option<String> {
         .map(|v| v.to_ascii_lowercase())
 }
 
-/// Where to read: the connection, the base contexts and the limits.
+/// Where to read: the connection and the connector's settings (base contexts, limits).
 pub struct Reader<'a> {
     pub ldap: &'a mut Ldap,
-    pub bases: &'a [String],
-    pub block_size: i32,
-    pub timeout: Duration,
+    pub cfg: &'a LdapConfig,
 }
 
 impl Reader<'_> {
-    /// Every entry under every base matching `filter`, read in `blockSize` pages.
+    /// Every entry under every base matching `filter`.
     async fn search_all(
         &mut self,
         filter: &str,
         attrs: &[String],
     ) -> ConnectorResult<Vec<SearchEntry>> {
         let mut out = Vec::new();
-        for base in self.bases {
-            let mut cookie = Vec::new();
-            loop {
-                let page = fetch_page(
-                    self.ldap,
-                    base,
-                    filter,
-                    attrs,
-                    self.block_size,
-                    cookie,
-                    self.timeout,
-                )
-                .await?;
-                out.extend(page.entries);
-                if page.next.is_empty() {
-                    break;
-                }
-                cookie = page.next;
-            }
+        for base in &self.cfg.base_contexts {
+            search_all(self.ldap, self.cfg, base, filter, attrs, |e| out.push(e)).await?;
         }
         Ok(out)
     }

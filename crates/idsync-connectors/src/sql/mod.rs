@@ -488,15 +488,21 @@ impl SqlObjectSet {
     }
 
     fn new_id(&self, id: Option<&str>, object: &Value) -> String {
+        self.determined_id(id, object)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id a create gives the row when the caller or the object names it (the key column).
+    fn determined_id(&self, id: Option<&str>, object: &Value) -> Option<String> {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
-            return id.to_owned();
+            return Some(id.to_owned());
         }
         if let Some(id) = object
             .get("_id")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
         {
-            return id.to_owned();
+            return Some(id.to_owned());
         }
         // ICF's database table connector names rows by the key column (`__UID__` = `__NAME__`).
         let key_prop = self.schema.properties.iter().find(|p| {
@@ -506,12 +512,12 @@ impl SqlObjectSet {
         });
         if let Some(v) = key_prop.and_then(|p| object.get(&p.name)) {
             match v {
-                Value::String(s) if !s.is_empty() => return s.clone(),
-                Value::Number(n) => return n.to_string(),
+                Value::String(s) if !s.is_empty() => return Some(s.clone()),
+                Value::Number(n) => return Some(n.to_string()),
                 _ => {}
             }
         }
-        uuid::Uuid::new_v4().to_string()
+        None
     }
 }
 
@@ -716,6 +722,17 @@ impl ObjectSet for SqlObjectSet {
             .execute(&self.insert_statement(&[&row], false))
             .await?;
         self.read_back(&row.id).await
+    }
+
+    async fn find_existing(
+        &self,
+        id: Option<&str>,
+        object: &Value,
+    ) -> ConnectorResult<Option<Value>> {
+        match self.determined_id(id, object) {
+            Some(id) => self.get(&id).await,
+            None => Ok(None),
+        }
     }
 
     async fn update(&self, id: &str, _rev: Option<&str>, object: Value) -> ConnectorResult<Value> {

@@ -184,7 +184,9 @@ impl RunCtx {
         match intent {
             Intent::Nothing => {}
             Intent::Create { mut value } => {
-                let id = self.create_target(&mut value, out).await?;
+                let id = self
+                    .create_target(&mut value, op.adopt_existing, out)
+                    .await?;
                 out.written.push(self.links.norm_target(&id));
                 op.target_id = Some(id.clone());
                 op.target_effect = TargetEffect::Created;
@@ -244,9 +246,12 @@ impl RunCtx {
     }
 
     /// Creates the target: a managed object joins the commit, a system object is created now.
+    /// With `adopt` (an earlier attempt of the page meant to create it), a system object the
+    /// create collides with is taken as the one created.
     pub(super) async fn create_target(
         &self,
         obj: &mut Value,
+        adopt: bool,
         out: &mut ChunkOutput,
     ) -> EngineResult<String> {
         let given = obj.get("_id").and_then(Value::as_str).map(str::to_string);
@@ -265,10 +270,31 @@ impl RunCtx {
             }
             None => {
                 // The connector gets the object itself; `obj` becomes what it created.
-                let created = self
-                    .target_set
-                    .create(given.as_deref(), std::mem::take(obj))
-                    .await?;
+                let kept = adopt.then(|| obj.clone());
+                let created = match (
+                    self.target_set
+                        .create(given.as_deref(), std::mem::take(obj))
+                        .await,
+                    kept,
+                ) {
+                    (Err(ConnectorError::AlreadyExists(m)), Some(mine)) => {
+                        match self
+                            .target_set
+                            .find_existing(given.as_deref(), &mine)
+                            .await?
+                        {
+                            Some(existing) => {
+                                tracing::info!(
+                                    mapping = %self.mapping.name(),
+                                    "adopted the target an earlier attempt of this page created"
+                                );
+                                existing
+                            }
+                            None => return Err(ConnectorError::AlreadyExists(m).into()),
+                        }
+                    }
+                    (r, _) => r?,
+                };
                 let id = created
                     .get("_id")
                     .and_then(Value::as_str)

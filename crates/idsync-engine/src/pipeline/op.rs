@@ -62,6 +62,28 @@ pub struct ChunkLookups {
     /// When an object is assessed again while its chunk settles: what the objects before it in
     /// the chunk wrote, which reads consult first (see `settle.rs`).
     pub overlay: Option<Overlay>,
+    /// The page job the chunk runs in, when its target is a connected system.
+    pub fence: Option<Arc<PageFence>>,
+}
+
+/// A reconciliation page job whose creates go to a connected system, where they are not part
+/// of the page's commit. Before a chunk's creates go out, the sources they are for are
+/// committed as create intents under the job's fence (a node that lost its lease writes
+/// nothing); a later attempt of the job — another node, after this one died — adopts the
+/// object such a create left (`ObjectSet::find_existing`) instead of failing on
+/// `AlreadyExists` or creating a second one (docs/adr/0012-create-intents.md).
+#[derive(Debug)]
+pub struct PageFence {
+    pub run_id: String,
+    pub job_id: String,
+    pub token: i64,
+    /// The intents earlier attempts of the job committed ([`intent_key`]).
+    pub earlier: HashSet<String>,
+}
+
+/// The create-intent key of an op: its link qualifier and source id.
+pub fn intent_key(qualifier: &str, source_id: &str) -> String {
+    format!("{qualifier}\n{source_id}")
 }
 
 /// What an assessment read that an earlier object's writes could change: the targets it read
@@ -164,6 +186,9 @@ pub(super) struct Op1<'a> {
     pub(super) reads: Reads,
     /// Target ids the source phase visited (the target phase skips them), added at finish.
     pub(super) claimed: Vec<String>,
+    /// An earlier attempt of this op's page job meant to create its target in a connected
+    /// system: a create that finds the object there adopts it ([`PageFence`]).
+    pub(super) adopt_existing: bool,
 }
 
 impl<'a> Op1<'a> {
@@ -187,6 +212,7 @@ impl<'a> Op1<'a> {
             error_code: None,
             reads: Reads::default(),
             claimed: Vec::new(),
+            adopt_existing: false,
         }
     }
 

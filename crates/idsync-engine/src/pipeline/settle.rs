@@ -29,10 +29,11 @@
 //! of the run has committed (`jobs.rs`), so its reads already see their writes.
 
 use super::ctx::RunCtx;
-use super::op::{Candidates, ChunkLookups, ChunkOutput, Intent, Op1, Spec};
+use super::op::{Candidates, ChunkLookups, ChunkOutput, Intent, Op1, PageFence, Spec, intent_key};
 use crate::Engine;
-use crate::error::EngineError;
+use crate::error::{EngineError, EngineResult};
 use idsync_core::filter::{Filter, FilterIndex};
+use idsync_repo::{ChangeSet, Op};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -152,7 +153,7 @@ impl RunCtx {
         mut look: ChunkLookups,
         specs: Vec<Spec>,
         out: &mut ChunkOutput,
-    ) {
+    ) -> EngineResult<()> {
         let analyze = self.opts.analyze;
         let managed = self.target_managed_type.is_some();
         // The chunk's correlation queries, indexed: which later ops a written value concerns.
@@ -181,8 +182,8 @@ impl RunCtx {
             if conflict {
                 if !pending.is_empty() {
                     // A connected system must hold the earlier writes before this op reads it.
-                    self.apply_all(std::mem::take(&mut pending), out, &mut look)
-                        .await;
+                    self.apply_all(engine, std::mem::take(&mut pending), out, &mut look)
+                        .await?;
                 }
                 spec = self.respeculate(engine, &look, spec, out).await;
             }
@@ -233,7 +234,7 @@ impl RunCtx {
                 pending.push(spec);
             }
         }
-        self.apply_all(pending, out, &mut look).await;
+        self.apply_all(engine, pending, out, &mut look).await
     }
 
     /// Assesses, decides and prepares an op again, its reads seeing the overlay.
@@ -312,13 +313,20 @@ impl RunCtx {
     }
 
     /// Applies settled ops of a system target, on up to `taskThreads` tasks, and records the
-    /// links of the targets they created in the overlay.
+    /// links of the targets they created in the overlay. The creates' intents are committed
+    /// under the page's fence first (`PageFence`); a lost lease stops the chunk there.
     async fn apply_all(
         self: &Arc<Self>,
-        specs: Vec<Spec>,
+        engine: &Arc<Engine>,
+        mut specs: Vec<Spec>,
         out: &mut ChunkOutput,
         look: &mut ChunkLookups,
-    ) {
+    ) -> EngineResult<()> {
+        if let Some(fence) = &look.fence
+            && !self.opts.analyze
+        {
+            record_create_intents(engine, fence, &mut specs).await?;
+        }
         let threads = self.eff.task_threads.max(1).min(specs.len());
         let mut created = Vec::new();
         if threads <= 1 {
@@ -362,6 +370,7 @@ impl RunCtx {
                 o.link(&q, self.links.norm_target(&id), true);
             }
         }
+        Ok(())
     }
 
     /// Applies one op; returns (qualifier, id) of the target it created and linked.
@@ -369,4 +378,36 @@ impl RunCtx {
         let q = spec.op.qualifier.clone();
         self.apply_spec(spec, out).await.map(|id| (q, id))
     }
+}
+
+/// Commits the intents of the specs that create a target (fenced by the page job's token), and
+/// marks those an earlier attempt of the job meant to create for: their create adopts what it
+/// finds.
+async fn record_create_intents(
+    engine: &Engine,
+    fence: &PageFence,
+    specs: &mut [Spec],
+) -> EngineResult<()> {
+    let mut keys = Vec::new();
+    for s in specs.iter_mut() {
+        if s.done || !matches!(s.intent, Intent::Create { .. }) {
+            continue;
+        }
+        let Some(source_id) = &s.op.source_id else {
+            continue;
+        };
+        let key = intent_key(&s.op.qualifier, source_id);
+        s.op.adopt_existing = fence.earlier.contains(&key);
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let cs = ChangeSet::fenced(&fence.job_id, fence.token).with(Op::RecordCreateIntents {
+        run_id: fence.run_id.clone(),
+        job_id: fence.job_id.clone(),
+        source_ids: keys,
+    });
+    engine.repo.commit(cs).await?;
+    Ok(())
 }

@@ -6,7 +6,7 @@ use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
 use crate::pipeline::lookups::{Item, lookups};
-use crate::pipeline::op::{ChunkLookups, ChunkOutput, Spec};
+use crate::pipeline::op::{ChunkLookups, ChunkOutput, PageFence, Spec};
 use crate::pipeline::stats::keys;
 use idsync_core::{Action, Situation};
 use idsync_repo::{AuditKind, Op};
@@ -25,8 +25,11 @@ pub async fn process(
     engine: &Arc<Engine>,
     ctx: &Arc<RunCtx>,
     items: Vec<Item>,
+    fence: Option<Arc<PageFence>>,
 ) -> EngineResult<ChunkOutput> {
-    let look = Arc::new(lookups(engine, ctx, &items).await?);
+    let mut look = lookups(engine, ctx, &items).await?;
+    look.fence = fence;
+    let look = Arc::new(look);
     let mut out = ChunkOutput::default();
     if !look.correlated.is_empty() {
         out.stats.time("correlationQuery", look.correlation_time);
@@ -53,7 +56,7 @@ pub async fn process(
         // Every task has ended, so the lookups are this chunk's alone again.
         let look = Arc::try_unwrap(look)
             .map_err(|_| EngineError::Internal("the chunk's lookups are still shared".into()))?;
-        ctx.settle(engine, look, specs, &mut out).await;
+        ctx.settle(engine, look, specs, &mut out).await?;
     }
     Ok(out)
 }

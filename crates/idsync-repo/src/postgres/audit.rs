@@ -155,9 +155,25 @@ impl PgRepository {
     pub(crate) async fn pg_delete_registry(&self, run_id: &str) -> RepoResult<u64> {
         let client = self.client().await?;
         client
+            .execute("DELETE FROM create_intents WHERE run_id = $1", &[&run_id])
+            .await
+            .map_err(pg_err)?;
+        client
             .execute("DELETE FROM target_ids WHERE run_id = $1", &[&run_id])
             .await
             .map_err(pg_err)
+    }
+
+    pub(crate) async fn pg_create_intents(&self, job_id: &str) -> RepoResult<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT source_id FROM create_intents WHERE job_id = $1 ORDER BY source_id",
+                &[&job_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub(crate) async fn pg_get_sync_token(&self, source: &str) -> RepoResult<Option<Value>> {

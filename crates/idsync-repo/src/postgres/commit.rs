@@ -111,7 +111,7 @@ fn table_of(op: &Op) -> u8 {
         Op::AppendAudit(_) => 2,
         Op::AddRunCounters { .. } => 3,
         Op::AddPlanEntries(_) => 4,
-        Op::RegisterTargetIds { .. } => 5,
+        Op::RegisterTargetIds { .. } | Op::RecordCreateIntents { .. } => 5,
         Op::EnqueueSyncEvent(_) | Op::DeleteSyncEvent { .. } => 6,
         Op::CompleteJob { .. } | Op::EnqueueJob(_) => 7,
         Op::SetSyncToken { .. } => 8,
@@ -276,6 +276,23 @@ async fn apply_one<C: GenericClient + Sync>(
                 .await
                 .map_err(pg_err)?;
             c.execute(&stmt, &[run_id, ids]).await.map_err(pg_err)?;
+            Ok(())
+        }
+        Op::RecordCreateIntents {
+            run_id,
+            job_id,
+            source_ids,
+        } => {
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO create_intents (job_id, source_id, run_id) \
+                     SELECT $1, s, $2 FROM unnest($3::text[]) AS s ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(pg_err)?;
+            c.execute(&stmt, &[job_id, run_id, source_ids])
+                .await
+                .map_err(pg_err)?;
             Ok(())
         }
         Op::EnqueueSyncEvent(event) => enqueue_event(c, event).await,

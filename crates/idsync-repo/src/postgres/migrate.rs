@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "server keys",
         include_str!("../../migrations/postgres/0008_server_keys.sql"),
     ),
+    (
+        9,
+        "create intents",
+        include_str!("../../migrations/postgres/0009_create_intents.sql"),
+    ),
 ];
 
 /// An arbitrary constant shared by every idsync node ("idsync" in ASCII).

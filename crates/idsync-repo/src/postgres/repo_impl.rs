@@ -139,6 +139,9 @@ impl Repository for PgRepository {
     async fn delete_registry(&self, run_id: &str) -> RepoResult<u64> {
         self.pg_delete_registry(run_id).await
     }
+    async fn create_intents(&self, job_id: &str) -> RepoResult<Vec<String>> {
+        self.pg_create_intents(job_id).await
+    }
 
     async fn enqueue_job(&self, job: &Job) -> RepoResult<()> {
         self.pg_enqueue_job(job).await

@@ -312,6 +312,21 @@ fn apply(
                 stmt.execute(params![run_id, id]).map_err(map_err)?;
             }
         }
+        Op::RecordCreateIntents {
+            run_id,
+            job_id,
+            source_ids,
+        } => {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO create_intents (job_id, source_id, run_id) \
+                     VALUES (?, ?, ?)",
+                )
+                .map_err(map_err)?;
+            for s in source_ids {
+                stmt.execute(params![job_id, s, run_id]).map_err(map_err)?;
+            }
+        }
         Op::EnqueueSyncEvent(ev) => insert_event(tx, &ev)?,
         Op::CompleteJob { job_id } => {
             let n = tx

@@ -35,6 +35,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_server_keys.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_create_intents.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.

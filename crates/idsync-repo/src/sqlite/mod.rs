@@ -583,10 +583,29 @@ impl Repository for SqliteRepo {
         let id = run_id.to_string();
         self.pool
             .write(move |c| {
+                c.execute("DELETE FROM create_intents WHERE run_id = ?", [&id])
+                    .map_err(map_err)?;
                 let n = c
                     .execute("DELETE FROM target_ids WHERE run_id = ?", [&id])
                     .map_err(map_err)?;
                 Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn create_intents(&self, job_id: &str) -> RepoResult<Vec<String>> {
+        let id = job_id.to_string();
+        self.pool
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT source_id FROM create_intents WHERE job_id = ? ORDER BY source_id",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map([&id], |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
             })
             .await
     }

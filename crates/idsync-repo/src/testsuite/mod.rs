@@ -45,7 +45,7 @@ macro_rules! conformance_suite {
             sort_fields_offsets_totals, bad_queries_are_rejected, eq_query_uses_index,
             fenced_commit_after_lease_loss, concurrent_claimers_never_share_a_job,
             job_lifecycle, recovered_jobs_are_claimed_first, nodes, locks, links, runs_one_active_per_mapping, run_counters_add_up,
-            prune_runs, plan_queries, target_registry, queue_order_and_states, dead_letters,
+            prune_runs, plan_queries, target_registry, create_intents, queue_order_and_states, dead_letters,
             dead_letter_replay_is_atomic, queue_event_deleted_with_its_commit,
             run_end_and_dead_letter_commit_in_change_sets,
             audit, recon_decisions_read_back_as_written, sync_tokens, shared_keys,

@@ -378,6 +378,52 @@ pub async fn target_registry(b: &dyn Backend) {
     assert_eq!(repo.count_registered("x").await.unwrap(), 1);
 }
 
+/// A page job's create intents: recorded under the job's fence (a stale token records
+/// nothing), read back by any attempt, duplicates ignored, deleted with the run's registry.
+pub async fn create_intents(b: &dyn Backend) {
+    let (repo, _) = b.fresh().await;
+    let job = crate::model::Job::new(
+        "r/source/1",
+        "recon.sourcePage",
+        Some("r".into()),
+        json!({}),
+    );
+    repo.enqueue_job(&job).await.unwrap();
+    let claimed = repo
+        .claim_next(
+            &["recon.sourcePage"],
+            "n1",
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let record = |ids: &[&str]| Op::RecordCreateIntents {
+        run_id: "r".into(),
+        job_id: "r/source/1".into(),
+        source_ids: ids.iter().map(|s| s.to_string()).collect(),
+    };
+    repo.commit(ChangeSet::fenced("r/source/1", claimed.token).with(record(&["s2", "s1"])))
+        .await
+        .unwrap();
+    repo.commit(ChangeSet::fenced("r/source/1", claimed.token).with(record(&["s1", "s3"])))
+        .await
+        .unwrap();
+    assert!(
+        repo.commit(ChangeSet::fenced("r/source/1", claimed.token + 1).with(record(&["s9"])))
+            .await
+            .is_err(),
+        "a stale token records nothing"
+    );
+    assert_eq!(
+        repo.create_intents("r/source/1").await.unwrap(),
+        vec!["s1", "s2", "s3"]
+    );
+    assert!(repo.create_intents("other").await.unwrap().is_empty());
+    repo.delete_registry("r").await.unwrap();
+    assert!(repo.create_intents("r/source/1").await.unwrap().is_empty());
+}
+
 pub async fn queue_order_and_states(b: &dyn Backend) {
     let (repo, _) = b.fresh().await;
     let base = Utc::now() - chrono::Duration::seconds(60);

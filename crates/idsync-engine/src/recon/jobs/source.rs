@@ -12,7 +12,7 @@ use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
 use crate::pipeline::lookups::Item;
-use crate::pipeline::op::ChunkOutput;
+use crate::pipeline::op::{ChunkOutput, PageFence};
 use crate::pipeline::stats::{StatsDelta, keys};
 use crate::recon::page::process;
 use idsync_connectors::{ConnectorResult, ObjectSet};
@@ -131,6 +131,7 @@ pub(super) async fn source_page(
     };
     let items = to_items(entries);
     let last_page = next_cookie.is_none();
+    let fence = page_fence(engine, &ctx, job, run_id).await?;
     // A paged query commits per page; an unpaged one per chunk, so a huge unpaged source never
     // holds all its writes at once.
     let chunk = if ctx.eff.source_page_size.is_some() {
@@ -167,7 +168,7 @@ pub(super) async fn source_page(
             rest = to_items(feed.next(&mut extra).await?);
         }
         extra.add(keys::SOURCE_READ, remaining.len() as i64);
-        let out = process(engine, &ctx, remaining).await?;
+        let out = process(engine, &ctx, remaining, fence.clone()).await?;
         let abort = out.abort.clone();
         let stopped = abort.is_some() || ctx.is_canceled();
         let done = rest.is_empty() || stopped;
@@ -277,6 +278,35 @@ async fn wait_for_earlier_pages(engine: &Engine, ctx: &RunCtx, page_no: u64) -> 
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(25));
     }
+}
+
+/// The page's fence for the create intents of a connected-system target, with the intents its
+/// earlier attempts committed (read only when there was one: the token counts the claims).
+async fn page_fence(
+    engine: &Engine,
+    ctx: &RunCtx,
+    job: &ClaimedJob,
+    run_id: &str,
+) -> EngineResult<Option<Arc<PageFence>>> {
+    if ctx.target_managed_type.is_some() || ctx.opts.analyze {
+        return Ok(None);
+    }
+    let earlier = if job.token > 1 {
+        engine
+            .repo
+            .create_intents(&job.job.id)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        Default::default()
+    };
+    Ok(Some(Arc::new(PageFence {
+        run_id: run_id.to_string(),
+        job_id: job.job.id.clone(),
+        token: job.token,
+        earlier,
+    })))
 }
 
 /// The run's totals, counted once by the first page: source and target totals and the link

@@ -56,7 +56,7 @@ pub(super) async fn target_phase(
                 .filter(|(i, _)| unclaimed.contains(&ctx.links.norm_target(i)))
                 .map(|(id, entry)| Item::Target { id, entry })
                 .collect();
-            let mut out = process(&engine, &ctx, items).await?;
+            let mut out = process(&engine, &ctx, items, None).await?;
             // The chunk's ids join the run's registry in the chunk's commit: a re-run of this
             // job (its node died mid-phase) skips them, so every target is counted once.
             if !unclaimed.is_empty() {
