@@ -16,6 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "../../idsync-connectors/tests/support/slapd.rs"]
+mod slapd;
 mod support;
 
 const MAPPING: &str = "hr_user";
@@ -406,6 +408,8 @@ async fn a_crash_before_a_page_commit_reruns_the_page_once() {
 enum External {
     Csv,
     Postgres(String),
+    /// The connector's configuration properties of a test slapd.
+    Ldap(Value),
 }
 
 /// A project reconciling `rows` HR rows into a connected system (no correlation query, so a
@@ -426,6 +430,12 @@ fn external_project(dir: &Path, rows: usize, to: &External) {
             json!({"url": url, "table": "out_accounts", "keyColumn": "uid"}),
             "__NAME__",
         ),
+        // The id is the entryUUID the directory assigns; the DN names the entry.
+        External::Ldap(props) => (
+            "org.identityconnectors.ldap.LdapConnector",
+            props.clone(),
+            "uid",
+        ),
     };
     std::fs::write(
         dir.join("conf/provisioner.openicf-out.json"),
@@ -435,10 +445,7 @@ fn external_project(dir: &Path, rows: usize, to: &External) {
             "configurationProperties": config,
             "objectTypes": {"account": {
                 "nativeType": "__ACCOUNT__",
-                "properties": {
-                    "uid": {"type": "string", "nativeName": id_native},
-                    "mail": {"type": "string", "nativeName": "mail"}
-                }
+                "properties": object_type(to, id_native)
             }}
         })
         .to_string(),
@@ -452,10 +459,7 @@ fn external_project(dir: &Path, rows: usize, to: &External) {
             "target": "system/out/account",
             "reconSourceQueryPaging": true,
             "reconSourceQueryPageSize": 10,
-            "properties": [
-                {"source": "uid", "target": "uid"},
-                {"source": "mail", "target": "mail"}
-            ],
+            "properties": properties(to),
             "policies": [
                 {"situation": "ABSENT", "action": "CREATE"},
                 {"situation": "CONFIRMED", "action": "UPDATE"}
@@ -464,6 +468,36 @@ fn external_project(dir: &Path, rows: usize, to: &External) {
         .to_string(),
     )
     .unwrap();
+}
+
+fn object_type(to: &External, id_native: &str) -> Value {
+    let mut props = json!({
+        "uid": {"type": "string", "nativeName": id_native},
+        "mail": {"type": "string", "nativeName": "mail"}
+    });
+    if let External::Ldap(_) = to {
+        props["dn"] = json!({"type": "string", "nativeName": "__NAME__"});
+        props["cn"] = json!({"type": "string", "nativeName": "cn"});
+        props["sn"] = json!({"type": "string", "nativeName": "sn"});
+    }
+    props
+}
+
+fn properties(to: &External) -> Value {
+    match to {
+        External::Ldap(_) => json!([
+            {"source": "uid", "target": "dn", "transform": {"type": "text/javascript",
+                "source": format!("'uid=' + source + ',{}'", slapd::PEOPLE)}},
+            {"source": "uid", "target": "uid"},
+            {"source": "uid", "target": "cn"},
+            {"source": "uid", "target": "sn"},
+            {"source": "mail", "target": "mail"}
+        ]),
+        _ => json!([
+            {"source": "uid", "target": "uid"},
+            {"source": "mail", "target": "mail"}
+        ]),
+    }
 }
 
 /// A page whose creates reached a connected system dies before its commit (its links and
@@ -476,7 +510,13 @@ async fn a_crash_after_external_creates_neither_duplicates_nor_fails_them() {
         &pg.url,
         "CREATE TABLE out_accounts (uid TEXT PRIMARY KEY, mail TEXT)",
     );
-    for to in [External::Csv, External::Postgres(pg.url.clone())] {
+    let ldap = slapd::Slapd::start();
+    let ldap_props: Value = serde_json::from_str(&ldap.configuration_properties()).unwrap();
+    for to in [
+        External::Csv,
+        External::Postgres(pg.url.clone()),
+        External::Ldap(ldap_props),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         external_project(dir.path(), 30, &to);
         let repo = sqlite(dir.path()).await;
