@@ -116,7 +116,9 @@ impl RunCtx {
                     self.plan(op, diff_out, out);
                     return Ok(Intent::Nothing);
                 }
-                if let (Some(scripts), Some(n)) = (&self.target_scripts, new.take()) {
+                if let Some(scripts) = &self.target_scripts
+                    && let Some(n) = new.take()
+                {
                     new = Some(scripts.before_update(&tid, &current, n)?);
                 }
                 let linked_here = link.as_ref().is_some_and(|l| {

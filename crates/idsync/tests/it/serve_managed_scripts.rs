@@ -311,7 +311,12 @@ async fn trigger_sync_check_syncs_the_object_as_it_reads() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["_id"], "a");
-    assert_eq!(out_rows(&p)[0]["note"], "onRead", "synced as it reads");
+    let (_, audit) = s.get("audit/sync?_queryFilter=true").await;
+    assert_eq!(
+        out_rows(&p)[0]["note"],
+        "onRead",
+        "synced as it reads: {audit:#}"
+    );
     let (status, body) = s
         .post("managed/user/nobody?_action=triggerSyncCheck", None)
         .await;
