@@ -420,6 +420,99 @@ fn code_of_status(status: u16) -> ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
+
+    fn spec(source: &str) -> Option<ScriptSpec> {
+        Some(ScriptSpec {
+            source: source.to_string(),
+            file: None,
+            globals: Map::new(),
+            origin: "conf/managed.json test".into(),
+        })
+    }
+
+    fn user(f: impl FnOnce(&mut ManagedType)) -> ManagedScripts {
+        let mut t = ManagedType {
+            name: "user".into(),
+            schema: json!({}),
+            indexed: Vec::new(),
+            on_create: None,
+            on_update: None,
+            on_delete: None,
+            on_read: None,
+            on_retrieve: None,
+            on_validate: None,
+            on_store: None,
+            post_create: None,
+            post_update: None,
+            post_delete: None,
+            on_sync: None,
+            actions: BTreeMap::new(),
+            raw: json!({}),
+        };
+        f(&mut t);
+        ManagedScripts::build(&t).unwrap()
+    }
+
+    #[test]
+    fn on_update_keeps_what_the_script_changed_in_object_or_in_new_object() {
+        let s = user(|t| t.on_update = spec("newObject.viaNew = oldObject.v; null"));
+        let out = s
+            .before_update("1", &json!({"v": 1}), json!({"v": 2}))
+            .unwrap();
+        assert_eq!(out, json!({"v": 2, "viaNew": 1}));
+        let s = user(|t| t.on_update = spec("object.viaObject = newObject.v; null"));
+        let out = s
+            .before_update("1", &json!({"v": 1}), json!({"v": 2}))
+            .unwrap();
+        assert_eq!(out, json!({"v": 2, "viaObject": 2}));
+    }
+
+    #[test]
+    fn reads_run_on_retrieve_then_on_read() {
+        let s = user(|t| {
+            t.on_retrieve = spec("object.order = ['onRetrieve']; null");
+            t.on_read = spec("object.order.push('onRead'); null");
+        });
+        assert_eq!(
+            s.on_read("1", json!({})).unwrap(),
+            json!({"order": ["onRetrieve", "onRead"]})
+        );
+    }
+
+    #[test]
+    fn each_hook_fails_with_its_own_status() {
+        let s = user(|t| {
+            t.on_validate = spec("throw new Error('bad mail')");
+            t.on_create = spec("if (object.x) { throw 'plain'; } null");
+            t.on_delete = spec("throw {code: 404, message: 'gone'}");
+        });
+        let e = s.before_create("1", json!({})).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::BadRequest, "bad mail")
+        );
+        let e = s.before_create("1", json!({"x": true})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Internal);
+        assert!(e.message.contains("onCreate of managed/user/1"), "{e}");
+        let e = s.before_delete("1", &json!({})).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::NotFound, "gone"));
+    }
+
+    #[test]
+    fn an_action_without_a_value_answers_the_object() {
+        let s = user(|t| {
+            t.actions.insert("noop".into(), spec("var x = 1;").unwrap());
+        });
+        let params = BTreeMap::new();
+        let object = json!({"_id": "1"});
+        let out = s.action("noop", Some("1"), Some(&object), &Value::Null, &params);
+        assert_eq!(out.unwrap().unwrap(), object);
+        assert!(
+            s.action("other", None, None, &Value::Null, &params)
+                .is_none()
+        );
+    }
 
     #[test]
     fn a_thrown_code_and_message_is_that_crest_error() {
