@@ -393,4 +393,34 @@ async fn a_recon_into_managed_objects_runs_their_lifecycle_scripts() {
     let mut uids: Vec<String> = out_rows(&p).into_iter().map(|r| r["uid"].clone()).collect();
     uids.sort();
     assert_eq!(uids, ["ada", "grace"]);
+
+    // A second run UPDATEs ada through onUpdate (with the stored object as oldObject) and
+    // onStore, and her new mail goes onward.
+    p.write(
+        "data/hr.csv",
+        &p.read("data/hr.csv")
+            .replace("ada@example.com", "Ada.L@example.com"),
+    );
+    let (status, run) = s
+        .post(
+            "recon?_action=recon&mapping=systemHrAccounts_managedUser",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    let summary = s.wait_run(run["_id"].as_str().unwrap()).await;
+    assert_eq!(summary["statusSummary"]["FAILURE"], 1, "{summary:#}");
+    let (_, page) = s
+        .get("managed/user?_queryFilter=userName%20eq%20%22ada%22")
+        .await;
+    let ada = &page["result"][0];
+    assert_eq!(ada["trail"], json!(["onUpdate", "onStore"]), "{ada}");
+    assert_eq!(
+        ada["seen"],
+        json!({"old": "ada@example.com", "new": "Ada.L@example.com", "rev": "string"}),
+        "{ada}"
+    );
+    let rows = out_rows(&p);
+    let out_ada = rows.iter().find(|r| r["uid"] == "ada").unwrap();
+    assert_eq!(out_ada["mail"], "Ada.L@example.com");
 }
