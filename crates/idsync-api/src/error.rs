@@ -48,6 +48,10 @@ pub enum ApiError {
     Connector(#[from] ConnectorError),
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// A managed object's lifecycle script refused or failed the request, with the CREST
+    /// error it chose (docs/configuration.md#confmanagedjson).
+    #[error(transparent)]
+    Hook(#[from] idsync_engine::HookError),
     /// A bug or an unexpected environment failure; the text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,6 +73,7 @@ impl HasErrorCode for ApiError {
             ApiError::WithDetail { code, .. } => *code,
             ApiError::Connector(e) => e.error_code(),
             ApiError::Repo(e) => e.error_code(),
+            ApiError::Hook(e) => e.code,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }

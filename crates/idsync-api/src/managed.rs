@@ -2,9 +2,15 @@
 //! [`ChangeSet`]s so that the engine's hooks (implicit and queued sync) commit with them.
 //! CREST preconditions: `If-Match` (412 on a revision mismatch), `If-None-Match: *` on PUT
 //! (create only). This module must not decide sync actions: it calls [`ManagedHooks`].
+//!
+//! The type's lifecycle scripts (docs/configuration.md#confmanagedjson) run here in IDM's
+//! order: for a create `onCreate` → `onValidate` → `onStore` → store → `postCreate` → implicit
+//! sync → `onSync`; an update `onUpdate` … `postUpdate`; a delete `onDelete` → store →
+//! `postDelete`; a read or query result `onRetrieve` → `onRead`. Custom actions and
+//! `triggerSyncCheck` answer `POST …?_action=`.
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::{JsonBody, Precondition, object_response};
+use crate::http::{JsonBody, OptionalJsonBody, Precondition, object_response};
 use crate::params::{Params, project_fields};
 use crate::state::{ApiState, ManagedChange};
 use axum::Router;
@@ -13,8 +19,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use idsync_core::ResourcePath;
+use idsync_engine::ManagedScripts;
 use idsync_repo::{ChangeSet, Op, RepoError};
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The routes of this resource.
 pub fn routes() -> Router<ApiState> {
@@ -50,6 +59,19 @@ fn check_type(state: &ApiState, object_type: &str) -> ApiResult<()> {
     }
 }
 
+/// The lifecycle scripts of a type, when the engine is plugged in and the type has any.
+fn scripts(state: &ApiState, object_type: &str) -> Option<Arc<ManagedScripts>> {
+    state.hooks.as_ref().and_then(|h| h.scripts(object_type))
+}
+
+/// The object as a read answers it: `onRetrieve` and `onRead` applied.
+fn as_read(state: &ApiState, object_type: &str, id: &str, object: Value) -> ApiResult<Value> {
+    match scripts(state, object_type) {
+        Some(s) if s.has_read_hooks() => Ok(s.on_read(id, object)?),
+        _ => Ok(object),
+    }
+}
+
 async fn get_existing(state: &ApiState, object_type: &str, id: &str) -> ApiResult<Value> {
     state
         .repo
@@ -71,10 +93,25 @@ async fn query(
     }
     let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
+    let readers = scripts(&state, &object_type).filter(|s| s.has_read_hooks());
     crate::stream::query_response(&state, &format!("managed/{object_type}"), req, move |q| {
         let repo = repo.clone();
         let object_type = object_type.clone();
-        async move { Ok(repo.query_objects(&object_type, &q).await?) }
+        let readers = readers.clone();
+        async move {
+            let mut page = repo.query_objects(&object_type, &q).await?;
+            if let Some(s) = readers {
+                for r in &mut page.results {
+                    let id = r
+                        .get("_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    *r = s.on_read(&id, std::mem::take(r))?;
+                }
+            }
+            Ok(page)
+        }
     })
     .await
 }
@@ -86,6 +123,7 @@ async fn read(
 ) -> ApiResult<Response> {
     check_type(&state, &object_type)?;
     let obj = get_existing(&state, &object_type, &id).await?;
+    let obj = as_read(&state, &object_type, &id, obj)?;
     let fields = params.fields()?;
     Ok(object_response(
         StatusCode::OK,
@@ -97,18 +135,23 @@ async fn create_action(
     State(state): State<ApiState>,
     Path(object_type): Path<String>,
     params: Params,
-    body: JsonBody,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> ApiResult<Response> {
     check_type(&state, &object_type)?;
     match params.action()? {
         None | Some("create") => {}
         Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown action \"{other}\" on managed/{object_type} (supported: create)"
-            )));
+            let body = body.unwrap_or(Value::Null);
+            if let Some(answer) = custom_action(&state, &object_type, other, None, &body, &params) {
+                return Ok(object_response(StatusCode::OK, answer?));
+            }
+            return Err(unknown_action(&state, &object_type, other, "create"));
         }
     }
-    let mut object = body.into_object()?;
+    let Some(body) = body else {
+        return Err(ApiError::BadRequest("the request needs a JSON body".into()));
+    };
+    let mut object = JsonBody(body).into_object()?;
     let id = match object.get("_id") {
         None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
         Some(Value::String(s)) if !s.is_empty() && !s.contains('/') => s.clone(),
@@ -123,14 +166,90 @@ async fn create_action(
     Ok(object_response(StatusCode::CREATED, merge(created, extra)))
 }
 
+/// `POST managed/<type>/<id>?_action=`: `triggerSyncCheck` or a custom action.
 async fn object_action(
+    State(state): State<ApiState>,
     Path((object_type, id)): Path<(String, String)>,
     params: Params,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> ApiResult<Response> {
+    check_type(&state, &object_type)?;
     let action = params.action()?.unwrap_or("");
-    Err(ApiError::BadRequest(format!(
-        "unknown action \"{action}\" on managed/{object_type}/{id}"
-    )))
+    if action == "triggerSyncCheck" {
+        // The object as it reads (onRead applied) runs through implicit sync as if it had
+        // changed; the answer is that object.
+        let stored = get_existing(&state, &object_type, &id).await?;
+        let object = as_read(&state, &object_type, &id, stored)?;
+        if let Some(h) = state.hooks.clone() {
+            let change = ManagedChange {
+                object_type: object_type.clone(),
+                id: id.clone(),
+                before: Some(object.clone()),
+                after: Some(object.clone()),
+            };
+            tokio::spawn(async move { h.sync_check(&change).await })
+                .await
+                .map_err(|e| ApiError::Internal(format!("implicit sync task failed: {e}")))??;
+        }
+        return Ok(object_response(StatusCode::OK, object));
+    }
+    let has_action = scripts(&state, &object_type).is_some_and(|s| s.has_action(action));
+    if has_action {
+        let stored = get_existing(&state, &object_type, &id).await?;
+        let body = body.unwrap_or(Value::Null);
+        if let Some(answer) = custom_action(
+            &state,
+            &object_type,
+            action,
+            Some((&id, &stored)),
+            &body,
+            &params,
+        ) {
+            return Ok(object_response(StatusCode::OK, answer?));
+        }
+    }
+    Err(unknown_action(
+        &state,
+        &object_type,
+        action,
+        "triggerSyncCheck",
+    ))
+}
+
+/// Runs the custom action `action` of the type on an object or on the collection; `None` when
+/// the type has no such action.
+fn custom_action(
+    state: &ApiState,
+    object_type: &str,
+    action: &str,
+    object: Option<(&str, &Value)>,
+    body: &Value,
+    params: &Params,
+) -> Option<ApiResult<Value>> {
+    let s = scripts(state, object_type)?;
+    let additional: BTreeMap<String, String> = params
+        .0
+        .iter()
+        .filter(|(k, _)| k != "_action")
+        .cloned()
+        .collect();
+    let (id, object) = match object {
+        Some((id, o)) => (Some(id), Some(o)),
+        None => (None, None),
+    };
+    s.action(action, id, object, body, &additional)
+        .map(|r| r.map_err(ApiError::from))
+}
+
+fn unknown_action(state: &ApiState, object_type: &str, action: &str, built_in: &str) -> ApiError {
+    let mut known = vec![built_in.to_string()];
+    if let Some(s) = scripts(state, object_type) {
+        known.extend(s.action_names().map(str::to_string));
+    }
+    ApiError::BadRequest(format!(
+        "unknown action \"{action}\" on managed/{object_type} (supported: {})",
+        known.join(", ")
+    ))
 }
 
 async fn put(
@@ -235,6 +354,10 @@ async fn delete(
     check_type(&state, &object_type)?;
     let pre = Precondition::from_headers(&headers)?;
     let before = get_existing(&state, &object_type, &id).await?;
+    let scripts = scripts(&state, &object_type);
+    if let Some(s) = &scripts {
+        s.before_delete(&id, &before)?;
+    }
     let expected = pre.rev().map(str::to_string).or_else(|| {
         before
             .get("_rev")
@@ -253,6 +376,9 @@ async fn delete(
         expected_rev: expected,
     });
     commit(&state, &change, &mut changes).await?;
+    if let Some(s) = &scripts {
+        s.after_delete(&id, &before)?;
+    }
     let extra = after_commit(&state, &change).await?;
     Ok(object_response(StatusCode::OK, merge(before, extra)))
 }
@@ -271,6 +397,15 @@ async fn create_object(
     id: &str,
     object: Value,
 ) -> ApiResult<(Value, Option<Value>)> {
+    let scripts = scripts(state, object_type);
+    let object = match &scripts {
+        Some(s) => {
+            let mut o = s.before_create(id, with_id(object, id))?;
+            strip_meta(&mut o);
+            o
+        }
+        None => object,
+    };
     // Before anything is stored: an object the repository could not parse back would break
     // every later read and query of its type.
     crate::limits::check_object(&object, &state.limits)?;
@@ -294,6 +429,9 @@ async fn create_object(
             other => other,
         })?;
     let stored = get_existing(state, object_type, id).await?;
+    if let Some(s) = &scripts {
+        s.after_create(id, &stored)?;
+    }
     change.after = Some(stored.clone());
     let extra = after_commit(state, &change).await?;
     Ok((stored, extra))
@@ -307,6 +445,15 @@ async fn update_object(
     object: Value,
     expected_rev: Option<&str>,
 ) -> ApiResult<(Value, Option<Value>)> {
+    let scripts = scripts(state, object_type);
+    let object = match &scripts {
+        Some(s) => {
+            let mut o = s.before_update(id, &before, with_id(object, id))?;
+            strip_meta(&mut o);
+            o
+        }
+        None => object,
+    };
     // The result of a PATCH or PUT, checked before it is stored (see `create_object`).
     crate::limits::check_object(&object, &state.limits)?;
     let mut change = ManagedChange {
@@ -323,6 +470,9 @@ async fn update_object(
     });
     commit(state, &change, &mut changes).await?;
     let stored = get_existing(state, object_type, id).await?;
+    if let (Some(s), Some(before)) = (&scripts, &change.before) {
+        s.after_update(id, before, &stored)?;
+    }
     change.after = Some(stored.clone());
     let extra = after_commit(state, &change).await?;
     Ok((stored, extra))

@@ -40,6 +40,7 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(m) => ApiError::Conflict(m),
             EngineError::Repo(e) => ApiError::Repo(e),
             EngineError::Connector(e) => ApiError::Connector(e),
+            EngineError::Hook(e) => ApiError::Hook(e),
             other => match other.error_code() {
                 idsync_core::ErrorCode::Internal => ApiError::Internal(other.to_string()),
                 code => ApiError::WithDetail {

@@ -92,6 +92,20 @@ pub trait ManagedHooks: Send + Sync + std::fmt::Debug {
         let _ = change;
         Ok(None)
     }
+
+    /// The lifecycle scripts and custom actions of a managed type (docs/configuration.md#confmanagedjson),
+    /// when the engine has them.
+    fn scripts(&self, object_type: &str) -> Option<Arc<idsync_engine::ManagedScripts>> {
+        let _ = object_type;
+        None
+    }
+
+    /// `triggerSyncCheck`: runs implicit sync for an unchanged object (`change.before` and
+    /// `change.after` are both the object) as if it had changed.
+    async fn sync_check(&self, change: &ManagedChange) -> ApiResult<Option<Value>> {
+        let _ = change;
+        Ok(None)
+    }
 }
 
 /// Actions on `system/<name>/<type>` beyond `create` (e.g. `liveSync`), answered by the

@@ -66,14 +66,37 @@ impl ManagedHooks for EngineHooks {
         let Some(c) = change_of(change) else {
             return Ok(None);
         };
-        // A failed implicit sync does not fail the write (docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync): the sync audit and
-        // the log say what happened.
-        match self.0.notify(&c).await {
+        self.sync(&c).await
+    }
+
+    fn scripts(&self, object_type: &str) -> Option<Arc<idsync_engine::ManagedScripts>> {
+        self.0.managed_scripts(object_type).cloned()
+    }
+
+    async fn sync_check(&self, change: &ManagedChange) -> ApiResult<Option<Value>> {
+        let c = Change {
+            collection: format!("managed/{}", change.object_type),
+            id: change.id.clone(),
+            action: SyncAction::NotifyUpdate,
+            old: change.before.clone(),
+            new: change.after.clone(),
+        };
+        self.sync(&c).await
+    }
+}
+
+impl EngineHooks {
+    /// Implicit sync of a stored write, then the type's `onSync`. A failed implicit sync does
+    /// not fail the write (docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync):
+    /// the sync audit and the log say what happened; only what `onSync` throws fails it.
+    async fn sync(&self, c: &Change) -> ApiResult<Option<Value>> {
+        match self.0.notify_managed(c).await {
             Ok(outcome) => {
                 if let Some(m) = outcome.failure_message() {
                     tracing::warn!(collection = %c.collection, id = %c.id, "implicit sync failed: {m}");
                 }
             }
+            Err(idsync_engine::EngineError::Hook(e)) => return Err(ApiError::Hook(e)),
             Err(e) => {
                 tracing::warn!(collection = %c.collection, id = %c.id, error = %e, "implicit sync failed");
             }

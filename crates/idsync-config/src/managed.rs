@@ -1,22 +1,30 @@
 //! `conf/managed.json` read into [`ManagedType`]s: names, schema, the properties to
-//! index, and the object hooks. It must not create tables; the repository does that from `indexed`.
+//! index, the lifecycle scripts and the custom actions. It must not create tables; the repository does that from `indexed`.
 
 use crate::cx::Cx;
 use crate::script::script;
-use crate::types::ManagedType;
+use crate::types::{ManagedType, ScriptSpec};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
-/// IDM managed-object hooks that idsync does not run.
-const UNSUPPORTED_HOOKS: [&str; 8] = [
+/// The lifecycle scripts of a managed object type, by their managed.json key.
+const HOOKS: [&str; 11] = [
+    "onCreate",
+    "onUpdate",
+    "onDelete",
     "onRead",
-    "onStore",
     "onRetrieve",
     "onValidate",
+    "onStore",
     "postCreate",
     "postUpdate",
     "postDelete",
-    "actions",
+    "onSync",
 ];
+
+/// Actions of `managed/<type>[/<id>]` that idsync answers itself: a custom action cannot
+/// take their names.
+const BUILT_IN_ACTIONS: [&str; 2] = ["create", "triggerSyncCheck"];
 
 pub(crate) fn managed(cx: &mut Cx<'_>, v: &Value) -> Vec<ManagedType> {
     let Some(mut root) = cx.object("", v) else {
@@ -83,22 +91,35 @@ fn managed_type(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ManagedType> {
             }
         }
     }
-    let on_create = o
-        .get("onCreate")
-        .and_then(|s| script(cx, &o.at("onCreate"), s));
-    let on_update = o
-        .get("onUpdate")
-        .and_then(|s| script(cx, &o.at("onUpdate"), s));
-    let on_delete = o
-        .get("onDelete")
-        .and_then(|s| script(cx, &o.at("onDelete"), s));
-    let on_sync = o.get("onSync").and_then(|s| script(cx, &o.at("onSync"), s));
-    for hook in UNSUPPORTED_HOOKS {
-        if o.get(hook).is_some() {
-            cx.warn(
-                &o.at(hook),
-                format!("\"{hook}\" is not supported by idsync and is ignored"),
-            );
+    let mut hooks: BTreeMap<&str, ScriptSpec> = BTreeMap::new();
+    for hook in HOOKS {
+        if let Some(spec) = o.get(hook).and_then(|s| script(cx, &o.at(hook), s)) {
+            hooks.insert(hook, spec);
+        }
+    }
+    let mut actions = BTreeMap::new();
+    if let Some(value) = o.get("actions") {
+        let aptr = o.at("actions");
+        match value {
+            Value::Object(map) => {
+                for (name, s) in map {
+                    let ptr = format!("{aptr}/{}", crate::cx::escape(name));
+                    if name.is_empty() || BUILT_IN_ACTIONS.contains(&name.as_str()) {
+                        cx.error(
+                            &ptr,
+                            format!(
+                                "bad action name \"{name}\": it must be non-empty and not one of idsync's own actions ({})",
+                                BUILT_IN_ACTIONS.join(", ")
+                            ),
+                        );
+                        continue;
+                    }
+                    if let Some(spec) = script(cx, &ptr, s) {
+                        actions.insert(name.clone(), spec);
+                    }
+                }
+            }
+            other => cx.wrong_type(&aptr, "an object of action name to script", other),
         }
     }
     o.accept(&["iconClass", "type", "title", "description"]);
@@ -107,10 +128,18 @@ fn managed_type(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ManagedType> {
         name: name?,
         schema,
         indexed,
-        on_create,
-        on_update,
-        on_delete,
-        on_sync,
+        on_create: hooks.remove("onCreate"),
+        on_update: hooks.remove("onUpdate"),
+        on_delete: hooks.remove("onDelete"),
+        on_read: hooks.remove("onRead"),
+        on_retrieve: hooks.remove("onRetrieve"),
+        on_validate: hooks.remove("onValidate"),
+        on_store: hooks.remove("onStore"),
+        post_create: hooks.remove("postCreate"),
+        post_update: hooks.remove("postUpdate"),
+        post_delete: hooks.remove("postDelete"),
+        on_sync: hooks.remove("onSync"),
+        actions,
         raw: v.clone(),
     })
 }

@@ -290,10 +290,20 @@ pub struct ManagedType {
     pub name: String,
     pub schema: Value,
     pub indexed: Vec<String>,
+    /// The lifecycle scripts (docs/configuration.md#confmanagedjson gives when each runs).
     pub on_create: Option<ScriptSpec>,
     pub on_update: Option<ScriptSpec>,
     pub on_delete: Option<ScriptSpec>,
+    pub on_read: Option<ScriptSpec>,
+    pub on_retrieve: Option<ScriptSpec>,
+    pub on_validate: Option<ScriptSpec>,
+    pub on_store: Option<ScriptSpec>,
+    pub post_create: Option<ScriptSpec>,
+    pub post_update: Option<ScriptSpec>,
+    pub post_delete: Option<ScriptSpec>,
     pub on_sync: Option<ScriptSpec>,
+    /// Custom scripted actions by name (`POST managed/<type>/<id>?_action=<name>`).
+    pub actions: BTreeMap<String, ScriptSpec>,
     pub raw: Value,
 }
 

@@ -2,6 +2,7 @@
 //! mappings, and the per-run caches of the runs this node works on.
 
 use crate::error::{EngineError, EngineResult};
+use crate::managed_scripts::ManagedScripts;
 use crate::pipeline::ctx::RunCtx;
 use crate::resources::Resources;
 use idsync_config::{Mapping, Project};
@@ -22,6 +23,8 @@ pub struct Engine {
     /// How long a claimed job stays this node's without a renewal.
     pub lease: Duration,
     mappings: BTreeMap<String, Arc<CompiledMapping>>,
+    /// The lifecycle scripts and actions of each managed type of managed.json.
+    managed_scripts: BTreeMap<String, Arc<ManagedScripts>>,
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
     /// This node's share of the queued-mapping locks (see `cluster.rs`).
     pub queue_balance: crate::cluster::QueueBalance,
@@ -34,7 +37,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Compiles every mapping's scripts (a syntax error is reported now, naming the mapping).
+    /// Compiles every mapping's scripts and every managed type's lifecycle scripts (a syntax
+    /// error is reported now, naming the mapping or the type).
     pub fn new(
         project: Arc<Project>,
         repo: Arc<dyn Repository>,
@@ -45,6 +49,10 @@ impl Engine {
         for m in &project.mappings {
             mappings.insert(m.name.clone(), Arc::new(CompiledMapping::build(m)?));
         }
+        let mut managed_scripts = BTreeMap::new();
+        for t in &project.managed {
+            managed_scripts.insert(t.name.clone(), Arc::new(ManagedScripts::build(t)?));
+        }
         let lease = Duration::from_millis(project.settings.lease_ms.max(1000));
         Ok(Arc::new(Engine {
             project,
@@ -53,6 +61,7 @@ impl Engine {
             node_id: node_id.into(),
             lease,
             mappings,
+            managed_scripts,
             runs: Mutex::new(HashMap::new()),
             sync_ctxs: Mutex::new(HashMap::new()),
             queue_balance: crate::cluster::QueueBalance::default(),
@@ -83,6 +92,11 @@ impl Engine {
             ))
         })?;
         Ok((compiled.config().clone(), compiled.clone()))
+    }
+
+    /// The lifecycle scripts of a managed type (`None` for a type without managed.json entry).
+    pub fn managed_scripts(&self, object_type: &str) -> Option<&Arc<ManagedScripts>> {
+        self.managed_scripts.get(object_type)
     }
 
     pub(crate) async fn run_ctx(&self, run: &RunRecord) -> EngineResult<Arc<RunCtx>> {

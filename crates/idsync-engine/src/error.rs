@@ -19,6 +19,12 @@ pub enum EngineError {
     Connector(#[from] idsync_connectors::ConnectorError),
     #[error(transparent)]
     Mapping(#[from] idsync_mapping::MappingError),
+    /// A managed object's lifecycle script refused or failed the operation.
+    #[error(transparent)]
+    Hook(#[from] crate::managed_scripts::HookError),
+    /// A script that does not compile (found when the engine starts).
+    #[error(transparent)]
+    Script(#[from] idsync_script::ScriptError),
     #[error("{0}")]
     Internal(String),
 }
@@ -32,6 +38,8 @@ impl HasErrorCode for EngineError {
             EngineError::Repo(e) => e.error_code(),
             EngineError::Connector(e) => e.error_code(),
             EngineError::Mapping(e) => e.error_code(),
+            EngineError::Hook(e) => e.error_code(),
+            EngineError::Script(e) => e.error_code(),
             EngineError::Internal(_) => ErrorCode::Internal,
         }
     }

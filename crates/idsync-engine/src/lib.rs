@@ -12,6 +12,7 @@ mod engine;
 pub mod error;
 mod faults;
 pub mod links;
+pub mod managed_scripts;
 pub mod managed_set;
 pub mod metered;
 mod pipeline;
@@ -23,5 +24,6 @@ pub mod worker;
 
 pub use engine::Engine;
 pub use error::{EngineError, EngineResult};
+pub use managed_scripts::{HookError, ManagedScripts};
 pub use recon::effective::ReconOptions;
 pub use resources::Resources;

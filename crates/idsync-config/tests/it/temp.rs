@@ -437,23 +437,23 @@ fn effective_page_sizes_and_target_phase() {
 fn managed_json_problems() {
     let dir = project(&[(
         "conf/managed.json",
-        r#"{"objects":[{"name":"user","onRead":{"type":"text/javascript","source":"1;"},"idsync":{"index":"userName"}},
-                       {"name":"user"},{"name":"a/b"},{"schema":{}}]}"#,
+        r#"{"objects":[{"name":"user","onRead":{"type":"text/javascript","source":"1;"},"idsync":{"index":"userName"},
+                        "actions":{"triggerSyncCheck":{"source":"1"},"ok":{"source":"1"},"bad":"x"}},
+                       {"name":"user"},{"name":"a/b"},{"schema":{}},{"name":"r","actions":[]}]}"#,
     )]);
     let d = load_with(dir.path(), &[]).unwrap_err();
     assert_eq!(
         lines(&d.errors),
         [
+            "conf/managed.json: /objects/0/actions/bad: expected a script object ({\"type\":\"text/javascript\",\"source\":...}), found a string",
+            "conf/managed.json: /objects/0/actions/triggerSyncCheck: bad action name \"triggerSyncCheck\": it must be non-empty and not one of idsync's own actions (create, triggerSyncCheck)",
             "conf/managed.json: /objects/0/idsync/index: expected an array of strings, found a string",
             "conf/managed.json: /objects/1/name: duplicate managed object type \"user\"",
             "conf/managed.json: /objects/2/name: bad managed object type name \"a/b\": it must be non-empty and contain no '/'",
             "conf/managed.json: /objects/3/name: missing required key \"name\"",
+            "conf/managed.json: /objects/4/actions: expected an object of action name to script, found an array",
         ]
     );
-    assert_eq!(
-        lines(&d.warnings),
-        [
-            "conf/managed.json: /objects/0/onRead: \"onRead\" is not supported by idsync and is ignored"
-        ]
-    );
+    // Every lifecycle script runs now: none is warned about.
+    assert_eq!(lines(&d.warnings), Vec::<String>::new());
 }

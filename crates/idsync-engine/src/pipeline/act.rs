@@ -68,6 +68,16 @@ impl RunCtx {
                 {
                     o.insert("_id".into(), Value::String(new_id()));
                 }
+                // A managed target is created through its type's lifecycle as a REST create is:
+                // onCreate → onValidate → onStore (docs/configuration.md#confmanagedjson).
+                if let Some(scripts) = &self.target_scripts
+                    && let Some(id) = value.get("_id").and_then(Value::as_str).map(str::to_string)
+                {
+                    value = scripts.before_create(&id, value)?;
+                    if let Some(o) = value.as_object_mut() {
+                        o.insert("_id".into(), Value::String(id));
+                    }
+                }
                 Intent::Create { value }
             }
             Action::Update | Action::Link => {
@@ -106,6 +116,11 @@ impl RunCtx {
                     self.plan(op, diff_out, out);
                     return Ok(Intent::Nothing);
                 }
+                if let Some(scripts) = &self.target_scripts
+                    && let Some(n) = new.take()
+                {
+                    new = Some(scripts.before_update(&tid, &current, n)?);
+                }
                 let linked_here = link.as_ref().is_some_and(|l| {
                     self.links.norm_target(self.links.target_id(l)) == self.links.norm_target(&tid)
                 });
@@ -131,6 +146,9 @@ impl RunCtx {
                         let tm = Instant::now();
                         self.mapping.on_delete(source, t, &self.hook(op))?;
                         out.stats.time("onDeleteScript", tm.elapsed());
+                        if let Some(scripts) = &self.target_scripts {
+                            scripts.before_delete(&tid, t)?;
+                        }
                         Intent::Delete {
                             target: Some((tid, t.clone())),
                         }
@@ -327,6 +345,7 @@ impl RunCtx {
                 if let Some(o) = new.as_object_mut() {
                     o.remove("_rev");
                 }
+                self.keep_old(id, current, out);
                 out.ops.push(Op::UpdateObject {
                     object_type: object_type.clone(),
                     id: id.to_string(),
@@ -355,6 +374,7 @@ impl RunCtx {
         let t = Instant::now();
         match &self.target_managed_type {
             Some(object_type) => {
+                self.keep_old(id, current, out);
                 out.ops.push(Op::DeleteObject {
                     object_type: object_type.clone(),
                     id: id.to_string(),
@@ -368,6 +388,18 @@ impl RunCtx {
         }
         out.stats.time("deleteTargetObject", t.elapsed());
         Ok(())
+    }
+
+    /// Keeps a managed target's value before its update or delete when its type's `post*`
+    /// scripts will want it as `oldObject`.
+    fn keep_old(&self, id: &str, current: &Value, out: &mut ChunkOutput) {
+        if self
+            .target_scripts
+            .as_ref()
+            .is_some_and(|s| s.has_after_hooks())
+        {
+            out.managed_old.insert(id.to_string(), current.clone());
+        }
     }
 
     /// Creates (or re-points) the link of this op: `onLink`, then the link record.

@@ -55,6 +55,8 @@ pub struct RunCtx {
     pub target_set: Arc<dyn ObjectSet>,
     /// `Some(type)` when the target is `managed/<type>`: its writes join the page's commit.
     pub target_managed_type: Option<String>,
+    /// The lifecycle scripts of the managed target type: its writes run them as REST writes do.
+    pub target_scripts: Option<Arc<crate::managed_scripts::ManagedScripts>>,
     pub links: LinkView,
     pub all_qualifiers: Vec<String>,
     pub target_snapshot: Option<TargetSnapshot>,
@@ -156,6 +158,9 @@ impl RunCtx {
         let source_set = engine.resources.object_set(&eff.source.resource)?;
         let target_set = engine.resources.object_set(&eff.target.resource)?;
         let target_managed_type = managed_type(&eff.target.resource).map(str::to_string);
+        let target_scripts = target_managed_type
+            .as_deref()
+            .and_then(|t| engine.managed_scripts(t).cloned());
         let links = LinkView::of(&engine.project, &config);
         let all_qualifiers = mapping.link_qualifiers(None, None, true)?;
         Ok(RunCtx {
@@ -169,6 +174,7 @@ impl RunCtx {
             source_set,
             target_set,
             target_managed_type,
+            target_scripts,
             links,
             all_qualifiers,
             target_snapshot: None,

@@ -26,6 +26,9 @@ pub struct ChunkOutput {
     pub sync_results: Vec<Value>,
     /// Normalised ids of the targets written (created, updated, deleted).
     pub written: Vec<String>,
+    /// Managed targets updated or deleted, by id: the object before the write, for the type's
+    /// `postUpdate`/`postDelete` (kept only when the type has such scripts).
+    pub managed_old: HashMap<String, Value>,
 }
 
 impl ChunkOutput {
@@ -36,6 +39,7 @@ impl ChunkOutput {
         self.stats.merge(other.stats);
         self.sync_results.extend(other.sync_results);
         self.written.extend(other.written);
+        self.managed_old.extend(other.managed_old);
         if self.abort.is_none() {
             self.abort = other.abort;
         }

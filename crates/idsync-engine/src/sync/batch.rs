@@ -9,7 +9,7 @@
 //! `on_success` ops; when the batch commit is refused (a link conflict of one event), every
 //! event commits alone, so one conflict fails only its own event.
 
-use super::{ChangeRef, SyncOutcome, managed_changes, triggered};
+use super::{ChangeRef, SyncOutcome, managed_changes_of, triggered};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::pipeline::ctx::RunCtx;
@@ -101,7 +101,7 @@ impl Engine {
                         .await
                 }
                 Ok(Some(out)) => {
-                    let cascade = managed_changes(&out.ops);
+                    let cascade = managed_changes_of(&out);
                     let outcome = if together {
                         Ok(SyncOutcome {
                             failed: failed(&out),

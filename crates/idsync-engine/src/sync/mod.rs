@@ -264,7 +264,7 @@ impl Engine {
         let out = self
             .act(&ctx, &ChunkLookups::default(), change.view())
             .await?;
-        let cascade = managed_changes(&out.ops);
+        let cascade = managed_changes_of(&out);
         let (mut outcome, committed) = self.commit_output(out).await;
         if committed {
             outcome.merge(self.cascade(cascade, depth).await?);
@@ -311,13 +311,74 @@ impl Engine {
     async fn cascade(&self, changes: Vec<Change>, depth: usize) -> EngineResult<SyncOutcome> {
         let mut outcome = SyncOutcome::default();
         for c in changes {
-            if !self.has_sync_from(&c.collection) {
+            let scripted = self
+                .scripts_of(&c.collection)
+                .is_some_and(|s| s.has_after_hooks());
+            if !scripted && !self.has_sync_from(&c.collection) {
                 continue;
             }
-            let c = self.with_current_value(c).await?;
-            outcome.merge(self.notify_depth(&c, depth + 1).await?);
+            outcome.merge(self.after_managed_write(c, depth + 1).await?);
         }
         Ok(outcome)
+    }
+
+    /// The lifecycle scripts of the managed type of `collection`, if it is one.
+    fn scripts_of(&self, collection: &str) -> Option<&Arc<crate::ManagedScripts>> {
+        collection
+            .strip_prefix("managed/")
+            .and_then(|t| self.managed_scripts(t))
+    }
+
+    /// What follows a managed-object write that a recon or a sync committed, as for a REST
+    /// write: the type's `post*` script, then implicit sync and `onSync`.
+    async fn after_managed_write(&self, c: Change, depth: usize) -> EngineResult<SyncOutcome> {
+        let c = self.with_current_value(c).await?;
+        if let Some(s) = self.scripts_of(&c.collection) {
+            s.after_write(&c.id, c.old.as_ref(), c.new.as_ref())?;
+        }
+        self.notify_managed_depth(&c, depth).await
+    }
+
+    /// The implicit sync of a stored managed-object write, then its type's `onSync` with the
+    /// results (`syncResults`: `{"success", "action", "syncDetails"}`). Without `onSync` a
+    /// failed sync is only in the outcome; with it, the script decides: what it throws is the
+    /// error (docs/configuration.md#confmanagedjson).
+    pub async fn notify_managed(&self, change: &Change) -> EngineResult<SyncOutcome> {
+        self.notify_managed_depth(change, 0).await
+    }
+
+    async fn notify_managed_depth(
+        &self,
+        change: &Change,
+        depth: usize,
+    ) -> EngineResult<SyncOutcome> {
+        let result = self.notify_depth(change, depth).await;
+        let Some(scripts) = self
+            .scripts_of(&change.collection)
+            .filter(|s| s.has_on_sync())
+        else {
+            return result;
+        };
+        let sync_results = match &result {
+            Ok(o) => json!({
+                "success": !o.failed,
+                "action": change.action.as_str(),
+                "syncDetails": o.results,
+            }),
+            Err(e) => json!({
+                "success": false,
+                "action": change.action.as_str(),
+                "syncDetails": [],
+                "cause": e.to_string(),
+            }),
+        };
+        scripts.on_sync(
+            &change.id,
+            change.old.as_ref(),
+            change.new.as_ref(),
+            sync_results,
+        )?;
+        result
     }
 
     /// Commits what a sync produced (links, managed writes, sync audit) and returns its results;
@@ -363,13 +424,11 @@ impl Engine {
             .clone())
     }
 
-    /// Runs the inline mappings of a managed-object change that is already committed (a
-    /// recon wrote it); a failure is logged and audited, never raised.
+    /// Runs what follows a managed-object change that is already committed (a recon wrote
+    /// it): the type's `post*` script, the inline mappings and `onSync`; a failure is logged
+    /// and audited, never raised.
     pub async fn notify_committed(&self, change: Change) {
-        let result = match self.with_current_value(change.clone()).await {
-            Ok(c) => self.notify(&c).await,
-            Err(e) => Err(e),
-        };
+        let result = self.after_managed_write(change.clone(), 0).await;
         let failure = match result {
             Ok(outcome) => outcome.failure_message(),
             Err(e) => Some(e.to_string()),
@@ -391,6 +450,16 @@ impl Engine {
         }
         Ok(c)
     }
+}
+
+/// The managed-object writes of a sync's output, with the objects before the updates and
+/// deletes when the output kept them (for `postUpdate`/`postDelete`).
+pub(crate) fn managed_changes_of(out: &ChunkOutput) -> Vec<Change> {
+    let mut changes = managed_changes(&out.ops);
+    for c in &mut changes {
+        c.old = out.managed_old.get(&c.id).cloned();
+    }
+    changes
 }
 
 /// The managed-object writes among committed operations, as changes to cascade.

@@ -27,6 +27,7 @@ mod serve_ldap;
 mod serve_livesync;
 mod serve_livesync_ldap;
 mod serve_managed;
+mod serve_managed_scripts;
 mod serve_queue;
 mod serve_runs;
 mod serve_scheduler;

@@ -282,15 +282,21 @@ async fn commit_chunk(
 ) -> EngineResult<Option<String>> {
     let abort = out.abort.clone();
     let written = std::mem::take(&mut out.written);
+    let mut managed_old = std::mem::take(&mut out.managed_old);
     let metrics = ChunkMetrics::tally(ctx, &out);
     let mut cs = ChangeSet::fenced(&job.job.id, job.token);
     cs.ops = chunk_ops(ctx, out, extra)?;
     cs.ops.extend(tail);
     // Managed objects this chunk wrote are changes of their own (docs/ARCHITECTURE.md#one-managed-object-change-through-implicit-and-queued-sync): queued
     // mappings get their events in this commit, inline ones run once it is committed.
+    // So do the type's post-write scripts (postCreate, postUpdate, postDelete, onSync).
+    let scripted = ctx
+        .target_scripts
+        .as_ref()
+        .is_some_and(|s| s.has_after_hooks());
     let cascade = if ctx.target_managed_type.is_some()
         && !ctx.opts.analyze
-        && engine.has_sync_from(&ctx.config.target_str)
+        && (scripted || engine.has_sync_from(&ctx.config.target_str))
     {
         crate::sync::managed_changes(&cs.ops)
     } else {
@@ -304,7 +310,8 @@ async fn commit_chunk(
     engine.repo.commit(cs).await?;
     crate::failpoint!("recon.page.after_commit");
     ctx.note_written(written);
-    for c in cascade {
+    for mut c in cascade {
+        c.old = managed_old.remove(&c.id);
         engine.notify_committed(c).await;
     }
     let phase = if job.job.kind == KIND_TARGET {
