@@ -111,6 +111,8 @@ pub(crate) fn script(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ScriptSpec
 pub enum ScriptFileError {
     /// Neither in the project folder, nor in its `script/` folder, nor built in.
     NotFound(String),
+    /// The name leads out of the project folder (an absolute path, `..`, a link).
+    Outside(String),
     /// One of IDM's default scripts that idsync does not provide: the reason.
     Refused(String, &'static str),
     /// The file exists but cannot be read.
@@ -124,6 +126,10 @@ impl std::fmt::Display for ScriptFileError {
                 f,
                 "script file \"{file}\" not found (looked in the project folder, its script/ \
                  folder and idsync's built-in scripts)"
+            ),
+            ScriptFileError::Outside(file) => write!(
+                f,
+                "script file \"{file}\" is refused: script files must be inside the project folder"
             ),
             ScriptFileError::Refused(file, why) => write!(
                 f,
@@ -151,20 +157,25 @@ pub fn read_script_file(
 ) -> Result<String, ScriptFileError> {
     let unreadable = |e| ScriptFileError::Unreadable(file.to_string(), e);
     let root = std::fs::canonicalize(project_dir).map_err(unreadable)?;
+    let mut outside = false;
     for base in [root.clone(), root.join("script")] {
         let Ok(path) = std::fs::canonicalize(base.join(file)) else {
             continue;
         };
-        if !path.starts_with(&root) || !path.is_file() {
+        if !path.starts_with(&root) {
+            outside = true;
             continue;
         }
-        return std::fs::read_to_string(path).map_err(unreadable);
+        if path.is_file() {
+            return std::fs::read_to_string(path).map_err(unreadable);
+        }
     }
     if let Some(source) = crate::builtin::builtin_script(file) {
         return Ok(source.to_string());
     }
     match crate::builtin::refused_script(file) {
         Some(why) => Err(ScriptFileError::Refused(file.to_string(), why)),
+        None if outside => Err(ScriptFileError::Outside(file.to_string())),
         None => Err(ScriptFileError::NotFound(file.to_string())),
     }
 }
