@@ -38,8 +38,9 @@ pub(crate) struct OpenCsv {
     pub header: StringRecord,
     /// Length and modification time (ns) of the opened file, for resume hints.
     pub stamp: (u64, u64),
-    /// Whether the reader's byte positions are the file's (not so when spaces around fields
-    /// are dropped, see `spaces`): resume hints are only given and taken when they are.
+    /// Whether the records' byte positions are file offsets: false once a row start of a
+    /// file read with spaces around its fields could not be mapped back (see `spaces`), and
+    /// resume hints are then neither given nor taken.
     pub exact_positions: bool,
 }
 
@@ -92,7 +93,7 @@ pub(crate) fn open(settings: &CsvSettings) -> ConnectorResult<Option<OpenCsv>> {
         reader,
         header,
         stamp,
-        exact_positions: !spaced,
+        exact_positions: true,
     }))
 }
 
@@ -107,6 +108,19 @@ pub(crate) fn for_each_record(
         match open.reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
+                // The position as a file offset (the stream of a file with spaces around its
+                // fields is shorter than the file).
+                if let Some(pos) = record.position().cloned() {
+                    match open.reader.get_mut().get_mut().file_offset(pos.byte()) {
+                        Some(b) if b == pos.byte() => {}
+                        Some(b) => {
+                            let mut p = pos;
+                            p.set_byte(b);
+                            record.set_position(Some(p));
+                        }
+                        None => open.exact_positions = false,
+                    }
+                }
                 let line = record.position().map_or(0, csv::Position::line);
                 if !f(&record, line)? {
                     return Ok(());
@@ -216,7 +230,7 @@ fn read_sorted_page(
         results.push(object);
         Ok(true)
     })?;
-    if !sorted {
+    if !sorted || !open.exact_positions {
         return Ok(None);
     }
     let cookie = match (next, results.last()) {

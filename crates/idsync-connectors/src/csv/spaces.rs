@@ -6,9 +6,10 @@
 //! [`Spaces`] is a reader between the file and the csv crate that drops those spaces, so that
 //! the crate sees `"firstName","uid","lastName"`. It is switched on per file, when the header
 //! line has such spaces ([`header_has_spaces`]): a file whose header is written without them
-//! is read byte for byte as before (a value's own leading space is kept), and keeps its exact
-//! byte positions for the sorted-file fast path. A switched-on reader changes byte offsets, so
-//! it cannot seek, and the reader does not offer resume hints for such files (read.rs).
+//! is read byte for byte as before (a value's own leading space is kept). A switched-on reader
+//! changes byte offsets, so it remembers where each row starts in the file
+//! ([`Spaces::file_offset`]): the sorted-file fast path (read.rs) resumes at file offsets in
+//! both kinds of file.
 //!
 //! Spaces inside quotes and between the words of an unquoted value are kept.
 
@@ -31,6 +32,9 @@ enum State {
     AfterQuote,
 }
 
+/// The most row starts a reader remembers (16 bytes each).
+const MAX_STARTS: usize = 1 << 17;
+
 fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
@@ -51,6 +55,13 @@ pub(crate) struct Spaces<R> {
     next: usize,
     /// Output owed to the caller before more input is filtered (held spaces being released).
     owed: Vec<u8>,
+    /// File offset of the next input byte, and stream offset of the next output byte.
+    raw: u64,
+    out: u64,
+    /// (stream offset, file offset) of the row starts not yet asked for, in order; at most
+    /// [`MAX_STARTS`] (a reader that asks for every row it reads keeps far fewer: the rows
+    /// between its read point and the end of what its buffers hold).
+    starts: std::collections::VecDeque<(u64, u64)>,
 }
 
 impl<R: Read> Spaces<R> {
@@ -65,6 +76,25 @@ impl<R: Read> Spaces<R> {
             input: Vec::new(),
             next: 0,
             owed: Vec::new(),
+            raw: 0,
+            out: 0,
+            starts: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The file offset of the row starting at `offset` of the filtered stream (the csv crate's
+    /// byte position). Inactive, the two are the same. `None` when the row start is unknown
+    /// (already forgotten).
+    pub fn file_offset(&mut self, offset: u64) -> Option<u64> {
+        if !self.active {
+            return Some(offset);
+        }
+        while self.starts.front().is_some_and(|(o, _)| *o < offset) {
+            self.starts.pop_front();
+        }
+        match self.starts.front() {
+            Some((o, raw)) if *o == offset => Some(*raw),
+            _ => None,
         }
     }
 
@@ -154,16 +184,26 @@ impl<R: Read> Read for Spaces<R> {
                     buf[n..n + k].copy_from_slice(&self.owed[..k]);
                     self.owed.drain(..k);
                     n += k;
+                    self.out += k as u64;
                     continue;
                 }
                 let Some(&b) = self.input.get(self.next) else {
                     break;
                 };
                 self.next += 1;
+                self.raw += 1;
                 if self.step(b) {
                     if self.owed.is_empty() {
                         buf[n] = b;
                         n += 1;
+                        self.out += 1;
+                        // A line break outside quotes: a row may start after it.
+                        if (b == b'\n' || b == b'\r') && self.state == State::Start {
+                            if self.starts.len() >= MAX_STARTS {
+                                self.starts.pop_front();
+                            }
+                            self.starts.push_back((self.out, self.raw));
+                        }
                     } else {
                         // The byte goes after the spaces it released.
                         self.owed.push(b);
@@ -185,15 +225,31 @@ impl<R: Read> Read for Spaces<R> {
     }
 }
 
+/// Seeking goes to a file offset, which must be a row start (the csv crate seeks to the
+/// positions it was given, and read.rs gives it file offsets from [`Spaces::file_offset`]); the
+/// filtered stream then counts from there.
 impl<R: Read + Seek> Seek for Spaces<R> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        if self.active {
+        if !self.active {
+            return self.inner.seek(to);
+        }
+        let SeekFrom::Start(at) = to else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "a CSV file read with spaces around its fields has no stable byte positions",
+                "a CSV file read with spaces around its fields seeks to row starts only",
             ));
-        }
-        self.inner.seek(to)
+        };
+        let at = self.inner.seek(SeekFrom::Start(at))?;
+        self.state = State::Start;
+        self.held = 0;
+        self.input.clear();
+        self.next = 0;
+        self.owed.clear();
+        self.raw = at;
+        self.out = at;
+        self.starts.clear();
+        self.starts.push_back((at, at));
+        Ok(at)
     }
 }
 
@@ -272,6 +328,29 @@ mod tests {
             out.push(one[0]);
         }
         assert_eq!(String::from_utf8_lossy(&out), "\"a\",\"b c\",d  e\n");
+    }
+
+    #[test]
+    fn row_starts_map_to_file_offsets_and_seeking_resumes_there() {
+        let text = b"\"a\", \"b\"\n\"1\", \"x, y\"\r\n 2 , 3\n";
+        let mut r = Spaces::new(std::io::Cursor::new(&text[..]), true, b',', b'"');
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "\"a\",\"b\"\n\"1\",\"x, y\"\r\n2,3\n"
+        );
+        // The filtered rows start at 8 and 20; in the file at 9 and 22.
+        assert_eq!(r.file_offset(8), Some(9));
+        assert_eq!(r.file_offset(20), Some(22));
+        assert_eq!(r.file_offset(8), None, "forgotten once passed");
+        r.seek(SeekFrom::Start(22))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut rest = String::new();
+        r.read_to_string(&mut rest)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rest, "2,3\n");
+        assert_eq!(r.file_offset(22), Some(22));
     }
 
     #[test]
