@@ -260,6 +260,11 @@ fn load(dir: &Path, env: &dyn Fn(&str) -> Option<String>, sink: &mut Sink) -> Op
         }
     }
 
+    // IDM gives a project without managed.json its default types (`user`, `role`).
+    if !names.iter().any(|n| n == "managed.json") {
+        managed_types = crate::defaults::default_managed_types();
+    }
+
     let mut placed = sync_mappings;
     placed.extend(order_by_sync_after(sink, file_mappings));
     check_mappings(sink, &mut placed, &connectors, &managed_types);

@@ -226,7 +226,12 @@ fn correlation(cx: &mut Cx<'_>, o: &mut Obj<'_>) -> Option<Correlation> {
             ok = false;
         }
         let spec = if let Some(tree) = map.get("expressionTree") {
-            expression_tree_script(cx, &format!("{eptr}/expressionTree"), tree)
+            expression_tree_script(
+                cx,
+                &format!("{eptr}/expressionTree"),
+                tree,
+                o.map.get("properties"),
+            )
         } else {
             // `linkQualifier` is the entry's own key, not a script variable.
             let mut m = map.clone();

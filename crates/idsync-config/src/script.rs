@@ -96,12 +96,8 @@ pub(crate) fn script(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ScriptSpec
                     globals,
                     origin: file,
                 }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    cx.error(&fptr, format!("script file \"{file}\" not found"));
-                    None
-                }
                 Err(e) => {
-                    cx.error(&fptr, format!("cannot read script file \"{file}\": {e}"));
+                    cx.error(&fptr, e.to_string());
                     None
                 }
             }
@@ -110,20 +106,78 @@ pub(crate) fn script(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ScriptSpec
     if ok { spec } else { None }
 }
 
-/// Reads a script `file` of the project in `project_dir`. The file's canonical path (links
-/// resolved) must lie inside the project folder: a script named `/etc/shadow` or
-/// `../../secret.js` is refused as not found, so that neither a configuration nor a schedule
-/// made over REST can read (and show in a compile error) any file of the machine.
-pub fn read_script_file(project_dir: &std::path::Path, file: &str) -> std::io::Result<String> {
-    let root = std::fs::canonicalize(project_dir)?;
-    let path = std::fs::canonicalize(root.join(file))?;
-    if !path.starts_with(&root) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "script files must be inside the project folder",
-        ));
+/// Why a script `file` cannot be read.
+#[derive(Debug)]
+pub enum ScriptFileError {
+    /// Neither in the project folder, nor in its `script/` folder, nor built in.
+    NotFound(String),
+    /// The name leads out of the project folder (an absolute path, `..`, a link).
+    Outside(String),
+    /// One of IDM's default scripts that idsync does not provide: the reason.
+    Refused(String, &'static str),
+    /// The file exists but cannot be read.
+    Unreadable(String, std::io::Error),
+}
+
+impl std::fmt::Display for ScriptFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScriptFileError::NotFound(file) => write!(
+                f,
+                "script file \"{file}\" not found (looked in the project folder, its script/ \
+                 folder and idsync's built-in scripts)"
+            ),
+            ScriptFileError::Outside(file) => write!(
+                f,
+                "script file \"{file}\" is refused: script files must be inside the project folder"
+            ),
+            ScriptFileError::Refused(file, why) => write!(
+                f,
+                "script file \"{file}\" is one of IDM's default scripts that idsync does not \
+                 provide: {why}"
+            ),
+            ScriptFileError::Unreadable(file, e) => {
+                write!(f, "cannot read script file \"{file}\": {e}")
+            }
+        }
     }
-    std::fs::read_to_string(path)
+}
+
+impl std::error::Error for ScriptFileError {}
+
+/// Reads a script `file` as IDM finds it (docs/idm-samples.md#the-built-in-script-library): in
+/// the project folder `project_dir`, then in its `script/` folder, then in idsync's built-in
+/// library; one of IDM's other default scripts is refused with the reason. A file's canonical
+/// path (links resolved) must lie inside the project folder: a script named `/etc/shadow` or
+/// `../../secret.js` is not found, so that neither a configuration nor a schedule made over REST
+/// can read (and show in a compile error) any file of the machine.
+pub fn read_script_file(
+    project_dir: &std::path::Path,
+    file: &str,
+) -> Result<String, ScriptFileError> {
+    let unreadable = |e| ScriptFileError::Unreadable(file.to_string(), e);
+    let root = std::fs::canonicalize(project_dir).map_err(unreadable)?;
+    let mut outside = false;
+    for base in [root.clone(), root.join("script")] {
+        let Ok(path) = std::fs::canonicalize(base.join(file)) else {
+            continue;
+        };
+        if !path.starts_with(&root) {
+            outside = true;
+            continue;
+        }
+        if path.is_file() {
+            return std::fs::read_to_string(path).map_err(unreadable);
+        }
+    }
+    if let Some(source) = crate::builtin::builtin_script(file) {
+        return Ok(source.to_string());
+    }
+    match crate::builtin::refused_script(file) {
+        Some(why) => Err(ScriptFileError::Refused(file.to_string(), why)),
+        None if outside => Err(ScriptFileError::Outside(file.to_string())),
+        None => Err(ScriptFileError::NotFound(file.to_string())),
+    }
 }
 
 /// Reads a condition: a filter string, or a script object.
@@ -145,18 +199,42 @@ pub(crate) fn condition(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<Conditi
 }
 
 /// The correlation query of IDM's UI expression builder (`{"expressionTree":{"all":[...]}}`) as
-/// an equivalent JavaScript query script: IDM runs `ui/correlateTreeToQueryFilter.js`, which a
-/// project does not ship, so the filter it would build is generated here.
+/// an equivalent JavaScript query script. IDM runs `ui/correlateTreeToQueryFilter.js`, which a
+/// project does not ship; the filter it builds is generated here with the same meaning: each
+/// field of the tree is a *target* field, compared with the value the mapping's `properties`
+/// entry for that target gives from the source (its `source` property, or its inline
+/// `transform` run on it, or its `default` when that is null; an entry whose script `condition`
+/// is not true, or no entry, gives `""`). `properties` is the mapping's raw `properties`.
 pub(crate) fn expression_tree_script(
     cx: &mut Cx<'_>,
     ptr: &str,
     tree: &Value,
+    properties: Option<&Value>,
 ) -> Option<ScriptSpec> {
     let expr = tree_expr(cx, ptr, tree)?;
+    let mut fields = Vec::new();
+    tree_fields(tree, &mut fields);
+    let mut values = Vec::new();
+    for field in fields {
+        let entry = properties.and_then(Value::as_array).and_then(|ps| {
+            ps.iter()
+                .find(|p| p.get("target").and_then(Value::as_str) == Some(field))
+        });
+        let Some(entry) = entry else { continue };
+        let key = serde_json::to_string(field).ok()?;
+        values.push(format!(
+            "{key}: function () {{ {} }}",
+            mapped_value(cx.dir, entry)?
+        ));
+    }
     let source = format!(
         "(function () {{ function q(v) {{ return '\"' + String(v).replace(/\\\\/g, '\\\\\\\\').replace(/\"/g, '\\\\\"') + '\"'; }} \
-         function eq(f, v) {{ return (v === undefined || v === null) ? 'false' : '/' + f + ' eq ' + q(v); }} \
-         return {{ '_queryFilter': {expr} }}; }})()"
+         var s = source; var lq = typeof linkQualifier === 'undefined' ? undefined : linkQualifier; \
+         var vals = {{ {} }}; \
+         function val(f) {{ var r = Object.prototype.hasOwnProperty.call(vals, f) ? vals[f]() : undefined; return r ? String(r) : ''; }} \
+         function eq(f, v) {{ return '/' + f + ' eq ' + q(v); }} \
+         return {{ '_queryFilter': {expr} }}; }})()",
+        values.join(", ")
     );
     Some(ScriptSpec {
         source,
@@ -164,6 +242,70 @@ pub(crate) fn expression_tree_script(
         globals: Map::new(),
         origin: format!("{} {ptr} (expressionTree)", cx.file),
     })
+}
+
+/// The target fields named in an expression tree, nested ones included.
+fn tree_fields<'t>(tree: &'t Value, out: &mut Vec<&'t str>) {
+    for key in ["all", "any"] {
+        if let Some(Value::Array(items)) = tree.get(key) {
+            for item in items {
+                match item {
+                    Value::String(f) if !out.contains(&f.as_str()) => out.push(f),
+                    Value::Object(_) => tree_fields(item, out),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The body of a JavaScript function giving the value one `properties` entry maps from the
+/// source `s` (with `lq` the link qualifier), as IDM's expression builder computes it.
+fn mapped_value(dir: &std::path::Path, entry: &Value) -> Option<String> {
+    let js = |v: &str| serde_json::to_string(v).ok();
+    let from = match entry.get("source").and_then(Value::as_str) {
+        Some(p) if !p.is_empty() => format!("s[{}]", js(p)?),
+        _ => "s".to_string(),
+    };
+    let mut body = String::new();
+    if let Some(Value::Object(cond)) = entry.get("condition") {
+        if let Some(Value::String(q)) = cond.get("linkQualifier") {
+            body.push_str(&format!("if (lq !== {}) return ''; ", js(q)?));
+        }
+        let text = match (cond.get("source"), cond.get("file")) {
+            (Some(Value::String(src)), _) => Some(src.clone()),
+            (_, Some(Value::String(f))) => read_script_file(dir, f).ok(),
+            _ => None,
+        };
+        if let Some(text) = text {
+            body.push_str(&format!(
+                "if ((function (object, linkQualifier) {{ return eval({}); }})(s, lq) !== true) return ''; ",
+                js(&text)?
+            ));
+        }
+    }
+    let transform = entry
+        .get("transform")
+        .and_then(|t| t.get("source"))
+        .and_then(Value::as_str);
+    match transform {
+        Some(src) => body.push_str(&format!(
+            "var r = (function (source) {{ return eval({}); }})({from}); ",
+            js(src)?
+        )),
+        None if from != "s" => body.push_str(&format!("var r = {from}; ")),
+        None => body.push_str("var r = undefined; "),
+    }
+    if let Some(Value::String(d)) = entry.get("default")
+        && !d.is_empty()
+    {
+        body.push_str(&format!(
+            "if (r === null || r === undefined) r = {}; ",
+            js(d)?
+        ));
+    }
+    body.push_str("return r;");
+    Some(body)
 }
 
 fn tree_expr(cx: &mut Cx<'_>, ptr: &str, tree: &Value) -> Option<String> {
@@ -203,7 +345,7 @@ fn tree_expr(cx: &mut Cx<'_>, ptr: &str, tree: &Value) -> Option<String> {
                 let lit = serde_json::to_string(field).ok()?;
                 let path =
                     serde_json::to_string(&field.replace('~', "~0").replace('/', "~1")).ok()?;
-                parts.push(format!("eq({path}, source[{lit}])"));
+                parts.push(format!("eq({path}, val({lit}))"));
             }
             Value::Object(_) => parts.push(format!("'(' + {} + ')'", tree_expr(cx, &iptr, item)?)),
             other => {

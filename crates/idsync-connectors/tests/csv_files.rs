@@ -335,3 +335,101 @@ async fn writes_wait_for_another_process_holding_the_file_lock() {
     );
     assert!(text.contains("2,b"), "{text}");
 }
+
+/// IDM's sample files put a space after each comma, before the quote (`"a", "b"`), and IDM's
+/// CSV connector reads them: so does idsync, in every read (get, query, paging, count) and
+/// through a write that rewrites the file.
+#[tokio::test]
+async fn spaces_around_quoted_fields_are_read_as_idm_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hr.csv");
+    std::fs::write(
+        &file,
+        "\"firstName\", \"uid\", \"lastName\", \"email\"\n\
+         \"Barbara\", \"BJENSEN\", \"Jensen\", \"bjensen@example.com\"\n\
+         \"Jane\", \"JSANCHEZ\" , \" Sanchez, Jr \", jsanchez@example.com \n\
+         \"Steven\",\t\"SCARTER\", Carter Smith, \"scarter@example.com\"\n",
+    )
+    .unwrap();
+    let types = json!({"account": {"properties": {
+        "firstName": {"type": "string"},
+        "lastName": {"type": "string"},
+        "email": {"type": "string"}
+    }}});
+    let set = set_for(dir.path(), json!({"csvFile": "hr.csv"}), types);
+    assert_eq!(
+        set.get("JSANCHEZ").await.unwrap(),
+        Some(json!({"_id": "JSANCHEZ", "firstName": "Jane",
+            "lastName": " Sanchez, Jr ", "email": "jsanchez@example.com"})),
+        "spaces outside quotes are dropped, spaces and commas inside kept"
+    );
+    assert_eq!(
+        set.get("SCARTER").await.unwrap().unwrap()["lastName"],
+        json!("Carter Smith"),
+        "spaces between the words of an unquoted value are kept"
+    );
+    let mut request = QueryRequest::all();
+    request.page_size = Some(1);
+    let mut ids = Vec::new();
+    loop {
+        let page = set.query(&request).await.unwrap();
+        ids.extend(
+            page.results
+                .iter()
+                .map(|o| o["_id"].as_str().unwrap().to_owned()),
+        );
+        match page.cookie {
+            Some(c) => request.cookie = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["BJENSEN", "JSANCHEZ", "SCARTER"], "paged one by one");
+    assert_eq!(set.count().await.unwrap(), Some(3));
+
+    // A write keeps every row readable, the old ones and the new one.
+    set.create(
+        Some("TMORRIS"),
+        json!({"firstName": "Tom", "lastName": "Morris"}),
+    )
+    .await
+    .unwrap();
+    set.update(
+        "BJENSEN",
+        None,
+        json!({"firstName": "Babs", "lastName": "Jensen"}),
+    )
+    .await
+    .unwrap();
+    let all = set.query(&QueryRequest::all()).await.unwrap().results;
+    let names: Vec<(&str, &str)> = all
+        .iter()
+        .map(|o| (o["_id"].as_str().unwrap(), o["firstName"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("BJENSEN", "Babs"),
+            ("JSANCHEZ", "Jane"),
+            ("SCARTER", "Steven"),
+            ("TMORRIS", "Tom")
+        ]
+    );
+    assert_eq!(
+        set.get("JSANCHEZ").await.unwrap().unwrap()["lastName"],
+        json!(" Sanchez, Jr ")
+    );
+}
+
+/// A file whose header has no spaces around its fields is read byte for byte: a value's own
+/// leading space stays (only IDM-style files drop them).
+#[tokio::test]
+async fn a_plain_header_keeps_spaces_in_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hr.csv"), "uid,name\n1, padded \n").unwrap();
+    let types = json!({"account": {"properties": {"name": {"type": "string"}}}});
+    let set = set_for(dir.path(), json!({"csvFile": "hr.csv"}), types);
+    assert_eq!(
+        set.get("1").await.unwrap().unwrap()["name"],
+        json!(" padded ")
+    );
+}

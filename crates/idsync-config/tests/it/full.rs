@@ -87,10 +87,7 @@ fn mappings_keep_sync_json_order_and_every_property() {
         qs[1].script.source
     );
     assert!(
-        qs[1]
-            .script
-            .source
-            .contains("eq(\"mail\", source[\"mail\"])"),
+        qs[1].script.source.contains("eq(\"mail\", val(\"mail\"))"),
         "{}",
         qs[1].script.source
     );

@@ -22,7 +22,7 @@ const EXPECTED: &[&str] = &[
     r#"conf/sync.json: /mappings/11/queuedSync/pollingInterval: must be an integer of at least 10, found 5"#,
     r#"conf/sync.json: /mappings/12/safety/maxDeletes: bad limit "150%": a percentage is "N%" with N from 0 to 100"#,
     r#"conf/sync.json: /mappings/13/onCreate/type: Groovy scripts are not supported: idsync runs JavaScript only (use "type": "text/javascript")"#,
-    r#"conf/sync.json: /mappings/14/validSource/file: script file "script/isValid.js" not found"#,
+    r#"conf/sync.json: /mappings/14/validSource/file: script file "script/isValid.js" not found (looked in the project folder, its script/ folder and idsync's built-in scripts)"#,
     r#"conf/sync.json: /mappings/15/sourceCondition: invalid query filter at position 17: expected a value after "eq", found end of input"#,
     r#"conf/sync.json: /mappings/16/enableSync: expected a boolean, found a string"#,
     r#"conf/sync.json: /mappings/16/taskThreads: expected an integer, found a string"#,

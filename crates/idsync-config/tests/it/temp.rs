@@ -457,3 +457,116 @@ fn managed_json_problems() {
     // Every lifecycle script runs now: none is warned about.
     assert_eq!(lines(&d.warnings), Vec::<String>::new());
 }
+
+/// IDM's project layout (docs/idm-samples.md): a project without managed.json has IDM's default
+/// types, `user` and `role`.
+#[test]
+fn without_managed_json_the_default_user_and_role_types_exist() {
+    let dir = project(&[
+        HR,
+        (
+            "conf/sync.json",
+            r#"{"mappings":[{"name":"m","source":"system/hr/account","target":"managed/user"},
+                {"name":"r","source":"system/hr/account","target":"managed/role"}]}"#,
+        ),
+    ]);
+    let loaded = load_with(dir.path(), &[]).unwrap_or_else(|d| panic!("{d}"));
+    let names: Vec<&str> = loaded
+        .project
+        .managed
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(names, ["user", "role"]);
+    let user = loaded.project.managed_type("user").unwrap();
+    assert_eq!(user.indexed, ["userName", "mail"]);
+    assert!(user.schema["properties"]["givenName"].is_object());
+    assert_eq!(user.raw["name"], json!("user"));
+    assert_eq!(
+        loaded.project.managed_type("role").unwrap().indexed,
+        ["name"]
+    );
+
+    // A managed.json replaces them, as in IDM.
+    std::fs::write(dir.path().join("conf/managed.json"), MANAGED.1).unwrap();
+    assert_eq!(
+        errors(dir.path(), &[]),
+        [r#"conf/sync.json: /mappings/1/target: unknown managed object type "role" (known: user)"#]
+    );
+}
+
+/// A script `file` is looked up in the project folder, then its `script/` folder, then idsync's
+/// built-in library; IDM's other default scripts are refused by name.
+#[test]
+fn script_files_are_found_as_idm_finds_them() {
+    let dir = project(&[
+        ("compensate.js", "'project root'"),
+        (
+            "script/ui/onDelete-user-cleanup.js",
+            "'project script folder'",
+        ),
+    ]);
+    let read = |f: &str| read_script_file(dir.path(), f).map_err(|e| e.to_string());
+    assert_eq!(read("compensate.js").unwrap(), "'project root'");
+    assert_eq!(
+        read("ui/onDelete-user-cleanup.js").unwrap(),
+        "'project script folder'"
+    );
+    assert_eq!(
+        read("script/ui/onDelete-user-cleanup.js").unwrap(),
+        "'project script folder'"
+    );
+    // Not in the project: the built-in versions.
+    assert!(read("roles/onDelete-roles.js").unwrap().contains("409"));
+    assert!(
+        read("ui/onDetele-user-cleanup.js")
+            .unwrap()
+            .contains("built-in")
+    );
+    std::fs::remove_file(dir.path().join("compensate.js")).unwrap();
+    assert!(read("compensate.js").unwrap().contains("syncResults"));
+    assert!(
+        read("script/compensate.js")
+            .unwrap()
+            .contains("syncResults")
+    );
+    // Refused by name, with the reason; an unknown name is not found.
+    let err = read("roles/effectiveRoles.js").unwrap_err();
+    assert!(
+        err.contains("\"roles/effectiveRoles.js\" is one of IDM's default scripts")
+            && err.contains("role-based provisioning"),
+        "{err}"
+    );
+    assert_eq!(
+        read("nowhere.js").unwrap_err(),
+        "script file \"nowhere.js\" not found (looked in the project folder, its script/ folder \
+         and idsync's built-in scripts)"
+    );
+    // Still confined to the project folder, in script/ too, and never shown.
+    for outside in ["../../../../../../etc/passwd", "/etc/passwd"] {
+        let err = read(outside).unwrap_err();
+        assert!(err.contains("must be inside the project folder"), "{err}");
+        assert!(!err.contains("root:"), "{err}");
+    }
+}
+
+/// The built-in scripts are JavaScript a project can name: every one loads through a config.
+#[test]
+fn every_built_in_script_loads_from_managed_json() {
+    let hooks: Vec<String> = idsync_config::builtin::BUILTIN_SCRIPTS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            format!(r#"{{"name":"t{i}","onDelete":{{"type":"text/javascript","file":"{name}"}}}}"#)
+        })
+        .collect();
+    let managed = format!(r#"{{"objects":[{}]}}"#, hooks.join(","));
+    let dir = project(&[("conf/managed.json", &managed)]);
+    let loaded = load_with(dir.path(), &[]).unwrap_or_else(|d| panic!("{d}"));
+    for (i, (name, source)) in idsync_config::builtin::BUILTIN_SCRIPTS.iter().enumerate() {
+        let t = loaded.project.managed_type(&format!("t{i}")).unwrap();
+        let s = t.on_delete.as_ref().unwrap();
+        assert_eq!(s.source, *source);
+        assert_eq!(s.file.as_deref(), Some(*name));
+    }
+}

@@ -8,6 +8,7 @@ mod changes;
 mod layout;
 mod read;
 pub mod settings;
+mod spaces;
 mod tail;
 mod write;
 

@@ -18,6 +18,7 @@
 
 use super::layout::{Layout, read_error};
 use super::settings::CsvSettings;
+use super::spaces::{Spaces, header_has_spaces};
 use super::tail::{self, Bounded};
 use crate::contract::{ConnectorError, ConnectorResult};
 use crate::paging::{compare_positions, decode_cookie_with_hint, encode_cookie};
@@ -33,10 +34,14 @@ use std::io::BufReader;
 /// An open file positioned after its header, read up to the end of its last complete row (see
 /// `tail`: the end of a batch being appended, or torn by a crash, is not read).
 pub(crate) struct OpenCsv {
-    pub reader: csv::Reader<BufReader<Bounded>>,
+    pub reader: csv::Reader<BufReader<Spaces<Bounded>>>,
     pub header: StringRecord,
     /// Length and modification time (ns) of the opened file, for resume hints.
     pub stamp: (u64, u64),
+    /// Whether the records' byte positions are file offsets: false once a row start of a
+    /// file read with spaces around its fields could not be mapped back (see `spaces`), and
+    /// resume hints are then neither given nor taken.
+    pub exact_positions: bool,
 }
 
 /// Opens the file; a missing file is an empty set (`Ok(None)`), so a connector can create its
@@ -65,9 +70,21 @@ pub(crate) fn open(settings: &CsvSettings) -> ConnectorResult<Option<OpenCsv>> {
     let stamp = (meta.len(), mtime);
     let journal = tail::read_for(&settings.csv_file);
     let limit = tail::complete_len(&file, &meta, journal.as_ref()).map_err(unavailable)?;
+    let spaced = {
+        use std::os::unix::fs::FileExt;
+        let mut head = vec![0u8; usize::try_from(limit.min(1 << 16)).unwrap_or(1 << 16)];
+        let n = file.read_at(&mut head, 0).map_err(unavailable)?;
+        header_has_spaces(&head[..n], settings.delimiter, settings.quote)
+    };
+    let source = Spaces::new(
+        Bounded::new(file, limit),
+        spaced,
+        settings.delimiter,
+        settings.quote,
+    );
     let mut reader = settings
         .reader_builder()
-        .from_reader(BufReader::with_capacity(1 << 16, Bounded::new(file, limit)));
+        .from_reader(BufReader::with_capacity(1 << 16, source));
     let header = reader
         .headers()
         .map_err(|e| read_error(settings, &e))?
@@ -76,6 +93,7 @@ pub(crate) fn open(settings: &CsvSettings) -> ConnectorResult<Option<OpenCsv>> {
         reader,
         header,
         stamp,
+        exact_positions: true,
     }))
 }
 
@@ -90,6 +108,19 @@ pub(crate) fn for_each_record(
         match open.reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
+                // The position as a file offset (the stream of a file with spaces around its
+                // fields is shorter than the file).
+                if let Some(pos) = record.position().cloned() {
+                    match open.reader.get_mut().get_mut().file_offset(pos.byte()) {
+                        Some(b) if b == pos.byte() => {}
+                        Some(b) => {
+                            let mut p = pos;
+                            p.set_byte(b);
+                            record.set_position(Some(p));
+                        }
+                        None => open.exact_positions = false,
+                    }
+                }
                 let line = record.position().map_or(0, csv::Position::line);
                 if !f(&record, line)? {
                     return Ok(());
@@ -199,7 +230,7 @@ fn read_sorted_page(
         results.push(object);
         Ok(true)
     })?;
-    if !sorted {
+    if !sorted || !open.exact_positions {
         return Ok(None);
     }
     let cookie = match (next, results.last()) {
@@ -280,6 +311,7 @@ pub(crate) fn query(
     };
     let layout = Layout::new(settings, schema, &open.header)?;
     if resumable
+        && open.exact_positions
         && let (Some(page), Some(hint), Some(after)) = (page_size, &hint, &after)
         && let Some(at) = hint_position(hint, open.stamp)
         && let Some(Value::String(after_id)) = after.first()
@@ -379,7 +411,9 @@ pub(crate) fn query(
             let cookie = match page_items.last() {
                 Some(last) if more => {
                     let mut position = last.position.clone();
-                    if let (true, true, Some(at)) = (resumable, sorted, next_at) {
+                    if let (true, true, true, Some(at)) =
+                        (resumable, sorted, open.exact_positions, next_at)
+                    {
                         position.push(hint_json(&at, open.stamp));
                     }
                     Some(encode_cookie(&position))

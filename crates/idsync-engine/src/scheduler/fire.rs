@@ -285,9 +285,10 @@ impl Engine {
                         globals,
                     )
                 } else if let Some(file) = o.get("file").and_then(Value::as_str) {
-                    // Confined to the project folder (a schedule may come over REST).
+                    // Confined to the project folder (a schedule may come over REST); IDM's
+                    // default scripts resolve to the built-in library. The error names the file.
                     let text = idsync_config::read_script_file(&self.project.dir, file)
-                        .map_err(|e| format!("cannot read the script file {file}: {e}"))?;
+                        .map_err(|e| e.to_string())?;
                     (
                         text,
                         idsync_script::ScriptOrigin::file_used_by(file, usage),

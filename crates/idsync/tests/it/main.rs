@@ -13,6 +13,7 @@ mod cluster;
 mod config_validate;
 mod connector_test;
 mod console;
+mod idm_layout;
 mod queue_cli;
 mod recon_cli;
 mod recon_getting_started;
