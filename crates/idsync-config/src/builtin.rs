@@ -6,7 +6,7 @@
 //! Written for idsync from what IDM documents the scripts do; none is a copy of IDM's.
 
 /// The scripts idsync provides: (the name as IDM's projects write it, the source).
-pub const BUILTIN_SCRIPTS: [(&str, &str); 4] = [
+pub const BUILTIN_SCRIPTS: [(&str, &str); 5] = [
     (
         "ui/onDelete-user-cleanup.js",
         include_str!("../builtin-scripts/ui/onDelete-user-cleanup.js"),
@@ -19,6 +19,10 @@ pub const BUILTIN_SCRIPTS: [(&str, &str); 4] = [
     (
         "roles/onDelete-roles.js",
         include_str!("../builtin-scripts/roles/onDelete-roles.js"),
+    ),
+    (
+        "roles/postOperation-roles.js",
+        include_str!("../builtin-scripts/roles/postOperation-roles.js"),
     ),
     (
         "compensate.js",

@@ -12,6 +12,7 @@ mod auth_cli;
 mod cluster;
 mod config_validate;
 mod connector_test;
+mod idm_scripts_sample;
 mod console;
 mod idm_layout;
 mod queue_cli;
