@@ -25,10 +25,8 @@ fn typed(name: &str, title: &str, properties: Value, indexed: &[&str]) -> Manage
         raw: json!({"name": name, "schema": schema.clone()}),
         schema,
         indexed: indexed.iter().map(|s| (*s).to_string()).collect(),
-        on_create: None,
-        on_update: None,
-        on_delete: None,
-        on_sync: None,
+        // IDM's default types come without their lifecycle scripts (docs/idm-samples.md).
+        ..ManagedType::default()
     }
 }
 

@@ -285,7 +285,7 @@ pub struct ConnectorConfig {
 }
 
 /// One managed object type from managed.json.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ManagedType {
     pub name: String,
     pub schema: Value,
