@@ -111,17 +111,25 @@ pub trait ObjectSet: Send + Sync + std::fmt::Debug {
     /// with, if there is one: the object with the id or name that create would give it. A
     /// reconciliation page re-run after its node died adopts the target its earlier attempt
     /// created but never linked, instead of failing with `AlreadyExists` or creating a second
-    /// one. The default looks up the client-assigned id.
+    /// one. The default reads the object with [`ObjectSet::creation_id`].
     async fn find_existing(
         &self,
         id: Option<&str>,
         object: &Value,
     ) -> ConnectorResult<Option<Value>> {
-        let given = id.or_else(|| object.get("_id").and_then(Value::as_str));
-        match given.filter(|s| !s.is_empty()) {
-            Some(id) => self.get(id).await,
+        match self.creation_id(id, object) {
+            Some(id) => self.get(&id).await,
             None => Ok(None),
         }
+    }
+
+    /// The id a create of `object` gives it when the caller or the object decides it (not the
+    /// system): the client-assigned id, else `_id`. Connectors that name new objects by a
+    /// property (CSV's uid column, a table's key column) say so.
+    fn creation_id(&self, id: Option<&str>, object: &Value) -> Option<String> {
+        id.or_else(|| object.get("_id").and_then(Value::as_str))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     }
 
     /// The number of objects, when the system can count cheaply (SQL, CSV, repository);

@@ -213,6 +213,10 @@ impl ObjectSet for MeteredObjectSet {
         r
     }
 
+    fn creation_id(&self, id: Option<&str>, object: &Value) -> Option<String> {
+        self.inner.creation_id(id, object)
+    }
+
     async fn find_existing(
         &self,
         id: Option<&str>,

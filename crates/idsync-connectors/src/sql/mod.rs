@@ -724,15 +724,8 @@ impl ObjectSet for SqlObjectSet {
         self.read_back(&row.id).await
     }
 
-    async fn find_existing(
-        &self,
-        id: Option<&str>,
-        object: &Value,
-    ) -> ConnectorResult<Option<Value>> {
-        match self.determined_id(id, object) {
-            Some(id) => self.get(&id).await,
-            None => Ok(None),
-        }
+    fn creation_id(&self, id: Option<&str>, object: &Value) -> Option<String> {
+        self.determined_id(id, object)
     }
 
     async fn update(&self, id: &str, _rev: Option<&str>, object: Value) -> ConnectorResult<Value> {

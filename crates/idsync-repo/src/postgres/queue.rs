@@ -139,17 +139,7 @@ impl PgRepository {
         if n > 0 {
             return Ok(());
         }
-        match client
-            .query_opt("SELECT node_id FROM syncqueue WHERE id = $1", &[&id])
-            .await
-            .map_err(pg_err)?
-        {
-            None => Err(RepoError::NotFound(format!("sync queue event {id}"))),
-            Some(row) => Err(RepoError::Conflict(ConflictKind::AcquiredEvent {
-                id: id.to_string(),
-                node_id: row.get(0),
-            })),
-        }
+        Err(not_ours(&client, id).await)
     }
 
     pub(crate) async fn pg_delete_event(&self, id: &str, by_node: Option<&str>) -> RepoResult<()> {
@@ -164,17 +154,7 @@ impl PgRepository {
         if n > 0 {
             return Ok(());
         }
-        match client
-            .query_opt("SELECT node_id FROM syncqueue WHERE id = $1", &[&id])
-            .await
-            .map_err(pg_err)?
-        {
-            None => Err(RepoError::NotFound(format!("sync queue event {id}"))),
-            Some(row) => Err(RepoError::Conflict(ConflictKind::AcquiredEvent {
-                id: id.to_string(),
-                node_id: row.get(0),
-            })),
-        }
+        Err(not_ours(&client, id).await)
     }
 
     pub(crate) async fn pg_return_acquired_to_pending(&self, node_id: &str) -> RepoResult<u64> {
@@ -261,5 +241,21 @@ impl PgRepository {
             0 => Err(RepoError::NotFound(format!("dead letter {id}"))),
             _ => Ok(()),
         }
+    }
+}
+
+/// Why a fenced release or delete of event `id` changed nothing: it is gone (`NotFound`), or
+/// another node holds it, or it is PENDING again (`Conflict(AcquiredEvent)` with its holder).
+async fn not_ours(client: &tokio_postgres::Client, id: &str) -> RepoError {
+    match client
+        .query_opt("SELECT node_id FROM syncqueue WHERE id = $1", &[&id])
+        .await
+    {
+        Err(e) => pg_err(e),
+        Ok(None) => RepoError::NotFound(format!("sync queue event {id}")),
+        Ok(Some(row)) => RepoError::Conflict(ConflictKind::AcquiredEvent {
+            id: id.to_string(),
+            node_id: row.get(0),
+        }),
     }
 }

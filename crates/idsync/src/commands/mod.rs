@@ -13,6 +13,7 @@ mod sample;
 mod serve;
 pub mod setup;
 mod summary_table;
+mod table;
 mod validate;
 
 use crate::cli::{AuthCommand, Cli, Command, ConfigCommand, ConnectorCommand, GenerateCommand};

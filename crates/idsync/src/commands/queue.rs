@@ -9,7 +9,6 @@ use super::client::{self, Client, Failed};
 use crate::cli::{EventStateArg, QueueListArgs};
 use anyhow::Result;
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -109,38 +108,10 @@ fn row(event: &Value) -> Vec<String> {
         .collect()
 }
 
-/// An aligned table: the header, one line per event, then the count.
+/// The events as an aligned table with their count.
 fn render(rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = COLUMNS.iter().map(|(h, _)| h.len()).collect();
-    for r in rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
-            if i + 1 == COLUMNS.len() {
-                l.push_str(cell);
-            } else {
-                let _ = write!(l, "{cell:<w$}  ");
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&mut COLUMNS.iter().map(|(h, _)| *h));
-    for r in rows {
-        line(&mut r.iter().map(String::as_str));
-    }
-    let _ = writeln!(
-        out,
-        "{} event{}",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
-    );
-    out
+    let headers: Vec<&str> = COLUMNS.iter().map(|(h, _)| *h).collect();
+    super::table::render(&headers, rows, "event")
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use super::client::{self, Client, Failed};
 use super::summary_table;
 use crate::cli::{ReconCommand, ReconListArgs, ReconRunArgs};
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 pub async fn run(command: ReconCommand) -> ExitCode {
@@ -124,35 +123,10 @@ fn row(run: &Value) -> [String; 7] {
     ]
 }
 
-/// An aligned table: the header, one line per run, then the count.
+/// The runs as an aligned table with their count.
 fn render_list(runs: &[Value]) -> String {
-    let rows: Vec<[String; 7]> = runs.iter().map(row).collect();
-    let mut widths = COLUMNS.map(str::len);
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; 7]| {
-        let mut l = String::new();
-        for (cell, w) in cells.iter().zip(widths) {
-            let _ = write!(l, "{cell:<w$}  ");
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(COLUMNS);
-    for r in &rows {
-        line(r.each_ref().map(String::as_str));
-    }
-    let _ = writeln!(
-        out,
-        "{} run{}",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
-    );
-    out
+    let rows: Vec<Vec<String>> = runs.iter().map(|r| row(r).to_vec()).collect();
+    super::table::render(&COLUMNS, &rows, "run")
 }
 
 #[cfg(test)]

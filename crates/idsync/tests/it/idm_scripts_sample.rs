@@ -86,7 +86,10 @@ async fn an_idm_style_project_with_scripts_runs_from_the_cli_and_the_server() {
         ))
         .await;
     let failure = &failures["result"][0];
-    assert_eq!(failure["sourceObjectId"], "system/hr/account/1005", "{failures:#}");
+    assert_eq!(
+        failure["sourceObjectId"], "system/hr/account/1005",
+        "{failures:#}"
+    );
     assert!(
         failure["message"]
             .as_str()
@@ -113,14 +116,19 @@ async fn an_idm_style_project_with_scripts_runs_from_the_cli_and_the_server() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["message"].as_str().unwrap_or("").contains("needs a valid mail"),
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("needs a valid mail"),
         "{body}"
     );
     let (status, body) = s
         .post(
             "managed/user?_action=create",
-            Some(json!({"userName": "lin@example.com", "mail": "lin@example.com",
-                        "givenName": "Lin"})),
+            Some(
+                json!({"userName": "lin@example.com", "mail": "lin@example.com",
+                        "givenName": "Lin"}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{body}");
