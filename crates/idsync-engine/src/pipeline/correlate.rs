@@ -157,14 +157,14 @@ impl RunCtx {
         let mut probe = self.target_reads()?;
         probe.probe = true;
         let probe = Arc::new(probe);
-        for ((qualifier, _), source) in pending {
+        self.for_each_pending(pending, |(qualifier, _), source| {
             let host: Arc<dyn idsync_script::ScriptHost> = probe.clone();
             // Whatever the script does without a call, or after its first call failed, is
             // discarded; its real run comes next.
             let _ = idsync_script::host::with_override(host, || {
                 self.mapping.correlation(source, qualifier)
             });
-        }
+        });
         let mut seen = HashSet::new();
         let filters: Vec<Filter> = probe
             .take_filters()
@@ -193,6 +193,38 @@ impl RunCtx {
             }
         }
         Some(Arc::new(answers))
+    }
+
+    /// `f` over the pending sources, in order, on up to `taskThreads` threads when the chunk is
+    /// large enough and the runtime lets this task wait: correlation scripts are CPU work once
+    /// the chunk's answers are read, and each thread has its own script engine.
+    fn for_each_pending<T: Send>(
+        &self,
+        pending: &[((String, String), &Value)],
+        f: impl Fn(&(String, String), &Value) -> T + Sync,
+    ) -> Vec<T> {
+        let threads = self.eff.task_threads.min(pending.len() / 512).min(16);
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if threads < 2 || !multi {
+            return pending.iter().map(|(k, s)| f(k, s)).collect();
+        }
+        let per = pending.len().div_ceil(threads);
+        let f = &f;
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = pending
+                    .chunks(per)
+                    .map(|part| {
+                        scope.spawn(move || part.iter().map(|(k, s)| f(k, s)).collect::<Vec<T>>())
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        })
     }
 
     /// Whether correlation runs for this qualifier at all.
@@ -247,10 +279,13 @@ impl RunCtx {
         } else {
             None
         };
+        let evaluated = self.for_each_pending(&pending, |(qualifier, _), source| {
+            self.evaluate_correlation_with(source, qualifier, None, prefetched.clone())
+        });
         let mut wanted: Vec<((String, String), Filter)> = Vec::new();
-        for (key, source) in pending {
+        for ((key, _), found) in pending.into_iter().zip(evaluated) {
             // An error is left for the source's own correlation to report.
-            match self.evaluate_correlation_with(source, &key.0, None, prefetched.clone()) {
+            match found {
                 Ok(Some((Correlation::Query(f), None))) if f.equality_probe().is_some() => {
                     wanted.push((key, f));
                 }

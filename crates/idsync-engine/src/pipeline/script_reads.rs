@@ -37,6 +37,8 @@ pub(super) struct TargetReads {
     /// The probe pass: record what the script queries, answer nothing (every call throws, so
     /// the script stops at its first call and has no effect), log nothing.
     pub probe: bool,
+    /// The runtime the target set's queries run on (the evaluating thread may be outside it).
+    pub handle: Option<tokio::runtime::Handle>,
 }
 
 /// Target query answers read for a whole chunk, by the filter's text.
@@ -59,6 +61,7 @@ impl TargetReads {
             filters: Mutex::new(Vec::new()),
             prefetched: None,
             probe: false,
+            handle: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -172,9 +175,21 @@ impl TargetReads {
     fn query(&self, filter: &Filter) -> Result<Candidates, HostError> {
         let query = QueryRequest::with_filter(filter.clone());
         let set = self.target_set.clone();
-        let page = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async move { set.query(&query).await })
-        })
+        let Some(handle) = self.handle.clone() else {
+            return Err(HostError::new(500, "no runtime to query the target set on"));
+        };
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+            return Err(HostError::new(
+                500,
+                "openidm calls need the multi-threaded runtime (this thread cannot wait)",
+            ));
+        }
+        let work = async move { set.query(&query).await };
+        let page = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::block_in_place(|| handle.block_on(work))
+        } else {
+            handle.block_on(work)
+        }
         .map_err(|e| HostError::new(500, e.to_string()))?;
         let mut found = Candidates::default();
         for v in page.results {
