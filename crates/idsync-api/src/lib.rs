@@ -28,6 +28,7 @@ pub mod patch;
 pub mod queue;
 pub mod recon;
 pub mod scheduler;
+pub mod script_host;
 pub mod server;
 pub mod session;
 pub mod state;
@@ -87,6 +88,15 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .with_state(state)
 }
 
+/// The routes the engine answers beyond the core API: recon, sync, scheduler and liveSync, as
+/// `idsync serve` adds them (and `idsync recon`'s script host, so scripts see the same API).
+pub fn engine_routes(engine: std::sync::Arc<idsync_engine::Engine>) -> Router<ApiState> {
+    recon::routes(engine.clone())
+        .merge(sync::routes(engine.clone()))
+        .merge(scheduler::routes(engine.clone()))
+        .merge(livesync::routes(engine))
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then lets in-flight requests
 /// finish. The connections get the state's header timeout and connection cap.
 pub async fn serve(
@@ -121,6 +131,18 @@ async fn ping() -> Response {
 /// credentials, 403 for a role that may not use the method. The principal is put in the
 /// request's extensions for handlers that want it.
 async fn require_auth(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    // A script's `openidm` call runs as the internal system user (docs/scripts.md).
+    if req
+        .extensions()
+        .get::<script_host::InternalCall>()
+        .is_some()
+    {
+        req.extensions_mut().insert(Principal {
+            name: script_host::INTERNAL_USER.to_owned(),
+            roles: vec![idsync_config::Role::Admin],
+        });
+        return next.run(req).await;
+    }
     match state.auth.authenticate(req.headers()).await {
         Ok(Some(principal)) => {
             if !principal.may(req.method()) {

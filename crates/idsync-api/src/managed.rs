@@ -506,9 +506,11 @@ async fn after_commit(state: &ApiState, change: &ManagedChange) -> ApiResult<Opt
         return Ok(None);
     };
     let change = change.clone();
-    tokio::spawn(async move { h.after_commit(&change).await })
-        .await
-        .map_err(|e| ApiError::Internal(format!("implicit sync task failed: {e}")))?
+    tokio::spawn(idsync_script::host::inherit(async move {
+        h.after_commit(&change).await
+    }))
+    .await
+    .map_err(|e| ApiError::Internal(format!("implicit sync task failed: {e}")))?
 }
 
 /// Adds the hook's response fields to the object answered.

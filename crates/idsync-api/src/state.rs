@@ -142,6 +142,10 @@ pub struct ApiContext {
     /// The paging cookies' signing key, read from the repository on first use
     /// ([`crate::cookie`]).
     pub cookie_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// The host of the `openidm` calls of scripts this API compiles (lifecycle scripts): attach
+    /// it with `Script::with_host(state.script_host.clone())`. [`crate::script_host::install`]
+    /// fills it; the integrator passes the engine's slot so that one host serves all scripts.
+    pub script_host: idsync_script::HostSlot,
 }
 
 /// The shared state of the router.
@@ -175,6 +179,7 @@ impl ApiState {
             system_actions: None,
             metrics: None,
             cookie_key: Arc::default(),
+            script_host: idsync_script::HostSlot::new(),
         }))
     }
 
@@ -198,6 +203,12 @@ impl ApiState {
         self.map(|c| c.metrics = Some(handle))
     }
 
+    /// The same state with the slot its scripts' host goes in (the engine's, so that mapping
+    /// and lifecycle scripts share one host).
+    pub fn with_script_host(self, slot: idsync_script::HostSlot) -> Self {
+        self.map(|c| c.script_host = slot)
+    }
+
     fn map(self, f: impl FnOnce(&mut ApiContext)) -> Self {
         let mut ctx = match Arc::try_unwrap(self.0) {
             Ok(ctx) => ctx,
@@ -212,6 +223,7 @@ impl ApiState {
                 system_actions: shared.system_actions.clone(),
                 metrics: shared.metrics.clone(),
                 cookie_key: shared.cookie_key.clone(),
+                script_host: shared.script_host.clone(),
             },
         };
         f(&mut ctx);

@@ -131,12 +131,12 @@ where
         tx: tx.clone(),
         idle,
     };
-    tokio::spawn(async move {
+    tokio::spawn(idsync_script::host::inherit(async move {
         if let Err(e) = produce(out).await {
             tracing::warn!(error = %e, "a streamed answer stopped before its end");
             let _ = tokio::time::timeout(idle, tx.send(Err(std::io::Error::other(e)))).await;
         }
-    });
+    }));
     let mut resp = Body::new(ChannelBody(rx)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -138,15 +138,16 @@ fn load(dir: &Path, env: &dyn Fn(&str) -> Option<String>, sink: &mut Sink) -> Op
         let mut cx = Cx::new("conf/idsync.json", dir, sink);
         settings::apply_env(&mut cx, &mut settings_raw, env);
     }
-    let resolve = |n: &str| -> Option<String> {
-        special(n, &project_dir)
-            .or_else(|| {
-                settings_raw
-                    .get(n)
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            })
-            .or_else(|| env_lookup(env, n))
-    };
+    let properties: BTreeMap<String, String> = settings_raw
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    let resolve = |n: &str| -> Option<String> { resolve_name(n, &project_dir, &properties, env) };
 
     let mut used_names: Vec<String> = Vec::new();
     let mut files: Vec<(ConfFile, std::collections::HashSet<String>)> = Vec::new();
@@ -303,7 +304,21 @@ fn load(dir: &Path, env: &dyn Fn(&str) -> Option<String>, sink: &mut Sink) -> Op
         settings,
         queue_recovery,
         queue_balancing,
+        properties,
     })
+}
+
+/// Where a `&{NAME}` resolves after conf/idsync.json is read: the project folder's names, then
+/// idsync.json's top-level values, then the environment.
+pub(crate) fn resolve_name(
+    name: &str,
+    project_dir: &str,
+    properties: &BTreeMap<String, String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    special(name, project_dir)
+        .or_else(|| properties.get(name).cloned())
+        .or_else(|| env_lookup(env, name))
 }
 
 /// `<prefix><name>.json` → `name`.

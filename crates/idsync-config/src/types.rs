@@ -22,6 +22,9 @@ pub struct Project {
     pub queue_recovery: QueueRecovery,
     /// sync.json `queueBalancing`.
     pub queue_balancing: QueueBalancing,
+    /// conf/idsync.json's top-level values as text, a source of `&{NAME}` and of scripts'
+    /// `identityServer.getProperty` (see [`Project::property`]).
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Project {
@@ -38,6 +41,13 @@ impl Project {
     /// The managed object type called `name`.
     pub fn managed_type(&self, name: &str) -> Option<&ManagedType> {
         self.managed.iter().find(|m| m.name == name)
+    }
+
+    /// What `&{name}` resolves to now, as at load (docs/configuration.md#values-from-outside-name-substitution):
+    /// the project folder's names, conf/idsync.json, then the environment.
+    pub fn property(&self, name: &str) -> Option<String> {
+        let dir = self.dir.display().to_string();
+        crate::load::resolve_name(name, &dir, &self.properties, &|n| std::env::var(n).ok())
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Engine {
     pub(crate) work: Notify,
     /// Running nodes on this node's host, itself included (1 until the cluster monitor looked).
     host_nodes: AtomicUsize,
+    /// The host of every script this engine compiles (docs/adr/0011-script-host-api.md): filled
+    /// by `idsync serve` or `idsync recon` once the API router exists.
+    script_host: idsync_script::HostSlot,
 }
 
 impl Engine {
@@ -45,9 +48,13 @@ impl Engine {
         resources: Resources,
         node_id: impl Into<String>,
     ) -> EngineResult<Arc<Engine>> {
+        let script_host = idsync_script::HostSlot::new();
         let mut mappings = BTreeMap::new();
         for m in &project.mappings {
-            mappings.insert(m.name.clone(), Arc::new(CompiledMapping::build(m)?));
+            mappings.insert(
+                m.name.clone(),
+                Arc::new(CompiledMapping::build_hosted(m, Some(&script_host))?),
+            );
         }
         let mut managed_scripts = BTreeMap::new();
         for t in &project.managed {
@@ -67,7 +74,15 @@ impl Engine {
             queue_balance: crate::cluster::QueueBalance::default(),
             work: Notify::new(),
             host_nodes: AtomicUsize::new(1),
+            script_host,
         }))
+    }
+
+    /// The slot of the host that answers the `openidm` calls of this engine's scripts. Code
+    /// that compiles a script for this engine attaches it (`Script::with_host`); the
+    /// integrator sets the host (idsync-api's `script_host::install`).
+    pub fn script_host(&self) -> &idsync_script::HostSlot {
+        &self.script_host
     }
 
     /// How many jobs this node runs at once when its host runs `per_host`: the host's nodes

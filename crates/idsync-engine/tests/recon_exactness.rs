@@ -62,6 +62,9 @@ struct Knobs {
     correlate_empty: bool,
     /// A `sourceQuery` filter (`department eq "Eng"`): a source the run cannot count up front.
     filtered: bool,
+    /// A `correlationScript` doing the same query with `openidm.query` instead of the
+    /// `correlationQuery` (docs/scripts.md#speed-and-exactness): it must change nothing.
+    script_correlation: bool,
 }
 
 impl Knobs {
@@ -74,6 +77,7 @@ impl Knobs {
             clustered: false,
             correlate_empty,
             filtered: false,
+            script_correlation: false,
         }
     }
 }
@@ -119,6 +123,17 @@ fn sync_json(k: &Knobs) -> Value {
             {"situation": "UNASSIGNED", "action": "REPORT"}
         ]
     });
+    if k.script_correlation {
+        let o = m.as_object_mut().unwrap();
+        o.remove("correlationQuery");
+        o.insert(
+            "correlationScript".into(),
+            json!({
+                "type": "text/javascript",
+                "source": "openidm.query('managed/user', {'_queryFilter': 'userName eq \"' + source.mail + '\"'}).result"
+            }),
+        );
+    }
     if let Some(n) = k.page_size {
         m["reconSourceQueryPaging"] = json!(true);
         m["reconSourceQueryPageSize"] = json!(n);
@@ -493,8 +508,9 @@ fn knobs() -> impl Strategy<Value = Knobs> {
         any::<bool>(),
         prop::bool::weighted(0.3),
         any::<bool>(),
+        prop::bool::weighted(0.3),
     )
-        .prop_map(|(t, p, prefetch, ids_only, clustered, ce)| Knobs {
+        .prop_map(|(t, p, prefetch, ids_only, clustered, ce, script)| Knobs {
             task_threads: t,
             page_size: if clustered { p.or(Some(3)) } else { p },
             prefetch_links: prefetch,
@@ -502,6 +518,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
             clustered,
             correlate_empty: ce,
             filtered: false,
+            script_correlation: script,
         })
 }
 
@@ -538,14 +555,24 @@ fn row(uid: &str, mail: &str) -> Row {
 /// second finds the user the first created (FOUND_ALREADY_LINKED), so there is one user.
 #[test]
 fn issue_19_two_rows_sharing_an_email_make_one_user() {
-    for (users, threads, page) in [
-        (vec![], 0, None),
+    for (users, threads, page, script) in [
+        (vec![], 0, None, false),
         (
             vec![("pre-0".to_string(), "other@example.com".to_string())],
             0,
             None,
+            false,
         ),
-        (vec![], 4, Some(10)),
+        (vec![], 4, Some(10), false),
+        // The same with a correlation script doing `openidm.query` (issue 25).
+        (vec![], 0, None, true),
+        (
+            vec![("pre-0".to_string(), "other@example.com".to_string())],
+            0,
+            None,
+            true,
+        ),
+        (vec![], 4, Some(10), true),
     ] {
         let d = Dataset {
             rows: vec![
@@ -559,6 +586,7 @@ fn issue_19_two_rows_sharing_an_email_make_one_user() {
         let k = Knobs {
             task_threads: threads,
             page_size: page,
+            script_correlation: script,
             ..Knobs::serial(true)
         };
         rt().block_on(async {

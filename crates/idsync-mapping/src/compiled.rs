@@ -9,7 +9,7 @@ use idsync_config::{
     ActionSpec, Condition, Correlation, LinkQualifiers, Mapping, PropertyMapping, ScriptSpec,
 };
 use idsync_core::{Action, JsonPointer, Situation};
-use idsync_script::{Script, ScriptOrigin};
+use idsync_script::{HostSlot, Script, ScriptOrigin};
 use serde_json::Value;
 
 /// One property mapping, compiled.
@@ -79,6 +79,7 @@ pub const DEFAULT_QUALIFIER: &str = "default";
 
 struct Compiler<'a> {
     mapping: &'a str,
+    host: Option<&'a HostSlot>,
 }
 
 impl Compiler<'_> {
@@ -90,7 +91,11 @@ impl Compiler<'_> {
             spec.origin.clone(),
             format!("mapping {} {place}", self.mapping),
         );
-        Ok(Script::compile(&spec.source, origin, spec.globals.clone())?)
+        let script = Script::compile(&spec.source, origin, spec.globals.clone())?;
+        Ok(match self.host {
+            Some(slot) => script.with_host(slot.clone()),
+            None => script,
+        })
     }
 
     fn opt(&self, spec: Option<&ScriptSpec>, place: &str) -> Result<Option<Script>> {
@@ -179,8 +184,15 @@ impl CompiledMapping {
     /// Compiles every script of `mapping` once. A syntax error is reported here, naming the
     /// mapping and the place, so a broken project fails at load and not mid-run.
     pub fn build(mapping: &Mapping) -> Result<CompiledMapping> {
+        Self::build_hosted(mapping, None)
+    }
+
+    /// [`CompiledMapping::build`] with every script's `openidm` calls answered by the host in
+    /// `host` (docs/scripts.md).
+    pub fn build_hosted(mapping: &Mapping, host: Option<&HostSlot>) -> Result<CompiledMapping> {
         let c = Compiler {
             mapping: &mapping.name,
+            host,
         };
         Ok(CompiledMapping {
             properties: mapping

@@ -19,6 +19,7 @@ use crate::console::install_console;
 use crate::convert::{self, FromJsError};
 use crate::error::ScriptError;
 use crate::failure::{Failure, WRAPPER_FILE, describe_failure, describe_thrown};
+use crate::host::HostSlot;
 use crate::limits::default_limits;
 use crate::origin::ScriptOrigin;
 use crate::script::ScriptInner;
@@ -123,15 +124,18 @@ pub(crate) fn is_expression(expression: &str, origin: &ScriptOrigin) -> Result<b
     })
 }
 
-/// Evaluates a script on this thread's engine.
+/// Evaluates a script on this thread's engine, its `openidm` calls answered by `host`'s host.
 pub(crate) fn evaluate(
     script: &std::sync::Arc<ScriptInner>,
+    host: Option<&HostSlot>,
     bindings: &Bindings<'_>,
     captures: &[&str],
     timeout: Duration,
 ) -> Result<Outcome, ScriptError> {
     with_engine(&script.origin, |engine| {
-        engine.evaluate(script, bindings, captures, timeout)
+        crate::host::evaluating(host, &script.origin, || {
+            engine.evaluate(script, bindings, captures, timeout)
+        })
     })
 }
 
@@ -156,6 +160,8 @@ impl ThreadEngine {
         let context = Context::full(&runtime)?;
         let sweeper = context.with(|ctx| {
             install_console(&ctx)?;
+            let factory: Function = sloppy_eval(&ctx, crate::api::factory_source())?;
+            crate::api::install(&ctx, factory)?;
             // Built-ins and `console` are not enumerable, so every enumerable own property of the
             // global object was made by a script assigning an undeclared variable (`i = 0`).
             // Deleting them after each call keeps one call's variables out of the next.

@@ -22,12 +22,14 @@
 //! `Send`); a `Script` is `Send + Sync` data compiled lazily per thread and cached there. A call
 //! blocks its thread for at most the script's time budget.
 
+mod api;
 mod bindings;
 mod console;
 mod convert;
 mod engine;
 mod error;
 mod failure;
+pub mod host;
 mod limits;
 mod names;
 mod origin;
@@ -36,6 +38,7 @@ mod usage;
 
 pub use bindings::Bindings;
 pub use error::ScriptError;
+pub use host::{HostError, HostMethod, HostRequest, HostSlot, ScriptHost};
 pub use limits::{ScriptLimits, default_limits, set_default_limits};
 pub use origin::ScriptOrigin;
 pub use script::Script;

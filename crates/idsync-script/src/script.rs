@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::bindings::Bindings;
 use crate::error::ScriptError;
+use crate::host::HostSlot;
 use crate::limits::default_limits;
 use crate::origin::ScriptOrigin;
 use crate::{engine, names, usage};
@@ -24,6 +25,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Script {
     inner: Arc<ScriptInner>,
     timeout: Duration,
+    host: Option<HostSlot>,
 }
 
 pub(crate) struct ScriptInner {
@@ -72,6 +74,7 @@ impl Script {
         Ok(Script {
             inner: Arc::new(inner),
             timeout: default_limits().timeout,
+            host: None,
         })
     }
 
@@ -96,10 +99,23 @@ impl Script {
         self
     }
 
+    /// The same script with its `openidm` calls and `identityServer` questions answered by the
+    /// host `slot` holds when it runs (docs/adr/0011-script-host-api.md). Without a host, those
+    /// calls throw a 503 error; `logger` works either way.
+    pub fn with_host(mut self, slot: HostSlot) -> Self {
+        self.host = Some(slot);
+        self
+    }
+
+    /// The host slot attached with [`Script::with_host`].
+    pub fn host(&self) -> Option<&HostSlot> {
+        self.host.as_ref()
+    }
+
     /// Runs the script with `bindings` as its variables and returns the value of its last
     /// expression statement (`undefined` is `null`). Nothing of one call is visible in the next.
     pub fn eval(&self, bindings: &Bindings<'_>) -> Result<Value, ScriptError> {
-        Ok(engine::evaluate(&self.inner, bindings, &[], self.timeout)?.value)
+        Ok(engine::evaluate(&self.inner, self.host.as_ref(), bindings, &[], self.timeout)?.value)
     }
 
     /// Runs a script that must answer true or false (validSource, validTarget, conditions).
@@ -121,7 +137,13 @@ impl Script {
         bindings: &Bindings<'_>,
         captures: &[&str],
     ) -> Result<(Value, Vec<Value>), ScriptError> {
-        let outcome = engine::evaluate(&self.inner, bindings, captures, self.timeout)?;
+        let outcome = engine::evaluate(
+            &self.inner,
+            self.host.as_ref(),
+            bindings,
+            captures,
+            self.timeout,
+        )?;
         Ok((outcome.value, outcome.captured))
     }
 }
@@ -132,6 +154,7 @@ impl fmt::Debug for Script {
             .field("origin", &self.inner.origin)
             .field("expression", &self.inner.expression.is_some())
             .field("timeout", &self.timeout)
+            .field("host", &self.host.is_some())
             .finish()
     }
 }

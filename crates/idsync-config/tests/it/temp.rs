@@ -153,6 +153,13 @@ fn substitution_order_idsync_json_then_env_then_upper_snake_env() {
     assert_eq!(props["c"], json!("env-upper-3"));
     assert_eq!(props["d"], json!(root));
     assert_eq!(props["e"], json!(format!("{root}/data")));
+    // Scripts' identityServer.getProperty resolves the same way (docs/scripts.md).
+    assert_eq!(p.property("x.one").as_deref(), Some("from-idsync-json"));
+    assert_eq!(
+        p.property("idm.instance.dir").as_deref(),
+        Some(root.as_str())
+    );
+    assert_eq!(p.property("idsync.test.never.set"), None);
 }
 
 #[test]

@@ -17,6 +17,7 @@
 use super::ctx::{CtxMode, RunCtx};
 use super::lookups::Item;
 use super::op::{CandidateLinks, Candidates, ChunkLookups, Reads};
+use super::script_reads::{Prefetched, TargetReads};
 use crate::Engine;
 use crate::error::EngineResult;
 use idsync_core::QueryRequest;
@@ -24,6 +25,7 @@ use idsync_core::filter::{Filter, FilterIndex};
 use idsync_mapping::{Correlation, correlation_skipped, is_full_object};
 use serde_json::Value;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The most correlation filters one batched query carries.
@@ -52,13 +54,19 @@ impl RunCtx {
             reads.filter = Some(filter.clone());
             return Ok(Some(found.clone()));
         }
-        let c = match look.correlations.get(&key) {
-            Some(c) => c.clone(),
-            None => match self.mapping.correlation(source, qualifier)? {
-                Some(c) => c,
+        let cached = look.correlations.get(&key).cloned();
+        // A script that queried the target runs again under an overlay: its answers must see
+        // what the objects before it in the chunk wrote.
+        let (c, script_filter) = match cached {
+            Some((c, filter)) if look.overlay.is_none() || filter.is_none() => (c, filter),
+            _ => match self.evaluate_correlation(source, qualifier, look.overlay.clone())? {
+                Some(found) => found,
                 None => return Ok(None),
             },
         };
+        if script_filter.is_some() {
+            reads.filter = script_filter;
+        }
         Ok(Some(match c {
             Correlation::Query(filter) => {
                 let page = self
@@ -90,6 +98,135 @@ impl RunCtx {
         }))
     }
 
+    /// Evaluates the correlation request of a source. For a managed target, a correlation
+    /// script's `openidm.query` calls on the target are answered by the run (`script_reads.rs`),
+    /// corrected by `overlay` when given, and their filter comes back with the request.
+    fn evaluate_correlation(
+        &self,
+        source: &Value,
+        qualifier: &str,
+        overlay: Option<Arc<super::settle::Overlay>>,
+    ) -> EngineResult<Option<(Correlation, Option<Filter>)>> {
+        self.evaluate_correlation_with(source, qualifier, overlay, None)
+    }
+
+    /// [`Self::evaluate_correlation`] with the chunk's prefetched target query answers.
+    fn evaluate_correlation_with(
+        &self,
+        source: &Value,
+        qualifier: &str,
+        overlay: Option<Arc<super::settle::Overlay>>,
+        prefetched: Option<Arc<Prefetched>>,
+    ) -> EngineResult<Option<(Correlation, Option<Filter>)>> {
+        let Some(mut reads) = self.target_reads() else {
+            return Ok(self
+                .mapping
+                .correlation(source, qualifier)?
+                .map(|c| (c, None)));
+        };
+        reads.overlay = overlay;
+        reads.prefetched = prefetched;
+        let reads = Arc::new(reads);
+        let host: Arc<dyn idsync_script::ScriptHost> = reads.clone();
+        let found = idsync_script::host::with_override(host, || {
+            self.mapping.correlation(source, qualifier)
+        })?;
+        Ok(found.map(|c| (c, reads.read_filter())))
+    }
+
+    /// The host of a correlation script's calls when the target is managed.
+    fn target_reads(&self) -> Option<TargetReads> {
+        let object_type = self.target_managed_type.as_ref()?;
+        Some(TargetReads::new(
+            format!("managed/{object_type}"),
+            self.target_set.clone(),
+            self.links.clone(),
+            self.script_host.clone(),
+        ))
+    }
+
+    /// The probe pass of a correlation script (docs/adr/0011-script-host-api.md): each pending
+    /// source's script runs until its first call, which only records the query; the equality
+    /// queries found are then read like a `correlationQuery`'s, as the `or` of up to [`BATCH`]
+    /// filters, and each answer is kept for the script's real run. `None` when nothing could be
+    /// read in bulk.
+    async fn prefetch_script_queries(
+        &self,
+        pending: &[((String, String), &Value)],
+    ) -> Option<Arc<Prefetched>> {
+        let mut probe = self.target_reads()?;
+        probe.probe = true;
+        let probe = Arc::new(probe);
+        self.for_each_pending(pending, |(qualifier, _), source| {
+            let host: Arc<dyn idsync_script::ScriptHost> = probe.clone();
+            // Whatever the script does without a call, or after its first call failed, is
+            // discarded; its real run comes next.
+            let _ = idsync_script::host::with_override(host, || {
+                self.mapping.correlation(source, qualifier)
+            });
+        });
+        let mut seen = HashSet::new();
+        let filters: Vec<Filter> = probe
+            .take_filters()
+            .into_iter()
+            .filter(|f| f.equality_probe().is_some() && seen.insert(f.to_string()))
+            .collect();
+        if filters.len() < 2 {
+            return None;
+        }
+        let mut answers = Prefetched::new();
+        for slice in filters.chunks(BATCH) {
+            let index = FilterIndex::new(slice);
+            let query = QueryRequest::with_filter(Filter::Or(slice.to_vec()));
+            let Ok(page) = self.target_set.query(&query).await else {
+                // Left to each script's own query.
+                continue;
+            };
+            let mut found = vec![Candidates::default(); slice.len()];
+            for v in page.results {
+                for i in index.matching(&v) {
+                    add(&mut found[i], v.clone());
+                }
+            }
+            for (f, c) in slice.iter().zip(found) {
+                answers.insert(f.to_string(), c);
+            }
+        }
+        Some(Arc::new(answers))
+    }
+
+    /// `f` over the pending sources, in order, on up to `taskThreads` threads when the chunk is
+    /// large enough and the runtime lets this task wait: correlation scripts are CPU work once
+    /// the chunk's answers are read, and each thread has its own script engine.
+    fn for_each_pending<T: Send>(
+        &self,
+        pending: &[((String, String), &Value)],
+        f: impl Fn(&(String, String), &Value) -> T + Sync,
+    ) -> Vec<T> {
+        let threads = self.eff.task_threads.min(pending.len() / 512).min(16);
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if threads < 2 || !multi {
+            return pending.iter().map(|(k, s)| f(k, s)).collect();
+        }
+        let per = pending.len().div_ceil(threads);
+        let f = &f;
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = pending
+                    .chunks(per)
+                    .map(|part| {
+                        scope.spawn(move || part.iter().map(|(k, s)| f(k, s)).collect::<Vec<T>>())
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        })
+    }
+
     /// Whether correlation runs for this qualifier at all.
     fn correlates(&self, qualifier: &str) -> bool {
         !correlation_skipped(
@@ -112,7 +249,7 @@ impl RunCtx {
             return;
         }
         let t = Instant::now();
-        let mut wanted: Vec<((String, String), Filter)> = Vec::new();
+        let mut pending: Vec<((String, String), &Value)> = Vec::new();
         for item in items {
             let Item::Source {
                 id,
@@ -129,22 +266,38 @@ impl RunCtx {
                 if !self.correlates(&q) || self.may_be_linked(look, &q, &norm) {
                     continue;
                 }
-                // An error is left for the source's own correlation to report.
-                let key = (q, norm.clone());
-                match self.mapping.correlation(source, &key.0) {
-                    Ok(Some(Correlation::Query(f))) if f.equality_probe().is_some() => {
-                        wanted.push((key, f));
-                    }
-                    Ok(Some(other)) => {
-                        look.correlations.insert(key, other);
-                    }
-                    Ok(None) | Err(_) => {}
+                pending.push(((q, norm.clone()), source));
+            }
+        }
+        // A correlation script's target queries are read for the whole chunk first.
+        let prefetched = if pending.len() >= 2
+            && matches!(
+                self.config.correlation,
+                Some(idsync_config::Correlation::Script(_))
+            ) {
+            self.prefetch_script_queries(&pending).await
+        } else {
+            None
+        };
+        let evaluated = self.for_each_pending(&pending, |(qualifier, _), source| {
+            self.evaluate_correlation_with(source, qualifier, None, prefetched.clone())
+        });
+        let mut wanted: Vec<((String, String), Filter)> = Vec::new();
+        for ((key, _), found) in pending.into_iter().zip(evaluated) {
+            // An error is left for the source's own correlation to report.
+            match found {
+                Ok(Some((Correlation::Query(f), None))) if f.equality_probe().is_some() => {
+                    wanted.push((key, f));
                 }
+                Ok(Some(other)) => {
+                    look.correlations.insert(key, other);
+                }
+                Ok(None) | Err(_) => {}
             }
         }
         if wanted.len() < 2 {
             for (key, f) in wanted {
-                look.correlations.insert(key, Correlation::Query(f));
+                look.correlations.insert(key, (Correlation::Query(f), None));
             }
             return;
         }
@@ -158,7 +311,7 @@ impl RunCtx {
                     tracing::debug!(mapping = %self.mapping_name, error = %e, "batched correlation failed; correlating one source at a time");
                     for (key, f) in slice {
                         look.correlations
-                            .insert(key.clone(), Correlation::Query(f.clone()));
+                            .insert(key.clone(), (Correlation::Query(f.clone()), None));
                     }
                     continue;
                 }

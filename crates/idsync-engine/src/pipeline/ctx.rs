@@ -77,6 +77,8 @@ pub struct RunCtx {
     canceled: AtomicBool,
     last_cancel_check: std::sync::Mutex<Instant>,
     pub node_id: String,
+    /// The engine's script host, behind the run's own answers to correlation scripts.
+    pub script_host: idsync_script::HostSlot,
 }
 
 /// How the run's options are stored in the run record, so any node can rebuild them.
@@ -181,6 +183,7 @@ impl RunCtx {
             prefetched: None,
             guard: SafetyGuard::default(),
             target_empty_at_start: None,
+            script_host: engine.script_host().clone(),
             written: std::sync::RwLock::new(HashSet::new()),
             caches_page: std::sync::Mutex::new(Some(0)),
             extremes: std::sync::Mutex::new(NodeExtremes::default()),

@@ -16,5 +16,6 @@ pub(crate) mod explicit;
 pub(crate) mod lookups;
 pub(crate) mod object;
 pub(crate) mod op;
+pub(crate) mod script_reads;
 pub(crate) mod settle;
 pub(crate) mod stats;

@@ -57,15 +57,16 @@ pub struct ChunkLookups {
     /// candidates and the filter that found them.
     pub correlated: HashMap<(String, String), (Candidates, Filter)>,
     /// Correlation requests evaluated for the chunk but not batched (scripts' candidates,
-    /// filters without an equality to index on), so that no script runs twice.
-    pub correlations: HashMap<(String, String), idsync_mapping::Correlation>,
+    /// filters without an equality to index on), so that no script runs twice; with the filter
+    /// of the target queries a correlation script made (`script_reads.rs`).
+    pub correlations: HashMap<(String, String), (idsync_mapping::Correlation, Option<Filter>)>,
     /// The links of the batched correlations' single candidates, read in one call.
     pub candidate_links: Option<CandidateLinks>,
     /// How long the chunk's batched correlation took.
     pub correlation_time: std::time::Duration,
     /// When an object is assessed again while its chunk settles: what the objects before it in
     /// the chunk wrote, which reads consult first (see `settle.rs`).
-    pub overlay: Option<Overlay>,
+    pub overlay: Option<Arc<Overlay>>,
     /// The page job the chunk runs in, when its target is a connected system.
     pub fence: Option<Arc<PageFence>>,
 }

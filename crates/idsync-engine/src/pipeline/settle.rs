@@ -39,7 +39,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What the ops settled so far in a chunk wrote, as the ops after them must see it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Overlay {
     /// Managed targets written, by normalised id: the new value, or `None` once deleted.
     targets: HashMap<String, Option<Value>>,
@@ -170,7 +170,7 @@ impl RunCtx {
             .filter(|&m| filters[m].equality_probe().is_none())
             .collect();
         let mut flagged = vec![false; specs.len()];
-        look.overlay = Some(Overlay::default());
+        look.overlay = Some(Arc::new(Overlay::default()));
         let mut pending: Vec<Spec> = Vec::new();
         for (j, mut spec) in specs.into_iter().enumerate() {
             if out.abort.is_some() {
@@ -215,7 +215,7 @@ impl RunCtx {
                         }
                     }
                 }
-                if let Some(o) = look.overlay.as_mut() {
+                if let Some(o) = look.overlay.as_mut().map(Arc::make_mut) {
                     let q = spec.op.qualifier.clone();
                     for (id, v) in effects.targets {
                         o.write_target(id, v);
@@ -343,14 +343,14 @@ impl RunCtx {
                     break;
                 }
                 let ctx = self.clone();
-                set.spawn(async move {
+                set.spawn(idsync_script::host::inherit(async move {
                     let mut out = ChunkOutput::default();
                     let mut created = Vec::new();
                     for s in part {
                         created.extend(ctx.apply_one(s, &mut out).await);
                     }
                     (out, created)
-                });
+                }));
             }
             while let Some(r) = set.join_next().await {
                 match r {
@@ -365,7 +365,7 @@ impl RunCtx {
                 }
             }
         }
-        if let Some(o) = look.overlay.as_mut() {
+        if let Some(o) = look.overlay.as_mut().map(Arc::make_mut) {
             for (q, id) in created {
                 o.link(&q, self.links.norm_target(&id), true);
             }

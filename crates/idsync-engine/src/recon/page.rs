@@ -93,7 +93,13 @@ async fn in_parallel(
         if part.is_empty() {
             break;
         }
-        set.spawn(run_items(engine.clone(), ctx.clone(), look.clone(), part));
+        // In the call scope of a script whose call runs this (docs/scripts.md, bounds).
+        set.spawn(idsync_script::host::inherit(run_items(
+            engine.clone(),
+            ctx.clone(),
+            look.clone(),
+            part,
+        )));
     }
     let mut results = Vec::new();
     while let Some(r) = set.join_next().await {

@@ -300,7 +300,9 @@ impl Engine {
             }
             _ => return Err("invokeContext has no script".into()),
         };
-        idsync_script::Script::compile(&source, origin, globals).map_err(|e| e.to_string())
+        idsync_script::Script::compile(&source, origin, globals)
+            .map(|s| s.with_host(self.script_host().clone()))
+            .map_err(|e| e.to_string())
     }
 
     /// Another RUNNING firing of the schedule whose node still runs it, if any: on this node,

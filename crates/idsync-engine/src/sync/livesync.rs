@@ -419,7 +419,7 @@ impl Engine {
                     .map_err(|e| format!("{message} (and the dead letter was not written: {e})"))
             }
             (true, Some(PostRetryAction::Script(spec))) => {
-                run_failure_script(source, change, message, &spec)
+                run_failure_script(source, change, message, &spec, self.script_host())
                     .map_err(|e| format!("{message} (and the postRetryAction script failed: {e})"))
             }
             (true, _) => {
@@ -469,13 +469,15 @@ fn run_failure_script(
     change: &Change,
     message: &str,
     spec: &idsync_config::ScriptSpec,
+    host: &idsync_script::HostSlot,
 ) -> Result<(), String> {
     let origin = ScriptOrigin::file_used_by(
         spec.origin.clone(),
         format!("{source} syncFailureHandler postRetryAction"),
     );
-    let script =
-        Script::compile(&spec.source, origin, spec.globals.clone()).map_err(|e| e.to_string())?;
+    let script = Script::compile(&spec.source, origin, spec.globals.clone())
+        .map_err(|e| e.to_string())?
+        .with_host(host.clone());
     let mut parts = source.split('/').skip(1);
     let failure = json!({
         "systemIdentifier": parts.next(),

@@ -104,7 +104,7 @@ impl Consumer {
                     format!("mapping {mapping} queuedSync postRetryAction"),
                 );
                 match Script::compile(&spec.source, origin, spec.globals.clone()) {
-                    Ok(s) => Some(s),
+                    Ok(s) => Some(s.with_host(engine.script_host().clone())),
                     Err(e) => {
                         tracing::error!(mapping = %mapping, error = %e, "postRetryAction script does not compile; failed events will be retried");
                         None

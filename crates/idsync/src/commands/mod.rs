@@ -22,7 +22,8 @@ use std::process::ExitCode;
 
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // Scripts' `logger` lines at info and above are part of the default log (docs/scripts.md).
+        0 => "warn,idsync::script=info",
         1 => "info",
         2 => "debug",
         _ => "trace",

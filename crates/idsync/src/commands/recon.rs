@@ -41,6 +41,7 @@ pub async fn run(args: ReconArgs) -> Result<ExitCode> {
     // them. Work an earlier CLI process left is taken over once its leases expire.
     let node_id = cli_node_id(&base);
     let engine = setup::engine(project.clone(), repo, node_id).await?;
+    let _script_host = setup::script_host(&engine).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(idsync_engine::worker::run_worker(

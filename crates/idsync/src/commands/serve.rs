@@ -78,7 +78,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     )))
     .with_system_actions(std::sync::Arc::new(idsync_api::livesync::LiveSyncActions(
         engine.clone(),
-    )));
+    )))
+    .with_script_host(engine.script_host().clone());
 
     let bind = args
         .bind
@@ -141,10 +142,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     };
     println!("listening on http://{addr}");
-    let extra = idsync_api::recon::routes(engine.clone())
-        .merge(idsync_api::sync::routes(engine.clone()))
-        .merge(idsync_api::scheduler::routes(engine.clone()))
-        .merge(idsync_api::livesync::routes(engine.clone()));
+    let extra = idsync_api::engine_routes(engine.clone());
+    // Scripts' `openidm` calls go through the same API (docs/scripts.md); kept alive while
+    // serving and until the jobs have finished.
+    let script_host = idsync_api::script_host::install(&state, extra.clone());
     idsync_api::serve_with(state, extra, listener, shutdown).await?;
 
     // Stop taking jobs, let in-flight ones finish, then say goodbye to the cluster.
@@ -152,6 +153,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     worker.await??;
     scheduler.await??;
     queues.await?;
+    drop(script_host);
     monitor.await?;
     heartbeat.await?;
     // Hand over at once what others can take: jobs, queue events polled but not run, locks.

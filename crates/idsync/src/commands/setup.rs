@@ -142,3 +142,31 @@ pub async fn engine(
     let resources = Resources::new(&project, repo.clone(), conns);
     Ok(Engine::new(project, repo, resources, node_id)?)
 }
+
+/// The host of scripts' `openidm` calls for a process that does not serve (`idsync recon`):
+/// the same API as `idsync serve` answers them, in-process, as the internal system user
+/// (docs/scripts.md). Keep the returned host alive while the engine runs.
+pub async fn script_host(engine: &Arc<Engine>) -> Result<Arc<dyn idsync_script::ScriptHost>> {
+    let project = engine.project.clone();
+    let auth = idsync_api::AuthState::new(&project.auth, None)?;
+    let state = idsync_api::ApiState::new(
+        project.clone(),
+        engine.repo.clone(),
+        engine
+            .resources
+            .connectors()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        engine.node_id.clone(),
+        auth,
+    )
+    .with_hooks(Arc::new(idsync_api::sync::EngineHooks(engine.clone())))
+    .with_system_actions(Arc::new(idsync_api::livesync::LiveSyncActions(
+        engine.clone(),
+    )))
+    .with_script_host(engine.script_host().clone());
+    Ok(idsync_api::script_host::install(
+        &state,
+        idsync_api::engine_routes(engine.clone()),
+    ))
+}

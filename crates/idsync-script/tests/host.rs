@@ -1,0 +1,268 @@
+//! The host API scripts see (docs/scripts.md) against a fake host: how calls and their
+//! arguments reach the host, errors thrown with their CREST code, `read` and `getProperty`
+//! defaults, no host attached, the depth bound across threads, and the override.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
+use std::sync::{Arc, Mutex};
+
+use idsync_script::host::{
+    self, HostError, HostMethod, HostRequest, HostSlot, MAX_DEPTH, ScriptHost, scoped,
+};
+use idsync_script::{Bindings, Script, ScriptOrigin};
+use serde_json::{Map, Value, json};
+
+/// Records calls; answers `read` of `missing` with 404 and `update` with 412; anything else
+/// echoes the request.
+#[derive(Default)]
+struct Fake {
+    calls: Mutex<Vec<HostRequest>>,
+    /// When set, a `create` evaluates this script again on another thread, nested.
+    recurse: Mutex<Option<Script>>,
+}
+
+impl ScriptHost for Fake {
+    fn call(&self, request: HostRequest) -> Result<Value, HostError> {
+        self.calls.lock().unwrap().push(request.clone());
+        let recurse = self.recurse.lock().unwrap().clone();
+        match request.method {
+            HostMethod::Read if request.resource.ends_with("missing") => {
+                Err(HostError::new(404, "managed/user/missing not found"))
+            }
+            HostMethod::Update => Err(HostError {
+                code: 412,
+                message: "revision mismatch".into(),
+                detail: Some(json!({"expected": "1"})),
+            }),
+            HostMethod::Create if recurse.is_some() => {
+                let script = recurse.unwrap();
+                let scope = request.scope.clone();
+                // Nested work runs elsewhere, in the call's scope (as RouterHost does).
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    rt.block_on(scoped(scope, async move { script.eval(&Bindings::new()) }))
+                })
+                .join()
+                .unwrap()
+                .map_err(|e| HostError::new(400, e.to_string()))
+            }
+            _ => Ok(json!({
+                "method": request.method.name(),
+                "resource": request.resource,
+                "newId": request.new_id,
+                "rev": request.rev,
+                "content": request.content,
+                "action": request.action,
+                "params": request.params,
+                "fields": request.fields,
+                "depth": request.scope.depth(),
+            })),
+        }
+    }
+
+    fn property(&self, name: &str) -> Option<String> {
+        (name == "known").then(|| "value".to_owned())
+    }
+
+    fn project_location(&self) -> String {
+        "/projects/p".to_owned()
+    }
+}
+
+fn hosted(source: &str) -> (Script, Arc<Fake>, Arc<dyn ScriptHost>) {
+    let fake = Arc::new(Fake::default());
+    let host: Arc<dyn ScriptHost> = fake.clone();
+    let slot = HostSlot::new();
+    slot.set(&host);
+    let script = Script::compile(source, ScriptOrigin::inline("test hook"), Map::new())
+        .unwrap()
+        .with_host(slot);
+    (script, fake, host)
+}
+
+#[test]
+fn each_call_reaches_the_host_with_its_arguments() {
+    let (script, fake, _host) = hosted(
+        r#"[
+            openidm.create("managed/user", "u1", {"a": 1}),
+            openidm.create("managed/user", null, {"b": 2}, {"x": "y"}, ["a", "b"]),
+            openidm.read("managed/user/u1", null, "a,b"),
+            openidm.patch("managed/user/u1", "3", [{"operation": "remove", "field": "/a"}]),
+            openidm["delete"]("managed/user/u1", "4"),
+            openidm.query("managed/user", {"_queryFilter": "true"}),
+            openidm.action("recon", "recon", {}, {"mapping": "m"})
+        ]"#,
+    );
+    let out = script.eval(&Bindings::new()).unwrap();
+    assert_eq!(out[0]["method"], "create");
+    assert_eq!(out[0]["newId"], "u1");
+    assert_eq!(out[0]["content"], json!({"a": 1}));
+    assert_eq!(out[0]["depth"], 1);
+    assert_eq!(out[1]["newId"], Value::Null);
+    assert_eq!(out[1]["params"], json!({"x": "y"}));
+    assert_eq!(out[1]["fields"], json!(["a", "b"]));
+    assert_eq!(out[2]["fields"], json!(["a", "b"]));
+    assert_eq!(out[3]["rev"], "3");
+    assert_eq!(out[3]["content"][0]["operation"], "remove");
+    assert_eq!(out[4]["method"], "delete");
+    assert_eq!(out[5]["params"]["_queryFilter"], "true");
+    assert_eq!(out[6]["action"], "recon");
+    assert_eq!(out[6]["params"]["mapping"], "m");
+    assert_eq!(fake.calls.lock().unwrap().len(), 7);
+}
+
+#[test]
+fn a_failed_call_throws_its_crest_code_and_message() {
+    let (script, _, _host) = hosted(
+        r#"var r;
+        try { openidm.update("managed/user/u1", "1", {}); }
+        catch (e) { r = [e.code, e.message, e.detail, e instanceof Error]; }
+        r"#,
+    );
+    assert_eq!(
+        script.eval(&Bindings::new()).unwrap(),
+        json!([412, "revision mismatch", {"expected": "1"}, true])
+    );
+    let (script, _, _host) = hosted(r#"openidm.update("managed/user/u1", "1", {})"#);
+    let err = script.eval(&Bindings::new()).unwrap_err().to_string();
+    assert!(err.contains("test hook"), "{err}");
+    assert!(err.contains("revision mismatch"), "{err}");
+}
+
+#[test]
+fn a_bad_argument_is_a_400_naming_the_call() {
+    let (script, fake, _host) = hosted(
+        r#"var r = [];
+        try { openidm.read(42); } catch (e) { r.push([e.code, e.message]); }
+        try { openidm.query("managed/user", "not an object"); } catch (e) { r.push([e.code, e.message]); }
+        r"#,
+    );
+    let out = script.eval(&Bindings::new()).unwrap();
+    assert_eq!(out[0][0], 400);
+    assert!(
+        out[0][1].as_str().unwrap().contains("openidm.read"),
+        "{out}"
+    );
+    assert_eq!(out[1][0], 400);
+    assert!(out[1][1].as_str().unwrap().contains("params"), "{out}");
+    assert!(fake.calls.lock().unwrap().is_empty());
+}
+
+#[test]
+fn identity_server_answers_from_the_host() {
+    let (script, _, _host) = hosted(
+        r#"[identityServer.getProperty("known"), identityServer.getProperty("unknown"),
+            identityServer.getProperty("unknown", "dflt"), identityServer.getProperty("known", "dflt"),
+            identityServer.getProjectLocation(), identityServer.getInstallLocation()]"#,
+    );
+    assert_eq!(
+        script.eval(&Bindings::new()).unwrap(),
+        json!(["value", null, "dflt", "value", "/projects/p", "/projects/p"])
+    );
+}
+
+#[test]
+fn without_a_host_openidm_throws_a_503_and_logger_still_works() {
+    let script = Script::compile(
+        r#"logger.info("still {}", "works"); var c; try { openidm.read("managed/user/1"); } catch (e) { c = e.code; } c"#,
+        ScriptOrigin::inline("unhosted"),
+        Map::new(),
+    )
+    .unwrap();
+    assert_eq!(script.eval(&Bindings::new()).unwrap(), 503);
+    // A slot whose host is gone is the same.
+    let slot = HostSlot::new();
+    {
+        let host: Arc<dyn ScriptHost> = Arc::new(Fake::default());
+        slot.set(&host);
+    }
+    assert_eq!(script.with_host(slot).eval(&Bindings::new()).unwrap(), 503);
+}
+
+#[test]
+fn a_script_that_calls_itself_again_stops_at_the_depth_limit() {
+    let (script, fake, _host) = hosted(r#"openidm.create("managed/user", null, {});"#);
+    *fake.recurse.lock().unwrap() = Some(script.clone());
+    let err = script.eval(&Bindings::new()).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("nested deeper than {MAX_DEPTH}")),
+        "{err}"
+    );
+    let calls = fake.calls.lock().unwrap();
+    assert_eq!(calls.len(), MAX_DEPTH as usize, "one call per level");
+    assert_eq!(calls.last().unwrap().scope.depth(), MAX_DEPTH);
+}
+
+#[test]
+fn an_override_answers_instead_of_the_scripts_host() {
+    let (script, fake, _host) = hosted(r#"openidm.read("managed/user/1")"#);
+    let other: Arc<dyn ScriptHost> = Arc::new(Fake::default());
+    let out = host::with_override(other, || script.eval(&Bindings::new())).unwrap();
+    assert_eq!(out["method"], "read");
+    assert!(
+        fake.calls.lock().unwrap().is_empty(),
+        "the override answered"
+    );
+    script.eval(&Bindings::new()).unwrap();
+    assert_eq!(
+        fake.calls.lock().unwrap().len(),
+        1,
+        "and only for that evaluation"
+    );
+}
+
+#[test]
+fn a_missing_object_read_by_a_host_that_gives_404_throws() {
+    // The 404-to-null rule is the REST host's (RouterHost); the engine passes errors on.
+    let (script, _, _host) = hosted(
+        r#"var c; try { openidm.read("managed/user/missing"); } catch (e) { c = e.code; } c"#,
+    );
+    assert_eq!(script.eval(&Bindings::new()).unwrap(), 404);
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn logger_formats_placeholders_and_names_the_script() {
+    let (script, _, _host) = hosted(
+        r#"logger.info("a {} b {}", 1, {"x": 2}); logger.warn("left {} over", "x", "extra");
+           logger.error("{} and {}", "only one"); logger.debug("quiet at info"); true"#,
+    );
+    let buf = Captured::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, || script.eval(&Bindings::new()));
+    assert_eq!(out.unwrap(), true);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains(r#"INFO idsync::script: a 1 b {"x":2} origin=test hook"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARN idsync::script: left x over extra"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ERROR idsync::script: only one and {}"),
+        "{text}"
+    );
+    assert!(!text.contains("quiet at info"), "{text}");
+}
