@@ -58,7 +58,10 @@ impl Engine {
         }
         let mut managed_scripts = BTreeMap::new();
         for t in &project.managed {
-            managed_scripts.insert(t.name.clone(), Arc::new(ManagedScripts::build(t)?));
+            managed_scripts.insert(
+                t.name.clone(),
+                Arc::new(ManagedScripts::build(t, Some(&script_host))?),
+            );
         }
         let lease = Duration::from_millis(project.settings.lease_ms.max(1000));
         Ok(Arc::new(Engine {

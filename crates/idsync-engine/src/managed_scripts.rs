@@ -89,15 +89,23 @@ pub struct ManagedScripts {
 pub type ActionResult = Result<Value, HookError>;
 
 impl ManagedScripts {
-    /// Compiles the scripts of `t`; a syntax error names the type and the hook.
-    pub fn build(t: &ManagedType) -> Result<ManagedScripts, ScriptError> {
+    /// Compiles the scripts of `t`; a syntax error names the type and the hook. With `host`,
+    /// their `openidm` calls are answered by the host in that slot (docs/scripts.md).
+    pub fn build(
+        t: &ManagedType,
+        host: Option<&idsync_script::HostSlot>,
+    ) -> Result<ManagedScripts, ScriptError> {
         let compile = |spec: Option<&ScriptSpec>, place: &str| -> Result<Option<Script>, _> {
             spec.map(|s| {
                 let origin = ScriptOrigin::file_used_by(
                     s.origin.clone(),
                     format!("managed object {} {place}", t.name),
                 );
-                Script::compile(&s.source, origin, s.globals.clone())
+                let script = Script::compile(&s.source, origin, s.globals.clone())?;
+                Ok(match host {
+                    Some(h) => script.with_host(h.clone()),
+                    None => script,
+                })
             })
             .transpose()
         };
@@ -451,7 +459,7 @@ mod tests {
             raw: json!({}),
         };
         f(&mut t);
-        ManagedScripts::build(&t).unwrap()
+        ManagedScripts::build(&t, None).unwrap()
     }
 
     #[test]
