@@ -15,6 +15,8 @@
 //! - `queue.event.before_delete`: a queued-sync batch has written its targets but not yet
 //!   committed its links, audit and the deletion of its events (`sync/batch.rs`).
 //! - `queue.deadletter.before_commit`: a dead letter about to be committed (`sync/queue.rs`).
+//! - `recon.source.unavailable`: a source page's query finds the repository or system
+//!   unreachable — a transient error, retried (`recon/jobs/source.rs`, `recon/jobs/mod.rs`).
 
 /// Returns `Err(EngineError::Internal)` from the enclosing function when the failpoint `$name`
 /// is configured to `return` (a database error or a crash at that point, as far as the
@@ -25,6 +27,23 @@ macro_rules! failpoint {
     ($name:literal) => {
         ::fail::fail_point!($name, |_| {
             Err($crate::error::EngineError::Internal(format!("failpoint {} fired", $name)).into())
+        })
+    };
+}
+
+/// Like [`failpoint!`], but the error is a transient one: the repository unreachable.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! failpoint_unavailable {
+    ($name:literal) => {
+        ::fail::fail_point!($name, |_| {
+            Err(
+                $crate::error::EngineError::Repo(::idsync_repo::RepoError::Unavailable(format!(
+                    "failpoint {} fired",
+                    $name
+                )))
+                .into(),
+            )
         })
     };
 }

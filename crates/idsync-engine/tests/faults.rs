@@ -549,3 +549,45 @@ async fn a_crash_after_external_creates_neither_duplicates_nor_fails_them() {
         drop(a);
     }
 }
+
+/// A source page that finds the repository (or its system) unreachable is not the end of the
+/// run: the job runs again after a pause, and the run counts every object once. Only when the
+/// error outlasts the attempts does the run end FAILED, saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_error_is_retried_and_only_a_lasting_one_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write_project(dir.path(), 50, 1_000);
+    let repo = sqlite(dir.path()).await;
+    let a = Running::start(node(dir.path(), repo.clone(), "a").await);
+
+    fail::cfg("recon.source.unavailable", "2*return").unwrap();
+    let run = a
+        .engine
+        .start_recon(MAPPING, ReconOptions::default())
+        .await
+        .unwrap();
+    let s = wait_ended(&a.engine, &run).await;
+    assert_eq!(s["state"], "SUCCESS", "{s:#}");
+    assert_eq!(
+        s["progress"]["source"]["existing"]["processed"], 50,
+        "{s:#}"
+    );
+    assert_eq!(s["progress"]["target"]["created"], 50, "{s:#}");
+    assert_eq!(repo.count_objects("user", None).await.unwrap(), 50);
+
+    fail::cfg("recon.source.unavailable", "return").unwrap();
+    let run = a
+        .engine
+        .start_recon(MAPPING, ReconOptions::default())
+        .await
+        .unwrap();
+    let s = wait_ended(&a.engine, &run).await;
+    fail::remove("recon.source.unavailable");
+    assert_eq!(s["state"], "FAILED", "{s:#}");
+    assert!(
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unavailable")),
+        "{s:#}"
+    );
+}

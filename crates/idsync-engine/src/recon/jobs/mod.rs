@@ -189,6 +189,22 @@ pub async fn execute(engine: &Arc<Engine>, job: ClaimedJob) -> EngineResult<()> 
             crate::metered::lease_taken_over(&job.job.kind);
             Ok(())
         }
+        Err(e) if is_transient(&e) && job.token < MAX_ATTEMPTS => {
+            // A database or system that is briefly unreachable must not fail the whole run:
+            // the job runs again (on any node) after a pause, from what it committed — pages
+            // resume by chunk, and their external creates by their intents (ADR 0012).
+            let pause = retry_pause(engine.lease, job.token);
+            tracing::warn!(
+                job = %job.job.id, attempt = job.token, error = %e,
+                "recon job hit a transient error; it runs again in {} ms",
+                pause.as_millis()
+            );
+            tokio::time::sleep(pause).await;
+            match engine.repo.release_job(&job.job.id, job.token).await {
+                Ok(()) | Err(RepoError::StaleToken { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
         Err(e) => {
             tracing::error!(job = %job.job.id, error = %e, "recon job failed; failing the run");
             fail_run(engine, &run_id, &e.to_string()).await?;
@@ -204,6 +220,27 @@ pub async fn execute(engine: &Arc<Engine>, job: ClaimedJob) -> EngineResult<()> 
             Ok(())
         }
     }
+}
+
+/// How many times a recon job is claimed (its fencing token counts the claims) before a
+/// transient error fails its run.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// Errors that a later attempt may not meet: the repository or a connected system unreachable.
+fn is_transient(e: &EngineError) -> bool {
+    use idsync_connectors::ConnectorError;
+    matches!(
+        e,
+        EngineError::Repo(RepoError::Unavailable(_))
+            | EngineError::Connector(ConnectorError::Unavailable(_))
+    )
+}
+
+/// The pause before attempt `attempt + 1`: a tenth of the lease, doubling per attempt, at most
+/// the lease (1 s, 2 s, 4 s, 8 s with the default 10 s lease).
+fn retry_pause(lease: std::time::Duration, attempt: i64) -> std::time::Duration {
+    let doublings = u32::try_from(attempt.clamp(1, 8) - 1).unwrap_or(0);
+    (lease / 10 * 2u32.pow(doublings)).min(lease)
 }
 
 async fn set_stage(engine: &Engine, run: &RunRecord, stage: ReconStage) -> EngineResult<()> {

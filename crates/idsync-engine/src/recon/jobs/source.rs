@@ -59,6 +59,7 @@ pub(super) async fn source_page(
     // connector in internal pages of CHUNK entries — the same entries in the same order, since
     // every connector orders a query by its sort keys and id whether it pages or not — so the
     // run holds one chunk of its source at a time, not all of it.
+    crate::failpoint_unavailable!("recon.source.unavailable");
     let t = std::time::Instant::now();
     let mut feed = Feed::default();
     let (entries, next_cookie) = match &ctx.opts.source_id {
