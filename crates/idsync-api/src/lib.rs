@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod cluster;
 pub mod config;
 pub mod cookie;

@@ -9,6 +9,7 @@
 //! `postDelete`; a read or query result `onRetrieve` → `onRead`. Custom actions and
 //! `triggerSyncCheck` answer `POST …?_action=`.
 
+use crate::caller::RequestCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, OptionalJsonBody, Precondition, object_response};
 use crate::params::{Params, project_fields};
@@ -19,10 +20,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use idsync_core::ResourcePath;
-use idsync_engine::ManagedScripts;
+use idsync_engine::{Caller, ManagedScripts};
 use idsync_repo::{ChangeSet, Op, RepoError};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The routes of this resource.
@@ -64,10 +64,17 @@ fn scripts(state: &ApiState, object_type: &str) -> Option<Arc<ManagedScripts>> {
     state.hooks.as_ref().and_then(|h| h.scripts(object_type))
 }
 
-/// The object as a read answers it: `onRetrieve` and `onRead` applied.
-fn as_read(state: &ApiState, object_type: &str, id: &str, object: Value) -> ApiResult<Value> {
+/// The object as a read (or a write's answer) gives it: properties' `onRetrieve`, `onRetrieve`
+/// and `onRead` applied.
+fn as_read(
+    state: &ApiState,
+    object_type: &str,
+    id: &str,
+    object: Value,
+    caller: &Caller,
+) -> ApiResult<Value> {
     match scripts(state, object_type) {
-        Some(s) if s.has_read_hooks() => Ok(s.on_read(id, object)?),
+        Some(s) if s.has_read_hooks() => Ok(s.on_read(id, object, caller)?),
         _ => Ok(object),
     }
 }
@@ -83,6 +90,7 @@ async fn get_existing(state: &ApiState, object_type: &str, id: &str) -> ApiResul
 async fn query(
     State(state): State<ApiState>,
     Path(object_type): Path<String>,
+    RequestCaller(caller): RequestCaller,
     params: Params,
 ) -> ApiResult<Response> {
     check_type(&state, &object_type)?;
@@ -98,6 +106,7 @@ async fn query(
         let repo = repo.clone();
         let object_type = object_type.clone();
         let readers = readers.clone();
+        let caller = caller.clone();
         async move {
             let mut page = repo.query_objects(&object_type, &q).await?;
             if let Some(s) = readers {
@@ -107,7 +116,7 @@ async fn query(
                         .and_then(Value::as_str)
                         .unwrap_or("")
                         .to_string();
-                    *r = s.on_read(&id, std::mem::take(r))?;
+                    *r = s.on_read(&id, std::mem::take(r), &caller)?;
                 }
             }
             Ok(page)
@@ -119,11 +128,12 @@ async fn query(
 async fn read(
     State(state): State<ApiState>,
     Path((object_type, id)): Path<(String, String)>,
+    RequestCaller(caller): RequestCaller,
     params: Params,
 ) -> ApiResult<Response> {
     check_type(&state, &object_type)?;
     let obj = get_existing(&state, &object_type, &id).await?;
-    let obj = as_read(&state, &object_type, &id, obj)?;
+    let obj = as_read(&state, &object_type, &id, obj, &caller)?;
     let fields = params.fields()?;
     Ok(object_response(
         StatusCode::OK,
@@ -134,6 +144,7 @@ async fn read(
 async fn create_action(
     State(state): State<ApiState>,
     Path(object_type): Path<String>,
+    RequestCaller(caller): RequestCaller,
     params: Params,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> ApiResult<Response> {
@@ -142,7 +153,7 @@ async fn create_action(
         None | Some("create") => {}
         Some(other) => {
             let body = body.unwrap_or(Value::Null);
-            if let Some(answer) = custom_action(&state, &object_type, other, None, &body, &params) {
+            if let Some(answer) = custom_action(&state, &object_type, other, None, &body, &caller) {
                 return Ok(object_response(StatusCode::OK, answer?));
             }
             return Err(unknown_action(&state, &object_type, other, "create"));
@@ -162,7 +173,7 @@ async fn create_action(
         }
     };
     strip_meta(&mut object);
-    let (created, extra) = create_object(&state, &object_type, &id, object).await?;
+    let (created, extra) = create_object(&state, &object_type, &id, object, &caller).await?;
     Ok(object_response(StatusCode::CREATED, merge(created, extra)))
 }
 
@@ -170,6 +181,7 @@ async fn create_action(
 async fn object_action(
     State(state): State<ApiState>,
     Path((object_type, id)): Path<(String, String)>,
+    RequestCaller(caller): RequestCaller,
     params: Params,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> ApiResult<Response> {
@@ -179,7 +191,7 @@ async fn object_action(
         // The object as it reads (onRead applied) runs through implicit sync as if it had
         // changed; the answer is that object.
         let stored = get_existing(&state, &object_type, &id).await?;
-        let object = as_read(&state, &object_type, &id, stored)?;
+        let object = as_read(&state, &object_type, &id, stored, &caller)?;
         if let Some(h) = state.hooks.clone() {
             let change = ManagedChange {
                 object_type: object_type.clone(),
@@ -203,7 +215,7 @@ async fn object_action(
             action,
             Some((&id, &stored)),
             &body,
-            &params,
+            &caller,
         ) {
             return Ok(object_response(StatusCode::OK, answer?));
         }
@@ -224,20 +236,14 @@ fn custom_action(
     action: &str,
     object: Option<(&str, &Value)>,
     body: &Value,
-    params: &Params,
+    caller: &Caller,
 ) -> Option<ApiResult<Value>> {
     let s = scripts(state, object_type)?;
-    let additional: BTreeMap<String, String> = params
-        .0
-        .iter()
-        .filter(|(k, _)| k != "_action")
-        .cloned()
-        .collect();
     let (id, object) = match object {
         Some((id, o)) => (Some(id), Some(o)),
         None => (None, None),
     };
-    s.action(action, id, object, body, &additional)
+    s.action(action, id, object, body, caller)
         .map(|r| r.map_err(ApiError::from))
 }
 
@@ -255,6 +261,7 @@ fn unknown_action(state: &ApiState, object_type: &str, action: &str, built_in: &
 async fn put(
     State(state): State<ApiState>,
     Path((object_type, id)): Path<(String, String)>,
+    RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
@@ -277,15 +284,24 @@ async fn put(
             "managed/{object_type}/{id} already exists (If-None-Match: *)"
         ))),
         (Precondition::Absent | Precondition::None, None) => {
-            let (created, extra) = create_object(&state, &object_type, &id, object).await?;
+            let (created, extra) =
+                create_object(&state, &object_type, &id, object, &caller).await?;
             Ok(object_response(StatusCode::CREATED, merge(created, extra)))
         }
         (Precondition::Exists | Precondition::Rev(_), None) => Err(ApiError::NotFound(format!(
             "managed/{object_type}/{id} not found"
         ))),
         (pre, Some(before)) => {
-            let (after, extra) =
-                update_object(&state, &object_type, &id, before, object, pre.rev()).await?;
+            let (after, extra) = update_object(
+                &state,
+                &object_type,
+                &id,
+                before,
+                object,
+                pre.rev(),
+                &caller,
+            )
+            .await?;
             Ok(object_response(StatusCode::OK, merge(after, extra)))
         }
     }
@@ -294,10 +310,12 @@ async fn put(
 async fn patch(
     State(state): State<ApiState>,
     Path((object_type, id)): Path<(String, String)>,
+    RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
     check_type(&state, &object_type)?;
+    let caller = caller.with_patch(body.0.clone());
     let pre = Precondition::from_headers(&headers)?;
     if pre == Precondition::Absent {
         return Err(ApiError::BadRequest(
@@ -327,6 +345,7 @@ async fn patch(
             before,
             after,
             expected.as_deref(),
+            &caller,
         )
         .await
         {
@@ -349,6 +368,7 @@ async fn patch(
 async fn delete(
     State(state): State<ApiState>,
     Path((object_type, id)): Path<(String, String)>,
+    RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     check_type(&state, &object_type)?;
@@ -356,7 +376,7 @@ async fn delete(
     let before = get_existing(&state, &object_type, &id).await?;
     let scripts = scripts(&state, &object_type);
     if let Some(s) = &scripts {
-        s.before_delete(&id, &before)?;
+        s.before_delete(&id, &before, &caller)?;
     }
     let expected = pre.rev().map(str::to_string).or_else(|| {
         before
@@ -377,7 +397,7 @@ async fn delete(
     });
     commit(&state, &change, &mut changes).await?;
     if let Some(s) = &scripts {
-        s.after_delete(&id, &before)?;
+        s.after_delete(&id, &before, &caller)?;
     }
     let extra = after_commit(&state, &change).await?;
     Ok(object_response(StatusCode::OK, merge(before, extra)))
@@ -391,16 +411,19 @@ fn strip_meta(object: &mut Value) {
     }
 }
 
+/// Creates the object through its type's lifecycle; answers the object as a read gives it
+/// (`onRetrieve`/`onRead` applied) and the hooks' extra response fields.
 async fn create_object(
     state: &ApiState,
     object_type: &str,
     id: &str,
     object: Value,
+    caller: &Caller,
 ) -> ApiResult<(Value, Option<Value>)> {
     let scripts = scripts(state, object_type);
     let object = match &scripts {
         Some(s) => {
-            let mut o = s.before_create(id, with_id(object, id))?;
+            let mut o = s.before_create(id, with_id(object, id), caller)?;
             strip_meta(&mut o);
             o
         }
@@ -430,13 +453,14 @@ async fn create_object(
         })?;
     let stored = get_existing(state, object_type, id).await?;
     if let Some(s) = &scripts {
-        s.after_create(id, &stored)?;
+        s.after_create(id, &stored, caller)?;
     }
     change.after = Some(stored.clone());
     let extra = after_commit(state, &change).await?;
-    Ok((stored, extra))
+    Ok((as_read(state, object_type, id, stored, caller)?, extra))
 }
 
+/// Updates the object through its type's lifecycle; answers as [`create_object`] does.
 async fn update_object(
     state: &ApiState,
     object_type: &str,
@@ -444,11 +468,12 @@ async fn update_object(
     before: Value,
     object: Value,
     expected_rev: Option<&str>,
+    caller: &Caller,
 ) -> ApiResult<(Value, Option<Value>)> {
     let scripts = scripts(state, object_type);
     let object = match &scripts {
         Some(s) => {
-            let mut o = s.before_update(id, &before, with_id(object, id))?;
+            let mut o = s.before_update(id, &before, with_id(object, id), caller)?;
             strip_meta(&mut o);
             o
         }
@@ -471,11 +496,11 @@ async fn update_object(
     commit(state, &change, &mut changes).await?;
     let stored = get_existing(state, object_type, id).await?;
     if let (Some(s), Some(before)) = (&scripts, &change.before) {
-        s.after_update(id, before, &stored)?;
+        s.after_update(id, before, &stored, caller)?;
     }
     change.after = Some(stored.clone());
     let extra = after_commit(state, &change).await?;
-    Ok((stored, extra))
+    Ok((as_read(state, object_type, id, stored, caller)?, extra))
 }
 
 fn with_id(mut object: Value, id: &str) -> Value {

@@ -124,6 +124,20 @@ impl ScriptHost for RouterHost {
     fn project_location(&self) -> String {
         self.project.dir.display().to_string()
     }
+
+    fn module(&self, name: &str) -> Result<idsync_script::ModuleSource, HostError> {
+        use idsync_config::ScriptFileError as E;
+        let (key, source) = idsync_config::read_module(&self.project.dir, name).map_err(|e| {
+            let code = match e {
+                E::NotFound(_) => 404,
+                E::Outside(_) => 403,
+                E::Refused(..) => 501,
+                E::Unreadable(..) => 500,
+            };
+            HostError::new(code, format!("require('{name}'): {e}"))
+        })?;
+        Ok(idsync_script::ModuleSource { key, source })
+    }
 }
 
 /// Runs `work` on the runtime's other threads and waits for it here: this thread's script

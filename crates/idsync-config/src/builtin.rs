@@ -6,7 +6,7 @@
 //! Written for idsync from what IDM documents the scripts do; none is a copy of IDM's.
 
 /// The scripts idsync provides: (the name as IDM's projects write it, the source).
-pub const BUILTIN_SCRIPTS: [(&str, &str); 5] = [
+pub const BUILTIN_SCRIPTS: [(&str, &str); 10] = [
     (
         "ui/onDelete-user-cleanup.js",
         include_str!("../builtin-scripts/ui/onDelete-user-cleanup.js"),
@@ -27,6 +27,27 @@ pub const BUILTIN_SCRIPTS: [(&str, &str); 5] = [
     (
         "compensate.js",
         include_str!("../builtin-scripts/compensate.js"),
+    ),
+    // The modules and property scripts of IDM's default managed.json (docs/scripts.md#modules).
+    (
+        "ui/onCreateUser.js",
+        include_str!("../builtin-scripts/ui/onCreateUser.js"),
+    ),
+    (
+        "ui/onUpdateUser.js",
+        include_str!("../builtin-scripts/ui/onUpdateUser.js"),
+    ),
+    (
+        "roles/effectiveRoles.js",
+        include_str!("../builtin-scripts/roles/effectiveRoles.js"),
+    ),
+    (
+        "roles/effectiveAssignments.js",
+        include_str!("../builtin-scripts/roles/effectiveAssignments.js"),
+    ),
+    (
+        "roles/conditionalRoles.js",
+        include_str!("../builtin-scripts/roles/conditionalRoles.js"),
     ),
 ];
 

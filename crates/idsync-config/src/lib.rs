@@ -25,7 +25,7 @@ pub use connector::{MASK, is_secret_key, mask_secrets};
 pub use diag::{Diagnostic, Diagnostics};
 pub use error::ConfigError;
 pub use load::{load_project, load_project_from_env, recognised_keys};
-pub use script::{ScriptFileError, read_script_file};
+pub use script::{ScriptFileError, read_module, read_script_file};
 pub use settings::env_var_for;
 pub use types::*;
 

@@ -3,7 +3,7 @@
 
 use crate::cx::Cx;
 use crate::script::script;
-use crate::types::{ManagedType, ScriptSpec};
+use crate::types::{ManagedType, PropertyScripts, ScriptSpec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -84,10 +84,15 @@ fn managed_type(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ManagedType> {
             h.finish(cx);
         }
     }
+    let mut property_scripts = Vec::new();
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (pname, p) in props {
             if p.get("index").and_then(Value::as_bool) == Some(true) && !indexed.contains(pname) {
                 indexed.push(pname.clone());
+            }
+            let pptr = format!("{}/properties/{}", o.at("schema"), crate::cx::escape(pname));
+            if let Some(s) = property(cx, &pptr, pname, p) {
+                property_scripts.push(s);
             }
         }
     }
@@ -140,6 +145,54 @@ fn managed_type(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<ManagedType> {
         post_delete: hooks.remove("postDelete"),
         on_sync: hooks.remove("onSync"),
         actions,
+        property_scripts,
         raw: v.clone(),
     })
 }
+
+/// The scripts of one schema property (`onRetrieve`, `onValidate`, `onStore`) and whether it
+/// is virtual; `None` for a property with neither.
+fn property(cx: &mut Cx<'_>, ptr: &str, name: &str, p: &Value) -> Option<PropertyScripts> {
+    let Value::Object(map) = p else {
+        return None;
+    };
+    cx.sink.keys.extend(
+        PROPERTY_KEYS
+            .iter()
+            .map(|k| format!("managed.json objects[].schema.properties.<property>.{k}")),
+    );
+    let is_virtual = match map.get("isVirtual") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            cx.wrong_type(&format!("{ptr}/isVirtual"), "true or false", other);
+            false
+        }
+    };
+    let mut hook = |key: &str| {
+        map.get(key)
+            .filter(|v| !v.is_null())
+            .and_then(|s| script(cx, &format!("{ptr}/{key}"), s))
+    };
+    let scripts = PropertyScripts {
+        name: name.to_string(),
+        is_virtual,
+        on_retrieve: hook("onRetrieve"),
+        on_validate: hook("onValidate"),
+        on_store: hook("onStore"),
+    };
+    if scripts.is_virtual && scripts.on_retrieve.is_none() {
+        cx.error(
+            &format!("{ptr}/isVirtual"),
+            format!("the virtual property \"{name}\" has no onRetrieve script to compute it"),
+        );
+        return None;
+    }
+    let any = scripts.on_retrieve.is_some()
+        || scripts.on_validate.is_some()
+        || scripts.on_store.is_some();
+    any.then_some(scripts)
+}
+
+/// The keys of a schema property that idsync reads (the rest is JSON schema and UI metadata).
+const PROPERTY_KEYS: [&str; 4] = ["isVirtual", "onRetrieve", "onValidate", "onStore"];

@@ -180,6 +180,23 @@ pub fn read_script_file(
     }
 }
 
+/// Reads the module `require(name)` names (docs/scripts.md#modules): the script file
+/// `name.js`, or `name` when it already ends in `.js`, found as [`read_script_file`] finds
+/// script files (the project folder, its `script/` folder, the built-in library). Returns the
+/// file name found and its text.
+pub fn read_module(
+    project_dir: &std::path::Path,
+    name: &str,
+) -> Result<(String, String), ScriptFileError> {
+    let file = if name.ends_with(".js") {
+        name.to_string()
+    } else {
+        format!("{name}.js")
+    };
+    let source = read_script_file(project_dir, &file)?;
+    Ok((file, source))
+}
+
 /// Reads a condition: a filter string, or a script object.
 pub(crate) fn condition(cx: &mut Cx<'_>, ptr: &str, v: &Value) -> Option<Condition> {
     match v {

@@ -314,7 +314,21 @@ pub struct ManagedType {
     pub on_sync: Option<ScriptSpec>,
     /// Custom scripted actions by name (`POST managed/<type>/<id>?_action=<name>`).
     pub actions: BTreeMap<String, ScriptSpec>,
+    /// The properties of the schema that have scripts of their own or are virtual, in schema
+    /// order.
+    pub property_scripts: Vec<PropertyScripts>,
     pub raw: Value,
+}
+
+/// The scripts of one property of a managed object type's schema (docs/configuration.md#property-scripts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PropertyScripts {
+    pub name: String,
+    /// `isVirtual`: the value is computed by `onRetrieve`, also before every store.
+    pub is_virtual: bool,
+    pub on_retrieve: Option<ScriptSpec>,
+    pub on_validate: Option<ScriptSpec>,
+    pub on_store: Option<ScriptSpec>,
 }
 
 /// Schedule trigger kind.

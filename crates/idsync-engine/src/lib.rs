@@ -24,6 +24,6 @@ pub mod worker;
 
 pub use engine::Engine;
 pub use error::{EngineError, EngineResult};
-pub use managed_scripts::{HookError, ManagedScripts};
+pub use managed_scripts::{Caller, HookError, ManagedScripts};
 pub use recon::effective::ReconOptions;
 pub use resources::Resources;

@@ -12,17 +12,21 @@ use crate::host;
 /// The wrappers. `call(json)` answers `{"value": v}` or `{"error": {code, message, detail}}`;
 /// `log(level, text)` writes a line. `JSON` is captured here so a script replacing it cannot
 /// break the calls.
-const FACTORY: &str = r#"(function(call, log){
+const FACTORY: &str = r#"(function(call, log, load, matches){
 var stringify = JSON.stringify, parse = JSON.parse, isArray = Array.isArray;
+function fail(error) {
+  var e = new Error(error.message);
+  e.code = error.code;
+  if (error.detail !== undefined && error.detail !== null) e.detail = error.detail;
+  throw e;
+}
 function invoke(req) {
   var answer = parse(call(stringify(req)));
-  if (answer.error) {
-    var e = new Error(answer.error.message);
-    e.code = answer.error.code;
-    if (answer.error.detail !== undefined && answer.error.detail !== null) e.detail = answer.error.detail;
-    throw e;
-  }
+  if (answer.error) fail(answer.error);
   return answer.value;
+}
+function isEncrypted(value) {
+  return value !== null && typeof value === "object" && !isArray(value) && value.$crypto !== undefined;
 }
 function opt(v) { return v === undefined ? null : v; }
 var openidm = {
@@ -46,6 +50,41 @@ var openidm = {
   },
   action: function(resource, action, content, params, fields) {
     return invoke({method: "action", resource: resource, action: opt(action), content: opt(content), params: opt(params), fields: opt(fields)});
+  },
+  isEncrypted: isEncrypted,
+  decrypt: function(value) {
+    if (!isEncrypted(value)) return value;
+    fail({code: 501, message: "openidm.decrypt: this value was encrypted by IDM ($crypto); idsync stores property values as given and holds no IDM keys, so it cannot decrypt it (re-import the value in clear)"});
+  },
+  encrypt: function(value, cipher, alias) {
+    fail({code: 501, message: "openidm.encrypt: idsync does not encrypt property values (it stores them as given, private properties hidden from reads; see docs/scripts.md)"});
+  }
+};
+// CommonJS modules: `require(name)` loads a script file as IDM finds it (docs/scripts.md#modules),
+// runs it once per thread engine with `exports` and `module`, and keeps its exports while the
+// file is unchanged.
+var modules = {};
+function require(name) {
+  name = String(name);
+  var cached = modules[name];
+  var got = load(name, cached ? cached.version : null);
+  if (got.error) fail(got.error);
+  if (cached && got.version === cached.version) return cached.module.exports;
+  var module = {id: got.key, exports: {}};
+  modules[name] = {version: got.version, module: module};
+  try {
+    got.run.call(module.exports, module.exports, module, require);
+  } catch (e) {
+    delete modules[name];
+    throw e;
+  }
+  return module.exports;
+}
+var idsync = {
+  filterMatches: function(filter, object) {
+    var answer = parse(matches(String(filter), stringify(object === undefined ? null : object)));
+    if (answer.error) fail(answer.error);
+    return answer.value;
   }
 };
 var identityServer = {
@@ -72,7 +111,7 @@ function format(args) {
 }
 function level(name) { return function() { log(name, format(arguments)); }; }
 var logger = {debug: level("debug"), trace: level("debug"), info: level("info"), warn: level("warn"), error: level("error")};
-return [openidm, identityServer, logger];
+return [openidm, identityServer, logger, require, idsync];
 })"#;
 
 /// The wrappers' source, evaluated by the engine (in its wrapper file, sloppy mode).
@@ -80,8 +119,8 @@ pub(crate) fn factory_source() -> &'static str {
     FACTORY
 }
 
-/// Installs `openidm`, `identityServer` and `logger` on the context's global object, given the
-/// evaluated [`factory_source`].
+/// Installs `openidm`, `identityServer`, `logger`, `require` and `__idsync` (the built-in
+/// library's helpers) on the context's global object, given the evaluated [`factory_source`].
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, factory: Function<'js>) -> rquickjs::Result<()> {
     let call = Function::new(ctx.clone(), |payload: String| -> String {
         answer(&payload).to_string()
@@ -89,13 +128,20 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, factory: Function<'js>) -> rquickjs::
     let log = Function::new(ctx.clone(), |level: String, text: String| {
         log_line(&level, &text);
     })?;
-    let made: Array = factory.call((call, log))?;
+    let load = Function::new(
+        ctx.clone(),
+        |ctx: Ctx<'js>, name: String, known: Option<String>| load_module(&ctx, &name, known),
+    )?;
+    let matches = Function::new(ctx.clone(), |filter: String, object: String| -> String {
+        filter_matches(&filter, &object).to_string()
+    })?;
+    let made: Array = factory.call((call, log, load, matches))?;
     let globals = ctx.globals();
-    for (i, name) in ["openidm", "identityServer", "logger"]
+    for (i, name) in ["openidm", "identityServer", "logger", "require", "__idsync"]
         .into_iter()
         .enumerate()
     {
-        let object: Object = made.get(i)?;
+        let object: rquickjs::Value = made.get(i)?;
         // Not enumerable, so the sweep after each call leaves it alone.
         globals.prop(name, Property::from(object).writable().configurable())?;
     }
@@ -122,6 +168,84 @@ fn answer(payload: &str) -> Value {
     match outcome {
         Ok(value) => json!({ "value": value }),
         Err(e) => error(&e),
+    }
+}
+
+/// `require(name)`'s loader: the module's resolved name and version (a hash of its text) and,
+/// unless the caller already runs that version (`known`), its code compiled as a CommonJS
+/// function `(exports, module, require)` under the module's own file name, so an error in it
+/// names the module. A failure is `{"error": {code, message}}`, thrown by the JavaScript side.
+fn load_module<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    known: Option<String>,
+) -> rquickjs::Result<Object<'js>> {
+    let out = Object::new(ctx.clone())?;
+    let failed = |out: Object<'js>, e: host::HostError| -> rquickjs::Result<Object<'js>> {
+        let error = Object::new(ctx.clone())?;
+        error.set("code", e.code)?;
+        error.set("message", e.message)?;
+        out.set("error", error)?;
+        Ok(out)
+    };
+    let module = match host::module(name) {
+        Ok(m) => m,
+        Err(e) => return failed(out, e),
+    };
+    let version = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        module.source.hash(&mut h);
+        format!("{:016x}", h.finish())
+    };
+    out.set("key", module.key.as_str())?;
+    out.set("version", version.as_str())?;
+    if known.as_deref() == Some(version.as_str()) {
+        return Ok(out);
+    }
+    let mut options = rquickjs::context::EvalOptions::default();
+    options.strict = false;
+    options.filename = Some(module.key.clone());
+    let wrapped = format!(
+        "(function(exports, module, require){{{}\n}})",
+        module.source
+    );
+    match ctx.eval_with_options::<Function, _>(wrapped, options) {
+        Ok(run) => {
+            out.set("run", run)?;
+            Ok(out)
+        }
+        Err(rquickjs::Error::Exception) => {
+            let thrown = ctx.catch();
+            let (message, line) = crate::failure::describe_thrown(&thrown);
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            failed(
+                out,
+                host::HostError::new(
+                    500,
+                    format!("require('{name}'): {}{at}: {message}", module.key),
+                ),
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `__idsync.filterMatches(filter, object)`: whether `object` (JSON text) matches the CREST
+/// query filter `filter`, by the same evaluator queries use.
+fn filter_matches(filter: &str, object: &str) -> Value {
+    let parsed = match idsync_core::filter::parse(filter) {
+        Ok(f) => f,
+        Err(e) => {
+            return error(&host::HostError::new(
+                400,
+                format!("bad query filter \"{filter}\": {e}"),
+            ));
+        }
+    };
+    match serde_json::from_str::<Value>(object) {
+        Ok(object) => json!({ "value": parsed.matches(&object) }),
+        Err(e) => error(&host::HostError::new(500, format!("malformed object: {e}"))),
     }
 }
 

@@ -126,6 +126,14 @@ impl fmt::Display for HostError {
     }
 }
 
+/// A module `require(name)` loads: its resolved name (the file it came from, used in error
+/// messages) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSource {
+    pub key: String,
+    pub source: String,
+}
+
 /// What answers a script's `openidm` calls and `identityServer` questions.
 ///
 /// `call` is synchronous and runs on the thread evaluating the script; an implementation that
@@ -145,6 +153,16 @@ pub trait ScriptHost: Send + Sync {
     /// ask (recon's probe of correlation scripts) keeps its log clean.
     fn quiet(&self) -> bool {
         false
+    }
+
+    /// `require(name)`: the module's text, found as script files are (docs/scripts.md#modules).
+    /// Called on every `require`, so an edited file is picked up; the engine recompiles a
+    /// module only when its text changed.
+    fn module(&self, name: &str) -> Result<ModuleSource, HostError> {
+        Err(HostError::new(
+            501,
+            format!("require('{name}'): modules are not available to this script"),
+        ))
     }
 }
 
@@ -452,6 +470,11 @@ pub(crate) fn dispatch(request: Value) -> Result<Value, HostError> {
         scope,
         origin,
     })
+}
+
+/// `require(name)`'s module text, from the evaluation's host.
+pub(crate) fn module(name: &str) -> Result<ModuleSource, HostError> {
+    current_host()?.0.module(name)
 }
 
 /// `identityServer.getProperty(name)`.

@@ -38,7 +38,7 @@ mod usage;
 
 pub use bindings::Bindings;
 pub use error::ScriptError;
-pub use host::{HostError, HostMethod, HostRequest, HostSlot, ScriptHost};
+pub use host::{HostError, HostMethod, HostRequest, HostSlot, ModuleSource, ScriptHost};
 pub use limits::{ScriptLimits, default_limits, set_default_limits};
 pub use origin::ScriptOrigin;
 pub use script::Script;

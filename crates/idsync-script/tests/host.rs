@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use idsync_script::host::{
     self, HostError, HostMethod, HostRequest, HostSlot, MAX_DEPTH, ScriptHost, scoped,
 };
-use idsync_script::{Bindings, Script, ScriptOrigin};
+use idsync_script::{Bindings, ModuleSource, Script, ScriptOrigin};
 use serde_json::{Map, Value, json};
 
 /// Records calls; answers `read` of `missing` with 404 and `update` with 412; anything else
@@ -19,6 +19,8 @@ struct Fake {
     calls: Mutex<Vec<HostRequest>>,
     /// When set, a `create` evaluates this script again on another thread, nested.
     recurse: Mutex<Option<Script>>,
+    /// The modules `require` finds, by name.
+    modules: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl ScriptHost for Fake {
@@ -68,6 +70,16 @@ impl ScriptHost for Fake {
 
     fn project_location(&self) -> String {
         "/projects/p".to_owned()
+    }
+
+    fn module(&self, name: &str) -> Result<ModuleSource, HostError> {
+        match self.modules.lock().unwrap().get(name) {
+            Some(source) => Ok(ModuleSource {
+                key: format!("{name}.js"),
+                source: source.clone(),
+            }),
+            None => Err(HostError::new(404, format!("require('{name}'): not found"))),
+        }
     }
 }
 
@@ -265,4 +277,64 @@ fn logger_formats_placeholders_and_names_the_script() {
         "{text}"
     );
     assert!(!text.contains("quiet at info"), "{text}");
+}
+
+#[test]
+fn require_runs_a_module_once_and_again_when_its_text_changed() {
+    let (script, fake, _host) = hosted("require('counter').next()");
+    fake.modules.lock().unwrap().insert(
+        "counter".into(),
+        "var n = 0;\nexports.next = function () { return ++n; };".into(),
+    );
+    // The module's state lives on between evaluations (on this thread), as in IDM.
+    assert_eq!(script.eval(&Bindings::new()).unwrap(), 1);
+    assert_eq!(script.eval(&Bindings::new()).unwrap(), 2);
+    fake.modules.lock().unwrap().insert(
+        "counter".into(),
+        "var n = 10;\nmodule.exports = {next: function () { return ++n; }};".into(),
+    );
+    assert_eq!(script.eval(&Bindings::new()).unwrap(), 11);
+}
+
+#[test]
+fn a_module_that_fails_names_itself_and_a_missing_one_throws_its_code() {
+    let (script, fake, _host) = hosted(
+        "var out = [];\n\
+         try { require('nowhere'); } catch (e) { out.push(e.code, e.message); }\n\
+         try { require('broken'); } catch (e) { out.push(e.code, e.message); }\n\
+         try { require('thrower').f(); } catch (e) { out.push(String(e.stack || e)); }\n\
+         out",
+    );
+    fake.modules.lock().unwrap().extend([
+        ("broken".to_string(), "var x = ;".to_string()),
+        (
+            "thrower".to_string(),
+            "exports.f = function () {\n  throw new Error('inside');\n};".to_string(),
+        ),
+    ]);
+    let out = script.eval(&Bindings::new()).unwrap();
+    assert_eq!(out[0], 404);
+    assert_eq!(out[1], "require('nowhere'): not found");
+    assert_eq!(out[2], 500);
+    let broken = out[3].as_str().unwrap();
+    assert!(broken.contains("broken.js"), "{broken}");
+    let stack = out[4].as_str().unwrap();
+    assert!(stack.contains("thrower.js:2"), "{stack}");
+}
+
+#[test]
+fn the_library_helpers_match_filters_and_pass_clear_values_through_decrypt() {
+    let (script, _fake, _host) = hosted(
+        r#"[
+            __idsync.filterMatches('/city eq "London"', {"city": "London"}),
+            __idsync.filterMatches('/city eq "London"', {"city": "Paris"}),
+            openidm.decrypt("secret"),
+            openidm.isEncrypted({"$crypto": {"type": "x-simple-encryption"}}),
+            openidm.isEncrypted("secret"),
+            (function () { try { openidm.decrypt({"$crypto": {}}); } catch (e) { return e.code; } })(),
+            (function () { try { __idsync.filterMatches('city eq', {}); } catch (e) { return e.code; } })()
+        ]"#,
+    );
+    let out = script.eval(&Bindings::new()).unwrap();
+    assert_eq!(out, json!([true, false, "secret", true, false, 501, 400]));
 }

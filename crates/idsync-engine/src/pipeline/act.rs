@@ -73,7 +73,7 @@ impl RunCtx {
                 if let Some(scripts) = &self.target_scripts
                     && let Some(id) = value.get("_id").and_then(Value::as_str).map(str::to_string)
                 {
-                    value = scripts.before_create(&id, value)?;
+                    value = scripts.before_create(&id, value, &self.caller)?;
                     if let Some(o) = value.as_object_mut() {
                         o.insert("_id".into(), Value::String(id));
                     }
@@ -119,7 +119,7 @@ impl RunCtx {
                 if let Some(scripts) = &self.target_scripts
                     && let Some(n) = new.take()
                 {
-                    new = Some(scripts.before_update(&tid, &current, n)?);
+                    new = Some(scripts.before_update(&tid, &current, n, &self.caller)?);
                 }
                 let linked_here = link.as_ref().is_some_and(|l| {
                     self.links.norm_target(self.links.target_id(l)) == self.links.norm_target(&tid)
@@ -147,7 +147,7 @@ impl RunCtx {
                         self.mapping.on_delete(source, t, &self.hook(op))?;
                         out.stats.time("onDeleteScript", tm.elapsed());
                         if let Some(scripts) = &self.target_scripts {
-                            scripts.before_delete(&tid, t)?;
+                            scripts.before_delete(&tid, t, &self.caller)?;
                         }
                         Intent::Delete {
                             target: Some((tid, t.clone())),

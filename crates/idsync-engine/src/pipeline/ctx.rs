@@ -57,6 +57,8 @@ pub struct RunCtx {
     pub target_managed_type: Option<String>,
     /// The lifecycle scripts of the managed target type: its writes run them as REST writes do.
     pub target_scripts: Option<Arc<crate::managed_scripts::ManagedScripts>>,
+    /// Who those scripts see as the caller (`context`): this mapping's sync.
+    pub caller: crate::managed_scripts::Caller,
     pub links: LinkView,
     pub all_qualifiers: Vec<String>,
     pub target_snapshot: Option<TargetSnapshot>,
@@ -177,6 +179,7 @@ impl RunCtx {
             target_set,
             target_managed_type,
             target_scripts,
+            caller: crate::managed_scripts::Caller::sync(mapping_name),
             links,
             all_qualifiers,
             target_snapshot: None,

@@ -168,6 +168,10 @@ impl ScriptHost for TargetReads {
             .map(|h| h.project_location())
             .unwrap_or_default()
     }
+
+    fn module(&self, name: &str) -> Result<idsync_script::ModuleSource, HostError> {
+        self.fallback()?.module(name)
+    }
 }
 
 impl TargetReads {

@@ -25,6 +25,7 @@
 //! **One at a time.** A pass holds the repository lock `livesync:<source>`, so one liveSync of
 //! a source runs at a time cluster-wide; a pass that finds it held answers `Conflict`.
 
+use super::failure_script::{self, Handed};
 use super::{Change, managed_changes};
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
@@ -33,7 +34,6 @@ use idsync_config::PostRetryAction;
 use idsync_connectors::{Change as Delta, ObjectSet};
 use idsync_core::ResourcePath;
 use idsync_repo::{ChangeSet, DeadLetter, EventState, Op, SyncAction, SyncEvent};
-use idsync_script::{Bindings, Script, ScriptOrigin};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -419,8 +419,27 @@ impl Engine {
                     .map_err(|e| format!("{message} (and the dead letter was not written: {e})"))
             }
             (true, Some(PostRetryAction::Script(spec))) => {
-                run_failure_script(source, change, message, &spec, self.script_host())
-                    .map_err(|e| format!("{message} (and the postRetryAction script failed: {e})"))
+                match run_failure_script(source, change, message, &spec, self.script_host()) {
+                    Err(e) => Err(format!(
+                        "{message} (and the postRetryAction script failed: {e})"
+                    )),
+                    // The script handed the change to IDM's dead-letter handler.
+                    Ok(handed) if handed.contains(&Handed::DeadLetterQueue) => {
+                        let letter = dead_letter(self, source, change, message, attempts);
+                        self.repo.add_dead_letter(&letter).await.map_err(|e| {
+                            format!("{message} (and the dead letter was not written: {e})")
+                        })
+                    }
+                    Ok(handed) => {
+                        if handed.contains(&Handed::LoggedIgnore) {
+                            tracing::warn!(
+                                source, id = %change.id, attempts,
+                                "liveSync change ignored by the postRetryAction script (loggedIgnore): {message}"
+                            );
+                        }
+                        Ok(())
+                    }
+                }
             }
             (true, _) => {
                 tracing::warn!(
@@ -463,21 +482,17 @@ impl Engine {
 }
 
 /// The `postRetryAction` script of a disposed change, with IDM's bindings: `syncFailure`
-/// (`token`-less: `systemIdentifier`, `objectType`, `uid`, `failedRecord`) and `failureCause`.
+/// (`token`-less: `systemIdentifier`, `objectType`, `uid`, `failedRecord`), `failureCause` and
+/// `failureHandlers`; answers the built-in handlers it invoked.
 fn run_failure_script(
     source: &str,
     change: &Change,
     message: &str,
     spec: &idsync_config::ScriptSpec,
     host: &idsync_script::HostSlot,
-) -> Result<(), String> {
-    let origin = ScriptOrigin::file_used_by(
-        spec.origin.clone(),
-        format!("{source} syncFailureHandler postRetryAction"),
-    );
-    let script = Script::compile(&spec.source, origin, spec.globals.clone())
-        .map_err(|e| e.to_string())?
-        .with_host(host.clone());
+) -> Result<Vec<Handed>, String> {
+    let place = format!("{source} syncFailureHandler postRetryAction");
+    let script = failure_script::compile(spec, place, host).map_err(|e| e.to_string())?;
     let mut parts = source.split('/').skip(1);
     let failure = json!({
         "systemIdentifier": parts.next(),
@@ -485,13 +500,7 @@ fn run_failure_script(
         "uid": change.id,
         "failedRecord": change.new,
     });
-    let bindings = Bindings::new()
-        .with_owned("syncFailure", failure)
-        .with_owned("failureCause", Value::String(message.to_string()));
-    script
-        .eval(&bindings)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    failure_script::run(&script, failure, message)
 }
 
 /// A connector's delta as the change the pipeline reads (an update when it exists: liveSync

@@ -12,6 +12,7 @@
 
 mod batch;
 mod explicit;
+mod failure_script;
 mod livesync;
 pub mod queue;
 
@@ -334,7 +335,12 @@ impl Engine {
     async fn after_managed_write(&self, c: Change, depth: usize) -> EngineResult<SyncOutcome> {
         let c = self.with_current_value(c).await?;
         if let Some(s) = self.scripts_of(&c.collection) {
-            s.after_write(&c.id, c.old.as_ref(), c.new.as_ref())?;
+            s.after_write(
+                &c.id,
+                c.old.as_ref(),
+                c.new.as_ref(),
+                &crate::Caller::internal(),
+            )?;
         }
         self.notify_managed_depth(&c, depth).await
     }
@@ -377,6 +383,7 @@ impl Engine {
             change.old.as_ref(),
             change.new.as_ref(),
             sync_results,
+            &crate::Caller::internal(),
         )?;
         result
     }

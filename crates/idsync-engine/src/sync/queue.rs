@@ -40,7 +40,7 @@ use crate::managed_set::new_id;
 use chrono::Utc;
 use idsync_config::{PostRetryAction, QueuedSync};
 use idsync_repo::{DeadLetter, Op, SyncEvent};
-use idsync_script::{Bindings, Script, ScriptOrigin};
+use idsync_script::Script;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -99,12 +99,9 @@ impl Consumer {
         let (ready, ready_rx) = mpsc::unbounded_channel();
         let script = match &q.post_retry_action {
             PostRetryAction::Script(spec) => {
-                let origin = ScriptOrigin::file_used_by(
-                    spec.origin.clone(),
-                    format!("mapping {mapping} queuedSync postRetryAction"),
-                );
-                match Script::compile(&spec.source, origin, spec.globals.clone()) {
-                    Ok(s) => Some(s.with_host(engine.script_host().clone())),
+                let place = format!("mapping {mapping} queuedSync postRetryAction");
+                match super::failure_script::compile(spec, place, engine.script_host()) {
+                    Ok(s) => Some(s),
                     Err(e) => {
                         tracing::error!(mapping = %mapping, error = %e, "postRetryAction script does not compile; failed events will be retried");
                         None
@@ -663,6 +660,16 @@ impl Consumer {
         true
     }
 
+    fn letter(&self, ev: &SyncEvent, cause: &str) -> DeadLetter {
+        DeadLetter {
+            id: new_id(),
+            event: ev.clone(),
+            failure_cause: cause.to_string(),
+            retries: self.q.max_retries.map_or(0, |r| r as i64),
+            failed_date: Utc::now(),
+        }
+    }
+
     /// `postRetryAction` (docs/configuration.md): `Ok(None)` drops the event, `Ok(Some)` dead-letters
     /// it (committed with its deletion), `Err` asks for a retry.
     async fn post_retry(&self, ev: &SyncEvent, cause: &str) -> Result<Option<DeadLetter>, String> {
@@ -671,13 +678,7 @@ impl Consumer {
                 tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, action = ev.sync_action.as_str(), "queued sync retries exhausted, event dropped (logged-ignore): {cause}");
                 Ok(None)
             }
-            PostRetryAction::DeadLetterQueue => Ok(Some(DeadLetter {
-                id: new_id(),
-                event: ev.clone(),
-                failure_cause: cause.to_string(),
-                retries: self.q.max_retries.map_or(0, |r| r as i64),
-                failed_date: Utc::now(),
-            })),
+            PostRetryAction::DeadLetterQueue => Ok(Some(self.letter(ev, cause))),
             PostRetryAction::Script(_) => {
                 let script = self
                     .script
@@ -688,13 +689,16 @@ impl Consumer {
                     m.insert("oldObject".into(), json!(ev.old_object));
                     m.insert("newObject".into(), json!(ev.new_object));
                 }
-                let bindings = Bindings::new()
-                    .with_owned("syncFailure", failure)
-                    .with_owned("failureCause", Value::String(cause.to_string()));
-                script
-                    .eval(&bindings)
-                    .map(|_| None)
-                    .map_err(|e| e.to_string())
+                let handed = super::failure_script::run(script, failure, cause)?;
+                // A script that handed the event to IDM's dead-letter handler dead-letters it
+                // (with its deletion, as the dead-letter action does); otherwise it is dropped.
+                if handed.contains(&super::failure_script::Handed::DeadLetterQueue) {
+                    return Ok(Some(self.letter(ev, cause)));
+                }
+                if handed.contains(&super::failure_script::Handed::LoggedIgnore) {
+                    tracing::warn!(mapping = %self.mapping, id = %ev.resource_id, action = ev.sync_action.as_str(), "queued sync retries exhausted, event dropped by the postRetryAction script (loggedIgnore): {cause}");
+                }
+                Ok(None)
             }
         }
     }
