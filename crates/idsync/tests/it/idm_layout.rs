@@ -4,7 +4,7 @@
 //! or are refused by name.
 
 use crate::server::Server;
-use crate::support::{Project, idsync};
+use crate::support::{Project, idsync, urlencode};
 use serde_json::json;
 
 const FIXTURE: &str = "crates/idsync/tests/fixtures/idm-layout";
@@ -145,7 +145,7 @@ fn idm_default_scripts_idsync_does_not_provide_are_refused_by_name_with_the_reas
     p.write(
         "conf/managed.json",
         r#"{"objects": [{"name": "user",
-            "onCreate": {"type": "text/javascript", "file": "roles/conditionalRoles.js"},
+            "onCreate": {"type": "text/javascript", "file": "roles/onSync-roles.js"},
             "onUpdate": {"type": "text/javascript", "file": "script/workflow/triggerWorkflowFromSync.js"},
             "onDelete": {"type": "text/javascript", "file": "ui/notThere.js"}}]}"#,
     );
@@ -160,7 +160,7 @@ fn idm_default_scripts_idsync_does_not_provide_are_refused_by_name_with_the_reas
     };
     let roles = line("/objects/0/onCreate/file");
     assert!(
-        roles.contains("\"roles/conditionalRoles.js\" is one of IDM's default scripts")
+        roles.contains("\"roles/onSync-roles.js\" is one of IDM's default scripts")
             && roles.contains("role-based provisioning"),
         "{roles}"
     );
@@ -212,4 +212,186 @@ fn the_built_in_scripts_compile_and_run_where_they_need_no_openidm() {
         .with("oldObject", &user)
         .with("newObject", &user);
     assert!(compensate.eval(&b).is_err(), "a failed sync is not ignored");
+}
+
+/// The user type as IDM's default `managed.json` (IDM 5 and later) writes it: inline hooks that
+/// `require` IDM's default modules, the role post-operation script, and `effectiveRoles` /
+/// `effectiveAssignments` as virtual properties computed by IDM's default scripts.
+const IDM_DEFAULT_MANAGED: &str = r#"{
+    "objects" : [
+        {
+            "name" : "user",
+            "onCreate" : {
+                "type" : "text/javascript",
+                "source" : "require('ui/onCreateUser').setDefaultFields(object);require('roles/conditionalRoles').updateConditionalGrantsForUser(object, 'roles');"
+            },
+            "onUpdate" : {
+                "type" : "text/javascript",
+                "source" : "require('ui/onUpdateUser').preserveLastSync(object, oldObject, request);require('roles/conditionalRoles').updateConditionalGrantsForUser(object, 'roles');"
+            },
+            "onDelete" : { "type" : "text/javascript", "file" : "ui/onDelete-user-cleanup.js" },
+            "postCreate" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" },
+            "postUpdate" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" },
+            "postDelete" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" },
+            "schema" : {
+                "properties" : {
+                    "userName" : { "type" : "string", "index" : true },
+                    "roles" : { "type" : "array", "items" : { "type" : "relationship" } },
+                    "effectiveRoles" : {
+                        "type" : "array",
+                        "returnByDefault" : true,
+                        "isVirtual" : true,
+                        "onRetrieve" : {
+                            "type" : "text/javascript",
+                            "source" : "require('roles/effectiveRoles').calculateEffectiveRoles(object, 'roles');"
+                        }
+                    },
+                    "effectiveAssignments" : {
+                        "type" : "array",
+                        "isVirtual" : true,
+                        "onRetrieve" : {
+                            "type" : "text/javascript",
+                            "file" : "roles/effectiveAssignments.js",
+                            "effectiveRolesPropName" : "effectiveRoles"
+                        }
+                    }
+                }
+            }
+        },
+        {
+            "name" : "role",
+            "onDelete" : { "type" : "text/javascript", "file" : "roles/onDelete-roles.js" },
+            "postCreate" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" }
+        },
+        { "name" : "assignment" }
+    ]
+}"#;
+
+/// IDM's default user hooks run on idsync's built-in modules: a new user is made active, is
+/// granted the conditional roles whose condition it matches (and loses them when it stops
+/// matching), keeps its `lastSync` across a PUT that omits it, and reads with its effective
+/// roles and their assignments; a reconciliation's creates go through the same hooks.
+#[tokio::test(flavor = "multi_thread")]
+async fn idm_default_user_hooks_run_on_the_built_in_modules() {
+    let p = Project::copy_of(FIXTURE);
+    p.write("conf/managed.json", IDM_DEFAULT_MANAGED);
+    let (code, stderr) = validate(&p);
+    assert_eq!(code, 0, "{stderr}");
+
+    let s = Server::start(p.path());
+    let (status, assignment) = s
+        .post(
+            "managed/assignment?_action=create",
+            Some(json!({"name": "ldap-agent", "mapping": "managedUser_systemLdapAccounts"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{assignment}");
+    let assignment_ref = format!("managed/assignment/{}", assignment["_id"].as_str().unwrap());
+    let (status, agent) = s
+        .post(
+            "managed/role?_action=create",
+            Some(json!({"name": "Agent", "assignments": [{"_ref": assignment_ref}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    let agent_ref = format!("managed/role/{}", agent["_id"].as_str().unwrap());
+    let (status, london) = s
+        .post(
+            "managed/role?_action=create",
+            Some(json!({"name": "Londoners", "condition": "/city eq \"London\""})),
+        )
+        .await;
+    assert_eq!(status, 201, "{london}");
+    let london_ref = format!("managed/role/{}", london["_id"].as_str().unwrap());
+
+    let (status, user) = s
+        .post(
+            "managed/user?_action=create",
+            Some(json!({
+                "_id": "joe", "userName": "joe", "city": "London",
+                "roles": [{"_ref": agent_ref}], "lastSync": {"effectiveAssignments": []}
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["accountStatus"], "active", "{user}");
+    let refs = |v: &serde_json::Value| -> Vec<String> {
+        let mut r: Vec<String> = v
+            .as_array()
+            .unwrap_or_else(|| panic!("not an array: {v}"))
+            .iter()
+            .map(|g| g["_ref"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        r
+    };
+    let mut both = vec![agent_ref.clone(), london_ref.clone()];
+    both.sort();
+    assert_eq!(refs(&user["roles"]), both, "{user}");
+    let conditional = user["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["_ref"] == london_ref.as_str())
+        .unwrap();
+    assert_eq!(conditional["_refProperties"]["_grantType"], "conditional");
+    assert_eq!(refs(&user["effectiveRoles"]), both, "{user}");
+    assert_eq!(
+        user["effectiveAssignments"][0]["name"], "ldap-agent",
+        "{user}"
+    );
+
+    // Moving away from London ends the conditional grant; the grant by hand stays.
+    let (status, moved) = crate::server::send(
+        s.admin(reqwest::Method::PATCH, "managed/user/joe")
+            .json(&json!([{"operation": "replace", "field": "/city", "value": "Paris"}])),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(refs(&moved["roles"]), vec![agent_ref.clone()], "{moved}");
+    assert_eq!(
+        refs(&moved["effectiveRoles"]),
+        vec![agent_ref.clone()],
+        "{moved}"
+    );
+    assert_eq!(
+        moved["lastSync"],
+        json!({"effectiveAssignments": []}),
+        "{moved}"
+    );
+
+    // A PUT without lastSync keeps it (ui/onUpdateUser's preserveLastSync); the stored object
+    // holds the virtual properties too, so the repository's query sees them.
+    let (status, put) = crate::server::send(
+        s.admin(reqwest::Method::PUT, "managed/user/joe")
+            .json(&json!({"userName": "joe", "city": "Paris", "roles": [{"_ref": agent_ref}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(
+        put["lastSync"],
+        json!({"effectiveAssignments": []}),
+        "{put}"
+    );
+    let (status, page) = s
+        .get(&format!(
+            "managed/user?_queryFilter={}",
+            urlencode("/effectiveRoles pr and /userName eq \"joe\"")
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["resultCount"], 1, "{page}");
+    drop(s);
+
+    // A reconciliation creates its users through the same hooks.
+    let (code, summary) = p.recon_json(MAPPING, &[]);
+    assert_eq!(code, 0, "{summary:#}");
+    assert_eq!(summary["progress"]["target"]["created"], 3, "{summary:#}");
+    let s = Server::start(p.path());
+    let (status, page) = s
+        .get("managed/user?_queryFilter=accountStatus%20eq%20%22active%22")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    // The three the recon created (joe lost his status with the PUT that omitted it).
+    assert_eq!(page["resultCount"], 3, "{page}");
 }

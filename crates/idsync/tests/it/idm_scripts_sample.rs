@@ -4,7 +4,7 @@
 //! `idsync recon` as the README runs a sample, and with `idsync serve`.
 
 use crate::server::Server;
-use crate::support::Project;
+use crate::support::{Project, urlencode};
 use serde_json::{Value, json};
 
 const MAPPING: &str = "systemHrAccounts_managedUser";
@@ -134,15 +134,4 @@ async fn an_idm_style_project_with_scripts_runs_from_the_cli_and_the_server() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["accountStatus"], "active", "{body}");
     assert_eq!(all(&s, "managed/welcome").await.len(), 5);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

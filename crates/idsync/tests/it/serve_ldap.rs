@@ -5,7 +5,7 @@
 
 use crate::server::Server;
 use crate::slapd::{PEOPLE, Slapd, people_ldif};
-use crate::support::Project;
+use crate::support::{Project, urlencode};
 use serde_json::{Value, json};
 
 const LDAP_TO_MANAGED: &str = "systemLdapAccounts_managedUser";
@@ -104,17 +104,6 @@ async fn ldap_entries(s: &Server, filter: &str) -> Vec<Value> {
     let (status, body) = s.get(&path).await;
     assert_eq!(status, 200, "{body}");
     body["result"].as_array().unwrap().clone()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn send_json(s: &Server, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
