@@ -1,5 +1,5 @@
 //! Who made a request, as managed objects' lifecycle scripts see it (`context`, and the
-//! request's `additionalParameters`; docs/scripts.md#context): an extractor that builds the
+//! request's `additionalParameters`; docs/scripts.md#context-and-request): an extractor that builds the
 //! engine's [`Caller`] from the authenticated principal, the method, the path and the query.
 
 use crate::auth::Principal;

@@ -139,6 +139,11 @@ fn add(object: &mut Value, field: &JsonPointer, v: Value) -> ApiResult<()> {
         .split_last()
         .ok_or_else(|| bad("add needs a field"))?;
     let parent = JsonPointer::from_tokens(parent_tokens.iter().cloned());
+    // `field/-` on a field that is not there yet starts the array (CREST, as IDM's
+    // `add /roles/-` on a user without roles).
+    if last == "-" && !parent_tokens.is_empty() && parent.get(object).is_none_or(Value::is_null) {
+        return set(object, &parent, Value::Array(vec![v]));
+    }
     // `field/-` and `field/N` address an element of an existing array.
     if let Some(Value::Array(arr)) = parent_lookup_mut(object, &parent) {
         if last == "-" {
@@ -269,6 +274,14 @@ mod tests {
                 json!([{"operation":"add","field":"/roles/-","value":"r1"}])
             )["roles"],
             json!(["r1", "r1"])
+        );
+        assert_eq!(
+            patched(
+                json!({"_id": "1"}),
+                json!([{"operation":"add","field":"/roles/-","value":{"_ref":"managed/role/a"}}])
+            )["roles"],
+            json!([{"_ref": "managed/role/a"}]),
+            "an append to a field not there yet starts the array"
         );
         assert_eq!(
             patched(

@@ -28,7 +28,7 @@ pub const BUILTIN_SCRIPTS: [(&str, &str); 10] = [
         "compensate.js",
         include_str!("../builtin-scripts/compensate.js"),
     ),
-    // The modules and property scripts of IDM's default managed.json (docs/scripts.md#modules).
+    // The modules and property scripts of IDM's default managed.json (docs/scripts.md#require-modules).
     (
         "ui/onCreateUser.js",
         include_str!("../builtin-scripts/ui/onCreateUser.js"),
@@ -51,9 +51,11 @@ pub const BUILTIN_SCRIPTS: [(&str, &str); 10] = [
     ),
 ];
 
-const ROLES: &str = "it computes IDM's role-based provisioning (effective roles, assignments, \
-                     conditional and temporal grants), which idsync does not have: map roles in the \
-                     mappings instead";
+const ROLES: &str = "it belongs to the part of IDM's role-based provisioning that idsync does \
+                     not have (assignments applied to targets by the mappings, scheduled temporal \
+                     grants); idsync computes effective roles, effective assignments and \
+                     conditional grants with its built-in roles/ modules: map roles in the \
+                     mappings";
 const UI: &str = "it serves IDM's administration and self-service user interface, which idsync \
                   does not have";
 const WORKFLOW: &str = "it drives IDM's workflow engine, which idsync does not have";

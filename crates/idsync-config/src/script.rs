@@ -180,7 +180,7 @@ pub fn read_script_file(
     }
 }
 
-/// Reads the module `require(name)` names (docs/scripts.md#modules): the script file
+/// Reads the module `require(name)` names (docs/scripts.md#require-modules): the script file
 /// `name.js`, or `name` when it already ends in `.js`, found as [`read_script_file`] finds
 /// script files (the project folder, its `script/` folder, the built-in library). Returns the
 /// file name found and its text.

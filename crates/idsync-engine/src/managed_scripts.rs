@@ -34,7 +34,7 @@ impl HasErrorCode for HookError {
 }
 
 /// Who asked for a managed-object operation and how, as its scripts see it: IDM's `context`, and
-/// the parts of IDM's `request` that only the caller knows (docs/scripts.md#context).
+/// the parts of IDM's `request` that only the caller knows (docs/scripts.md#context-and-request).
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
     /// IDM's `context`: `{"current": {"name": "http"|"sync"|...}, "security": {...}, ...}`.

@@ -60,7 +60,7 @@ var openidm = {
     fail({code: 501, message: "openidm.encrypt: idsync does not encrypt property values (it stores them as given, private properties hidden from reads; see docs/scripts.md)"});
   }
 };
-// CommonJS modules: `require(name)` loads a script file as IDM finds it (docs/scripts.md#modules),
+// CommonJS modules: `require(name)` loads a script file as IDM finds it (docs/scripts.md#require-modules),
 // runs it once per thread engine with `exports` and `module`, and keeps its exports while the
 // file is unchanged.
 var modules = {};

@@ -155,7 +155,7 @@ pub trait ScriptHost: Send + Sync {
         false
     }
 
-    /// `require(name)`: the module's text, found as script files are (docs/scripts.md#modules).
+    /// `require(name)`: the module's text, found as script files are (docs/scripts.md#require-modules).
     /// Called on every `require`, so an edited file is picked up; the engine recompiles a
     /// module only when its text changed.
     fn module(&self, name: &str) -> Result<ModuleSource, HostError> {

@@ -214,58 +214,11 @@ fn the_built_in_scripts_compile_and_run_where_they_need_no_openidm() {
     assert!(compensate.eval(&b).is_err(), "a failed sync is not ignored");
 }
 
-/// The user type as IDM's default `managed.json` (IDM 5 and later) writes it: inline hooks that
-/// `require` IDM's default modules, the role post-operation script, and `effectiveRoles` /
-/// `effectiveAssignments` as virtual properties computed by IDM's default scripts.
-const IDM_DEFAULT_MANAGED: &str = r#"{
-    "objects" : [
-        {
-            "name" : "user",
-            "onCreate" : {
-                "type" : "text/javascript",
-                "source" : "require('ui/onCreateUser').setDefaultFields(object);require('roles/conditionalRoles').updateConditionalGrantsForUser(object, 'roles');"
-            },
-            "onUpdate" : {
-                "type" : "text/javascript",
-                "source" : "require('ui/onUpdateUser').preserveLastSync(object, oldObject, request);require('roles/conditionalRoles').updateConditionalGrantsForUser(object, 'roles');"
-            },
-            "onDelete" : { "type" : "text/javascript", "file" : "ui/onDelete-user-cleanup.js" },
-            "postCreate" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" },
-            "postUpdate" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" },
-            "postDelete" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" },
-            "schema" : {
-                "properties" : {
-                    "userName" : { "type" : "string", "index" : true },
-                    "roles" : { "type" : "array", "items" : { "type" : "relationship" } },
-                    "effectiveRoles" : {
-                        "type" : "array",
-                        "returnByDefault" : true,
-                        "isVirtual" : true,
-                        "onRetrieve" : {
-                            "type" : "text/javascript",
-                            "source" : "require('roles/effectiveRoles').calculateEffectiveRoles(object, 'roles');"
-                        }
-                    },
-                    "effectiveAssignments" : {
-                        "type" : "array",
-                        "isVirtual" : true,
-                        "onRetrieve" : {
-                            "type" : "text/javascript",
-                            "file" : "roles/effectiveAssignments.js",
-                            "effectiveRolesPropName" : "effectiveRoles"
-                        }
-                    }
-                }
-            }
-        },
-        {
-            "name" : "role",
-            "onDelete" : { "type" : "text/javascript", "file" : "roles/onDelete-roles.js" },
-            "postCreate" : { "type" : "text/javascript", "file" : "roles/postOperation-roles.js" }
-        },
-        { "name" : "assignment" }
-    ]
-}"#;
+/// The hooks and virtual properties of IDM's default `managed.json` (IDM 5 and later) for the
+/// user type: inline hooks that `require` IDM's default modules, the role post-operation script,
+/// and `effectiveRoles` / `effectiveAssignments` computed by IDM's default scripts.
+pub(crate) const IDM_DEFAULT_MANAGED: &str =
+    "crates/idsync/tests/fixtures/idm-default-managed.json";
 
 /// IDM's default user hooks run on idsync's built-in modules: a new user is made active, is
 /// granted the conditional roles whose condition it matches (and loses them when it stops
@@ -274,7 +227,7 @@ const IDM_DEFAULT_MANAGED: &str = r#"{
 #[tokio::test(flavor = "multi_thread")]
 async fn idm_default_user_hooks_run_on_the_built_in_modules() {
     let p = Project::copy_of(FIXTURE);
-    p.write("conf/managed.json", IDM_DEFAULT_MANAGED);
+    p.copy_in(IDM_DEFAULT_MANAGED, "conf/managed.json");
     let (code, stderr) = validate(&p);
     assert_eq!(code, 0, "{stderr}");
 

@@ -14,6 +14,7 @@ mod config_validate;
 mod connector_test;
 mod console;
 mod idm_layout;
+mod idm_multiaccount;
 mod idm_scripts_sample;
 mod queue_cli;
 mod recon_cli;

@@ -11,6 +11,19 @@ use serde_json::{Value, json};
 const LDAP_TO_MANAGED: &str = "systemLdapAccounts_managedUser";
 const MANAGED_TO_LDAP: &str = "managedUser_systemLdapAccounts";
 
+/// The LDAP connector on `s` with an `account` type of inetOrgPerson attributes (`extra`
+/// properties added to the usual ones).
+pub(crate) fn provisioner_with(s: &Slapd, extra: Value) -> Value {
+    let mut p = provisioner(s);
+    if let (Some(props), Value::Object(more)) = (
+        p["objectTypes"]["account"]["properties"].as_object_mut(),
+        extra,
+    ) {
+        props.extend(more);
+    }
+    p
+}
+
 fn provisioner(s: &Slapd) -> Value {
     let props: Value = serde_json::from_str(&s.configuration_properties()).unwrap();
     json!({
@@ -99,14 +112,19 @@ fn bidirectional() -> Value {
     ]})
 }
 
-async fn ldap_entries(s: &Server, filter: &str) -> Vec<Value> {
+pub(crate) async fn ldap_entries(s: &Server, filter: &str) -> Vec<Value> {
     let path = format!("system/ldap/account?_queryFilter={}", urlencode(filter));
     let (status, body) = s.get(&path).await;
     assert_eq!(status, 200, "{body}");
     body["result"].as_array().unwrap().clone()
 }
 
-async fn send_json(s: &Server, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn send_json(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     crate::server::send(s.admin(method, path).json(&body)).await
 }
 

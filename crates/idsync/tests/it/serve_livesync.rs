@@ -326,6 +326,37 @@ async fn logged_ignore_passes_over_a_failing_change_after_its_retries() {
     assert_eq!(users(&s).await, pairs(&[("u2", "dave"), ("u3", "erin")]));
 }
 
+/// A `postRetryAction` script as IDM's `syncfailure` sample writes it hands the change to IDM's
+/// dead-letter handler (`failureHandlers.deadLetterQueue.invoke`): the change is dead-lettered,
+/// the token moves past it and the later change goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_script_hands_a_change_to_the_dead_letter_queue() {
+    let source = source_db();
+    let repo = PgDatabase::create();
+    let p = project_with_handler(
+        &source,
+        false,
+        json!({"maxRetries": 0, "postRetryAction": {"script": {"type": "text/javascript", "source":
+            "(function () {\n  logger.info('giving up on {}', syncFailure.uid);\n  \
+             failureHandlers.deadLetterQueue.invoke(syncFailure, failureCause);\n}());"}}}),
+    );
+    let s = Server::start_with(p.path(), &[], &["--repo", &repo.url]);
+    live_sync(&s).await;
+    upsert(&source, "u1", "bad");
+    upsert(&source, "u2", "dave");
+    let after = live_sync(&s).await;
+    assert!(after.get("lastException").is_none(), "{after}");
+    assert_eq!(users(&s).await, pairs(&[("u2", "dave")]));
+    let (status, letters) = s.get("sync/deadletter?_queryFilter=true").await;
+    assert_eq!(status, 200, "{letters}");
+    let letters = letters["result"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].to_string().contains("u1"),
+        "the dead letter is u1's: {letters:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provisioner_schedule_keeps_managed_users_in_step() {
     let source = source_db();

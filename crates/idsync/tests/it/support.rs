@@ -71,6 +71,12 @@ impl Project {
         std::fs::read_to_string(self.file(rel)).expect("read project file")
     }
 
+    /// Copies the repository file `repo_rel` into the project as `rel`.
+    pub fn copy_in(&self, repo_rel: &str, rel: &str) {
+        let text = std::fs::read_to_string(repo_root().join(repo_rel)).expect("read fixture");
+        self.write(rel, &text);
+    }
+
     pub fn write(&self, rel: &str, text: &str) {
         let p = self.file(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
