@@ -39,6 +39,24 @@ pub struct Engine {
     script_host: idsync_script::HostSlot,
 }
 
+/// Every script of `project` that does not compile, one message each (naming the script's file
+/// or configuration place and the JavaScript error): what `idsync config validate` reports, so
+/// that a syntax error shows before `serve` or `recon` refuses to start.
+pub fn script_errors(project: &Project) -> Vec<String> {
+    let mut errors = Vec::new();
+    for m in &project.mappings {
+        if let Err(e) = CompiledMapping::build_hosted(m, None) {
+            errors.push(format!("mapping {}: {e}", m.name));
+        }
+    }
+    for t in &project.managed {
+        if let Err(e) = ManagedScripts::build(t, None) {
+            errors.push(format!("managed object type {}: {e}", t.name));
+        }
+    }
+    errors
+}
+
 impl Engine {
     /// Compiles every mapping's scripts and every managed type's lifecycle scripts (a syntax
     /// error is reported now, naming the mapping or the type).

@@ -22,7 +22,7 @@ pub mod scheduler;
 pub mod sync;
 pub mod worker;
 
-pub use engine::Engine;
+pub use engine::{Engine, script_errors};
 pub use error::{EngineError, EngineResult};
 pub use managed_scripts::{Caller, HookError, ManagedScripts};
 pub use recon::effective::ReconOptions;

@@ -104,9 +104,14 @@ pub fn render(s: &Value) -> String {
     out
 }
 
-/// A duration in milliseconds as seconds with one decimal: `44.0 s`.
+/// A duration in milliseconds as seconds with one decimal (`44.0 s`), or in milliseconds below
+/// a second (`13 ms`), where one decimal of a second would read `0.0 s`.
 pub fn seconds(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
 }
 
 /// Objects per second over `ms`, rounded; none for an empty or instant run.
@@ -197,7 +202,7 @@ mod tests {
         assert!(t.contains("ABSENT"), "{t}");
         assert!(!t.contains("CONFIRMED"), "zero rows are left out: {t}");
         assert!(t.contains("created 1, updated 2"), "{t}");
-        assert!(t.contains("Duration  0.0 s (417 objects/s)"), "{t}");
+        assert!(t.contains("Duration  12 ms (417 objects/s)"), "{t}");
     }
 
     #[test]
@@ -211,7 +216,7 @@ mod tests {
         );
         let empty = json!({"duration": 5, "progress": {}});
         assert!(
-            render(&empty).contains("Duration  0.0 s\n"),
+            render(&empty).contains("Duration  5 ms\n"),
             "{}",
             render(&empty)
         );

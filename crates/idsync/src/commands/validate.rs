@@ -1,6 +1,7 @@
 //! `idsync config validate`: every problem as `FILE: /json/pointer: message` (docs/cli.md).
 //! The loader checks the files' shapes and references; the schedules' triggers (Quartz cron
-//! syntax, time zones, start and end times) are checked by the scheduler.
+//! syntax, time zones, start and end times) are checked by the scheduler, and every script is
+//! compiled by the engine.
 
 use anyhow::Result;
 use idsync_engine::scheduler::{trigger_diagnostics, trigger_diagnostics_of_files};
@@ -14,11 +15,18 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
             for e in &errors {
                 eprintln!("{e}");
             }
+            // Scripts are compiled as serve and recon compile them: a syntax error is an error
+            // of the configuration.
+            let script_errors = idsync_engine::script_errors(&loaded.project);
+            for e in &script_errors {
+                eprintln!("{e}");
+            }
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            if !errors.is_empty() {
-                eprintln!("{} error(s)", errors.len());
+            let count = errors.len() + script_errors.len();
+            if count > 0 {
+                eprintln!("{count} error(s)");
                 return Ok(ExitCode::from(2));
             }
             println!(

@@ -48,3 +48,29 @@ fn an_invalid_project_exits_2_with_one_line_per_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_script_that_does_not_compile_is_an_error_naming_the_script() {
+    let p = Project::copy_of("samples/getting-started");
+    p.write("script/broken.js", "var x = ;\n");
+    p.write(
+        "conf/managed.json",
+        r#"{"objects": [{"name": "user",
+            "onCreate": {"type": "text/javascript", "file": "script/broken.js"},
+            "onUpdate": {"type": "text/javascript", "source": "object.x = (;"}}]}"#,
+    );
+    let out = idsync()
+        .args(["config", "validate", "--project"])
+        .arg(p.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("managed object type user: ") && l.contains("broken.js")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error(s)"), "{stderr}");
+}
