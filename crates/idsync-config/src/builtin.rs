@@ -161,10 +161,12 @@ mod tests {
         assert!(builtin_script("script/compensate.js").is_some());
         assert!(builtin_script("ui/onDelete-user-cleanup.js").is_some());
         assert!(builtin_script("roles/onDelete-roles.js").is_some());
-        assert!(builtin_script("roles/effectiveRoles.js").is_none());
+        assert!(builtin_script("roles/effectiveRoles.js").is_some());
+        assert!(builtin_script("roles/onSync-roles.js").is_none());
         assert_eq!(refused_script("roles/onDelete-roles.js"), None);
         assert_eq!(refused_script("compensate.js"), None);
-        assert_eq!(refused_script("roles/effectiveRoles.js"), Some(ROLES));
+        assert_eq!(refused_script("roles/effectiveRoles.js"), None);
+        assert_eq!(refused_script("roles/onSync-roles.js"), Some(ROLES));
         assert_eq!(
             refused_script("script/workflow/triggerWorkflowFromSync.js"),
             Some(WORKFLOW)

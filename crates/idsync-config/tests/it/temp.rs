@@ -538,9 +538,9 @@ fn script_files_are_found_as_idm_finds_them() {
             .contains("syncResults")
     );
     // Refused by name, with the reason; an unknown name is not found.
-    let err = read("roles/effectiveRoles.js").unwrap_err();
+    let err = read("roles/onSync-roles.js").unwrap_err();
     assert!(
-        err.contains("\"roles/effectiveRoles.js\" is one of IDM's default scripts")
+        err.contains("\"roles/onSync-roles.js\" is one of IDM's default scripts")
             && err.contains("role-based provisioning"),
         "{err}"
     );
