@@ -1,6 +1,6 @@
 //! `idsync config validate`: exit codes and the `FILE: /pointer: message` lines (docs/cli.md).
 
-use crate::support::{Project, idsync};
+use crate::support::{Project, idsync, validate};
 
 #[test]
 fn a_valid_sample_validates() {
@@ -59,13 +59,8 @@ fn a_script_that_does_not_compile_is_an_error_naming_the_script() {
             "onCreate": {"type": "text/javascript", "file": "script/broken.js"},
             "onUpdate": {"type": "text/javascript", "source": "object.x = (;"}}]}"#,
     );
-    let out = idsync()
-        .args(["config", "validate", "--project"])
-        .arg(p.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = validate(&p);
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr
             .lines()

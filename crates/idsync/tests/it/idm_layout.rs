@@ -4,23 +4,11 @@
 //! or are refused by name.
 
 use crate::server::Server;
-use crate::support::{Project, idsync, urlencode};
+use crate::support::{Project, urlencode, validate};
 use serde_json::json;
 
 const FIXTURE: &str = "crates/idsync/tests/fixtures/idm-layout";
 const MAPPING: &str = "systemHrAccounts_managedUser";
-
-fn validate(p: &Project) -> (i32, String) {
-    let out = idsync()
-        .args(["config", "validate", "--project"])
-        .arg(p.path())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn a_project_without_managed_json_reconciles_an_idm_style_csv_into_the_default_user_type() {
@@ -70,18 +58,8 @@ async fn served_the_default_types_hold_the_values_as_idm_reads_them() {
         .await;
     assert_eq!(status, 201, "{ada}");
 
-    let (status, run) = s
-        .post(
-            &format!("recon?_action=recon&mapping={MAPPING}&waitForCompletion=true"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{run}");
+    let run = s.recon(MAPPING).await;
     assert_eq!(run["state"], "SUCCESS", "{run}");
-    let (status, run) = s
-        .get(&format!("recon/{}", run["_id"].as_str().unwrap()))
-        .await;
-    assert_eq!(status, 200, "{run}");
     assert_eq!(run["situationSummary"]["FOUND"], 1, "{run}");
     assert_eq!(run["situationSummary"]["ABSENT"], 2, "{run}");
     let (status, page) = s
@@ -232,41 +210,39 @@ async fn idm_default_user_hooks_run_on_the_built_in_modules() {
     assert_eq!(code, 0, "{stderr}");
 
     let s = Server::start(p.path());
-    let (status, assignment) = s
-        .post(
-            "managed/assignment?_action=create",
-            Some(json!({"name": "ldap-agent", "mapping": "managedUser_systemLdapAccounts"})),
+    let path =
+        |o: &serde_json::Value, t: &str| format!("managed/{t}/{}", o["_id"].as_str().unwrap());
+    let assignment = s
+        .create(
+            "managed/assignment",
+            json!({"name": "ldap-agent", "mapping": "managedUser_systemLdapAccounts"}),
         )
         .await;
-    assert_eq!(status, 201, "{assignment}");
-    let assignment_ref = format!("managed/assignment/{}", assignment["_id"].as_str().unwrap());
-    let (status, agent) = s
-        .post(
-            "managed/role?_action=create",
-            Some(json!({"name": "Agent", "assignments": [{"_ref": assignment_ref}]})),
+    let assignment_ref = path(&assignment, "assignment");
+    let agent = s
+        .create(
+            "managed/role",
+            json!({"name": "Agent", "assignments": [{"_ref": assignment_ref}]}),
         )
         .await;
-    assert_eq!(status, 201, "{agent}");
-    let agent_ref = format!("managed/role/{}", agent["_id"].as_str().unwrap());
-    let (status, london) = s
-        .post(
-            "managed/role?_action=create",
-            Some(json!({"name": "Londoners", "condition": "/city eq \"London\""})),
+    let agent_ref = path(&agent, "role");
+    let london = s
+        .create(
+            "managed/role",
+            json!({"name": "Londoners", "condition": "/city eq \"London\""}),
         )
         .await;
-    assert_eq!(status, 201, "{london}");
-    let london_ref = format!("managed/role/{}", london["_id"].as_str().unwrap());
+    let london_ref = path(&london, "role");
 
-    let (status, user) = s
-        .post(
-            "managed/user?_action=create",
-            Some(json!({
+    let user = s
+        .create(
+            "managed/user",
+            json!({
                 "_id": "joe", "userName": "joe", "city": "London",
                 "roles": [{"_ref": agent_ref}], "lastSync": {"effectiveAssignments": []}
-            })),
+            }),
         )
         .await;
-    assert_eq!(status, 201, "{user}");
     assert_eq!(user["accountStatus"], "active", "{user}");
     let refs = |v: &serde_json::Value| -> Vec<String> {
         let mut r: Vec<String> = v

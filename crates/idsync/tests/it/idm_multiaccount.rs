@@ -6,10 +6,10 @@
 //! goes through `openidm.decrypt`.
 
 use crate::idm_layout::IDM_DEFAULT_MANAGED;
-use crate::serve_ldap::{ldap_entries, provisioner_with, send_json};
+use crate::serve_ldap::{ldap_entries, link_qualifiers, provisioner_with, send_json};
 use crate::server::Server;
 use crate::slapd::{SUFFIX, Slapd};
-use crate::support::{Project, urlencode};
+use crate::support::Project;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -175,21 +175,7 @@ async fn roles_decide_which_accounts_a_user_gets() {
             format!("uid=bjensen,ou=customers,{SUFFIX}")
         ]
     );
-    let (status, links) = s
-        .get(&format!(
-            "repo/link?_queryFilter={}",
-            urlencode("firstId eq \"bjensen\"")
-        ))
-        .await;
-    assert_eq!(status, 200, "{links}");
-    let mut qualifiers: Vec<&str> = links["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["linkQualifier"].as_str().unwrap())
-        .collect();
-    qualifiers.sort();
-    assert_eq!(qualifiers, ["agent", "insured"], "{links:#}");
+    assert_eq!(link_qualifiers(&s, "bjensen").await, ["agent", "insured"]);
 
     // The clear password reached the directory through openidm.decrypt: the account binds.
     let bind = std::process::Command::new("ldapwhoami")
@@ -205,16 +191,7 @@ async fn roles_decide_which_accounts_a_user_gets() {
     );
 
     // A reconciliation finds every account linked and in step.
-    let (status, run) = s
-        .post(
-            &format!("recon?_action=recon&mapping={MAPPING}&waitForCompletion=true"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{run}");
-    assert_eq!(run["state"], "SUCCESS", "{run}");
-    let (_, run) = s
-        .get(&format!("recon/{}", run["_id"].as_str().unwrap()))
-        .await;
+    let run = s.recon(MAPPING).await;
+    assert_eq!(run["state"], "SUCCESS", "{run:#}");
     assert_eq!(run["situationSummary"]["CONFIRMED"], 3, "{run:#}");
 }

@@ -119,6 +119,25 @@ pub(crate) async fn ldap_entries(s: &Server, filter: &str) -> Vec<Value> {
     body["result"].as_array().unwrap().clone()
 }
 
+/// The link qualifiers of the links whose source is `first_id`, sorted.
+pub(crate) async fn link_qualifiers(s: &Server, first_id: &str) -> Vec<String> {
+    let (status, links) = s
+        .get(&format!(
+            "repo/link?_queryFilter={}",
+            urlencode(&format!("firstId eq \"{first_id}\""))
+        ))
+        .await;
+    assert_eq!(status, 200, "{links}");
+    let mut qualifiers: Vec<String> = links["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["linkQualifier"].as_str().unwrap().to_string())
+        .collect();
+    qualifiers.sort();
+    qualifiers
+}
+
 pub(crate) async fn send_json(
     s: &Server,
     method: reqwest::Method,
@@ -300,20 +319,13 @@ async fn two_link_qualifiers_create_two_ldap_entries_for_one_user() {
         .collect();
     uids.sort();
     assert_eq!(uids, ["bob", "bob-admin"]);
+    assert_eq!(link_qualifiers(&s, &bob_id).await, ["admin", "default"]);
     let (_, links) = s
         .get(&format!(
             "repo/link?_queryFilter={}",
             urlencode(&format!("firstId eq \"{bob_id}\""))
         ))
         .await;
-    let mut qualifiers: Vec<&str> = links["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["linkQualifier"].as_str().unwrap())
-        .collect();
-    qualifiers.sort();
-    assert_eq!(qualifiers, ["admin", "default"], "{links:#}");
 
     // An explicit notifyUpdate through the sync endpoint reports one result per qualifier.
     let (status, results) = s

@@ -114,6 +114,33 @@ impl Server {
         .await
     }
 
+    /// `POST <collection>?_action=create` as admin; asserts 201 and returns the created object.
+    pub async fn create(&self, collection: &str, body: Value) -> Value {
+        let (status, created) = self
+            .post(&format!("{collection}?_action=create"), Some(body))
+            .await;
+        assert_eq!(status, 201, "create in {collection}: {created}");
+        created
+    }
+
+    /// Runs a reconciliation of `mapping` to its end (`waitForCompletion=true`) and returns its
+    /// summary as `GET recon/<id>` shows it (with `situationSummary`).
+    pub async fn recon(&self, mapping: &str) -> Value {
+        let (status, run) = self
+            .post(
+                &format!("recon?_action=recon&mapping={mapping}&waitForCompletion=true"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{run}");
+        let id = run["_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no _id: {run}"));
+        let (status, summary) = self.get(&format!("recon/{id}")).await;
+        assert_eq!(status, 200, "{summary}");
+        summary
+    }
+
     /// Polls `GET recon/<id>` until the run is no longer ACTIVE and returns its summary. Not a
     /// timed assertion: the 10-minute bound only turns a hang into a failure.
     pub async fn wait_run(&self, id: &str) -> Value {

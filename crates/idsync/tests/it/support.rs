@@ -240,3 +240,16 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Runs `idsync config validate` on the project: (exit code, stderr).
+pub fn validate(p: &Project) -> (i32, String) {
+    let out = idsync()
+        .args(["config", "validate", "--project"])
+        .arg(p.path())
+        .output()
+        .expect("run idsync");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
