@@ -21,6 +21,7 @@ mod recon_getting_started;
 mod recon_hooks;
 mod recon_managed;
 mod recon_situations;
+mod sample2c;
 mod scripts_api;
 mod serve;
 mod serve_cookies;
