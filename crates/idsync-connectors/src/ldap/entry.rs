@@ -153,11 +153,12 @@ pub fn requested_attributes(
         return attrs;
     }
     for prop in &ty.properties {
+        // Virtual: filled from the groups (`groups.rs`), never requested from the entry.
+        let virtual_groups = is_ldap_groups(&prop.native_name) && !ty.is_group();
         if wanted(&prop.name, fields)
             && prop.native_name != NAME_ATTR
             && prop.native_name != UID_ATTR
-            // Virtual: filled from the groups (`groups.rs`), never requested from the entry.
-            && !(is_ldap_groups(&prop.native_name) && !ty.is_group())
+            && !virtual_groups
             && !attrs
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(&prop.native_name))

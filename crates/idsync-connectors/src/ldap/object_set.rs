@@ -93,7 +93,7 @@ impl LdapObjectSet {
             .properties
             .iter()
             .find(|p| groups::is_ldap_groups(&p.native_name))
-            .filter(|p| fields.is_none_or(|f| f.iter().any(|x| *x == p.name)))
+            .filter(|p| fields.is_none_or(|f| f.contains(&p.name)))
     }
 
     /// Converts entries, with `ldapGroups` filled in (when declared and wanted) from one group
