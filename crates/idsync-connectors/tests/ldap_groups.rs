@@ -182,6 +182,57 @@ async fn reads_show_the_groups_that_hold_the_account() {
 }
 
 #[tokio::test]
+async fn a_query_of_many_accounts_gives_each_its_own_groups() {
+    // 120 accounts: more than one chunk of the group search (50 DNs each), read whole and
+    // in pages of 40 that straddle the chunks.
+    let mut ldif = people_ldif(120);
+    let mut all = format!(
+        "dn: {}\nobjectClass: groupOfUniqueNames\ncn: all\n",
+        group_dn("all")
+    );
+    let mut odd = format!(
+        "dn: {}\nobjectClass: groupOfUniqueNames\ncn: odd\n",
+        group_dn("odd")
+    );
+    for i in 0..120 {
+        all.push_str(&format!("uniqueMember: {}\n", user_dn(&format!("user{i}"))));
+        if i % 2 == 1 {
+            odd.push_str(&format!("uniqueMember: {}\n", user_dn(&format!("user{i}"))));
+        }
+    }
+    ldif.push_str(&format!("{all}\n{odd}\n"));
+    let s = Slapd::start_with(&ldif);
+    let c = connector(&s, json!({}));
+    let set = accounts(&c);
+    let check = |objects: &[Value]| {
+        assert_eq!(objects.len(), 120);
+        for o in objects {
+            let uid = o["uid"].as_str().unwrap();
+            let i: usize = uid["user".len()..].parse().unwrap();
+            let want = if i % 2 == 1 {
+                expect(&[group_dn("all"), group_dn("odd")])
+            } else {
+                expect(&[group_dn("all")])
+            };
+            assert_eq!(dns(&o["ldapGroups"]), want, "{o}");
+        }
+    };
+    check(&set.query(&QueryRequest::all()).await.unwrap().results);
+    let mut req = QueryRequest::all();
+    req.page_size = Some(40);
+    let mut paged = Vec::new();
+    loop {
+        let page = set.query(&req).await.unwrap();
+        paged.extend(page.results);
+        match page.cookie {
+            Some(c) => req.cookie = Some(c),
+            None => break,
+        }
+    }
+    check(&paged);
+}
+
+#[tokio::test]
 async fn create_with_groups_adds_the_account_to_them() {
     let s = directory();
     let c = connector(&s, json!({}));
@@ -325,6 +376,24 @@ async fn rename_and_delete_keep_the_groups_with_maintain_ldap_group_membership()
             .await
             .contains(&user_dn("user1").to_ascii_lowercase())
     );
+
+    // A group the server will not empty (user2 is its only member) fails the delete before
+    // the entry is gone.
+    c.object_set("group")
+        .unwrap()
+        .create(
+            None,
+            json!({"dn": group_dn("solo"), "cn": "solo", "uniqueMember": [user_dn("user2")]}),
+        )
+        .await
+        .unwrap();
+    let user2 = by_uid(&*set, "user2").await;
+    let err = set
+        .delete(user2["_id"].as_str().unwrap(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("solo"), "{err}");
+    by_uid(&*set, "user2").await;
 
     // Without the setting, a delete leaves the groups as they are (as ICF does).
     let c = connector(&s, json!({"maintainLdapGroupMembership": false}));

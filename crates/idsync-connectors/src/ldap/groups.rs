@@ -154,7 +154,17 @@ async fn modify_group(
             "ldapGroups: there is no group {group}"
         )))
     } else {
-        Err(classify_result(&res, group))
+        Err(in_group(classify_result(&res, group), group))
+    }
+}
+
+/// A data error of a group change says which group refused.
+fn in_group(err: ConnectorError, group: &str) -> ConnectorError {
+    match err {
+        ConnectorError::InvalidData(m) if !m.contains(group) => {
+            ConnectorError::InvalidData(format!("ldapGroups: group {group}: {m}"))
+        }
+        other => other,
     }
 }
 
@@ -250,7 +260,7 @@ pub async fn rename_member(
             0 => {}
             // The group already holds the new DN: only the old one goes.
             ATTRIBUTE_OR_VALUE_EXISTS => remove_member(ldap, cfg, &g, old).await?,
-            _ => return Err(classify_result(&res, &g)),
+            _ => return Err(in_group(classify_result(&res, &g), &g)),
         }
     }
     Ok(())

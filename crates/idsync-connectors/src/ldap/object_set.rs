@@ -667,6 +667,11 @@ impl ObjectSet for LdapObjectSet {
                     .ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
                 // The object as it was, groups included, before the entry goes.
                 let before = self.to_object_with_groups(&mut ldap, &current).await?;
+                // The groups let go first (as ICF does): a group that refuses (a server that
+                // will not empty a group) fails the delete before anything is gone.
+                if cfg.maintain_ldap_group_membership && !self.ty.is_group() {
+                    groups::remove_from_all(&mut ldap, cfg, &current.dn).await?;
+                }
                 let res = ldap
                     .with_timeout(timeout)
                     .delete(&current.dn)
@@ -674,9 +679,6 @@ impl ObjectSet for LdapObjectSet {
                     .map_err(|e| classify(e, id))?;
                 if res.rc != 0 {
                     return Err(classify_result(&res, id));
-                }
-                if cfg.maintain_ldap_group_membership && !self.ty.is_group() {
-                    groups::remove_from_all(&mut ldap, cfg, &current.dn).await?;
                 }
                 Ok(Some(before))
             })
