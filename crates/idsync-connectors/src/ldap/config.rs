@@ -27,6 +27,12 @@ pub struct LdapConfig {
     pub account_search_filter: Option<String>,
     pub account_user_name_attributes: Vec<String>,
     pub group_object_classes: Vec<String>,
+    /// The group attribute that holds member DNs, for `ldapGroups` (ICF
+    /// `groupMemberAttribute`, default `uniqueMember`).
+    pub group_member_attribute: String,
+    /// Rename and delete of an account also rewrite or remove its DN in the groups that hold
+    /// it (ICF `maintainLdapGroupMembership`).
+    pub maintain_ldap_group_membership: bool,
     pub uid_attribute: String,
     /// Entries per page when the connector reads a whole result set itself.
     pub block_size: i32,
@@ -171,6 +177,11 @@ impl LdapConfig {
             account_search_filter: string("accountSearchFilter")?.filter(|s| !s.trim().is_empty()),
             account_user_name_attributes,
             group_object_classes,
+            group_member_attribute: string("groupMemberAttribute")?
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "uniqueMember".into()),
+            maintain_ldap_group_membership: boolean("maintainLdapGroupMembership", false)?,
             uid_attribute: string("uidAttribute")?.unwrap_or_else(|| "entryUUID".into()),
             block_size,
             use_paged_result_control: boolean("usePagedResultControl", true)?,

@@ -36,6 +36,11 @@ fn normalize_rdn(rdn: &str) -> String {
         .join("+")
 }
 
+/// A DN in a form that compares with `==` as [`equal`] compares (a map key).
+pub fn normalize(dn: &str) -> String {
+    components(dn).join(",")
+}
+
 /// Case-insensitive DN equality.
 pub fn equal(a: &str, b: &str) -> bool {
     components(a) == components(b)
@@ -80,5 +85,9 @@ mod tests {
             "DC=example,dc=com"
         ));
         assert!(!is_under("uid=a,dc=other", "dc=example,dc=com"));
+        assert_eq!(
+            normalize("UID=a, ou=People,DC=example"),
+            normalize("uid=A,ou=people,dc=example")
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 use super::config::{NAME_ATTR, ObjectTypeDef, PropertyDef, UID_ATTR};
 use super::filter::check_attribute_name;
+use super::groups::is_ldap_groups;
 use crate::contract::{ConnectorError, ConnectorResult};
 use base64::Engine as _;
 use ldap3::SearchEntry;
@@ -152,9 +153,12 @@ pub fn requested_attributes(
         return attrs;
     }
     for prop in &ty.properties {
+        // Virtual: filled from the groups (`groups.rs`), never requested from the entry.
+        let virtual_groups = is_ldap_groups(&prop.native_name) && !ty.is_group();
         if wanted(&prop.name, fields)
             && prop.native_name != NAME_ATTR
             && prop.native_name != UID_ATTR
+            && !virtual_groups
             && !attrs
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(&prop.native_name))
@@ -176,6 +180,9 @@ pub struct NativeAttributes {
     /// The DN from the `__NAME__` property (or `dn`/`__NAME__` keys), if given.
     pub dn: Option<String>,
     pub attrs: Vec<(String, Vec<Vec<u8>>)>,
+    /// The `ldapGroups` virtual attribute, when the object carries it: the group DNs the
+    /// entry is to be a member of (`null` is none).
+    pub ldap_groups: Option<Vec<String>>,
 }
 
 fn raw_values(name: &str, value: &Value, binary: bool) -> ConnectorResult<Vec<Vec<u8>>> {
@@ -207,8 +214,24 @@ fn raw_values(name: &str, value: &Value, binary: bool) -> ConnectorResult<Vec<Ve
     }
 }
 
+/// The group DNs of an `ldapGroups` value: an array of DNs, one DN, or `null` (none).
+fn group_dns(name: &str, value: &Value) -> ConnectorResult<Vec<String>> {
+    let one = |v: &Value| match v {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+        other => Err(ConnectorError::InvalidData(format!(
+            "{name}: a group must be a DN string, not {other}"
+        ))),
+    };
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items.iter().filter(|v| !v.is_null()).map(one).collect(),
+        v => Ok(vec![one(v)?]),
+    }
+}
+
 /// Splits an object into its DN and native attributes. `_id`, `_rev` and the uid attribute
-/// are never written (the server owns entryUUID).
+/// are never written (the server owns entryUUID); when the type declares its properties, an
+/// undeclared one is not written either.
 pub fn object_to_native(
     object: &Value,
     ty: &ObjectTypeDef,
@@ -227,12 +250,10 @@ pub fn object_to_native(
             Some(p) => (p.native_name.as_str(), p.binary),
             None if key == "dn" || key == NAME_ATTR => (NAME_ATTR, false),
             None if ty.properties.is_empty() => (key.as_str(), false),
-            None => {
-                return Err(ConnectorError::InvalidData(format!(
-                    "{key} is not a property of object type {}",
-                    ty.name
-                )));
-            }
+            // As IDM writes through ICF: only the properties the provisioner's `objectTypes`
+            // declares reach the directory; others are left out (IDM's sample2c maps
+            // `telephoneNumber` to an account type that does not declare it).
+            None => continue,
         };
         if native == NAME_ATTR {
             match value {
@@ -247,6 +268,10 @@ pub fn object_to_native(
             continue;
         }
         if native == UID_ATTR || native.eq_ignore_ascii_case(uid_attribute) {
+            continue;
+        }
+        if is_ldap_groups(native) && !ty.is_group() {
+            out.ldap_groups = Some(group_dns(key, value)?);
             continue;
         }
         check_attribute_name(native).map_err(|_| {

@@ -289,11 +289,18 @@ impl LdapObjectSet {
         attrs.extend(["modifyTimestamp", "createTimestamp", "entryCSN"].map(String::from));
         let mut out = Vec::new();
         for base in &cfg.base_contexts {
-            for e in self.search_all(base, &filter, &attrs).await? {
+            let entries = self.search_all(base, &filter, &attrs).await?;
+            // A first pass needs only ids and times; later ones carry whole objects, with
+            // `ldapGroups` when the type declares it.
+            let objects = if first {
+                entries.iter().map(|e| self.to_object(e, None)).collect()
+            } else {
+                self.to_objects_pooled(&entries, None).await?
+            };
+            for (e, object) in entries.into_iter().zip(objects) {
                 let Some((time, time_text)) = write_time(&e) else {
                     continue;
                 };
-                let object = self.to_object(&e, None);
                 let Some(id) = object.get("_id").and_then(Value::as_str).map(str::to_owned) else {
                     continue;
                 };
@@ -461,9 +468,11 @@ impl LdapObjectSet {
             f.push(')');
             let filter = self.combined(&f);
             for base in &cfg.base_contexts {
-                for e in self.search_all(base, &filter, &attrs).await? {
-                    if let Some(u) = first_value(&e, "entryUUID") {
-                        by_uuid.insert(u.to_ascii_lowercase(), self.to_object(&e, None));
+                let entries = self.search_all(base, &filter, &attrs).await?;
+                let objects = self.to_objects_pooled(&entries, None).await?;
+                for (e, object) in entries.iter().zip(objects) {
+                    if let Some(u) = first_value(e, "entryUUID") {
+                        by_uuid.insert(u.to_ascii_lowercase(), object);
                     }
                 }
             }
@@ -493,7 +502,12 @@ impl LdapObjectSet {
                 })
                 .await?;
             if let Some(e) = res {
-                by_dn.insert(dn.to_ascii_lowercase(), self.to_object(&e, None));
+                let object = self
+                    .to_objects_pooled(std::slice::from_ref(&e), None)
+                    .await?
+                    .pop()
+                    .unwrap_or(Value::Null);
+                by_dn.insert(dn.to_ascii_lowercase(), object);
             }
         }
         // The last record of each entry carries its change.

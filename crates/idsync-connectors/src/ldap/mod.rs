@@ -10,6 +10,7 @@ mod dn;
 pub mod entry;
 pub mod error;
 pub mod filter;
+mod groups;
 pub mod livesync;
 mod object_set;
 pub mod paging;

@@ -1,12 +1,12 @@
 //! One LDAP object type as an `ObjectSet`: get, query (paged or whole), create, update
 //! (changed attributes only, modDN when the DN changes), delete.
 
-use super::config::ObjectTypeDef;
+use super::config::{ObjectTypeDef, PropertyDef};
 use super::entry::{self, NativeAttributes};
 use super::error::{classify, classify_result};
 use super::filter::{self, AttributeResolver};
 use super::paging::{Cursor, fetch_page};
-use super::{Shared, dn};
+use super::{Shared, dn, groups};
 use crate::contract::{ConnectorError, ConnectorResult, ObjectSet};
 use async_trait::async_trait;
 use idsync_core::{QueryPage, QueryRequest};
@@ -82,6 +82,75 @@ impl LdapObjectSet {
 
     pub(super) fn to_object(&self, e: &SearchEntry, fields: Option<&[String]>) -> Value {
         entry::entry_to_object(e, &self.ty, self.uid_attr(), fields)
+    }
+
+    /// The `ldapGroups` property, when this account type declares it and `fields` asks for it.
+    fn groups_wanted(&self, fields: Option<&[String]>) -> Option<&PropertyDef> {
+        if self.ty.is_group() {
+            return None;
+        }
+        self.ty
+            .properties
+            .iter()
+            .find(|p| groups::is_ldap_groups(&p.native_name))
+            .filter(|p| fields.is_none_or(|f| f.contains(&p.name)))
+    }
+
+    /// Converts entries, with `ldapGroups` filled in (when declared and wanted) from one group
+    /// search per chunk of entries (`groups.rs`), on `ldap`.
+    pub(super) async fn to_objects(
+        &self,
+        ldap: &mut Ldap,
+        entries: &[SearchEntry],
+        fields: Option<&[String]>,
+    ) -> ConnectorResult<Vec<Value>> {
+        let mut objects: Vec<Value> = entries.iter().map(|e| self.to_object(e, fields)).collect();
+        let Some(prop) = self.groups_wanted(fields) else {
+            return Ok(objects);
+        };
+        if entries.is_empty() {
+            return Ok(objects);
+        }
+        let dns: Vec<&str> = entries.iter().map(|e| e.dn.as_str()).collect();
+        let cfg = self.shared.pool.config();
+        let mut by_member = groups::memberships(ldap, cfg, &dns).await?;
+        for (object, e) in objects.iter_mut().zip(entries) {
+            let found = by_member.remove(&dn::normalize(&e.dn)).unwrap_or_default();
+            if let Value::Object(map) = object {
+                map.insert(
+                    prop.name.clone(),
+                    Value::Array(found.into_iter().map(Value::String).collect()),
+                );
+            }
+        }
+        Ok(objects)
+    }
+
+    /// As [`Self::to_objects`], on a pooled connection leased only when groups are wanted.
+    pub(super) async fn to_objects_pooled(
+        &self,
+        entries: &[SearchEntry],
+        fields: Option<&[String]>,
+    ) -> ConnectorResult<Vec<Value>> {
+        if self.groups_wanted(fields).is_none() || entries.is_empty() {
+            return Ok(entries.iter().map(|e| self.to_object(e, fields)).collect());
+        }
+        self.shared
+            .pool
+            .run(|mut ldap| async move { self.to_objects(&mut ldap, entries, fields).await })
+            .await
+    }
+
+    /// One entry as [`Self::to_objects`] converts it.
+    async fn to_object_with_groups(
+        &self,
+        ldap: &mut Ldap,
+        entry: &SearchEntry,
+    ) -> ConnectorResult<Value> {
+        let mut v = self
+            .to_objects(ldap, std::slice::from_ref(entry), None)
+            .await?;
+        Ok(v.pop().unwrap_or(Value::Null))
     }
 
     /// Finds the entry with this `_id` under any base context.
@@ -160,11 +229,11 @@ impl LdapObjectSet {
         let attrs = entry::requested_attributes(&self.ty, self.uid_attr(), fields.as_deref());
         let mut conn = self.shared.pool.get().await?;
         let cfg = self.shared.pool.config();
-        let mut results = Vec::new();
+        let mut entries = Vec::new();
         let outcome: ConnectorResult<()> = async {
             for base in &cfg.base_contexts {
                 super::paging::search_all(&mut conn, cfg, base, ldap_filter, &attrs, |e| {
-                    results.push(self.to_object(&e, fields.as_deref()))
+                    entries.push(e)
                 })
                 .await?;
             }
@@ -178,6 +247,8 @@ impl LdapObjectSet {
             return Err(e);
         }
         drop(conn);
+        let mut results = self.to_objects_pooled(&entries, fields.as_deref()).await?;
+        drop(entries);
         if !request.sort_keys.is_empty() {
             results.sort_by(|a, b| super::sort::compare(a, b, &request.sort_keys));
         }
@@ -227,7 +298,7 @@ impl LdapObjectSet {
             let Some(base) = cfg.base_contexts.get(cursor.base_index) else {
                 // All bases read: the cursor (and its connection) ends here.
                 return Ok(QueryPage {
-                    results,
+                    results: self.to_objects_pooled(&results, fields.as_deref()).await?,
                     cookie: None,
                     total: None,
                 });
@@ -250,11 +321,11 @@ impl LdapObjectSet {
                 cfg.operation_timeout,
             )
             .await?;
-            for e in &page.entries {
+            for e in page.entries {
                 if skip > 0 {
                     skip -= 1;
                 } else {
-                    results.push(self.to_object(e, fields.as_deref()));
+                    results.push(e);
                 }
             }
             if page.next.is_empty() {
@@ -265,8 +336,10 @@ impl LdapObjectSet {
             let more = cursor.base_index < cfg.base_contexts.len();
             if results.len() >= size as usize && skip == 0 {
                 let cookie = more.then(|| registry.park(id, cursor));
+                // Groups are read on a pooled connection, never on the cursor's, whose paged
+                // search the server ties to it.
                 return Ok(QueryPage {
-                    results,
+                    results: self.to_objects_pooled(&results, fields.as_deref()).await?,
                     cookie,
                     total: None,
                 });
@@ -308,8 +381,10 @@ impl ObjectSet for LdapObjectSet {
         self.shared
             .pool
             .run(|mut ldap| async move {
-                let found = self.find(&mut ldap, id, &attrs).await?;
-                Ok(found.map(|e| self.to_object(&e, None)))
+                match self.find(&mut ldap, id, &attrs).await? {
+                    Some(e) => Ok(Some(self.to_object_with_groups(&mut ldap, &e).await?)),
+                    None => Ok(None),
+                }
             })
             .await
     }
@@ -371,10 +446,7 @@ impl ObjectSet for LdapObjectSet {
         };
         drop(conn);
         Ok(QueryPage {
-            results: entries
-                .iter()
-                .map(|e| self.to_object(e, fields.as_deref()))
-                .collect(),
+            results: self.to_objects_pooled(&entries, fields.as_deref()).await?,
             cookie,
             total: None,
         })
@@ -409,14 +481,14 @@ impl ObjectSet for LdapObjectSet {
                 let dn = dn.clone();
                 async move {
                     match self.read_by_dn(&mut ldap, &dn).await {
-                        Ok(e) => Ok(Some(e)),
+                        Ok(e) => Ok(Some(self.to_object_with_groups(&mut ldap, &e).await?)),
                         Err(ConnectorError::NotFound(_)) => Ok(None),
                         Err(e) => Err(e),
                     }
                 }
             })
             .await?;
-        Ok(found.map(|e| self.to_object(&e, None)))
+        Ok(found)
     }
 
     async fn create(&self, id: Option<&str>, object: Value) -> ConnectorResult<Value> {
@@ -438,6 +510,7 @@ impl ObjectSet for LdapObjectSet {
             native.attrs.push((uid.clone(), vec![cid.into_bytes()]));
         }
         self.with_object_classes(&mut native);
+        let new_groups = native.ldap_groups.take().unwrap_or_default();
         let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = native
             .attrs
             .into_iter()
@@ -473,7 +546,16 @@ impl ObjectSet for LdapObjectSet {
                     }
                     None => self.read_by_dn(&mut ldap, &dn).await?,
                 };
-                Ok(self.to_object(&entry, None))
+                // ICF: a new account joins the groups its `ldapGroups` lists. One it cannot
+                // join undoes the create, so a retry does not meet a half-made account.
+                let cfg = self.shared.pool.config();
+                for g in &new_groups {
+                    if let Err(e) = groups::add_member(&mut ldap, cfg, g, &dn).await {
+                        let _ = ldap.with_timeout(cfg.operation_timeout).delete(&dn).await;
+                        return Err(e);
+                    }
+                }
+                self.to_object_with_groups(&mut ldap, &entry).await
             })
             .await
     }
@@ -491,7 +573,10 @@ impl ObjectSet for LdapObjectSet {
                 || native_name.eq_ignore_ascii_case("objectClass")
                 // Passwords are write-only in IDM: an object without one keeps its password.
                 || native_name.eq_ignore_ascii_case("userPassword")
-                || native_name == "__PASSWORD__";
+                || native_name == "__PASSWORD__"
+                // Group membership lives on the groups: an object without `ldapGroups` leaves
+                // it as it is (`null` or `[]` leaves every group).
+                || groups::is_ldap_groups(native_name);
             if !special
                 && object.get(&prop.name).is_none()
                 && !native
@@ -502,11 +587,13 @@ impl ObjectSet for LdapObjectSet {
                 native.attrs.push((native_name.to_owned(), Vec::new()));
             }
         }
+        let wanted_groups = native.ldap_groups.take();
         let attrs = self.all_attributes();
         self.shared
             .pool
             .run(|mut ldap| async move {
-                let timeout = self.shared.pool.config().operation_timeout;
+                let cfg = self.shared.pool.config();
+                let timeout = cfg.operation_timeout;
                 let current = self
                     .find(&mut ldap, id, &attrs)
                     .await?
@@ -527,6 +614,9 @@ impl ObjectSet for LdapObjectSet {
                         .map_err(|e| classify(e, new_dn))?;
                     if res.rc != 0 {
                         return Err(classify_result(&res, new_dn));
+                    }
+                    if cfg.maintain_ldap_group_membership {
+                        groups::rename_member(&mut ldap, cfg, &current_dn, new_dn).await?;
                     }
                     current_dn = new_dn.to_owned();
                 }
@@ -555,8 +645,11 @@ impl ObjectSet for LdapObjectSet {
                         return Err(classify_result(&res, &current_dn));
                     }
                 }
+                if let Some(wanted) = &wanted_groups {
+                    groups::set_groups(&mut ldap, cfg, &current_dn, wanted).await?;
+                }
                 let stored = self.read_by_dn(&mut ldap, &current_dn).await?;
-                Ok(self.to_object(&stored, None))
+                self.to_object_with_groups(&mut ldap, &stored).await
             })
             .await
     }
@@ -566,11 +659,19 @@ impl ObjectSet for LdapObjectSet {
         self.shared
             .pool
             .run(|mut ldap| async move {
-                let timeout = self.shared.pool.config().operation_timeout;
+                let cfg = self.shared.pool.config();
+                let timeout = cfg.operation_timeout;
                 let current = self
                     .find(&mut ldap, id, &attrs)
                     .await?
                     .ok_or_else(|| ConnectorError::NotFound(id.to_owned()))?;
+                // The object as it was, groups included, before the entry goes.
+                let before = self.to_object_with_groups(&mut ldap, &current).await?;
+                // The groups let go first (as ICF does): a group that refuses (a server that
+                // will not empty a group) fails the delete before anything is gone.
+                if cfg.maintain_ldap_group_membership && !self.ty.is_group() {
+                    groups::remove_from_all(&mut ldap, cfg, &current.dn).await?;
+                }
                 let res = ldap
                     .with_timeout(timeout)
                     .delete(&current.dn)
@@ -579,7 +680,7 @@ impl ObjectSet for LdapObjectSet {
                 if res.rc != 0 {
                     return Err(classify_result(&res, id));
                 }
-                Ok(Some(self.to_object(&current, None)))
+                Ok(Some(before))
             })
             .await
     }

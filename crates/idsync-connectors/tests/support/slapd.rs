@@ -67,7 +67,17 @@ impl Slapd {
 
     /// An instance preloaded (offline, with `slapadd -q`) with the base entries and `extra_ldif`.
     pub fn start_with(extra_ldif: &str) -> Slapd {
-        Self::start_opts(extra_ldif, false)
+        Self::start_opts(extra_ldif, false, true)
+    }
+
+    /// As [`Slapd::start_with`], loading `extra_ldif` (after the checked base entries) without
+    /// schema checks (`slapadd -s`): for data written for another directory, such as IDM's
+    /// samples' `groupOfUniqueNames` groups without members, which OpenDJ accepts and
+    /// OpenLDAP's schema does not. `slapadd -s` does not compute `structuralObjectClass`,
+    /// without which slapd refuses every later change of the entry, so each entry gets the
+    /// one [`structural_class`] names. The running server checks every later write as usual.
+    pub fn start_unchecked(extra_ldif: &str) -> Slapd {
+        Self::start_opts(extra_ldif, false, false)
     }
 
     /// As [`Slapd::start_with`], with OpenLDAP's accesslog overlay on the main database: every
@@ -76,10 +86,10 @@ impl Slapd {
     /// `olcModuleLoad: accesslog`, an `olcDatabase` for `cn=accesslog`, and `olcOverlay:
     /// accesslog` with `olcAccessLogDB`, `olcAccessLogOps: writes`, `olcAccessLogSuccess: TRUE`.
     pub fn start_with_accesslog(extra_ldif: &str) -> Slapd {
-        Self::start_opts(extra_ldif, true)
+        Self::start_opts(extra_ldif, true, true)
     }
 
-    fn start_opts(extra_ldif: &str, accesslog: bool) -> Slapd {
+    fn start_opts(extra_ldif: &str, accesslog: bool, schema_check: bool) -> Slapd {
         assert!(
             Path::new(SLAPD).exists(),
             "{SLAPD} is missing: install the Debian packages slapd and ldap-utils"
@@ -97,26 +107,38 @@ impl Slapd {
         let conf = dir.path().join("slapd.conf");
         std::fs::write(&conf, slapd_conf(dir.path(), &db, accesslog)).expect("write slapd.conf");
 
-        let ldif_path = dir.path().join("load.ldif");
-        let mut ldif = std::fs::File::create(&ldif_path).expect("create ldif");
-        ldif.write_all(base_ldif().as_bytes()).expect("write ldif");
-        ldif.write_all(extra_ldif.as_bytes()).expect("write ldif");
-        drop(ldif);
-        let out = Command::new(SLAPADD)
-            .arg("-q")
-            .arg("-f")
-            .arg(&conf)
-            .arg("-b")
-            .arg(SUFFIX)
-            .arg("-l")
-            .arg(&ldif_path)
-            .output()
-            .expect("run slapadd");
-        assert!(
-            out.status.success(),
-            "slapadd failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut loads = Vec::new();
+        if schema_check {
+            loads.push((format!("{}{extra_ldif}", base_ldif()), true));
+        } else {
+            loads.push((base_ldif(), true));
+            loads.push((with_structural_classes(extra_ldif), false));
+        }
+        for (i, (text, checked)) in loads.into_iter().enumerate() {
+            let ldif_path = dir.path().join(format!("load{i}.ldif"));
+            let mut ldif = std::fs::File::create(&ldif_path).expect("create ldif");
+            ldif.write_all(text.as_bytes()).expect("write ldif");
+            drop(ldif);
+            let mut slapadd = Command::new(SLAPADD);
+            if !checked {
+                slapadd.arg("-s");
+            }
+            let out = slapadd
+                .arg("-q")
+                .arg("-f")
+                .arg(&conf)
+                .arg("-b")
+                .arg(SUFFIX)
+                .arg("-l")
+                .arg(&ldif_path)
+                .output()
+                .expect("run slapadd");
+            assert!(
+                out.status.success(),
+                "slapadd failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
 
         // A free port can be taken between our probe and slapd's bind: retry a few times.
         let mut last_err = String::new();
@@ -275,6 +297,50 @@ attributetype ( 1.3.6.1.4.1.4203.666.11.77.1 NAME 'idsyncSortKey'
 objectclass ( 1.3.6.1.4.1.4203.666.11.77.2 NAME 'idsyncTestPerson' AUXILIARY
   MAY idsyncSortKey )
 ";
+
+/// The structural object class OpenLDAP's schema gives an entry with these object classes: the
+/// most specific of the standard ones this harness knows. Panics for an entry with none.
+pub fn structural_class(classes: &[&str]) -> &'static str {
+    const KNOWN: [&str; 8] = [
+        "inetOrgPerson",
+        "organizationalPerson",
+        "person",
+        "groupOfUniqueNames",
+        "groupOfNames",
+        "organizationalUnit",
+        "organization",
+        "domain",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|k| classes.iter().any(|c| c.eq_ignore_ascii_case(k)))
+        .unwrap_or_else(|| panic!("no known structural class among {classes:?}"))
+}
+
+/// `ldif` with a `structuralObjectClass` line added to each entry that has none.
+fn with_structural_classes(ldif: &str) -> String {
+    let mut out = String::new();
+    for entry in ldif.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let entry = entry.trim_matches('\n');
+        out.push_str(entry);
+        out.push('\n');
+        let has = |attr: &str| {
+            entry
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with(&format!("{attr}:")))
+        };
+        if !has("structuralobjectclass") {
+            let classes: Vec<&str> = entry
+                .lines()
+                .filter(|l| l.to_ascii_lowercase().starts_with("objectclass:"))
+                .map(|l| l["objectclass:".len()..].trim())
+                .collect();
+            let _ = writeln!(out, "structuralObjectClass: {}", structural_class(&classes));
+        }
+        out.push('\n');
+    }
+    out
+}
 
 fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");

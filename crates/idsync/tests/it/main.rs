@@ -22,6 +22,7 @@ mod recon_getting_started;
 mod recon_hooks;
 mod recon_managed;
 mod recon_situations;
+mod sample2c;
 mod scripts_api;
 mod serve;
 mod serve_cookies;
