@@ -29,6 +29,7 @@ mod condition;
 pub mod diff;
 pub mod error;
 mod hooks;
+mod legacy_query;
 mod policy;
 mod properties;
 mod qualify;

@@ -158,6 +158,11 @@ impl CompiledMapping {
             return idsync_core::filter::parse(text)
                 .map_err(|e| self.bad_result(place, format!("_queryFilter {text:?}: {e}")));
         }
+        if let Some(expr) = params.get("query") {
+            // IDM's older form: an OpenICF query expression.
+            return crate::legacy_query::to_filter(expr)
+                .map_err(|e| self.bad_result(place, format!("query {expr}: {e}")));
+        }
         if params.contains_key("_queryExpression") {
             return Err(self.bad_result(
                 place,
@@ -165,7 +170,10 @@ impl CompiledMapping {
             ));
         }
         let Some(Value::String(query_id)) = params.shift_remove("_queryId") else {
-            return Err(self.bad_result(place, "expected _queryFilter or _queryId"));
+            return Err(self.bad_result(
+                place,
+                "expected _queryFilter, _queryId or query (IDM's older query expression)",
+            ));
         };
         // Paging and field parameters are not match criteria.
         params.retain(|k, _| !k.starts_with('_'));

@@ -186,11 +186,30 @@ async fn sample2c_synchronizes_ldap_group_membership_both_ways() {
     assert_eq!(members(&slapd, "openidm"), lower(&[ADMIN_DN.to_string()]));
     assert_eq!(members(&slapd, "openidm2"), lower(&[person("jdoe")]));
 
+    // A user created in managed/user is provisioned with its groups: the mapping correlates
+    // with the sample's script, which answers IDM's older query form
+    // ({"query": {"Equals": ...}}), finds no one, and creates the entry (its DN from the
+    // mapping's onCreate). The password passes openidm.decrypt; the sample's account type
+    // declares no password attribute, so, as with IDM's connector, none is written.
+    let created = s
+        .create(
+            "managed/user",
+            json!({"userName": "bjensen", "givenName": "Barbara", "sn": "Jensen",
+                   "displayName": "Barbara Jensen", "mail": "bjensen@example.com",
+                   "password": "Passw0rd!", "ldapGroups": [group("openidm2")]}),
+        )
+        .await;
+    assert_eq!(created["userName"], "bjensen", "{created}");
+    assert_eq!(
+        members(&slapd, "openidm2"),
+        lower(&[person("bjensen"), person("jdoe")])
+    );
+
     // A second recon LDAP → managed reads the directory's membership back unchanged.
     drop(s);
     let (code, summary) = p.recon_json(LDAP_TO_MANAGED, &[]);
     assert_eq!(code, 0, "{summary:#}");
-    assert_eq!(summary["situationSummary"]["CONFIRMED"], 1, "{summary:#}");
+    assert_eq!(summary["situationSummary"]["CONFIRMED"], 2, "{summary:#}");
     let s = Server::start(p.path());
     assert_eq!(
         groups_of(&managed_user(&s, "jdoe").await),
