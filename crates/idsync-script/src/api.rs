@@ -46,6 +46,10 @@ var openidm = {
   },
   action: function(resource, action, content, params, fields) {
     return invoke({method: "action", resource: resource, action: opt(action), content: opt(content), params: opt(params), fields: opt(fields)});
+  },
+  decrypt: function(value) {
+    if (value !== null && typeof value === "object" && value["$crypto"] !== undefined) throw new Error("openidm.decrypt: idsync keeps no encrypted values to decrypt ($crypto)");
+    return value;
   }
 };
 var identityServer = {
