@@ -24,8 +24,9 @@ use idsync_repo::{ChangeSet, Op, RepoError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// How often a write is retried when the owning object changed between its read and its write.
-const ATTEMPTS: usize = 5;
+/// How often a write is retried when the owning object changed between its read and its write
+/// (scripts of concurrent syncs adding entries to one object each lose at most once per rival).
+const ATTEMPTS: usize = 16;
 
 /// The routes of this resource.
 pub fn routes() -> Router<ApiState> {
@@ -113,6 +114,26 @@ async fn mirror_ops(
         for (t, tid, change) in rel::mirror_changes(field, object_type, id, before, after) {
             if t != other_type || (t == object_type && tid == id) {
                 continue;
+            }
+            // A mirror entry that takes the place of another in a single relationship (a user
+            // gets a new manager through the manager's `reports`) removes the displaced
+            // entry's own mirror from the object it referred to.
+            if let (false, rel::MirrorChange::Upsert(entry)) = (other.collection, &change)
+                && let Some(target) = state.repo.get_object(&t, &tid).await?
+                && let Some(current) = target.get(&other.name)
+                && rel::entry_id(current) != rel::entry_id(entry)
+                && let Some(old_id) = rel::entry_id(current)
+                && let Some((xt, xid)) = current
+                    .get("_ref")
+                    .and_then(Value::as_str)
+                    .and_then(rel::managed_ref)
+                && xt == object_type
+                && xid != id
+            {
+                by_object
+                    .entry((xt.to_string(), xid.to_string()))
+                    .or_default()
+                    .push((field.clone(), rel::MirrorChange::Remove(old_id.to_string())));
             }
             by_object
                 .entry((t, tid))

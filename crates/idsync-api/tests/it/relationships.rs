@@ -337,6 +337,81 @@ async fn a_reverse_relationship_is_kept_on_both_sides() {
 }
 
 #[tokio::test]
+async fn a_single_reverse_relationship_moves_with_its_other_side() {
+    // IDM's default manager ↔ reports: one user's single manager is a collection on the other.
+    let s = Server::start_with_managed(json!({"objects": [{"name": "user", "schema": {
+    "properties": {
+        "manager": {"type": "relationship", "returnByDefault": true,
+                    "reverseRelationship": true, "reversePropertyName": "reports",
+                    "resourceCollection": [{"path": "managed/user"}]},
+        "reports": {"type": "array", "items": {"type": "relationship",
+                    "reverseRelationship": true, "reversePropertyName": "manager",
+                    "resourceCollection": [{"path": "managed/user"}]}}
+    }}}]}))
+    .await;
+    for id in ["joe", "boss", "chief"] {
+        create_user(&s, id).await;
+    }
+    let reports = |s: &Server, id: &str| {
+        let req = s.admin(
+            Method::GET,
+            &format!("managed/user/{id}/reports?_queryFilter=true"),
+        );
+        async move {
+            let (_, body) = send(req).await;
+            body["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["_ref"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // joe's manager is boss: boss reports joe.
+    let (status, _) = send(
+        s.admin(Method::PATCH, "managed/user/joe")
+            .json(&json!([{"operation": "replace",
+            "field": "/manager", "value": {"_ref": "managed/user/boss"}}])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(reports(&s, "boss").await, vec!["managed/user/joe"]);
+    // chief takes joe in its reports: joe's manager is chief, and boss no longer has joe.
+    let (status, _) = send(
+        s.admin(Method::POST, "managed/user/chief/reports?_action=create")
+            .json(&json!({"_ref": "managed/user/joe"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, joe) = send(s.admin(Method::GET, "managed/user/joe")).await;
+    assert_eq!(joe["manager"]["_ref"], "managed/user/chief", "{joe}");
+    assert_eq!(reports(&s, "chief").await, vec!["managed/user/joe"]);
+    assert!(reports(&s, "boss").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_on_one_object_all_land() {
+    let s = Server::start_with_managed(managed()).await;
+    create_user(&s, "joe").await;
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let req = s
+            .admin(
+                Method::POST,
+                "managed/user/joe/historicalAccounts?_action=create",
+            )
+            .json(&json!({"_ref": format!("system/ldap/account/a{i}")}));
+        posts.spawn(send(req));
+    }
+    while let Some(done) = posts.join_next().await {
+        let (status, body) = done.unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let all = accounts(&s, "_queryFilter=true").await;
+    assert_eq!(all["resultCount"], 8, "{all:#}");
+}
+
+#[tokio::test]
 async fn the_endpoints_obey_the_owners_access_rules() {
     let s = Server::start_with_managed(managed()).await;
     create_user(&s, "joe").await;
