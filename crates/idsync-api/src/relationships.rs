@@ -388,6 +388,11 @@ async fn put(
             if matches!(pre, Precondition::Exists | Precondition::Rev(_)) {
                 return Err(entry_not_found(&object_type, &id, &field, &rel_id));
             }
+            if rel_id.trim().is_empty() || rel_id.contains('/') {
+                return Err(ApiError::BadRequest(
+                    "a relationship _id must be non-empty and without '/'".into(),
+                ));
+            }
             let new = rel::new_entry(&field, &body, &rel_id).map_err(ApiError::BadRequest)?;
             rel::insert(&f, o, new.clone());
             Ok((new, true))

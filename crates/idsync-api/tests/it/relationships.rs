@@ -148,6 +148,32 @@ async fn each_entry_is_created_queried_read_updated_patched_and_deleted() {
     assert_crest_error(status, &body, 404, "not found");
     assert_eq!(accounts(&s, "_queryFilter=true").await["resultCount"], 1);
 
+    // PUT creates an entry with the id of its path (openidm.create with an id); not one whose
+    // id has a '/'.
+    let (status, made) = send(
+        s.admin(Method::PUT, &format!("{path}/mine"))
+            .header("If-None-Match", "*")
+            .json(&json!({"_ref": "system/ldap/account/c"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["_refProperties"]["_id"], "mine");
+    let (status, body) = send(
+        s.admin(Method::PUT, &format!("{path}/mine"))
+            .header("If-None-Match", "*")
+            .json(&json!({"_ref": "system/ldap/account/c"})),
+    )
+    .await;
+    assert_crest_error(status, &body, 412, "already exists");
+    let (status, body) = send(
+        s.admin(Method::PUT, &format!("{path}/a%2Fb"))
+            .json(&json!({"_ref": "x/y"})),
+    )
+    .await;
+    assert_crest_error(status, &body, 400, "without '/'");
+    let (status, _) = send(s.admin(Method::DELETE, &format!("{path}/mine"))).await;
+    assert_eq!(status, 200);
+
     // Errors: no _ref, an unknown property, an unknown object.
     let (status, body) = send(s.admin(Method::POST, path).json(&json!({"x": 1}))).await;
     assert_crest_error(status, &body, 400, "_ref");
