@@ -8,6 +8,9 @@
 //! sync → `onSync`; an update `onUpdate` … `postUpdate`; a delete `onDelete` → store →
 //! `postDelete`; a read or query result `onRetrieve` → `onRead`. Custom actions and
 //! `triggerSyncCheck` answer `POST …?_action=`.
+//!
+//! Relationship properties (docs/adr/0013-relationships.md) are [`crate::relationships`]'s: it
+//! is called before a write is stored, into its change set and on every answer.
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, OptionalJsonBody, Precondition, object_response};

@@ -68,13 +68,25 @@ fn dn(uid: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idm_historicalaccountlinking_keeps_every_linked_account_as_a_relationship() {
+    run_the_readme(&[]).await;
+}
+
+/// The same on PostgreSQL: relationships are stored the same way on both repositories.
+#[tokio::test(flavor = "multi_thread")]
+async fn idm_historicalaccountlinking_on_postgres() {
+    let db = crate::support::PgDatabase::create();
+    run_the_readme(&["--repo", &db.url]).await;
+}
+
+/// The README's steps against a server started with `args`.
+async fn run_the_readme(args: &[&str]) {
     let slapd = Slapd::start_with(&people_ldif(2));
     let p = Project::copy_of(FIXTURE);
     p.write(
         "conf/provisioner.openicf-ldap.json",
         &provisioner(&slapd).to_string(),
     );
-    let s = Server::start(p.path());
+    let s = Server::start_with(p.path(), &[], args);
 
     // Step 2: create a user; implicit sync creates joe.smith0 in the directory.
     let (status, user) = s
