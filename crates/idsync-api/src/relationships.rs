@@ -80,8 +80,9 @@ pub(crate) fn keep_absent(state: &ApiState, object_type: &str, before: &Value, o
     rel::keep_absent(&fields_of(state, object_type), before, object);
 }
 
-/// Adds to `changes` the writes of the other side of the object's reverse relationships that
-/// a write of the object (`before` → `after`; `None` for a create or a delete) makes.
+/// Checks the references of `validate` properties, then adds to `changes` the writes of the
+/// other side of the object's reverse relationships that a write of the object (`before` →
+/// `after`; `None` for a create or a delete) makes.
 pub(crate) async fn mirror_writes(
     state: &ApiState,
     object_type: &str,
@@ -95,7 +96,8 @@ pub(crate) async fn mirror_writes(
 }
 
 /// The writes of the other side of `fields` (those that are reverse relationships) for a
-/// write `before` → `after` of `managed/<object_type>/<id>`: one update per referenced object.
+/// write `before` → `after` of `managed/<object_type>/<id>`: one update per referenced object,
+/// after the `validate` check of the new references.
 async fn mirror_ops(
     state: &ApiState,
     object_type: &str,
@@ -105,6 +107,7 @@ async fn mirror_ops(
     after: Option<&Value>,
     changes: &mut ChangeSet,
 ) -> ApiResult<()> {
+    check_references(state, fields, before, after).await?;
     type Changes = Vec<(RelationshipField, rel::MirrorChange)>;
     let mut by_object: BTreeMap<(String, String), Changes> = BTreeMap::new();
     for field in fields {
@@ -160,6 +163,29 @@ async fn mirror_ops(
             expected_rev: rev,
             value: target,
         });
+    }
+    Ok(())
+}
+
+/// A 400 when an entry of a `validate` property newly refers to a managed object that does not
+/// exist (references to other resources are not checked).
+async fn check_references(
+    state: &ApiState,
+    fields: &[RelationshipField],
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> ApiResult<()> {
+    for field in fields.iter().filter(|f| f.validate) {
+        for (t, id) in rel::new_managed_refs(field, before, after) {
+            let exists = state.project.managed_type(&t).is_some()
+                && state.repo.get_object(&t, &id).await?.is_some();
+            if !exists {
+                return Err(ApiError::BadRequest(format!(
+                    "{} refers to managed/{t}/{id}, which does not exist",
+                    field.name
+                )));
+            }
+        }
     }
     Ok(())
 }

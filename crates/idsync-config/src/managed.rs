@@ -204,6 +204,7 @@ fn relationship_field(name: &str, p: &Value) -> Option<RelationshipField> {
         return_by_default: p.get("returnByDefault").and_then(Value::as_bool) == Some(true),
         reverse_property,
         resource_paths,
+        validate: key("validate").and_then(Value::as_bool) == Some(true),
     })
 }
 
@@ -222,7 +223,8 @@ mod tests {
                     "type": "relationship", "reverseRelationship": true,
                     "reversePropertyName": "roles",
                     "resourceCollection": {"path": "managed/user"}}},
-                "owner": {"type": "relationship", "resourceCollection": [{"path": "managed/user"}]},
+                "owner": {"type": "relationship", "validate": true,
+                          "resourceCollection": [{"path": "managed/user"}]},
                 "tags": {"type": "array", "items": {"type": "string"}}
             }}),
             ..ManagedType::default()
@@ -237,6 +239,7 @@ mod tests {
                     return_by_default: true,
                     reverse_property: Some("roles".into()),
                     resource_paths: vec!["managed/user".into()],
+                    validate: false,
                 },
                 RelationshipField {
                     name: "owner".into(),
@@ -244,6 +247,7 @@ mod tests {
                     return_by_default: false,
                     reverse_property: None,
                     resource_paths: vec!["managed/user".into()],
+                    validate: true,
                 },
             ]
         );

@@ -334,6 +334,8 @@ pub struct RelationshipField {
     pub reverse_property: Option<String>,
     /// The `path`s of `resourceCollection` (`managed/role`): where its references may point.
     pub resource_paths: Vec<String>,
+    /// `validate`: a write refuses a reference to a managed object that does not exist.
+    pub validate: bool,
 }
 
 /// Schedule trigger kind.

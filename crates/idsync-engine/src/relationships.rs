@@ -350,6 +350,32 @@ pub fn mirror_changes(
     out
 }
 
+/// The managed objects (`(type, id)`) that the entries of `field` in `after` refer to and that
+/// were not referred to by the same entry before: what a `validate` relationship must find.
+pub fn new_managed_refs(
+    field: &RelationshipField,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Vec<(String, String)> {
+    let old = before.map(|b| entries(field, b)).unwrap_or_default();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for e in after.map(|a| entries(field, a)).unwrap_or_default() {
+        let Some(r) = e.get("_ref").and_then(Value::as_str) else {
+            continue;
+        };
+        let known = old
+            .iter()
+            .any(|o| o.get("_ref").and_then(Value::as_str) == Some(r));
+        if let Some((t, id)) = managed_ref(r)
+            && !known
+            && !out.iter().any(|(ot, oid)| ot == t && oid == id)
+        {
+            out.push((t.to_string(), id.to_string()));
+        }
+    }
+    out
+}
+
 /// Applies one mirror change to the other side's property `field` of `object`.
 pub fn apply_mirror(field: &RelationshipField, object: &mut Value, change: &MirrorChange) {
     match change {
@@ -376,6 +402,7 @@ mod tests {
             return_by_default: false,
             reverse_property: None,
             resource_paths: Vec::new(),
+            validate: false,
         }
     }
 

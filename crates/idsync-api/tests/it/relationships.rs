@@ -415,6 +415,50 @@ async fn a_single_reverse_relationship_moves_with_its_other_side() {
     assert!(reports(&s, "boss").await.is_empty());
 }
 
+#[tokio::test]
+async fn a_validated_relationship_refuses_a_missing_object() {
+    let s = Server::start_with_managed(json!({"objects": [{"name": "user", "schema": {
+    "properties": {
+        "manager": {"type": "relationship", "validate": true,
+                    "resourceCollection": [{"path": "managed/user"}]},
+        "accounts": {"type": "array", "items": {"type": "relationship"}}
+    }}}]}))
+    .await;
+    create_user(&s, "joe").await;
+    create_user(&s, "boss").await;
+    let (status, body) = send(
+        s.admin(Method::POST, "managed/user/joe/manager?_action=create")
+            .json(&json!({"_ref": "managed/user/nobody"})),
+    )
+    .await;
+    assert_crest_error(
+        status,
+        &body,
+        400,
+        "managed/user/nobody, which does not exist",
+    );
+    let (status, body) = send(
+        s.admin(Method::PATCH, "managed/user/joe")
+            .json(&json!([{"operation": "replace",
+            "field": "/manager", "value": {"_ref": "managed/role/x"}}])),
+    )
+    .await;
+    assert_crest_error(status, &body, 400, "does not exist");
+    let (status, body) = send(
+        s.admin(Method::POST, "managed/user/joe/manager?_action=create")
+            .json(&json!({"_ref": "managed/user/boss"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Without `validate`, a reference is stored as written.
+    let (status, body) = send(
+        s.admin(Method::POST, "managed/user/joe/accounts?_action=create")
+            .json(&json!({"_ref": "managed/user/nobody"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_creates_on_one_object_all_land() {
     let s = Server::start_with_managed(managed()).await;
