@@ -4,7 +4,7 @@
 //! This crate owns HTTP only: it must not contain sync or recon logic (it calls the engine, the
 //! repository and the connectors), and it is the only crate that depends on axum.
 //!
-//! Layout: one module per resource (`managed`, `system`, `links`, `config`, `audit`, `cluster`),
+//! Layout: one module per resource (`managed` and its `relationships`, `system`, `links`, `config`, `audit`, `cluster`),
 //! each exposing `routes()`; `http` holds the shared extractors and middleware, `params` the
 //! CREST query parameters and envelope, `auth` the credentials, `error` the one error enum.
 //! The integrator adds recon and sync routes with [`router_with`], so they share the same
@@ -28,6 +28,7 @@ pub mod params;
 pub mod patch;
 pub mod queue;
 pub mod recon;
+pub mod relationships;
 pub mod scheduler;
 pub mod script_host;
 pub mod server;
@@ -64,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
 pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
     let protected = Router::new()
         .merge(managed::routes())
+        .merge(relationships::routes())
         .merge(system::routes())
         .merge(links::routes())
         .merge(config::routes())

@@ -8,11 +8,15 @@
 //! sync → `onSync`; an update `onUpdate` … `postUpdate`; a delete `onDelete` → store →
 //! `postDelete`; a read or query result `onRetrieve` → `onRead`. Custom actions and
 //! `triggerSyncCheck` answer `POST …?_action=`.
+//!
+//! Relationship properties (docs/adr/0013-relationships.md) are [`crate::relationships`]'s: it
+//! is called before a write is stored, into its change set and on every answer.
 
 use crate::caller::RequestCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, OptionalJsonBody, Precondition, object_response};
 use crate::params::{Params, project_fields};
+use crate::relationships as rel;
 use crate::state::{ApiState, ManagedChange};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -102,11 +106,13 @@ async fn query(
     let req = params.query_request(&state.limits)?;
     let repo = state.repo.clone();
     let readers = scripts(&state, &object_type).filter(|s| s.has_read_hooks());
+    let relationships = rel::fields_of(&state, &object_type);
     crate::stream::query_response(&state, &format!("managed/{object_type}"), req, move |q| {
         let repo = repo.clone();
         let object_type = object_type.clone();
         let readers = readers.clone();
         let caller = caller.clone();
+        let relationships = relationships.clone();
         async move {
             let mut page = repo.query_objects(&object_type, &q).await?;
             if let Some(s) = readers {
@@ -118,6 +124,13 @@ async fn query(
                         .to_string();
                     *r = s.on_read(&id, std::mem::take(r), &caller)?;
                 }
+            }
+            for r in &mut page.results {
+                idsync_engine::relationships::hide_unrequested(
+                    &relationships,
+                    r,
+                    q.fields.as_deref(),
+                );
             }
             Ok(page)
         }
@@ -135,6 +148,7 @@ async fn read(
     let obj = get_existing(&state, &object_type, &id).await?;
     let obj = as_read(&state, &object_type, &id, obj, &caller)?;
     let fields = params.fields()?;
+    let obj = rel::answer(&state, &object_type, obj, fields.as_deref());
     Ok(object_response(
         StatusCode::OK,
         project_fields(obj, fields.as_deref()),
@@ -174,7 +188,17 @@ async fn create_action(
     };
     strip_meta(&mut object);
     let (created, extra) = create_object(&state, &object_type, &id, object, &caller).await?;
-    Ok(object_response(StatusCode::CREATED, merge(created, extra)))
+    Ok(answer(
+        &state,
+        &object_type,
+        StatusCode::CREATED,
+        merge(created, extra),
+    ))
+}
+
+/// A write's answer: the object without the relationships it does not return by default.
+fn answer(state: &ApiState, object_type: &str, status: StatusCode, object: Value) -> Response {
+    object_response(status, rel::answer(state, object_type, object, None))
 }
 
 /// `POST managed/<type>/<id>?_action=`: `triggerSyncCheck` or a custom action.
@@ -203,7 +227,7 @@ async fn object_action(
                 .await
                 .map_err(|e| ApiError::Internal(format!("implicit sync task failed: {e}")))??;
         }
-        return Ok(object_response(StatusCode::OK, object));
+        return Ok(answer(&state, &object_type, StatusCode::OK, object));
     }
     let has_action = scripts(&state, &object_type).is_some_and(|s| s.has_action(action));
     if has_action {
@@ -286,12 +310,19 @@ async fn put(
         (Precondition::Absent | Precondition::None, None) => {
             let (created, extra) =
                 create_object(&state, &object_type, &id, object, &caller).await?;
-            Ok(object_response(StatusCode::CREATED, merge(created, extra)))
+            Ok(answer(
+                &state,
+                &object_type,
+                StatusCode::CREATED,
+                merge(created, extra),
+            ))
         }
         (Precondition::Exists | Precondition::Rev(_), None) => Err(ApiError::NotFound(format!(
             "managed/{object_type}/{id} not found"
         ))),
         (pre, Some(before)) => {
+            // A PUT keeps the relationships its body leaves out (docs/rest.md#relationships).
+            rel::keep_absent(&state, &object_type, &before, &mut object);
             let (after, extra) = update_object(
                 &state,
                 &object_type,
@@ -302,7 +333,12 @@ async fn put(
                 &caller,
             )
             .await?;
-            Ok(object_response(StatusCode::OK, merge(after, extra)))
+            Ok(answer(
+                &state,
+                &object_type,
+                StatusCode::OK,
+                merge(after, extra),
+            ))
         }
     }
 }
@@ -360,7 +396,14 @@ async fn patch(
                 )));
             }
             Err(e) => return Err(e),
-            Ok((after, extra)) => return Ok(object_response(StatusCode::OK, merge(after, extra))),
+            Ok((after, extra)) => {
+                return Ok(answer(
+                    &state,
+                    &object_type,
+                    StatusCode::OK,
+                    merge(after, extra),
+                ));
+            }
         }
     }
 }
@@ -395,12 +438,18 @@ async fn delete(
         id: id.clone(),
         expected_rev: expected,
     });
+    rel::mirror_writes(&state, &object_type, &id, Some(&before), None, &mut changes).await?;
     commit(&state, &change, &mut changes).await?;
     if let Some(s) = &scripts {
         s.after_delete(&id, &before, &caller)?;
     }
     let extra = after_commit(&state, &change).await?;
-    Ok(object_response(StatusCode::OK, merge(before, extra)))
+    Ok(answer(
+        &state,
+        &object_type,
+        StatusCode::OK,
+        merge(before, extra),
+    ))
 }
 
 /// `_id` comes from the path and `_rev` from the repository: a body's copies are dropped.
@@ -429,6 +478,8 @@ async fn create_object(
         }
         None => object,
     };
+    let mut object = object;
+    rel::prepare_write(state, object_type, None, &mut object)?;
     // Before anything is stored: an object the repository could not parse back would break
     // every later read and query of its type.
     crate::limits::check_object(&object, &state.limits)?;
@@ -443,6 +494,15 @@ async fn create_object(
         id: id.to_string(),
         value: object,
     });
+    rel::mirror_writes(
+        state,
+        object_type,
+        id,
+        None,
+        change.after.as_ref(),
+        &mut changes,
+    )
+    .await?;
     commit(state, &change, &mut changes)
         .await
         .map_err(|e| match e {
@@ -479,6 +539,8 @@ async fn update_object(
         }
         None => object,
     };
+    let mut object = object;
+    rel::prepare_write(state, object_type, Some(&before), &mut object)?;
     // The result of a PATCH or PUT, checked before it is stored (see `create_object`).
     crate::limits::check_object(&object, &state.limits)?;
     let mut change = ManagedChange {
@@ -493,6 +555,15 @@ async fn update_object(
         expected_rev: expected_rev.map(str::to_string),
         value: object,
     });
+    rel::mirror_writes(
+        state,
+        object_type,
+        id,
+        change.before.as_ref(),
+        change.after.as_ref(),
+        &mut changes,
+    )
+    .await?;
     commit(state, &change, &mut changes).await?;
     let stored = get_existing(state, object_type, id).await?;
     if let (Some(s), Some(before)) = (&scripts, &change.before) {

@@ -6,7 +6,7 @@
 //! Written for idsync from what IDM documents the scripts do; none is a copy of IDM's.
 
 /// The scripts idsync provides: (the name as IDM's projects write it, the source).
-pub const BUILTIN_SCRIPTS: [(&str, &str); 10] = [
+pub const BUILTIN_SCRIPTS: [(&str, &str); 12] = [
     (
         "ui/onDelete-user-cleanup.js",
         include_str!("../builtin-scripts/ui/onDelete-user-cleanup.js"),
@@ -15,6 +15,14 @@ pub const BUILTIN_SCRIPTS: [(&str, &str); 10] = [
     (
         "ui/onDetele-user-cleanup.js",
         include_str!("../builtin-scripts/ui/onDelete-user-cleanup.js"),
+    ),
+    (
+        "ui/onCreate-user-set-default-fields.js",
+        include_str!("../builtin-scripts/ui/onCreate-user-set-default-fields.js"),
+    ),
+    (
+        "roles/update-users-of-role.js",
+        include_str!("../builtin-scripts/roles/update-users-of-role.js"),
     ),
     (
         "roles/onDelete-roles.js",
@@ -163,6 +171,8 @@ mod tests {
         assert!(builtin_script("roles/onDelete-roles.js").is_some());
         assert!(builtin_script("roles/effectiveRoles.js").is_some());
         assert!(builtin_script("roles/onSync-roles.js").is_none());
+        assert!(builtin_script("ui/onCreate-user-set-default-fields.js").is_some());
+        assert_eq!(refused_script("roles/update-users-of-role.js"), None);
         assert_eq!(refused_script("roles/onDelete-roles.js"), None);
         assert_eq!(refused_script("compensate.js"), None);
         assert_eq!(refused_script("roles/effectiveRoles.js"), None);

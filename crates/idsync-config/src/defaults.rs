@@ -12,10 +12,12 @@ fn text(title: &str) -> Value {
     json!({"type": "string", "title": title})
 }
 
-/// A property holding references to other objects (IDM's relationships; idsync stores the
-/// references as written).
+/// A property holding references to other objects (IDM's relationships,
+/// docs/configuration.md#relationship-properties). Returned by default: a project without
+/// `managed.json` reads its references back with the object, as it always has.
 fn refs(title: &str, to: &str) -> Value {
-    json!({"type": "array", "title": title, "items": {"type": "relationship", "resourceCollection": [{"path": to}]}})
+    json!({"type": "array", "title": title, "returnByDefault": true,
+           "items": {"type": "relationship", "resourceCollection": [{"path": to}]}})
 }
 
 fn typed(name: &str, title: &str, properties: Value, indexed: &[&str]) -> ManagedType {
@@ -50,7 +52,7 @@ pub(crate) fn default_managed_types() -> Vec<ManagedType> {
         "stateProvince": text("State/Province"),
         "roles": refs("Provisioning Roles", "managed/role"),
         "authzRoles": refs("Authorization Roles", "managed/role"),
-        "manager": {"type": "relationship", "title": "Manager", "resourceCollection": [{"path": "managed/user"}]},
+        "manager": {"type": "relationship", "title": "Manager", "returnByDefault": true, "resourceCollection": [{"path": "managed/user"}]},
         "reports": refs("Direct Reports", "managed/user")
     });
     let role = json!({

@@ -3,7 +3,7 @@
 
 use crate::cx::Cx;
 use crate::script::script;
-use crate::types::{ManagedType, PropertyScripts, ScriptSpec};
+use crate::types::{ManagedType, PropertyScripts, RelationshipField, ScriptSpec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -196,3 +196,115 @@ fn property(cx: &mut Cx<'_>, ptr: &str, name: &str, p: &Value) -> Option<Propert
 
 /// The keys of a schema property that idsync reads (the rest is JSON schema and UI metadata).
 const PROPERTY_KEYS: [&str; 4] = ["isVirtual", "onRetrieve", "onValidate", "onStore"];
+
+impl ManagedType {
+    /// The schema's relationship properties (docs/configuration.md#relationship-properties): a
+    /// property of `"type": "relationship"` holds one, `"type": "array"` with `items` of that
+    /// type a collection. `returnByDefault` is read on the property; `reverseRelationship`,
+    /// `reversePropertyName` and `resourceCollection` on the property or (for a collection) on
+    /// its `items`, where IDM's samples write them.
+    pub fn relationship_fields(&self) -> Vec<RelationshipField> {
+        let Some(props) = self.schema.get("properties").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        props
+            .iter()
+            .filter_map(|(name, p)| relationship_field(name, p))
+            .collect()
+    }
+
+    /// The relationship property called `name`, if the schema has one.
+    pub fn relationship_field(&self, name: &str) -> Option<RelationshipField> {
+        let p = self.schema.get("properties")?.get(name)?;
+        relationship_field(name, p)
+    }
+}
+
+fn relationship_field(name: &str, p: &Value) -> Option<RelationshipField> {
+    let is_rel = |v: &Value| v.get("type").and_then(Value::as_str) == Some("relationship");
+    let (collection, def) = if is_rel(p) {
+        (false, p)
+    } else if p.get("type").and_then(Value::as_str) == Some("array")
+        && p.get("items").is_some_and(is_rel)
+    {
+        (true, &p["items"])
+    } else {
+        return None;
+    };
+    let key = |k: &str| def.get(k).or_else(|| p.get(k));
+    let reverse = key("reverseRelationship").and_then(Value::as_bool) == Some(true);
+    let reverse_property = key("reversePropertyName")
+        .and_then(Value::as_str)
+        .filter(|_| reverse)
+        .map(str::to_string);
+    let resource_paths = match key("resourceCollection") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|c| c.get("path").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+        Some(c) => c
+            .get("path")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(RelationshipField {
+        name: name.to_string(),
+        collection,
+        return_by_default: p.get("returnByDefault").and_then(Value::as_bool) == Some(true),
+        reverse_property,
+        resource_paths,
+        validate: key("validate").and_then(Value::as_bool) == Some(true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn relationship_properties_are_read_as_idm_writes_them() {
+        let t = ManagedType {
+            name: "role".into(),
+            schema: json!({"properties": {
+                "name": {"type": "string"},
+                "members": {"type": "array", "returnByDefault": true, "items": {
+                    "type": "relationship", "reverseRelationship": true,
+                    "reversePropertyName": "roles",
+                    "resourceCollection": {"path": "managed/user"}}},
+                "owner": {"type": "relationship", "validate": true,
+                          "resourceCollection": [{"path": "managed/user"}]},
+                "tags": {"type": "array", "items": {"type": "string"}}
+            }}),
+            ..ManagedType::default()
+        };
+        let fields = t.relationship_fields();
+        assert_eq!(
+            fields,
+            vec![
+                RelationshipField {
+                    name: "members".into(),
+                    collection: true,
+                    return_by_default: true,
+                    reverse_property: Some("roles".into()),
+                    resource_paths: vec!["managed/user".into()],
+                    validate: false,
+                },
+                RelationshipField {
+                    name: "owner".into(),
+                    collection: false,
+                    return_by_default: false,
+                    reverse_property: None,
+                    resource_paths: vec!["managed/user".into()],
+                    validate: true,
+                },
+            ]
+        );
+        assert!(t.relationship_field("tags").is_none());
+        assert_eq!(t.relationship_field("owner"), Some(fields[1].clone()));
+    }
+}

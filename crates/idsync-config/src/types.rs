@@ -331,6 +331,27 @@ pub struct PropertyScripts {
     pub on_store: Option<ScriptSpec>,
 }
 
+/// A property of a managed type's schema that holds relationships (IDM's `"type":
+/// "relationship"`, or an array of them), as [`ManagedType::relationship_fields`] reads it
+/// (docs/configuration.md#relationship-properties).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationshipField {
+    /// The property's name (`historicalAccounts`).
+    pub name: String,
+    /// `"type": "array"` of relationships; otherwise one relationship (or none).
+    pub collection: bool,
+    /// `returnByDefault`: a read of the owning object includes the property without `_fields`
+    /// naming it.
+    pub return_by_default: bool,
+    /// `reversePropertyName` of a `reverseRelationship`: the property of the referenced
+    /// managed object that holds the other side.
+    pub reverse_property: Option<String>,
+    /// The `path`s of `resourceCollection` (`managed/role`): where its references may point.
+    pub resource_paths: Vec<String>,
+    /// `validate`: a write refuses a reference to a managed object that does not exist.
+    pub validate: bool,
+}
+
 /// Schedule trigger kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScheduleType {

@@ -17,6 +17,7 @@ pub mod managed_set;
 pub mod metered;
 mod pipeline;
 pub mod recon;
+pub mod relationships;
 pub mod resources;
 pub mod scheduler;
 pub mod sync;

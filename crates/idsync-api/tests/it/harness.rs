@@ -61,7 +61,7 @@ impl Server {
         configure: impl FnOnce(ApiState) -> ApiState,
         extra: Router<ApiState>,
     ) -> Server {
-        Self::start_project(limits, csv_rows, configure, move |_| extra, None).await
+        Self::start_project(limits, csv_rows, configure, move |_| extra, None, None).await
     }
 
     /// With extra routes built from the state (e.g. the engine's `recon` routes over the same
@@ -71,12 +71,26 @@ impl Server {
         csv_rows: usize,
         routes_of: impl FnOnce(&ApiState) -> Router<ApiState>,
     ) -> Server {
-        Self::start_project(limits, csv_rows, |s| s, routes_of, None).await
+        Self::start_project(limits, csv_rows, |s| s, routes_of, None, None).await
     }
 
     /// With `sync` as conf/sync.json instead of the default one-mapping file.
     pub async fn start_with_sync(sync: Value) -> Server {
-        Self::start_project(Limits::default(), 10, |s| s, |_| Router::new(), Some(sync)).await
+        Self::start_project(
+            Limits::default(),
+            10,
+            |s| s,
+            |_| Router::new(),
+            Some(sync),
+            None,
+        )
+        .await
+    }
+
+    /// With `managed` as conf/managed.json instead of the one `user` type.
+    pub async fn start_with_managed(managed: Value) -> Server {
+        let (limits, none) = (Limits::default(), None);
+        Self::start_project(limits, 10, |s| s, |_| Router::new(), none, Some(managed)).await
     }
 
     async fn start_project(
@@ -85,16 +99,15 @@ impl Server {
         configure: impl FnOnce(ApiState) -> ApiState,
         routes_of: impl FnOnce(&ApiState) -> Router<ApiState>,
         sync: Option<Value>,
+        managed: Option<Value>,
     ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        write(
-            d,
-            "conf/managed.json",
-            &json!({"objects": [{"name": "user", "schema": {"type": "object", "properties": {
+        let managed = managed.unwrap_or_else(|| {
+            json!({"objects": [{"name": "user", "schema": {"type": "object", "properties": {
                 "userName": {"type": "string"}, "mail": {"type": "string"}}}}]})
-            .to_string(),
-        );
+        });
+        write(d, "conf/managed.json", &managed.to_string());
         write(
             d,
             "conf/provisioner.openicf-hr.json",

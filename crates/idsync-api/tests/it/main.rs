@@ -15,4 +15,5 @@ mod queries;
 mod queue;
 mod recon_wait;
 mod reference;
+mod relationships;
 mod system;

@@ -13,6 +13,7 @@ mod cluster;
 mod config_validate;
 mod connector_test;
 mod console;
+mod idm_historical_accounts;
 mod idm_layout;
 mod idm_multiaccount;
 mod idm_scripts_sample;
