@@ -130,7 +130,7 @@ impl RunCtx {
                     Spec::ended(op)
                 }
                 Err(e) => {
-                    op.error = Some(EngineError::Connector(e.clone()).to_string());
+                    op.error = Some(out.op_error(&EngineError::Connector(e.clone())));
                     Spec::ended(op)
                 }
             };
@@ -169,7 +169,7 @@ impl RunCtx {
                 done: false,
             },
             Err(e) => {
-                op.error = Some(e.to_string());
+                op.error = Some(out.op_error(&e));
                 Spec::ended(op)
             }
         }
@@ -199,7 +199,7 @@ impl RunCtx {
             match applied {
                 Ok(()) if creates => created.clone_from(&op.target_id),
                 Ok(()) => {}
-                Err(e) => op.error = Some(e.to_string()),
+                Err(e) => op.error = Some(out.op_error(&e)),
             }
         }
         self.finish(op, true, out);
@@ -314,7 +314,7 @@ impl RunCtx {
                 .target_op(engine, preloaded.clone(), &mut op, out)
                 .await
             {
-                op.error = Some(e.to_string());
+                op.error = Some(out.op_error(&e));
             }
             self.finish(op, false, out);
             if out.abort.is_some() {
