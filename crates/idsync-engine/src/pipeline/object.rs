@@ -191,6 +191,7 @@ impl RunCtx {
         if !done && let Some(decision) = decision {
             let creates = matches!(intent, Intent::Create { .. });
             let applied: EngineResult<()> = async {
+                crate::failpoint_unavailable!("recon.object.unavailable");
                 self.apply(intent, source.as_deref(), target, link, &mut op, out)
                     .await?;
                 self.post_action(&decision, source.as_deref(), &op, true, out)
