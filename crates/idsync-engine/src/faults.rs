@@ -17,6 +17,8 @@
 //! - `queue.deadletter.before_commit`: a dead letter about to be committed (`sync/queue.rs`).
 //! - `recon.source.unavailable`: a source page's query finds the repository or system
 //!   unreachable — a transient error, retried (`recon/jobs/source.rs`, `recon/jobs/mod.rs`).
+//! - `recon.object.unavailable`: one source object's write finds its system unreachable — its
+//!   chunk is not committed but runs again (`pipeline/object.rs`, `recon/jobs/mod.rs`).
 
 /// Returns `Err(EngineError::Internal)` from the enclosing function when the failpoint `$name`
 /// is configured to `return` (a database error or a crash at that point, as far as the

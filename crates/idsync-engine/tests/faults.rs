@@ -591,3 +591,45 @@ async fn a_transient_error_is_retried_and_only_a_lasting_one_fails_the_run() {
         "{s:#}"
     );
 }
+
+/// An object whose write finds its system unreachable (a target restarting) is not committed
+/// as a FAILURE with the rest of its page: the page runs again, and the run ends with every
+/// object written and no failure. Only an outage that outlasts the job's attempts is counted
+/// as failures.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_that_meets_an_unreachable_system_runs_again_not_as_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    write_project(dir.path(), 50, 1_000);
+    let repo = sqlite(dir.path()).await;
+    let a = Running::start(node(dir.path(), repo.clone(), "a").await);
+
+    fail::cfg("recon.object.unavailable", "2*return").unwrap();
+    let run = a
+        .engine
+        .start_recon(MAPPING, ReconOptions::default())
+        .await
+        .unwrap();
+    let s = wait_ended(&a.engine, &run).await;
+    fail::remove("recon.object.unavailable");
+    assert_eq!(s["state"], "SUCCESS", "{s:#}");
+    assert_eq!(s["statusSummary"]["FAILURE"], 0, "{s:#}");
+    assert_eq!(
+        s["progress"]["source"]["existing"]["processed"], 50,
+        "{s:#}"
+    );
+    assert_eq!(s["progress"]["target"]["created"], 50, "{s:#}");
+    assert_eq!(repo.count_objects("user", None).await.unwrap(), 50);
+
+    // A system that stays unreachable: the job's last attempt commits the objects as failures
+    // and the run ends, its failures counted (no run is failed by a down target).
+    fail::cfg("recon.object.unavailable", "return").unwrap();
+    let run = a
+        .engine
+        .start_recon(MAPPING, ReconOptions::default())
+        .await
+        .unwrap();
+    let s = wait_ended(&a.engine, &run).await;
+    fail::remove("recon.object.unavailable");
+    assert_eq!(s["state"], "SUCCESS", "{s:#}");
+    assert_eq!(s["statusSummary"]["FAILURE"], 50, "{s:#}");
+}

@@ -130,7 +130,7 @@ impl RunCtx {
                     Spec::ended(op)
                 }
                 Err(e) => {
-                    op.error = Some(EngineError::Connector(e.clone()).to_string());
+                    op.error = Some(out.op_error(&EngineError::Connector(e.clone())));
                     Spec::ended(op)
                 }
             };
@@ -169,7 +169,7 @@ impl RunCtx {
                 done: false,
             },
             Err(e) => {
-                op.error = Some(e.to_string());
+                op.error = Some(out.op_error(&e));
                 Spec::ended(op)
             }
         }
@@ -191,6 +191,7 @@ impl RunCtx {
         if !done && let Some(decision) = decision {
             let creates = matches!(intent, Intent::Create { .. });
             let applied: EngineResult<()> = async {
+                crate::failpoint_unavailable!("recon.object.unavailable");
                 self.apply(intent, source.as_deref(), target, link, &mut op, out)
                     .await?;
                 self.post_action(&decision, source.as_deref(), &op, true, out)
@@ -199,7 +200,7 @@ impl RunCtx {
             match applied {
                 Ok(()) if creates => created.clone_from(&op.target_id),
                 Ok(()) => {}
-                Err(e) => op.error = Some(e.to_string()),
+                Err(e) => op.error = Some(out.op_error(&e)),
             }
         }
         self.finish(op, true, out);
@@ -314,7 +315,7 @@ impl RunCtx {
                 .target_op(engine, preloaded.clone(), &mut op, out)
                 .await
             {
-                op.error = Some(e.to_string());
+                op.error = Some(out.op_error(&e));
             }
             self.finish(op, false, out);
             if out.abort.is_some() {

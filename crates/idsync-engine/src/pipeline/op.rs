@@ -22,6 +22,10 @@ pub struct ChunkOutput {
     pub stats: StatsDelta,
     /// Set when the safety guard stopped the run: the message for the run's failure.
     pub abort: Option<String>,
+    /// Set when an op failed because a connected system or the repository was unreachable
+    /// (`Unavailable`): the first such error. A recon job then runs its chunk again instead of
+    /// committing the op as a FAILURE (see `recon::jobs::retry_unavailable`).
+    pub unavailable: Option<String>,
     /// Sync mode: one result per operation, in the `/sync` response shape (docs/rest.md#synchronization).
     pub sync_results: Vec<Value>,
     /// Normalised ids of the targets written (created, updated, deleted).
@@ -43,6 +47,19 @@ impl ChunkOutput {
         if self.abort.is_none() {
             self.abort = other.abort;
         }
+        if self.unavailable.is_none() {
+            self.unavailable = other.unavailable;
+        }
+    }
+
+    /// The text of an op's error, noting it in [`ChunkOutput::unavailable`] when the error
+    /// says a system was unreachable.
+    pub(crate) fn op_error(&mut self, e: &EngineError) -> String {
+        let text = e.to_string();
+        if crate::recon::jobs::is_transient(e) && self.unavailable.is_none() {
+            self.unavailable = Some(text.clone());
+        }
+        text
     }
 }
 

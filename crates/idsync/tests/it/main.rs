@@ -3,12 +3,14 @@
 //! binary and look at what a user sees (exit codes, summary JSON, files, stored objects).
 
 mod browser;
+mod private_pg;
 mod server;
 #[path = "../../../idsync-connectors/tests/support/slapd.rs"]
 mod slapd;
 mod support;
 
 mod auth_cli;
+mod chaos;
 mod cluster;
 mod config_validate;
 mod connector_test;

@@ -24,7 +24,7 @@ pub(crate) fn provisioner_with(s: &Slapd, extra: Value) -> Value {
     p
 }
 
-fn provisioner(s: &Slapd) -> Value {
+pub(crate) fn provisioner(s: &Slapd) -> Value {
     let props: Value = serde_json::from_str(&s.configuration_properties()).unwrap();
     json!({
         "name": "ldap",

@@ -227,13 +227,28 @@ pub async fn execute(engine: &Arc<Engine>, job: ClaimedJob) -> EngineResult<()> 
 pub const MAX_ATTEMPTS: i64 = 5;
 
 /// Errors that a later attempt may not meet: the repository or a connected system unreachable.
-fn is_transient(e: &EngineError) -> bool {
+pub(crate) fn is_transient(e: &EngineError) -> bool {
     use idsync_connectors::ConnectorError;
     matches!(
         e,
         EngineError::Repo(RepoError::Unavailable(_))
             | EngineError::Connector(ConnectorError::Unavailable(_))
     )
+}
+
+/// A chunk in which an op met an unreachable system (slapd restarting, a database failing
+/// over) is not committed with that op as a FAILURE: the job ends with the transient error and
+/// runs again after its pause, from what it committed (an earlier attempt's external creates
+/// are found again by their intents or the correlation). On the job's last attempt the chunk
+/// commits as it is, each such op a FAILURE, so that a system that stays down ends the run
+/// with its failures counted rather than failing it.
+pub(super) fn retry_unavailable(job: &ClaimedJob, out: &ChunkOutput) -> EngineResult<()> {
+    match &out.unavailable {
+        Some(msg) if job.token < MAX_ATTEMPTS => Err(EngineError::Connector(
+            idsync_connectors::ConnectorError::Unavailable(msg.clone()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The pause before attempt `attempt + 1`: a tenth of the lease, doubling per attempt, at most

@@ -5,8 +5,8 @@
 use super::{
     CHUNK, KIND_SOURCE_DONE, KIND_TARGET, PAGES_DONE_KEY, chunk_done_op, chunks_done, commit_chunk,
     commit_tolerating_existing, complete, complete_only, fail_run, finish_job, outstanding,
-    recheck_later, schedule, schedule_ops, schedule_page_ops, set_stage, singleton_job, track,
-    track_op,
+    recheck_later, retry_unavailable, schedule, schedule_ops, schedule_page_ops, set_stage,
+    singleton_job, track, track_op,
 };
 use crate::Engine;
 use crate::error::{EngineError, EngineResult};
@@ -170,6 +170,10 @@ pub(super) async fn source_page(
         }
         extra.add(keys::SOURCE_READ, remaining.len() as i64);
         let out = process(engine, &ctx, remaining, fence.clone()).await?;
+        if let Err(e) = retry_unavailable(job, &out) {
+            ctx.drop_caches();
+            return Err(e);
+        }
         let abort = out.abort.clone();
         let stopped = abort.is_some() || ctx.is_canceled();
         let done = rest.is_empty() || stopped;

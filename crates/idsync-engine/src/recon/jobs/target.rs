@@ -2,8 +2,8 @@
 //! run's target snapshot, or queried per chunk when the run is clustered).
 
 use super::{
-    CHUNK, commit_chunk, complete, complete_only, fail_run, finish_job, schedule, set_stage, track,
-    track_op,
+    CHUNK, commit_chunk, complete, complete_only, fail_run, finish_job, retry_unavailable,
+    schedule, set_stage, track, track_op,
 };
 use crate::Engine;
 use crate::error::EngineResult;
@@ -57,6 +57,7 @@ pub(super) async fn target_phase(
                 .map(|(id, entry)| Item::Target { id, entry })
                 .collect();
             let mut out = process(&engine, &ctx, items, None).await?;
+            retry_unavailable(job, &out)?;
             // The chunk's ids join the run's registry in the chunk's commit: a re-run of this
             // job (its node died mid-phase) skips them, so every target is counted once.
             if !unclaimed.is_empty() {
