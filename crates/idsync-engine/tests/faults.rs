@@ -113,6 +113,17 @@ impl Running {
         ));
         Running { engine, stop }
     }
+
+    /// Runs a reconciliation of the mapping with the default options on this node and waits for
+    /// its end: its summary.
+    async fn recon(&self) -> Value {
+        let run = self
+            .engine
+            .start_recon(MAPPING, ReconOptions::default())
+            .await
+            .unwrap();
+        wait_ended(&self.engine, &run).await
+    }
 }
 
 impl Drop for Running {
@@ -190,14 +201,10 @@ async fn a_finish_that_fails_before_the_run_ends_leaves_no_active_run() {
     let repo = sqlite(dir.path()).await;
     let n = Running::start(node(dir.path(), repo.clone(), "n1").await);
     fail::cfg("recon.finish.before_end", "1*return").unwrap();
-    let run = n
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&n.engine, &run).await;
+    let s = n.recon().await;
     assert_eq!(s["state"], "FAILED", "{s:#}");
-    let msg = repo.get_run(&run).await.unwrap().unwrap().message.unwrap();
+    let run = s["_id"].as_str().unwrap();
+    let msg = repo.get_run(run).await.unwrap().unwrap().message.unwrap();
     assert!(msg.contains("recon.finish.before_end"), "{msg}");
     assert!(repo.active_run(MAPPING).await.unwrap().is_none());
     // The failure did not hold the mapping: the next run starts and succeeds.
@@ -324,12 +331,7 @@ async fn an_unpaged_source_resumed_after_a_crash_counts_every_object_once() {
     let repo = sqlite(dir.path()).await;
     let a = Running::start(node(dir.path(), repo.clone(), "a").await);
     fail::cfg("recon.page.after_commit", "1*panic").unwrap();
-    let run = a
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&a.engine, &run).await;
+    let s = a.recon().await;
     assert_eq!(s["state"], "SUCCESS", "{s:#}");
     assert_eq!(
         s["progress"]["source"]["existing"]["processed"], 5_000,
@@ -363,12 +365,7 @@ async fn a_target_phase_resumed_after_a_crash_counts_every_target_once() {
     let a = Running::start(node(dir.path(), repo.clone(), "a").await);
     // The first commit is the source page's; the second, the target phase's first chunk.
     fail::cfg("recon.page.after_commit", "1*off->1*panic").unwrap();
-    let run = a
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&a.engine, &run).await;
+    let s = a.recon().await;
     assert_eq!(s["state"], "SUCCESS", "{s:#}");
     assert_eq!(s["situationSummary"]["UNASSIGNED"], 4_500, "{s:#}");
     assert_eq!(s["situationSummary"]["ABSENT"], 5, "{s:#}");
@@ -388,12 +385,7 @@ async fn a_crash_before_a_page_commit_reruns_the_page_once() {
     let repo = sqlite(dir.path()).await;
     let a = Running::start(node(dir.path(), repo.clone(), "a").await);
     fail::cfg("recon.page.before_commit", "1*panic").unwrap();
-    let run = a
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&a.engine, &run).await;
+    let s = a.recon().await;
     assert_eq!(s["state"], "SUCCESS", "{s:#}");
     assert_eq!(
         s["progress"]["source"]["existing"]["processed"], 50,
@@ -523,12 +515,7 @@ async fn a_crash_after_external_creates_neither_duplicates_nor_fails_them() {
         let a = Running::start(node(dir.path(), repo.clone(), "a").await);
         // The second page's first attempt: its 10 creates are out, its commit never happens.
         fail::cfg("recon.page.before_commit", "1*off->1*panic").unwrap();
-        let run = a
-            .engine
-            .start_recon(MAPPING, ReconOptions::default())
-            .await
-            .unwrap();
-        let s = wait_ended(&a.engine, &run).await;
+        let s = a.recon().await;
         fail::remove("recon.page.before_commit");
         assert_eq!(s["state"], "SUCCESS", "{s:#}");
         assert_eq!(s["statusSummary"]["FAILURE"], 0, "{s:#}");
@@ -561,12 +548,7 @@ async fn a_transient_error_is_retried_and_only_a_lasting_one_fails_the_run() {
     let a = Running::start(node(dir.path(), repo.clone(), "a").await);
 
     fail::cfg("recon.source.unavailable", "2*return").unwrap();
-    let run = a
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&a.engine, &run).await;
+    let s = a.recon().await;
     assert_eq!(s["state"], "SUCCESS", "{s:#}");
     assert_eq!(
         s["progress"]["source"]["existing"]["processed"], 50,
@@ -576,12 +558,7 @@ async fn a_transient_error_is_retried_and_only_a_lasting_one_fails_the_run() {
     assert_eq!(repo.count_objects("user", None).await.unwrap(), 50);
 
     fail::cfg("recon.source.unavailable", "return").unwrap();
-    let run = a
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&a.engine, &run).await;
+    let s = a.recon().await;
     fail::remove("recon.source.unavailable");
     assert_eq!(s["state"], "FAILED", "{s:#}");
     assert!(
@@ -604,12 +581,7 @@ async fn an_object_that_meets_an_unreachable_system_runs_again_not_as_a_failure(
     let a = Running::start(node(dir.path(), repo.clone(), "a").await);
 
     fail::cfg("recon.object.unavailable", "2*return").unwrap();
-    let run = a
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&a.engine, &run).await;
+    let s = a.recon().await;
     fail::remove("recon.object.unavailable");
     assert_eq!(s["state"], "SUCCESS", "{s:#}");
     assert_eq!(s["statusSummary"]["FAILURE"], 0, "{s:#}");
@@ -623,12 +595,7 @@ async fn an_object_that_meets_an_unreachable_system_runs_again_not_as_a_failure(
     // A system that stays unreachable: the job's last attempt commits the objects as failures
     // and the run ends, its failures counted (no run is failed by a down target).
     fail::cfg("recon.object.unavailable", "return").unwrap();
-    let run = a
-        .engine
-        .start_recon(MAPPING, ReconOptions::default())
-        .await
-        .unwrap();
-    let s = wait_ended(&a.engine, &run).await;
+    let s = a.recon().await;
     fail::remove("recon.object.unavailable");
     assert_eq!(s["state"], "SUCCESS", "{s:#}");
     assert_eq!(s["statusSummary"]["FAILURE"], 50, "{s:#}");
