@@ -423,7 +423,11 @@ async fn compare(backend: Backend, d: &Dataset, k: Knobs) -> Result<(), String> 
                 "run {round} differs under {k:?}\nserial: {a:#?}\nvariant: {b:#?}"
             ));
         }
-        if a.state != "SUCCESS" {
+        // An empty source fails the run by design (allowEmptySourceSet is false): the second
+        // source is empty when the generator dropped every row, and then both runs must fail
+        // alike, which the comparison above checked.
+        let empty_source = rows.is_empty();
+        if a.state != "SUCCESS" && !(empty_source && a.state == "FAILED") {
             return Err(format!("run {round} did not succeed: {a:#?}"));
         }
     }
@@ -603,6 +607,28 @@ fn issue_19_two_rows_sharing_an_email_make_one_user() {
             assert_eq!(second.3, "FOUND_ALREADY_LINKED", "{o:#?}");
         });
     }
+}
+
+/// A second source the generator emptied (every row dropped): the run fails by design
+/// (`allowEmptySourceSet` is false), alike serially and under the knobs, and the comparison
+/// accepts it. The property test met this case about once in fifty runs and reported it as a
+/// failure.
+#[test]
+fn an_emptied_source_fails_alike_serially_and_under_the_knobs() {
+    let d = Dataset {
+        rows: vec![row("s000", "m0@example.com")],
+        users: vec![],
+        links: vec![],
+        rows2: vec![],
+    };
+    let k = Knobs {
+        page_size: Some(5),
+        ids_only: true,
+        script_correlation: true,
+        ..Knobs::serial(true)
+    };
+    let r = rt().block_on(compare(Backend::Sqlite, &d, k));
+    assert!(r.is_ok(), "{}", r.unwrap_err());
 }
 
 /// Issue 19: two sources correlate to one existing user, in one page and across two pages
