@@ -92,6 +92,53 @@ struct Consumer {
     script: Option<Script>,
     /// The token of the mapping's lock while this node holds it; 0 when it does not.
     token: AtomicI64,
+    meters: Meters,
+}
+
+/// The consumer's metric series, looked up once each: a labelled `counter!`/`histogram!`
+/// builds its key from cloned labels and finds the series on every call, several times per
+/// event on the drain path. A series appears on its first use, as with the macros.
+struct Meters {
+    counters: Mutex<HashMap<&'static str, metrics::Counter>>,
+    timings: Mutex<HashMap<&'static str, metrics::Histogram>>,
+    batch_size: metrics::Histogram,
+    batch_seconds: metrics::Histogram,
+    poll_seconds: metrics::Histogram,
+}
+
+impl Meters {
+    fn new(mapping: &str) -> Meters {
+        let m = mapping.to_string();
+        Meters {
+            counters: Mutex::default(),
+            timings: Mutex::default(),
+            batch_size: metrics::histogram!("idsync_sync_queue_batch_size", "mapping" => m.clone()),
+            batch_seconds: metrics::histogram!("idsync_sync_queue_batch_seconds", "mapping" => m.clone()),
+            poll_seconds: metrics::histogram!("idsync_sync_queue_poll_pending_events_seconds", "mapping" => m),
+        }
+    }
+
+    /// `idsync_sync_queue_action_total{mapping, action}`.
+    fn counter(&self, mapping: &str, action: &'static str) -> metrics::Counter {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        counters
+            .entry(action)
+            .or_insert_with(|| {
+                metrics::counter!("idsync_sync_queue_action_total", "mapping" => mapping.to_string(), "action" => action)
+            })
+            .clone()
+    }
+
+    /// `idsync_sync_queue_action_seconds{mapping, action}`.
+    fn histogram(&self, mapping: &str, action: &'static str) -> metrics::Histogram {
+        let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
+        timings
+            .entry(action)
+            .or_insert_with(|| {
+                metrics::histogram!("idsync_sync_queue_action_seconds", "mapping" => mapping.to_string(), "action" => action)
+            })
+            .clone()
+    }
 }
 
 impl Consumer {
@@ -110,6 +157,7 @@ impl Consumer {
             }
             _ => None,
         };
+        let meters = Meters::new(&mapping);
         Arc::new(Consumer {
             engine,
             mapping,
@@ -119,6 +167,7 @@ impl Consumer {
             ready_rx: tokio::sync::Mutex::new(ready_rx),
             script,
             token: AtomicI64::new(0),
+            meters,
         })
     }
 
@@ -147,12 +196,18 @@ impl Consumer {
     }
 
     fn metric(&self, action: &'static str) {
-        metrics::counter!("idsync_sync_queue_action_total", "mapping" => self.mapping.clone(), "action" => action)
-            .increment(1);
+        self.metric_n(action, 1);
+    }
+
+    fn metric_n(&self, action: &'static str, n: u64) {
+        if n > 0 {
+            self.meters.counter(&self.mapping, action).increment(n);
+        }
     }
 
     fn timing(&self, action: &'static str, since: Instant) {
-        metrics::histogram!("idsync_sync_queue_action_seconds", "mapping" => self.mapping.clone(), "action" => action)
+        self.meters
+            .histogram(&self.mapping, action)
             .record(since.elapsed().as_secs_f64());
     }
 
@@ -286,13 +341,12 @@ impl Consumer {
             .repo
             .acquire_events(&self.mapping, node, self.q.page_size as usize)
             .await?;
-        metrics::histogram!("idsync_sync_queue_poll_pending_events_seconds", "mapping" => self.mapping.clone())
-            .record(t.elapsed().as_secs_f64());
+        self.meters.poll_seconds.record(t.elapsed().as_secs_f64());
         let mut accepted = 0;
         let mut rejecting = false;
         let mut rejected = Vec::new();
+        self.metric_n("acquire", events.len() as u64);
         for ev in events {
-            self.metric("acquire");
             {
                 let mut lines = self.lines();
                 if !rejecting && (lines.count as u64) < self.q.max_queue_size {
@@ -405,14 +459,13 @@ impl Consumer {
         let t = Instant::now();
         let results = self.execute(&events).await;
         let elapsed = t.elapsed().as_secs_f64();
-        metrics::histogram!("idsync_sync_queue_batch_size", "mapping" => self.mapping.clone())
-            .record(events.len() as f64);
-        metrics::histogram!("idsync_sync_queue_batch_seconds", "mapping" => self.mapping.clone())
-            .record(elapsed);
+        self.meters.batch_size.record(events.len() as f64);
+        self.meters.batch_seconds.record(elapsed);
+        // Each event took as long as its batch.
+        self.meters
+            .histogram(&self.mapping, "execution")
+            .record_many(elapsed, events.len());
         for (ev, result) in events.into_iter().zip(results) {
-            // Each event took as long as its batch.
-            metrics::histogram!("idsync_sync_queue_action_seconds", "mapping" => self.mapping.clone(), "action" => "execution")
-                .record(elapsed);
             match result {
                 // Its deletion committed with its sync.
                 Ok(()) => self.finished(&ev, "release", Instant::now()),

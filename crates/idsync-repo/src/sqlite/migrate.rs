@@ -39,10 +39,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_create_intents.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_audit_queue_upkeep.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`. Idempotent.
 pub fn migrate(conn: &mut Connection) -> RepoResult<()> {
+    apply(conn, MIGRATIONS)
+}
+
+fn apply(conn: &mut Connection, migrations: &[(i64, &str)]) -> RepoResult<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map_err)?;
@@ -51,7 +59,7 @@ pub fn migrate(conn: &mut Connection) -> RepoResult<()> {
          applied INTEGER NOT NULL)",
     )
     .map_err(map_err)?;
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in migrations {
         let done: Option<i64> = tx
             .query_row(
                 "SELECT version FROM schema_migrations WHERE version = ?",
@@ -70,4 +78,48 @@ pub fn migrate(conn: &mut Connection) -> RepoResult<()> {
         }
     }
     tx.commit().map_err(map_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 0010 rebuilds `audit` without AUTOINCREMENT: the entries written before are all there,
+    /// with their ids, and later entries still come after them.
+    #[test]
+    fn audit_entries_survive_the_rebuild_without_autoincrement() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, &MIGRATIONS[..9]).unwrap();
+        for i in 0..3 {
+            c.execute(
+                "INSERT INTO audit (id, kind, timestamp, mapping, entry) VALUES (?, 'sync', ?, 'm', ?)",
+                rusqlite::params![format!("e{i}"), i, format!("{{\"n\":{i}}}")],
+            )
+            .unwrap();
+        }
+        migrate(&mut c).unwrap();
+        c.execute(
+            "INSERT INTO audit (id, kind, timestamp, entry) VALUES ('e3', 'sync', 3, '{}')",
+            [],
+        )
+        .unwrap();
+        let rows: Vec<(i64, String, String)> = c
+            .prepare("SELECT seq, id, entry FROM audit ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(ids, ["e0", "e1", "e2", "e3"]);
+        assert_eq!(rows[1].2, r#"{"n":1}"#);
+        let autoincrement: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_sequence WHERE name = 'audit'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(autoincrement, 0);
+    }
 }
