@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod splitmix;
 
 use clap::Parser;
 use std::process::ExitCode;

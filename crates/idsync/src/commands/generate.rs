@@ -1,6 +1,7 @@
 //! `idsync generate hr`: HR-style test data for samples and benchmarks (BENCHMARKS.md: "HR-style
 //! users, 10 attributes"). Deterministic for a given seed, so benchmark runs are comparable.
 
+use crate::splitmix::SplitMix;
 use anyhow::{Context, Result};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -70,22 +71,6 @@ pub const HR_HEADER: [&str; 10] = [
     "city",
     "accountStatus",
 ];
-
-/// A small deterministic generator (SplitMix64): no dependency, same output everywhere.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
 
 /// One generated row, in `HR_HEADER` order.
 pub fn hr_row(i: u64, seed: u64) -> [String; 10] {

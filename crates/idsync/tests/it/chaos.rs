@@ -23,6 +23,7 @@
 use crate::private_pg::PrivatePg;
 use crate::server::{ADMIN_TOKEN, Server};
 use crate::slapd::{ADMIN_DN, ADMIN_PW, PEOPLE, Slapd};
+use crate::splitmix::SplitMix;
 use crate::support::{Project, csv_rows, idsync, psql_query};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,22 +44,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// splitmix64: a tiny seeded generator, the same sequence on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -381,7 +366,7 @@ async fn three_nodes_survive_kills_and_restarts_with_every_object_once() {
          IDSYNC_CHAOS_CHANGES={} IDSYNC_CHAOS_ROW_MS={row_ms}",
         rounds * DEVICES as u64
     );
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix(seed);
     let mut faults = vec![
         Fault::Kill,
         Fault::Kill,

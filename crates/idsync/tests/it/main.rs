@@ -7,6 +7,9 @@ mod private_pg;
 mod server;
 #[path = "../../../idsync-connectors/tests/support/slapd.rs"]
 mod slapd;
+#[allow(dead_code)]
+#[path = "../../src/splitmix.rs"]
+mod splitmix;
 mod support;
 
 mod auth_cli;
