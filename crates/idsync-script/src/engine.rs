@@ -30,6 +30,20 @@ pub(crate) const SOURCE_VAR: &str = "__idsync_src";
 
 thread_local! {
     static ENGINE: RefCell<Option<ThreadEngine>> = const { RefCell::new(None) };
+    /// How long the call in progress on this thread has waited in host calls (`openidm.*`):
+    /// the time budget is the script's own time, not the time the systems it called took to
+    /// answer. Host calls per evaluation are bounded (docs/scripts.md), so a script looping over
+    /// slow calls still ends.
+    static HOST_WAIT: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Runs a host call of the script in progress on this thread; the time it takes does not count
+/// against the script's time budget.
+pub(crate) fn waiting_on_host<R>(call: impl FnOnce() -> R) -> R {
+    let started = Instant::now();
+    let result = call();
+    HOST_WAIT.with(|w| w.set(w.get() + started.elapsed()));
+    result
 }
 
 /// What the interrupt handler shares with the call in progress.
@@ -151,7 +165,7 @@ impl ThreadEngine {
         });
         let handler_state = Rc::clone(&state);
         runtime.set_interrupt_handler(Some(Box::new(move || match handler_state.deadline.get() {
-            Some(deadline) if Instant::now() >= deadline => {
+            Some(deadline) if Instant::now() >= deadline + HOST_WAIT.with(Cell::get) => {
                 handler_state.timed_out.set(true);
                 true
             }
@@ -235,6 +249,7 @@ impl ThreadEngine {
             let (function, args) = prepared.map_err(|e| describe_failure(&ctx, e))?;
             state.timed_out.set(false);
             // The deadline also covers the JSON conversion, which may run a script's `toJSON`.
+            HOST_WAIT.with(|w| w.set(Duration::ZERO));
             state.deadline.set(Some(Instant::now() + timeout));
             let called = function
                 .call_arg::<JsValue>(args)

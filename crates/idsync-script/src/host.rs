@@ -458,17 +458,19 @@ pub(crate) fn dispatch(request: Value) -> Result<Value, HostError> {
         }
     };
     let scope = scope.enter_call()?;
-    host.call(HostRequest {
-        method,
-        resource,
-        new_id,
-        rev,
-        content,
-        action,
-        params,
-        fields,
-        scope,
-        origin,
+    crate::engine::waiting_on_host(|| {
+        host.call(HostRequest {
+            method,
+            resource,
+            new_id,
+            rev,
+            content,
+            action,
+            params,
+            fields,
+            scope,
+            origin,
+        })
     })
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // Tests may unwrap.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use idsync_script::host::{
     self, HostError, HostMethod, HostRequest, HostSlot, MAX_DEPTH, ScriptHost, scoped,
@@ -12,7 +13,10 @@ use idsync_script::host::{
 use idsync_script::{Bindings, ModuleSource, Script, ScriptOrigin};
 use serde_json::{Map, Value, json};
 
-/// Records calls; answers `read` of `missing` with 404 and `update` with 412; anything else
+/// How long the fake takes to answer a `read` of `slow/...`.
+const SLOW_CALL: Duration = Duration::from_millis(400);
+
+/// Records calls; answers `read` of `slow/...` after [`SLOW_CALL`], `read` of `missing` with 404 and `update` with 412; anything else
 /// echoes the request.
 #[derive(Default)]
 struct Fake {
@@ -28,6 +32,10 @@ impl ScriptHost for Fake {
         self.calls.lock().unwrap().push(request.clone());
         let recurse = self.recurse.lock().unwrap().clone();
         match request.method {
+            HostMethod::Read if request.resource.starts_with("slow/") => {
+                std::thread::sleep(SLOW_CALL);
+                Ok(json!({"_id": request.resource}))
+            }
             HostMethod::Read if request.resource.ends_with("missing") => {
                 Err(HostError::new(404, "managed/user/missing not found"))
             }
@@ -123,6 +131,31 @@ fn each_call_reaches_the_host_with_its_arguments() {
     assert_eq!(out[6]["action"], "recon");
     assert_eq!(out[6]["params"]["mapping"], "m");
     assert_eq!(fake.calls.lock().unwrap().len(), 7);
+}
+
+/// The time budget is the script's own time: waiting for the systems it calls does not spend it
+/// (three calls of 400 ms each, then some work of its own, within a 300 ms budget), and a
+/// script that then loops for ever is still stopped.
+#[test]
+fn waiting_on_slow_host_calls_does_not_spend_the_time_budget() {
+    let (script, fake, _host) = hosted(
+        "var r = [openidm.read('slow/a'), openidm.read('slow/b'), openidm.read('slow/c')]; \
+         for (var i = 0, n = 0; i < 100000; i++) { n += i; } r",
+    );
+    let script = script.with_timeout(Duration::from_millis(300));
+    let out = script.eval(&Bindings::new()).unwrap();
+    assert_eq!(out[2]["_id"], "slow/c");
+    assert_eq!(fake.calls.lock().unwrap().len(), 3);
+
+    let (looping, _, _host) = hosted("openidm.read('slow/a'); while (true) {}");
+    let looping = looping.with_timeout(Duration::from_millis(300));
+    let error = looping.eval(&Bindings::new()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("interrupted after its time budget"),
+        "{error}"
+    );
 }
 
 #[test]
