@@ -120,25 +120,31 @@ impl Meters {
 
     /// `idsync_sync_queue_action_total{mapping, action}`.
     fn counter(&self, mapping: &str, action: &'static str) -> metrics::Counter {
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        counters
-            .entry(action)
-            .or_insert_with(|| {
-                metrics::counter!("idsync_sync_queue_action_total", "mapping" => mapping.to_string(), "action" => action)
-            })
-            .clone()
+        series(
+            &self.counters,
+            action,
+            || metrics::counter!("idsync_sync_queue_action_total", "mapping" => mapping.to_string(), "action" => action),
+        )
     }
 
     /// `idsync_sync_queue_action_seconds{mapping, action}`.
     fn histogram(&self, mapping: &str, action: &'static str) -> metrics::Histogram {
-        let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
-        timings
-            .entry(action)
-            .or_insert_with(|| {
-                metrics::histogram!("idsync_sync_queue_action_seconds", "mapping" => mapping.to_string(), "action" => action)
-            })
-            .clone()
+        series(
+            &self.timings,
+            action,
+            || metrics::histogram!("idsync_sync_queue_action_seconds", "mapping" => mapping.to_string(), "action" => action),
+        )
     }
+}
+
+/// The handle of one action's series, registered on first use.
+fn series<T: Clone>(
+    known: &Mutex<HashMap<&'static str, T>>,
+    action: &'static str,
+    register: impl FnOnce() -> T,
+) -> T {
+    let mut known = known.lock().unwrap_or_else(|p| p.into_inner());
+    known.entry(action).or_insert_with(register).clone()
 }
 
 impl Consumer {
