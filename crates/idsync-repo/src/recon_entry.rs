@@ -40,31 +40,32 @@ pub fn narrow(entry: &AuditEntry) -> Option<Narrow<'_>> {
     let Value::Object(map) = &entry.entry else {
         return None;
     };
-    // entryType, the fields, and `_id` when it is the entry's own id.
-    let id_ok = match map.get("_id") {
-        None => true,
-        Some(Value::String(s)) => *s == entry.id,
-        Some(_) => false,
-    };
-    let expected = 1 + FIELDS.len() + usize::from(map.contains_key("_id"));
-    if !id_ok || map.len() != expected || map.get("entryType") != Some(&Value::from("entry")) {
-        return None;
-    }
-    // Key order too: the rendered entry lists the keys in FIELDS order.
-    let mut keys = map.keys();
-    if keys.next().map(String::as_str) != Some("entryType") {
-        return None;
+    // In order: entryType, the fields, and `_id` when it is the entry's own id — read in one
+    // walk of the map (a recon writes one entry per object; no key is hashed).
+    let mut keys = map.iter();
+    match keys.next() {
+        Some((k, Value::String(v))) if k == "entryType" && v == "entry" => {}
+        _ => return None,
     }
     let mut out = [None; FIELDS.len()];
     for (slot, (name, _)) in out.iter_mut().zip(FIELDS) {
-        if keys.next().map(String::as_str) != Some(name) {
+        let (key, value) = keys.next()?;
+        if key != name {
             return None;
         }
-        *slot = match map.get(name)? {
+        *slot = match value {
             Value::Null => None,
             Value::String(s) => Some(s.as_str()),
             _ => return None,
         };
+    }
+    match keys.next() {
+        None => {}
+        Some((k, Value::String(id))) if k == "_id" && *id == entry.id => {}
+        _ => return None,
+    }
+    if keys.next().is_some() {
+        return None;
     }
     Some(out)
 }
