@@ -8,7 +8,7 @@ use crate::managed_set::new_id;
 use chrono::Utc;
 use idsync_core::{Action, Situation};
 use idsync_repo::{AuditEntry, AuditKind, Op};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 impl RunCtx {
     pub(super) fn recon_id(&self) -> Option<&str> {
@@ -57,56 +57,23 @@ impl RunCtx {
         if op.action == Some(Action::Noreport) && !failed {
             return;
         }
-        // One entry per object: built at its final size (the `json!` macro grows the map three
-        // times), in the key order the narrow row expects (idsync_repo::recon_entry::FIELDS).
-        let text = |s: Option<&str>| s.map_or(Value::Null, |s| Value::String(s.to_owned()));
-        let mut entry = Map::with_capacity(16);
-        entry.insert("entryType".into(), "entry".into());
-        entry.insert("reconId".into(), self.run_id.clone().into());
-        entry.insert("mapping".into(), self.mapping_name.clone().into());
-        entry.insert(
-            "situation".into(),
-            text(op.situation.map(Situation::as_str)),
-        );
-        entry.insert("action".into(), text(op.action.map(Action::as_str)));
-        entry.insert(
-            "sourceObjectId".into(),
-            json!(qualified(&self.config.source_str, &op.source_id)),
-        );
-        entry.insert(
-            "targetObjectId".into(),
-            json!(qualified(&self.config.target_str, &op.target_id)),
-        );
-        entry.insert("linkQualifier".into(), json!(op.qualifier));
-        entry.insert(
-            "status".into(),
-            (if failed { "FAILURE" } else { "SUCCESS" }).into(),
-        );
-        entry.insert(
-            "message".into(),
-            json!(op.error.clone().or(op.message.clone())),
-        );
-        entry.insert("messageDetail".into(), Value::Null);
-        entry.insert("exception".into(), json!(op.error));
-        entry.insert("reconciling".into(), json!(op.phase));
-        entry.insert(
-            "ambiguousTargetObjectIds".into(),
-            if op.ambiguous.is_empty() {
-                Value::Null
-            } else {
-                op.ambiguous.join(", ").into()
-            },
-        );
-        entry.insert(
-            "reconAction".into(),
-            (if self.opts.source_id.is_some() {
-                "reconById"
-            } else {
-                "recon"
-            })
-            .into(),
-        );
-        let entry = Value::Object(entry);
+        let entry = json!({
+            "entryType": "entry",
+            "reconId": self.run_id,
+            "mapping": self.mapping_name,
+            "situation": op.situation.map(Situation::as_str),
+            "action": op.action.map(Action::as_str),
+            "sourceObjectId": qualified(&self.config.source_str, &op.source_id),
+            "targetObjectId": qualified(&self.config.target_str, &op.target_id),
+            "linkQualifier": op.qualifier,
+            "status": if failed { "FAILURE" } else { "SUCCESS" },
+            "message": op.error.clone().or(op.message.clone()),
+            "messageDetail": Value::Null,
+            "exception": op.error,
+            "reconciling": op.phase,
+            "ambiguousTargetObjectIds": if op.ambiguous.is_empty() { Value::Null } else { json!(op.ambiguous.join(", ")) },
+            "reconAction": if self.opts.source_id.is_some() { "reconById" } else { "recon" },
+        });
         out.ops.push(Op::AppendAudit(AuditEntry {
             id: new_id(),
             kind: AuditKind::Recon,
