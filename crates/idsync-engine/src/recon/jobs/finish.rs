@@ -7,7 +7,7 @@ use crate::error::EngineResult;
 use crate::managed_set::new_id;
 use crate::pipeline::stats::keys;
 use crate::recon::summary::{RunCounters, SummaryHead, build_summary, summary_message};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use idsync_core::ReconStage;
 use idsync_repo::{AuditEntry, AuditKind, ChangeSet, ClaimedJob, Op, RunRecord, RunUpdate};
 use serde_json::{Value, json};
@@ -74,25 +74,8 @@ pub(super) async fn finish(
     } else {
         ReconStage::CompletedSuccess
     };
-    let head = SummaryHead {
-        id: &run.id,
-        mapping: &run.mapping,
-        stage,
-        analyze: run.analyze,
-        started: Some(run.started),
-        ended: Some(ended),
-        parameters: &run.parameters,
-        message: message.as_deref(),
-    };
-    let summary = build_summary(&head, &counters, ended);
-    let update = RunUpdate {
-        state: Some(stage.state()),
-        stage: Some(stage),
-        ended: Some(ended),
-        message: message.clone(),
-        summary: Some(summary.clone()),
-        totals: None,
-    };
+    let update = end_update(&run, stage, message, &counters, ended);
+    let summary = update.summary.clone().unwrap_or_default();
     let audit = AuditEntry {
         id: new_id(),
         kind: AuditKind::Recon,
@@ -209,7 +192,25 @@ pub async fn end_if_orphaned(engine: &Engine, run_id: &str) -> EngineResult<bool
     let counters = RunCounters {
         by_node: engine.repo.run_counters(run_id).await?.by_node,
     };
-    let ended = Utc::now();
+    let update = end_update(&run, stage, message, &counters, Utc::now());
+    engine.repo.update_run(run_id, &update).await?;
+    engine.forget_run(run_id);
+    tracing::warn!(
+        run = run_id,
+        state = stage.state().as_str(),
+        "an ACTIVE run whose finish job was done has been ended"
+    );
+    Ok(true)
+}
+
+/// The run record's end: its final stage, end time, message and summary.
+fn end_update(
+    run: &RunRecord,
+    stage: ReconStage,
+    message: Option<String>,
+    counters: &RunCounters,
+    ended: DateTime<Utc>,
+) -> RunUpdate {
     let head = SummaryHead {
         id: &run.id,
         mapping: &run.mapping,
@@ -220,21 +221,12 @@ pub async fn end_if_orphaned(engine: &Engine, run_id: &str) -> EngineResult<bool
         parameters: &run.parameters,
         message: message.as_deref(),
     };
-    let summary = build_summary(&head, &counters, ended);
-    let update = RunUpdate {
+    RunUpdate {
         state: Some(stage.state()),
         stage: Some(stage),
         ended: Some(ended),
-        message: message.clone(),
-        summary: Some(summary),
+        summary: Some(build_summary(&head, counters, ended)),
+        message,
         totals: None,
-    };
-    engine.repo.update_run(run_id, &update).await?;
-    engine.forget_run(run_id);
-    tracing::warn!(
-        run = run_id,
-        state = stage.state().as_str(),
-        "an ACTIVE run whose finish job was done has been ended"
-    );
-    Ok(true)
+    }
 }
